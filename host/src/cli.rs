@@ -1,0 +1,423 @@
+//! The command line: the operator's tool. It works without an identity provider, so operators and tests can
+//! drive everything, and it shares the database with a running gateway, which picks up edits within a second.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::{Env, MasterKey, Paths, ServeConfig};
+use crate::mcp::aggregate::ListKind;
+use crate::mcp::runtime::{Deps, probe_names};
+use crate::names::{Prefix, ProfileSlug, ServerName};
+use crate::sandbox::Launcher;
+use crate::servers::{self, Builtin, ServerDef, ServerSpec};
+use crate::store::Store;
+
+#[derive(Parser)]
+#[command(
+    name = "gigmcp",
+    version,
+    about = "Gig'MCP: a security-first gateway for MCP servers"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway (configured by GIG_* environment variables; see README.md).
+    Serve {
+        /// Development mode: generate a master key into the data directory if none is set, create a `demo`
+        /// profile with the built-in echo server, and print how to connect a client.
+        #[arg(long)]
+        dev: bool,
+    },
+    /// Manage profiles: named sets of servers, each served at /mcp/p/<slug> with its own token.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// Manage servers (only the operator defines them: a server's command and URL are powers over the host).
+    #[command(subcommand)]
+    Server(ServerCommand),
+    /// Serve the built-in echo MCP server on stdin/stdout (one tool, `echo`).
+    McpEcho,
+}
+
+#[derive(Subcommand)]
+enum ProfileCommand {
+    /// Create a profile and print its token (shown this once only).
+    Create {
+        slug: String,
+        /// A display name.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List profiles.
+    List,
+    /// Delete a profile; its clients are disconnected and its servers stopped.
+    Delete { slug: String },
+    /// Manage a profile's token.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Add a server to a profile (refused if any of its tool or prompt names would collide).
+    AddServer { slug: String, server: String },
+    /// Remove a server from a profile.
+    RemoveServer { slug: String, server: String },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Replace the profile's token; the old one stops working at once. Prints the new token once.
+    Rotate { slug: String },
+}
+
+#[derive(Subcommand)]
+enum ServerCommand {
+    /// Define a server: a sandboxed stdio command, a built-in, or a streamable-HTTP URL.
+    Add(ServerAdd),
+    /// List servers.
+    List,
+    /// Remove a server (it must be in no profile).
+    Remove { name: String },
+}
+
+#[derive(Args)]
+struct ServerAdd {
+    name: String,
+    /// Absolute path of a stdio MCP server to run in a sandbox.
+    #[arg(long, conflicts_with_all = ["url", "builtin"], required_unless_present_any = ["url", "builtin"])]
+    command: Option<String>,
+    /// An argument for --command (repeat for more).
+    #[arg(long = "arg", allow_hyphen_values = true, requires = "command")]
+    args: Vec<String>,
+    /// An environment variable for --command, NAME=value (repeat for more).
+    #[arg(long = "env", requires = "command")]
+    env: Vec<String>,
+    /// A host path visible in the sandbox: HOST[:SANDBOX][:rw], read-only unless :rw (repeat for more).
+    #[arg(long = "mount", requires = "command")]
+    mounts: Vec<String>,
+    /// A streamable-HTTP MCP server.
+    #[arg(long, conflicts_with = "builtin")]
+    url: Option<String>,
+    /// A server built into gigmcp: echo.
+    #[arg(long)]
+    builtin: Option<String>,
+    /// Expose names as <prefix>_<name> (default: the server name; empty: the plain names).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// One process per client session instead of one per profile.
+    #[arg(long)]
+    per_session: bool,
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::McpEcho => Ok(crate::echo::run()?),
+        Command::Serve { dev } => serve(dev),
+        Command::Profile(command) => profile(command),
+        Command::Server(command) => server(command),
+    }
+}
+
+fn open_store() -> Result<Store> {
+    let paths = Paths::from_env(&Env::from_process())?;
+    Ok(Store::open(&paths.db_path)?)
+}
+
+fn profile(command: ProfileCommand) -> Result<()> {
+    let store = open_store()?;
+    match command {
+        ProfileCommand::Create { slug, name } => {
+            let slug = ProfileSlug::parse(&slug)?;
+            let (profile, token) = store.create_profile(&slug, &name)?;
+            println!("created profile {}", profile.slug);
+            println!("token (shown once; store it now): {}", token.reveal());
+        }
+        ProfileCommand::List => {
+            let configs: HashMap<_, _> = store.profile_configs()?.into_iter().map(|c| (c.id, c)).collect();
+            println!("{:<24} {:<24} SERVERS", "SLUG", "NAME");
+            for p in store.list_profiles()? {
+                let servers: Vec<String> = configs
+                    .get(&p.id)
+                    .map(|c| c.servers.iter().map(|s| s.name.to_string()).collect())
+                    .unwrap_or_default();
+                println!("{:<24} {:<24} {}", p.slug, p.name, servers.join(","));
+            }
+        }
+        ProfileCommand::Delete { slug } => {
+            store.delete_profile(&ProfileSlug::parse(&slug)?)?;
+            println!("deleted profile {slug}");
+        }
+        ProfileCommand::Token(TokenCommand::Rotate { slug }) => {
+            let token = store.rotate_token(&ProfileSlug::parse(&slug)?)?;
+            println!(
+                "new token for {slug} (shown once; the old one no longer works): {}",
+                token.reveal()
+            );
+        }
+        ProfileCommand::AddServer { slug, server } => {
+            let slug = ProfileSlug::parse(&slug)?;
+            let server = ServerName::parse(&server)?;
+            let mut servers = store.profile_config(&slug)?.servers;
+            if servers.iter().any(|s| s.name == server) {
+                bail!("server {server} is already in profile {slug}");
+            }
+            servers.push(store.server(&server)?);
+            check_collisions(&servers).with_context(|| format!("cannot add {server} to profile {slug}"))?;
+            store.add_server_to_profile(&slug, &server)?;
+            println!("added {server} to profile {slug}");
+        }
+        ProfileCommand::RemoveServer { slug, server } => {
+            store.remove_server_from_profile(&ProfileSlug::parse(&slug)?, &ServerName::parse(&server)?)?;
+            println!("removed {server} from profile {slug}");
+        }
+    }
+    Ok(())
+}
+
+/// Refuses a set of servers in which two would expose the same tool or prompt name. Equal prefixes are
+/// refused outright; otherwise each server is started (sandboxed, as when serving) and its names listed.
+fn check_collisions(servers: &[ServerDef]) -> Result<()> {
+    for (i, a) in servers.iter().enumerate() {
+        for b in &servers[..i] {
+            if a.prefix == b.prefix && !a.prefix.as_str().is_empty() {
+                bail!(
+                    "servers {} and {} both use the prefix {:?}; give one another --prefix",
+                    b.name,
+                    a.name,
+                    a.prefix.as_str()
+                );
+            }
+        }
+    }
+    if servers.len() < 2 {
+        return Ok(());
+    }
+    let deps = Deps {
+        launcher: Launcher::new()?,
+        http: reqwest::Client::new(),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let listed = runtime.block_on(async {
+        let probes = servers.iter().map(|def| probe_names(def, &deps));
+        futures_util::future::join_all(probes).await
+    });
+    let mut seen: HashMap<(ListKind, String), &ServerName> = HashMap::new();
+    for (def, names) in servers.iter().zip(listed) {
+        let names = names.map_err(|e| anyhow::anyhow!("cannot list the names of server {}: {e}", def.name))?;
+        for (kind, name) in names {
+            let exposed = def.prefix.expose(&name);
+            if let Some(holder) = seen.insert((kind, exposed.clone()), &def.name) {
+                let what = if kind == ListKind::Tools { "tool" } else { "prompt" };
+                bail!(
+                    "{what} name {exposed:?} would be exposed by both {holder} and {}; give one of them another --prefix",
+                    def.name
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn server(command: ServerCommand) -> Result<()> {
+    let store = open_store()?;
+    match command {
+        ServerCommand::Add(add) => {
+            let def = server_def(add)?;
+            store.add_server(&def)?;
+            println!("added server {}", def.name);
+        }
+        ServerCommand::List => {
+            println!("{:<24} {:<16} {:<8} TARGET", "NAME", "PREFIX", "MODE");
+            for s in store.list_servers()? {
+                let target = match &s.spec {
+                    ServerSpec::Stdio { command, args, .. } => {
+                        format!("{command} {}", args.join(" "))
+                    }
+                    ServerSpec::Builtin { builtin } => format!("built-in {}", builtin.subcommand()),
+                    ServerSpec::Http { url } => url.clone(),
+                };
+                let mode = if s.per_session { "session" } else { "profile" };
+                println!(
+                    "{:<24} {:<16} {:<8} {}",
+                    s.name,
+                    s.prefix.as_str(),
+                    mode,
+                    target.trim_end()
+                );
+            }
+        }
+        ServerCommand::Remove { name } => {
+            store.remove_server(&ServerName::parse(&name)?)?;
+            println!("removed server {name}");
+        }
+    }
+    Ok(())
+}
+
+/// Parses `server add` into a definition; every part is validated before anything is written.
+fn server_def(add: ServerAdd) -> Result<ServerDef> {
+    let name = ServerName::parse(&add.name)?;
+    let prefix = Prefix::parse(add.prefix.as_deref().unwrap_or(name.as_str()))?;
+    let spec = if let Some(url) = add.url {
+        ServerSpec::Http {
+            url: servers::parse_url(&url)?,
+        }
+    } else if let Some(builtin) = add.builtin {
+        ServerSpec::Builtin {
+            builtin: Builtin::parse(&builtin)?,
+        }
+    } else {
+        let command = add.command.context("give --command, --url or --builtin")?;
+        ServerSpec::Stdio {
+            command: servers::parse_command(&command)?,
+            args: add.args,
+            env: add
+                .env
+                .iter()
+                .map(|e| servers::parse_env(e))
+                .collect::<Result<_, _>>()?,
+            mounts: add
+                .mounts
+                .iter()
+                .map(|m| servers::parse_mount(m))
+                .collect::<Result<_, _>>()?,
+        }
+    };
+    Ok(ServerDef {
+        name,
+        prefix,
+        per_session: add.per_session,
+        spec,
+    })
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GIG_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// In dev mode, a master key kept in the data directory (never in production: `serve` alone requires one).
+fn dev_master_key(data_dir: &std::path::Path) -> Result<MasterKey> {
+    let path: PathBuf = data_dir.join("dev-master-key");
+    if !path.exists() {
+        std::fs::create_dir_all(data_dir)?;
+        let mut key = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
+        write_private(&path, hex::encode(key).as_bytes())?;
+        eprintln!(
+            "\n  WARNING: GIG_MASTER_KEY is not set. Development mode generated one into {}.\n  \
+             Never use this in production: set GIG_MASTER_KEY (openssl rand -hex 32) or GIG_MASTER_KEY_FILE.\n",
+            path.display()
+        );
+    }
+    Ok(MasterKey::parse(&std::fs::read_to_string(&path)?)?)
+}
+
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    Ok(())
+}
+
+/// Dev mode: the `demo` profile with the built-in echo server, and a fresh token to print (tokens are
+/// stored only as hashes, so the demo token is rotated at every start rather than kept anywhere).
+fn prepare_demo(store: &Store) -> Result<String> {
+    let slug = ProfileSlug::parse("demo")?;
+    let echo = ServerName::parse("echo")?;
+    if store.server(&echo).is_err() {
+        store.add_server(&ServerDef {
+            name: echo.clone(),
+            prefix: Prefix::parse("echo")?,
+            per_session: false,
+            spec: ServerSpec::Builtin { builtin: Builtin::Echo },
+        })?;
+    }
+    if store.profile_config(&slug).is_err() {
+        store.create_profile(&slug, "Demo")?;
+        store.add_server_to_profile(&slug, &echo)?;
+    }
+    Ok(store.rotate_token(&slug)?.reveal().to_owned())
+}
+
+fn serve(dev: bool) -> Result<()> {
+    let env = Env::from_process();
+    let paths = Paths::from_env(&env)?;
+    let generated = if dev {
+        Some(dev_master_key(&paths.data_dir)?)
+    } else {
+        None
+    };
+    let config = ServeConfig::from_env(&env, generated)?;
+    init_tracing();
+    std::fs::create_dir_all(&config.paths.data_dir)
+        .with_context(|| format!("cannot create GIG_DATA_DIR {}", config.paths.data_dir.display()))?;
+    let store = Arc::new(Store::open(&config.paths.db_path)?);
+    let demo_token = if dev { Some(prepare_demo(&store)?) } else { None };
+    let deps = Deps {
+        launcher: Launcher::new()?,
+        http: reqwest::Client::builder()
+            .connect_timeout(std::time::Duration::from_secs(10))
+            .build()?,
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on GIG_LISTEN={}", config.listen))?;
+        let address = listener.local_addr()?;
+        let gateway = crate::mcp::gateway::Gateway::new(store, deps);
+        tokio::spawn(gateway.clone().watch());
+        let endpoint = Arc::new(crate::mcp::endpoint::Endpoint {
+            gateway,
+            public_origin: config.public_origin.clone(),
+            max_body_bytes: config.max_body_bytes,
+        });
+        tracing::info!("Gig'MCP listening on http://{address}");
+        if let Some(token) = demo_token {
+            print_demo(address, &token);
+        }
+        axum::serve(listener, crate::mcp::endpoint::router(endpoint))
+            .with_graceful_shutdown(shutdown_signal())
+            .await?;
+        tracing::info!("Gig'MCP stopped");
+        Ok(())
+    })
+}
+
+fn print_demo(address: std::net::SocketAddr, token: &str) {
+    let url = format!("http://{address}/mcp/p/demo");
+    println!();
+    println!("Gig'MCP is serving the demo profile (the built-in echo server, tool `echo_echo`).");
+    println!("  endpoint: {url}");
+    println!("  token:    {token}");
+    println!("  (a new token is made at every start; the previous one no longer works)");
+    println!();
+    println!("Connect Claude Code:");
+    println!("  claude mcp add --transport http gigmcp {url} --header \"Authorization: Bearer {token}\"");
+    println!();
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

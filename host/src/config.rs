@@ -1,0 +1,257 @@
+//! Configuration: parsed once at start-up from the environment into typed structs. Nothing reads the
+//! environment later. Missing or malformed settings stop start-up with a message that says what to set.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    #[error("{name} is not set: {hint}")]
+    Missing { name: &'static str, hint: &'static str },
+    #[error("{name} is invalid ({value:?}): {hint}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        hint: &'static str,
+    },
+    #[error("cannot read {name} from {path}: {source}")]
+    File {
+        name: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{name} is no longer supported: {replacement}")]
+    Removed {
+        name: &'static str,
+        replacement: &'static str,
+    },
+    #[error("set either {name} or {name}_FILE, not both")]
+    Both { name: &'static str },
+}
+
+/// Variables of the original system that no longer apply, with what replaced them.
+const REMOVED: &[(&str, &str)] = &[
+    (
+        "GIG_BEARER_TOKEN",
+        "every profile has its own token now; create one with `gigmcp profile create <slug>`",
+    ),
+    (
+        "GIG_ECHO_BIN",
+        "the echo server is built in; add it with `gigmcp server add <name> --builtin echo`",
+    ),
+    (
+        "GIG_BOOTSTRAP_PATH",
+        "define profiles and servers with the gigmcp CLI (`gigmcp profile create`, `gigmcp server add`)",
+    ),
+];
+
+pub const MASTER_KEY_HINT: &str = "64 hex characters (32 bytes); generate one with `openssl rand -hex 32`, \
+     or put it in a file and set GIG_MASTER_KEY_FILE";
+
+/// The environment, read once.
+pub struct Env(HashMap<String, String>);
+
+impl Env {
+    pub fn from_process() -> Self {
+        Self(std::env::vars().collect())
+    }
+
+    #[cfg(test)]
+    pub fn from_pairs(pairs: &[(&str, &str)]) -> Self {
+        Self(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+    }
+
+    fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// A secret given inline or as `<NAME>_FILE` (trailing newline trimmed).
+    fn secret(&self, name: &'static str, file_name: &'static str) -> Result<Option<String>, ConfigError> {
+        match (self.get(name), self.get(file_name)) {
+            (Some(_), Some(_)) => Err(ConfigError::Both { name }),
+            (Some(v), None) => Ok(Some(v.to_owned())),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map(|s| Some(s.trim_end_matches(['\n', '\r']).to_owned()))
+                .map_err(|source| ConfigError::File {
+                    name: file_name,
+                    path: path.to_owned(),
+                    source,
+                }),
+            (None, None) => Ok(None),
+        }
+    }
+}
+
+/// Where the data lives: all the CLI needs.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub data_dir: PathBuf,
+    pub db_path: PathBuf,
+}
+
+impl Paths {
+    pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
+        refuse_removed(env)?;
+        let data_dir = PathBuf::from(env.get("GIG_DATA_DIR").unwrap_or("./data"));
+        let db_path = env
+            .get("GIG_DB_PATH")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("gigmcp.db"));
+        Ok(Self { data_dir, db_path })
+    }
+}
+
+/// The master key of the vault. Its bytes never appear in logs or `Debug` output.
+pub struct MasterKey(pub [u8; 32]);
+
+impl std::fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MasterKey(<redacted>)")
+    }
+}
+
+impl MasterKey {
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let invalid = || ConfigError::Invalid {
+            name: "GIG_MASTER_KEY",
+            value: "<redacted>".into(),
+            hint: MASTER_KEY_HINT,
+        };
+        let bytes = hex::decode(text.trim()).map_err(|_| invalid())?;
+        Ok(Self(bytes.try_into().map_err(|_| invalid())?))
+    }
+}
+
+/// Everything `gigmcp serve` needs.
+#[derive(Debug)]
+pub struct ServeConfig {
+    pub paths: Paths,
+    pub listen: SocketAddr,
+    pub master_key: MasterKey,
+    /// The origin browsers use to reach the gateway; requests with another non-loopback `Origin` are refused.
+    pub public_origin: Option<String>,
+    /// The largest request body accepted on the MCP endpoint; larger bodies get 413.
+    pub max_body_bytes: usize,
+}
+
+pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
+
+impl ServeConfig {
+    /// `generated_key`: in dev mode, a master key to use when none is configured.
+    pub fn from_env(env: &Env, generated_key: Option<MasterKey>) -> Result<Self, ConfigError> {
+        let paths = Paths::from_env(env)?;
+        let listen_text = env.get("GIG_LISTEN").unwrap_or("127.0.0.1:8080");
+        let listen = listen_text.parse().map_err(|_| ConfigError::Invalid {
+            name: "GIG_LISTEN",
+            value: listen_text.to_owned(),
+            hint: "give an address and port, like 127.0.0.1:8080 or [::]:8080",
+        })?;
+        let master_key = match env.secret("GIG_MASTER_KEY", "GIG_MASTER_KEY_FILE")? {
+            Some(text) => MasterKey::parse(&text)?,
+            None => generated_key.ok_or(ConfigError::Missing {
+                name: "GIG_MASTER_KEY",
+                hint: MASTER_KEY_HINT,
+            })?,
+        };
+        let public_origin = match env.get("GIG_PUBLIC_URL") {
+            None => None,
+            Some(text) => Some(origin_of(text).ok_or_else(|| ConfigError::Invalid {
+                name: "GIG_PUBLIC_URL",
+                value: text.to_owned(),
+                hint: "give the URL clients use to reach the gateway, like https://mcp.example.com",
+            })?),
+        };
+        let max_body_bytes = match env.get("GIG_MAX_BODY_BYTES") {
+            None => DEFAULT_MAX_BODY_BYTES,
+            Some(text) => text
+                .parse::<usize>()
+                .ok()
+                .filter(|n| *n >= 1024)
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "GIG_MAX_BODY_BYTES",
+                    value: text.to_owned(),
+                    hint: "give a number of bytes, at least 1024",
+                })?,
+        };
+        Ok(Self {
+            paths,
+            listen,
+            master_key,
+            public_origin,
+            max_body_bytes,
+        })
+    }
+}
+
+/// `scheme://host[:port]` of a URL, as browsers send it in `Origin`.
+pub fn origin_of(url: &str) -> Option<String> {
+    let url = reqwest::Url::parse(url).ok()?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return None;
+    }
+    Some(url.origin().ascii_serialization()).filter(|o| o != "null")
+}
+
+fn refuse_removed(env: &Env) -> Result<(), ConfigError> {
+    for (name, replacement) in REMOVED {
+        if env.get(name).is_some() {
+            return Err(ConfigError::Removed { name, replacement });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+
+    #[test]
+    fn serve_requires_a_master_key_and_says_how_to_make_one() {
+        let err = ServeConfig::from_env(&Env::from_pairs(&[]), None).unwrap_err();
+        assert!(err.to_string().contains("openssl rand -hex 32"), "{err}");
+        let err = ServeConfig::from_env(&Env::from_pairs(&[("GIG_MASTER_KEY", "abc")]), None).unwrap_err();
+        assert!(err.to_string().contains("64 hex"), "{err}");
+        assert!(!err.to_string().contains("abc"), "error echoes the secret: {err}");
+        let ok = ServeConfig::from_env(&Env::from_pairs(&[("GIG_MASTER_KEY", KEY)]), None).unwrap();
+        assert_eq!(ok.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(ok.paths.db_path, PathBuf::from("./data/gigmcp.db"));
+    }
+
+    #[test]
+    fn master_key_file_works_and_both_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("key");
+        std::fs::write(&file, format!("{KEY}\n")).unwrap();
+        let file = file.to_str().unwrap();
+        assert!(ServeConfig::from_env(&Env::from_pairs(&[("GIG_MASTER_KEY_FILE", file)]), None).is_ok());
+        let both = Env::from_pairs(&[("GIG_MASTER_KEY_FILE", file), ("GIG_MASTER_KEY", KEY)]);
+        assert!(matches!(
+            ServeConfig::from_env(&both, None),
+            Err(ConfigError::Both { .. })
+        ));
+    }
+
+    #[test]
+    fn removed_variables_stop_start_up_naming_their_replacement() {
+        let env = Env::from_pairs(&[("GIG_MASTER_KEY", KEY), ("GIG_BEARER_TOKEN", "x")]);
+        let err = ServeConfig::from_env(&env, None).unwrap_err();
+        assert!(err.to_string().contains("gigmcp profile create"), "{err}");
+    }
+
+    #[test]
+    fn public_url_gives_an_origin() {
+        assert_eq!(
+            origin_of("https://mcp.example.com/x").as_deref(),
+            Some("https://mcp.example.com")
+        );
+        assert_eq!(origin_of("http://h:8080").as_deref(), Some("http://h:8080"));
+        assert!(origin_of("ftp://h").is_none());
+        let env = Env::from_pairs(&[("GIG_MASTER_KEY", KEY), ("GIG_LISTEN", "nonsense")]);
+        assert!(ServeConfig::from_env(&env, None).is_err());
+    }
+}

@@ -1,0 +1,12 @@
+//! Gig'MCP: a security-first gateway for MCP servers. See DESIGN.md at the repository's root of the
+//! shared design, and the README.md of each subsystem folder for what it decided.
+
+pub mod cli;
+pub mod config;
+pub mod echo;
+pub mod mcp;
+pub mod names;
+pub mod sandbox;
+pub mod servers;
+pub mod store;
+pub mod token;

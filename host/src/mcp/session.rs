@@ -1,0 +1,586 @@
+//! A client session on a profile's endpoint: what one MCP client sees, and how each of its messages reaches
+//! the right server.
+//!
+//! The client's request ids stay in this session: upstream, every request gets the connection's own id, and
+//! the reply gets the client's id back here. A server→client request is given an id of this session
+//! (`gig-<n>`), so that the client's answer finds its way back to the server and the server's own id.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use serde_json::{Map, Value, json};
+use tokio::sync::mpsc;
+
+use super::aggregate::{Cursor, ListKind, merge_initialize};
+use super::jsonrpc::{self, id_key};
+use super::runtime::{ConnCell, Runtime, Slot, handle_events};
+use super::upstream::{Conn, Origin, UpstreamEvent};
+use crate::names::ServerName;
+use crate::store::ProfileId;
+use crate::token::random_id;
+
+/// Messages kept for a client that has no GET stream open; beyond this the oldest are dropped.
+const BACKLOG_LIMIT: usize = 1000;
+/// MCP's "resource not found".
+const RESOURCE_NOT_FOUND: i64 = -32002;
+/// Pages walked when refreshing the routing table, at most.
+const MAX_REFRESH_PAGES: usize = 1000;
+
+pub struct Session {
+    pub id: String,
+    pub profile: ProfileId,
+    pub runtime: Arc<Runtime>,
+    pub protocol_version: String,
+    client_capabilities: Value,
+    own: Mutex<HashMap<ServerName, Arc<ConnCell>>>,
+    events: mpsc::UnboundedSender<UpstreamEvent>,
+    inflight: Mutex<HashMap<String, (Arc<Conn>, u64)>>,
+    outgoing: Mutex<HashMap<String, (Arc<Conn>, Value)>>,
+    next_outgoing: AtomicU64,
+    stream: Mutex<Option<mpsc::UnboundedSender<Value>>>,
+    backlog: Mutex<VecDeque<Value>>,
+    last_active: Mutex<Instant>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// Removes an in-flight entry when the request ends, however it ends.
+struct InflightGuard<'a> {
+    session: &'a Session,
+    key: String,
+    upstream_id: u64,
+}
+
+impl Drop for InflightGuard<'_> {
+    fn drop(&mut self) {
+        let mut inflight = lock(&self.session.inflight);
+        if inflight.get(&self.key).is_some_and(|(_, id)| *id == self.upstream_id) {
+            inflight.remove(&self.key);
+        }
+    }
+}
+
+impl Session {
+    pub fn new(runtime: Arc<Runtime>, protocol_version: String, client_capabilities: Value) -> Arc<Self> {
+        let (events, rx) = mpsc::unbounded_channel();
+        let session = Arc::new(Self {
+            id: random_id(),
+            profile: runtime.profile,
+            runtime: runtime.clone(),
+            protocol_version,
+            client_capabilities,
+            own: Mutex::default(),
+            events,
+            inflight: Mutex::default(),
+            outgoing: Mutex::default(),
+            next_outgoing: AtomicU64::new(1),
+            stream: Mutex::default(),
+            backlog: Mutex::default(),
+            last_active: Mutex::new(Instant::now()),
+        });
+        tokio::spawn(handle_events(
+            Arc::downgrade(&runtime),
+            Some(Arc::downgrade(&session)),
+            rx,
+        ));
+        runtime.add_session(&session);
+        session
+    }
+
+    pub fn touch(&self) {
+        *lock(&self.last_active) = Instant::now();
+    }
+
+    pub fn last_active(&self) -> Instant {
+        *lock(&self.last_active)
+    }
+
+    /// The connection this session uses for a server, started if need be.
+    async fn conn(&self, slot: &Slot) -> Result<Arc<Conn>, String> {
+        let deps = &self.runtime.deps;
+        if slot.is_per_session() {
+            let cell = lock(&self.own).entry(slot.def.name.clone()).or_default().clone();
+            cell.get_or_start(&slot.def, deps, &self.events).await
+        } else {
+            slot.shared.get_or_start(&slot.def, deps, &self.runtime.events).await
+        }
+    }
+
+    /// Connections of this session that are running now, without starting any.
+    fn running_conns(&self) -> Vec<Arc<Conn>> {
+        let own = lock(&self.own);
+        self.runtime
+            .slots()
+            .iter()
+            .filter_map(|slot| {
+                if slot.is_per_session() {
+                    own.get(&slot.def.name).and_then(|c| c.running())
+                } else {
+                    slot.shared.running()
+                }
+            })
+            .collect()
+    }
+
+    /// Stops this session's own connection to a server that left the profile.
+    pub fn drop_server(&self, name: &ServerName) {
+        lock(&self.own).remove(name);
+    }
+
+    /// The gateway's answer to `initialize`: every server is started (in parallel) so that the capabilities
+    /// advertised are the ones the servers really have.
+    pub async fn initialize_result(&self) -> Value {
+        let slots = self.runtime.slots();
+        let starts = slots
+            .iter()
+            .map(|slot| async move { (slot.def.name.clone(), self.conn(slot).await) });
+        let mut inits = Vec::new();
+        for (name, outcome) in futures_util::future::join_all(starts).await {
+            match outcome {
+                Ok(conn) => inits.push((name, conn.init())),
+                Err(e) => {
+                    tracing::error!(profile = %self.runtime.slug, server = %name, "cannot start: {e}")
+                }
+            }
+        }
+        merge_initialize(&self.protocol_version, &inits)
+    }
+
+    /// Answers one client request. Messages related to it (progress, server→client requests) go to
+    /// `origin` while it runs.
+    pub async fn handle_request(&self, id: Value, method: &str, body: Map<String, Value>, origin: Origin) -> Value {
+        self.touch();
+        let params = body.get("params").cloned();
+        if let Some(kind) = ListKind::from_method(method) {
+            return self.list(id, kind, params.as_ref()).await;
+        }
+        match method {
+            "ping" => jsonrpc::result(id, json!({})),
+            "initialize" => jsonrpc::error(id, jsonrpc::INVALID_REQUEST, "this session is already initialized"),
+            "tools/call" => self.call_named(id, ListKind::Tools, method, params, origin).await,
+            "prompts/get" => self.call_named(id, ListKind::Prompts, method, params, origin).await,
+            "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+                self.call_by_uri(id, method, params, origin).await
+            }
+            "completion/complete" => self.complete(id, params, origin).await,
+            "logging/setLevel" => self.set_log_level(id, params, origin).await,
+            _ => self.forward_unmodelled(id, method, params, origin).await,
+        }
+    }
+
+    /// Sends a request to one server and gives the reply the client's id back.
+    async fn forward(
+        &self,
+        conn: &Arc<Conn>,
+        id: &Value,
+        method: &str,
+        params: Option<Value>,
+        origin: &Origin,
+    ) -> Value {
+        let upstream_id = conn.next_request_id();
+        let key = id_key(id);
+        lock(&self.inflight).insert(key.clone(), (conn.clone(), upstream_id));
+        let _guard = InflightGuard {
+            session: self,
+            key,
+            upstream_id,
+        };
+        let mut reply = conn.request(upstream_id, method, params, Some(origin.clone())).await;
+        reply["id"] = id.clone();
+        reply
+    }
+
+    /// One page of a list across all servers. A gateway cursor names a server and that server's cursor;
+    /// servers without the list, and empty pages, are skipped so a client never gets an empty page with a
+    /// cursor.
+    async fn list(&self, id: Value, kind: ListKind, params: Option<&Value>) -> Value {
+        let cursor = match params.and_then(|p| p.get("cursor")) {
+            None | Some(Value::Null) => None,
+            Some(Value::String(text)) => match Cursor::decode(text) {
+                Some(c) => Some(c),
+                None => return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "invalid cursor"),
+            },
+            Some(_) => {
+                return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "cursor must be a string");
+            }
+        };
+        let slots = self.runtime.slots();
+        let (mut index, mut upstream_cursor) = match cursor {
+            None => (0, None),
+            Some(Cursor { s, c }) => match slots.iter().position(|slot| slot.def.name.as_str() == s) {
+                Some(index) => (index, c),
+                None => {
+                    return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "invalid cursor: that server is gone");
+                }
+            },
+        };
+        while let Some(slot) = slots.get(index) {
+            let page = self.upstream_page(slot, kind, upstream_cursor.take()).await;
+            let (items, next) = match page {
+                Some((items, next)) => (items, next),
+                None => (Vec::new(), None),
+            };
+            let (items, collisions) =
+                lock(&self.runtime.routes).admit_page(kind, &slot.def.name, &slot.def.prefix, items);
+            for c in collisions {
+                tracing::error!(
+                    profile = %self.runtime.slug, server = %slot.def.name,
+                    "hiding {:?}: server {} already exposes that name; change a prefix", c.name, c.holder
+                );
+            }
+            let next_cursor = match next {
+                Some(next) => Some(Cursor {
+                    s: slot.def.name.to_string(),
+                    c: Some(next),
+                }),
+                None => slots.get(index + 1).map(|n| Cursor {
+                    s: n.def.name.to_string(),
+                    c: None,
+                }),
+            };
+            match next_cursor {
+                Some(Cursor { s, c }) if items.is_empty() => {
+                    index = slots
+                        .iter()
+                        .position(|x| x.def.name.as_str() == s)
+                        .unwrap_or(slots.len());
+                    upstream_cursor = c;
+                }
+                next_cursor => {
+                    let mut result = json!({ kind.field(): items });
+                    if let Some(next) = next_cursor {
+                        result["nextCursor"] = Value::String(next.encode());
+                    }
+                    return jsonrpc::result(id, result);
+                }
+            }
+        }
+        jsonrpc::result(id, json!({ kind.field(): [] }))
+    }
+
+    /// One page of one server's list: its items and its next cursor. `None` when the server has no such list
+    /// or failed (logged; one broken server does not hide the others).
+    async fn upstream_page(
+        &self,
+        slot: &Slot,
+        kind: ListKind,
+        cursor: Option<Value>,
+    ) -> Option<(Vec<Value>, Option<Value>)> {
+        let conn = match self.conn(slot).await {
+            Ok(conn) => conn,
+            Err(e) => {
+                tracing::error!(profile = %self.runtime.slug, server = %slot.def.name, "cannot start: {e}");
+                return None;
+            }
+        };
+        if !conn.has_capability(kind.capability()) {
+            return None;
+        }
+        let params = cursor.map(|c| json!({ "cursor": c }));
+        let reply = conn.request(conn.next_request_id(), kind.method(), params, None).await;
+        let Some(result) = reply.get("result") else {
+            tracing::warn!(server = %slot.def.name, "{} failed: {}", kind.method(), reply["error"]);
+            return None;
+        };
+        let items = result
+            .get(kind.field())
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let next = result.get("nextCursor").filter(|c| !c.is_null()).cloned();
+        Some((items, next))
+    }
+
+    /// Walks every page of a list so the routing table knows every name.
+    async fn refresh(&self, kind: ListKind) {
+        let mut cursor: Option<Value> = None;
+        for _ in 0..MAX_REFRESH_PAGES {
+            let params = cursor.take().map(|c| json!({ "cursor": c }));
+            let reply = self.list(Value::Null, kind, params.as_ref()).await;
+            match reply["result"].get("nextCursor") {
+                Some(next) => cursor = Some(next.clone()),
+                None => return,
+            }
+        }
+    }
+
+    async fn route_name(&self, kind: ListKind, exposed: &str) -> Option<(Arc<Slot>, String)> {
+        let resolve = || lock(&self.runtime.routes).resolve_name(kind, exposed);
+        let (server, name) = match resolve() {
+            Some(found) => found,
+            None => {
+                self.refresh(kind).await;
+                resolve()?
+            }
+        };
+        Some((self.runtime.slot(&server)?, name))
+    }
+
+    async fn route_uri(&self, uri: &str) -> Option<Arc<Slot>> {
+        let resolve = || lock(&self.runtime.routes).resolve_uri(uri);
+        let server = match resolve() {
+            Some(found) => found,
+            None => {
+                self.refresh(ListKind::Resources).await;
+                self.refresh(ListKind::ResourceTemplates).await;
+                resolve()?
+            }
+        };
+        self.runtime.slot(&server)
+    }
+
+    async fn call_named(
+        &self,
+        id: Value,
+        kind: ListKind,
+        method: &str,
+        params: Option<Value>,
+        origin: Origin,
+    ) -> Value {
+        let Some(mut params) = params.filter(Value::is_object) else {
+            return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "params must be an object");
+        };
+        let Some(exposed) = params.get("name").and_then(Value::as_str).map(str::to_owned) else {
+            return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "params.name must be a string");
+        };
+        let what = if kind == ListKind::Tools { "tool" } else { "prompt" };
+        let Some((slot, name)) = self.route_name(kind, &exposed).await else {
+            return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, format!("unknown {what}: {exposed}"));
+        };
+        let conn = match self.conn(&slot).await {
+            Ok(conn) => conn,
+            Err(e) => return jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, e),
+        };
+        params["name"] = Value::String(name);
+        self.forward(&conn, &id, method, Some(params), &origin).await
+    }
+
+    async fn call_by_uri(&self, id: Value, method: &str, params: Option<Value>, origin: Origin) -> Value {
+        let Some(uri) = params
+            .as_ref()
+            .and_then(|p| p.get("uri"))
+            .and_then(Value::as_str)
+            .map(str::to_owned)
+        else {
+            return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "params.uri must be a string");
+        };
+        if let Some(slot) = self.route_uri(&uri).await {
+            return match self.conn(&slot).await {
+                Ok(conn) => self.forward(&conn, &id, method, params, &origin).await,
+                Err(e) => jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, e),
+            };
+        }
+        // No server listed the URI or a template for it: ask the servers that have resources, in order.
+        let mut last = None;
+        for slot in self.runtime.slots().iter() {
+            let Ok(conn) = self.conn(slot).await else {
+                continue;
+            };
+            if !conn.has_capability("resources") {
+                continue;
+            }
+            let reply = self.forward(&conn, &id, method, params.clone(), &origin).await;
+            if reply.get("result").is_some() {
+                return reply;
+            }
+            last = Some(reply);
+        }
+        last.unwrap_or_else(|| jsonrpc::error(id, RESOURCE_NOT_FOUND, format!("resource not found: {uri}")))
+    }
+
+    async fn complete(&self, id: Value, params: Option<Value>, origin: Origin) -> Value {
+        let Some(mut params) = params.filter(Value::is_object) else {
+            return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "params must be an object");
+        };
+        let reference = &params["ref"];
+        let slot = match reference.get("type").and_then(Value::as_str) {
+            Some("ref/prompt") => {
+                let Some(exposed) = reference.get("name").and_then(Value::as_str).map(str::to_owned) else {
+                    return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "ref.name must be a string");
+                };
+                match self.route_name(ListKind::Prompts, &exposed).await {
+                    Some((slot, name)) => {
+                        params["ref"]["name"] = Value::String(name);
+                        slot
+                    }
+                    None => {
+                        return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, format!("unknown prompt: {exposed}"));
+                    }
+                }
+            }
+            Some("ref/resource") => {
+                let Some(uri) = reference.get("uri").and_then(Value::as_str).map(str::to_owned) else {
+                    return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "ref.uri must be a string");
+                };
+                match self.route_uri(&uri).await {
+                    Some(slot) => slot,
+                    None => {
+                        return jsonrpc::error(id, RESOURCE_NOT_FOUND, format!("resource not found: {uri}"));
+                    }
+                }
+            }
+            _ => {
+                return jsonrpc::error(
+                    id,
+                    jsonrpc::INVALID_PARAMS,
+                    "ref.type must be ref/prompt or ref/resource",
+                );
+            }
+        };
+        match self.conn(&slot).await {
+            Ok(conn) => {
+                self.forward(&conn, &id, "completion/complete", Some(params), &origin)
+                    .await
+            }
+            Err(e) => jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, e),
+        }
+    }
+
+    /// Sets the level on every server that logs.
+    async fn set_log_level(&self, id: Value, params: Option<Value>, origin: Origin) -> Value {
+        if params
+            .as_ref()
+            .and_then(|p| p.get("level"))
+            .and_then(Value::as_str)
+            .is_none()
+        {
+            return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "params.level must be a string");
+        }
+        for slot in self.runtime.slots().iter() {
+            let Ok(conn) = self.conn(slot).await else {
+                continue;
+            };
+            if conn.has_capability("logging") {
+                let reply = self
+                    .forward(&conn, &id, "logging/setLevel", params.clone(), &origin)
+                    .await;
+                if let Some(error) = reply.get("error") {
+                    tracing::warn!(server = %slot.def.name, "logging/setLevel failed: {error}");
+                }
+            }
+        }
+        jsonrpc::result(id, json!({}))
+    }
+
+    /// A method the gateway does not model goes to the first server that knows it.
+    async fn forward_unmodelled(&self, id: Value, method: &str, params: Option<Value>, origin: Origin) -> Value {
+        for slot in self.runtime.slots().iter() {
+            let Ok(conn) = self.conn(slot).await else {
+                continue;
+            };
+            let reply = self.forward(&conn, &id, method, params.clone(), &origin).await;
+            if reply["error"]["code"] != json!(jsonrpc::METHOD_NOT_FOUND) {
+                return reply;
+            }
+        }
+        jsonrpc::error(id, jsonrpc::METHOD_NOT_FOUND, format!("method not found: {method}"))
+    }
+
+    /// A notification from the client.
+    pub async fn handle_notification(&self, method: &str, body: Map<String, Value>) {
+        self.touch();
+        match method {
+            "notifications/initialized" => {}
+            "notifications/cancelled" => {
+                let params = body.get("params");
+                let Some(request_id) = params.and_then(|p| p.get("requestId")) else {
+                    return;
+                };
+                let entry = lock(&self.inflight).get(&id_key(request_id)).cloned();
+                if let Some((conn, upstream_id)) = entry {
+                    let reason = params.and_then(|p| p.get("reason")).cloned();
+                    conn.cancel(upstream_id, reason).await;
+                }
+            }
+            "notifications/roots/list_changed" => {
+                for conn in self.running_conns() {
+                    conn.notify(jsonrpc::notification(method, None)).await;
+                }
+            }
+            other => tracing::debug!(session = %self.id, "ignoring client notification {other}"),
+        }
+    }
+
+    /// The client's answer to a server→client request: back to the server, with the server's id.
+    pub async fn handle_response(&self, id: &Value, mut body: Map<String, Value>) {
+        self.touch();
+        let Some((conn, upstream_id)) = lock(&self.outgoing).remove(&id_key(id)) else {
+            tracing::debug!(session = %self.id, "response to an unknown request {id}");
+            return;
+        };
+        body.insert("id".into(), upstream_id);
+        conn.notify(Value::Object(body)).await;
+    }
+
+    /// Gives a server→client request an id of this session and remembers where the answer goes. `None` when
+    /// the client did not declare the capability the request needs: the server gets an error at once.
+    pub fn register_server_request(&self, conn: Arc<Conn>, mut message: Value) -> Option<Value> {
+        let upstream_id = message.get("id").cloned().unwrap_or(Value::Null);
+        let method = message.get("method").and_then(Value::as_str).unwrap_or_default();
+        let needed = match method {
+            "sampling/createMessage" => Some("sampling"),
+            "elicitation/create" => Some("elicitation"),
+            "roots/list" => Some("roots"),
+            _ => None,
+        };
+        if let Some(capability) = needed
+            && self.client_capabilities.get(capability).is_none_or(Value::is_null)
+        {
+            let error = jsonrpc::error(
+                upstream_id,
+                jsonrpc::METHOD_NOT_FOUND,
+                format!("the client does not support {method}"),
+            );
+            tokio::spawn(async move { conn.notify(error).await });
+            return None;
+        }
+        let id = format!("gig-{}", self.next_outgoing.fetch_add(1, Ordering::Relaxed));
+        lock(&self.outgoing).insert(id_key(&json!(id)), (conn, upstream_id));
+        message["id"] = Value::String(id);
+        Some(message)
+    }
+
+    /// A server→client request with no request in flight to carry it: sent on the GET stream.
+    pub fn push_server_request(&self, conn: Arc<Conn>, message: Value) {
+        if let Some(message) = self.register_server_request(conn, message) {
+            self.push(message);
+        }
+    }
+
+    /// Sends a message on the client's GET stream, or keeps it until one is opened.
+    pub fn push(&self, message: Value) {
+        let mut stream = lock(&self.stream);
+        if let Some(tx) = stream.as_ref() {
+            if let Err(e) = tx.send(message) {
+                *stream = None;
+                self.keep(e.0);
+            }
+        } else {
+            self.keep(message);
+        }
+    }
+
+    fn keep(&self, message: Value) {
+        let mut backlog = lock(&self.backlog);
+        if backlog.len() == BACKLOG_LIMIT {
+            backlog.pop_front();
+            tracing::warn!(session = %self.id, "client has no stream open; dropped its oldest queued message");
+        }
+        backlog.push_back(message);
+    }
+
+    /// Opens the GET stream (replacing any earlier one); messages kept meanwhile come first.
+    pub fn open_stream(&self) -> mpsc::UnboundedReceiver<Value> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let mut stream = lock(&self.stream);
+        for message in lock(&self.backlog).drain(..) {
+            let _ = tx.send(message);
+        }
+        *stream = Some(tx);
+        rx
+    }
+}

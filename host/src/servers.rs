@@ -1,0 +1,190 @@
+//! What a server is: how to reach it (a sandboxed stdio process, a built-in, or a streamable-HTTP URL) and
+//! the prefix its names are exposed under.
+//!
+//! Invariant 7: a server's command, mounts, environment and URL are powers over the host, so only the
+//! operator (this CLI) and, later, admins define them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::names::{Prefix, ServerName};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerDef {
+    pub name: ServerName,
+    pub prefix: Prefix,
+    /// One process per client session instead of one per profile, for servers that keep per-client state.
+    pub per_session: bool,
+    pub spec: ServerSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "transport", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ServerSpec {
+    /// A process speaking MCP on stdin/stdout, run in a sandbox.
+    Stdio {
+        command: String,
+        #[serde(default)]
+        args: Vec<String>,
+        #[serde(default)]
+        env: BTreeMap<String, String>,
+        #[serde(default)]
+        mounts: Vec<Mount>,
+    },
+    /// A server built into the gateway binary, run in a sandbox like any other stdio server.
+    Builtin { builtin: Builtin },
+    /// A streamable-HTTP MCP server.
+    Http { url: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Builtin {
+    Echo,
+}
+
+impl Builtin {
+    pub fn parse(value: &str) -> Result<Self, SpecError> {
+        match value {
+            "echo" => Ok(Self::Echo),
+            other => Err(SpecError::UnknownBuiltin(other.to_owned())),
+        }
+    }
+
+    /// The `gigmcp` subcommand that serves it.
+    pub fn subcommand(self) -> &'static str {
+        match self {
+            Self::Echo => "mcp-echo",
+        }
+    }
+}
+
+/// A host path made visible inside the sandbox, read-only unless `writable`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mount {
+    pub host: PathBuf,
+    pub sandbox: PathBuf,
+    #[serde(default)]
+    pub writable: bool,
+}
+
+#[derive(Debug, Error)]
+pub enum SpecError {
+    #[error("unknown built-in server {0:?}; the built-ins are: echo")]
+    UnknownBuiltin(String),
+    #[error("invalid --env {0:?}: write it as NAME=value, NAME made of A-Z, a-z, 0-9 and '_'")]
+    Env(String),
+    #[error("invalid --mount {0:?}: write HOST_PATH[:SANDBOX_PATH][:rw] with absolute paths")]
+    Mount(String),
+    #[error("mount source {0} does not exist")]
+    MountMissing(String),
+    #[error("invalid --url {0:?}: give an absolute http:// or https:// URL")]
+    Url(String),
+    #[error("invalid --command {0:?}: give an absolute path to an executable")]
+    Command(String),
+    #[error("stored server definition is corrupt: {0}")]
+    Stored(String),
+}
+
+pub fn parse_env(pair: &str) -> Result<(String, String), SpecError> {
+    let (key, value) = pair.split_once('=').ok_or_else(|| SpecError::Env(pair.to_owned()))?;
+    let key_ok = !key.is_empty()
+        && !key.as_bytes()[0].is_ascii_digit()
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !key_ok {
+        return Err(SpecError::Env(pair.to_owned()));
+    }
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+pub fn parse_mount(text: &str) -> Result<Mount, SpecError> {
+    let bad = || SpecError::Mount(text.to_owned());
+    let mut parts: Vec<&str> = text.split(':').collect();
+    let writable = match parts.last() {
+        Some(&"rw") if parts.len() > 1 => {
+            parts.pop();
+            true
+        }
+        Some(&"ro") if parts.len() > 1 => {
+            parts.pop();
+            false
+        }
+        _ => false,
+    };
+    let (host, sandbox) = match parts.as_slice() {
+        [host] => (*host, *host),
+        [host, sandbox] => (*host, *sandbox),
+        _ => return Err(bad()),
+    };
+    if !host.starts_with('/') || !sandbox.starts_with('/') || host.contains("/../") || sandbox.contains("..") {
+        return Err(bad());
+    }
+    if !std::path::Path::new(host).exists() {
+        return Err(SpecError::MountMissing(host.to_owned()));
+    }
+    Ok(Mount {
+        host: host.into(),
+        sandbox: sandbox.into(),
+        writable,
+    })
+}
+
+pub fn parse_url(text: &str) -> Result<String, SpecError> {
+    let url = reqwest::Url::parse(text).map_err(|_| SpecError::Url(text.to_owned()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(SpecError::Url(text.to_owned()));
+    }
+    Ok(url.to_string())
+}
+
+pub fn parse_command(text: &str) -> Result<String, SpecError> {
+    let path = std::path::Path::new(text);
+    if !path.is_absolute() || !path.is_file() {
+        return Err(SpecError::Command(text.to_owned()));
+    }
+    Ok(text.to_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_pairs_must_name_a_variable() {
+        assert_eq!(parse_env("A_1=x=y").unwrap(), ("A_1".into(), "x=y".into()));
+        assert!(parse_env("1A=x").is_err());
+        assert!(parse_env("noequals").is_err());
+        assert!(parse_env("A-B=x").is_err());
+    }
+
+    #[test]
+    fn mounts_are_absolute_and_read_only_by_default() {
+        let m = parse_mount("/tmp").unwrap();
+        assert!(!m.writable);
+        assert_eq!(m.sandbox, PathBuf::from("/tmp"));
+        let m = parse_mount("/tmp:/data:rw").unwrap();
+        assert!(m.writable);
+        assert_eq!(m.sandbox, PathBuf::from("/data"));
+        assert!(parse_mount("tmp").is_err());
+        assert!(parse_mount("/tmp:/a/../etc").is_err());
+        assert!(matches!(parse_mount("/no/such/dir/x"), Err(SpecError::MountMissing(_))));
+    }
+
+    #[test]
+    fn urls_must_be_http() {
+        assert!(parse_url("http://127.0.0.1:9/mcp").is_ok());
+        assert!(parse_url("file:///etc/passwd").is_err());
+        assert!(parse_url("not a url").is_err());
+    }
+
+    #[test]
+    fn specs_round_trip_through_json() {
+        let spec = ServerSpec::Builtin { builtin: Builtin::Echo };
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(serde_json::from_str::<ServerSpec>(&json).unwrap(), spec);
+    }
+}
