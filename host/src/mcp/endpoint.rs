@@ -300,7 +300,14 @@ async fn request(session: Arc<Session>, id: Value, method: String, body: Map<Str
                 }
                 session.push(message);
             }
-            reply = &mut reply => return json_response(StatusCode::OK, &reply, None),
+            reply = &mut reply => {
+                if reply.is_null() {
+                    let (events, events_rx) = mpsc::unbounded_channel();
+                    tokio::spawn(linger(events));
+                    return sse_response(events_rx);
+                }
+                return json_response(StatusCode::OK, &reply, None);
+            }
         }
     };
     let (events, events_rx) = mpsc::unbounded_channel::<Value>();
@@ -330,13 +337,26 @@ async fn request(session: Arc<Session>, id: Value, method: String, body: Map<Str
                             let _ = events.send(message);
                         }
                     }
-                    let _ = events.send(reply);
+                    if reply.is_null() {
+                        linger(events).await;
+                    } else {
+                        let _ = events.send(reply);
+                    }
                     return;
                 }
             }
         }
     });
     sse_response(events_rx)
+}
+
+/// How long the stream of a cancelled request stays open at most.
+const CANCELLED_STREAM_LINGER: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Keeps the stream of a cancelled request open, without a reply (none is due), until the client closes it.
+/// Closing it first would read as "the stream ended without a response" to clients.
+async fn linger(events: mpsc::UnboundedSender<Value>) {
+    let _ = tokio::time::timeout(CANCELLED_STREAM_LINGER, events.closed()).await;
 }
 
 async fn open_stream(State(endpoint): State<Arc<Endpoint>>, Path(slug): Path<String>, headers: HeaderMap) -> Response {

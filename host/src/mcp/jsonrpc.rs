@@ -7,8 +7,6 @@ pub const INVALID_REQUEST: i64 = -32600;
 pub const METHOD_NOT_FOUND: i64 = -32601;
 pub const INVALID_PARAMS: i64 = -32602;
 pub const INTERNAL_ERROR: i64 = -32603;
-/// MCP: a request was cancelled (used for the reply to a request the client cancelled).
-pub const REQUEST_CANCELLED: i64 = -32800;
 
 /// One JSON-RPC message, classified.
 #[derive(Debug)]

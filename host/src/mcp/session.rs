@@ -150,8 +150,8 @@ impl Session {
         merge_initialize(&self.protocol_version, &inits)
     }
 
-    /// Answers one client request. Messages related to it (progress, server→client requests) go to
-    /// `origin` while it runs.
+    /// Answers one client request, or gives `Null` when the client cancelled it (no reply is due).
+    /// Messages related to it (progress, server→client requests) go to `origin` while it runs.
     pub async fn handle_request(&self, id: Value, method: &str, body: Map<String, Value>, origin: Origin) -> Value {
         self.touch();
         let params = body.get("params").cloned();
@@ -190,7 +190,9 @@ impl Session {
             upstream_id,
         };
         let mut reply = conn.request(upstream_id, method, params, Some(origin.clone())).await;
-        reply["id"] = id.clone();
+        if let Value::Object(body) = &mut reply {
+            body.insert("id".into(), id.clone());
+        }
         reply
     }
 
@@ -384,7 +386,7 @@ impl Session {
                 continue;
             }
             let reply = self.forward(&conn, &id, method, params.clone(), &origin).await;
-            if reply.get("result").is_some() {
+            if reply.is_null() || reply.get("result").is_some() {
                 return reply;
             }
             last = Some(reply);

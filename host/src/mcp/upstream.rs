@@ -319,8 +319,8 @@ impl Conn {
     }
 
     /// Sends a request with an id from [`next_request_id`](Self::next_request_id) and waits for its reply
-    /// (a whole JSON-RPC response object, its id the upstream one). Never fails: transport problems come
-    /// back as JSON-RPC errors.
+    /// (a whole JSON-RPC response object, its id the upstream one), or `Null` if the client cancelled it.
+    /// Never fails: transport problems come back as JSON-RPC errors.
     pub async fn request(
         self: &Arc<Self>,
         id: u64,
@@ -371,17 +371,14 @@ impl Conn {
         self.send(message, None).await;
     }
 
-    /// Abandons a request the client cancelled: its waiter gets a cancellation error at once, and the
-    /// server is told to stop.
+    /// Abandons a request the client cancelled: its waiter is released at once with `Null` (no reply is
+    /// due), and the server is told to stop.
     pub async fn cancel(self: &Arc<Self>, id: u64, reason: Option<Value>) {
         let Some(pending) = lock(&self.pending).remove(&id) else {
             return;
         };
-        let _ = pending.reply.send(jsonrpc::error(
-            json!(id),
-            jsonrpc::REQUEST_CANCELLED,
-            "request cancelled by the client",
-        ));
+        // The client gets no reply to a request it cancelled (MCP): `Null` tells the waiter to send none.
+        let _ = pending.reply.send(Value::Null);
         let mut params = json!({"requestId": id});
         if let Some(reason) = reason {
             params["reason"] = reason;

@@ -1,0 +1,33 @@
+# Gig'MCP — the two commands a newcomer needs are `make run` and `make test`.
+
+CARGO ?= cargo
+DATA_DIR ?= ./.gigmcp-data
+LISTEN ?= 127.0.0.1:8080
+
+.PHONY: run test test-deps system-deps build lint bench
+
+## Build and serve the demo profile (the built-in echo server), printing how to connect a client.
+run: system-deps
+	$(CARGO) build --locked -p gigmcp
+	GIG_DATA_DIR=$(DATA_DIR) GIG_LISTEN=$(LISTEN) ./target/debug/gigmcp serve --dev
+
+## Install what the tests need (bubblewrap, pinned npm servers, Node 22, a Python venv), build, run every test.
+test: test-deps
+	$(CARGO) build --locked --tests
+	$(CARGO) test --locked --workspace -- --test-threads=4
+
+test-deps:
+	scripts/test-deps.sh >/dev/null
+
+## The sandbox needs bubblewrap; install it when missing (as root, on Debian).
+system-deps:
+	@command -v bwrap >/dev/null 2>&1 || { \
+	  echo "installing bubblewrap" >&2; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y bubblewrap; }
+
+build:
+	$(CARGO) build --locked --release -p gigmcp
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings

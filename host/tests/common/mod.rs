@@ -1,0 +1,299 @@
+//! Test harness: a real `gigmcp serve` on loopback with its own data directory, the real CLI against the
+//! same database, a minimal raw MCP client for protocol edge cases, and the official Python SDK clients.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+
+pub const MASTER_KEY: &str = "6a1f0c5e3b2d4f7a8c9e0b1d2f3a4c5e6b7d8f9a0c1e2b3d4f5a6c7e8b9d0f1a";
+
+pub fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
+}
+
+pub fn gigmcp_bin() -> &'static str {
+    env!("CARGO_BIN_EXE_gigmcp")
+}
+
+/// The test dependencies `scripts/test-deps.sh` installs (`make test` runs it first).
+pub fn test_deps_path(relative: &str) -> PathBuf {
+    let path = repo_root().join(relative);
+    assert!(
+        path.exists(),
+        "{} is missing: run `make test` (or scripts/test-deps.sh) to install the test dependencies",
+        path.display()
+    );
+    path
+}
+
+pub fn venv_python() -> PathBuf {
+    test_deps_path(".test-deps/venv/bin/python")
+}
+
+pub fn node_modules() -> PathBuf {
+    test_deps_path("tests/deps/node_modules")
+}
+
+pub fn everything_js() -> PathBuf {
+    test_deps_path("tests/deps/node_modules/@modelcontextprotocol/server-everything/dist/index.js")
+}
+
+pub fn node_bin() -> String {
+    let out = Command::new("sh").args(["-c", "command -v node"]).output().unwrap();
+    let path = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert!(!path.is_empty(), "node is not installed");
+    std::fs::canonicalize(&path).unwrap().display().to_string()
+}
+
+pub struct TestGateway {
+    pub dir: tempfile::TempDir,
+    child: Child,
+    pub addr: String,
+    log: Arc<Mutex<String>>,
+    extra_env: Vec<(String, String)>,
+}
+
+impl TestGateway {
+    pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    pub fn start_with(extra_env: &[(&str, &str)]) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let extra_env: Vec<(String, String)> = extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut cmd = Command::new(gigmcp_bin());
+        cmd.arg("serve")
+            .env("GIG_DATA_DIR", dir.path())
+            .env("GIG_MASTER_KEY", MASTER_KEY)
+            .env("GIG_LISTEN", "127.0.0.1:0")
+            .env("GIG_LOG", "info,gigmcp=debug")
+            .envs(extra_env.iter().map(|(k, v)| (k, v)))
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("start gigmcp serve");
+        let stderr = child.stderr.take().unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if let Some(rest) = line.split("listening on http://").nth(1) {
+                    let _ = tx.send(rest.trim().to_owned());
+                }
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                panic!("gigmcp serve did not start:\n{}", log.lock().unwrap());
+            }
+        };
+        Self {
+            dir,
+            child,
+            addr,
+            log,
+            extra_env,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn url(&self, slug: &str) -> String {
+        format!("http://{}/mcp/p/{slug}", self.addr)
+    }
+
+    /// Runs the CLI against this gateway's database.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(gigmcp_bin())
+            .args(args)
+            .env("GIG_DATA_DIR", self.dir.path())
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
+            .output()
+            .unwrap()
+    }
+
+    /// Runs the CLI and returns its stdout, failing the test with its stderr if it fails.
+    pub fn cli_ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "gigmcp {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Creates a profile and returns its token.
+    pub fn create_profile(&self, slug: &str) -> String {
+        let out = self.cli_ok(&["profile", "create", slug]);
+        out.lines()
+            .find_map(|l| l.split_whitespace().find(|w| w.starts_with("gig_")))
+            .expect("token printed")
+            .to_owned()
+    }
+
+    pub fn add_echo(&self, name: &str, prefix: Option<&str>) {
+        let mut args = vec!["server", "add", name, "--builtin", "echo"];
+        if let Some(p) = prefix {
+            args.extend(["--prefix", p]);
+        }
+        self.cli_ok(&args);
+    }
+
+    pub fn add_everything(&self, name: &str) {
+        let js = everything_js();
+        let modules = node_modules();
+        let node = node_bin();
+        let mount = modules.display().to_string();
+        self.cli_ok(&[
+            "server",
+            "add",
+            name,
+            "--command",
+            &node,
+            "--arg",
+            js.to_str().unwrap(),
+            "--arg",
+            "stdio",
+            "--mount",
+            &mount,
+        ]);
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        if std::thread::panicking() {
+            eprintln!("---- gateway log ----\n{}", self.log());
+        }
+    }
+}
+
+/// Runs a Python SDK client script from tests/clients with a time limit; returns (success, stdout, stderr).
+pub fn run_python_client(script: &str, args: &[&str]) -> (bool, String, String) {
+    let mut child = Command::new(venv_python())
+        .arg(repo_root().join("tests/clients").join(script))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let out = std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let err = std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    let deadline = Instant::now() + Duration::from_secs(180);
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let (stdout, stderr) = (out.join().unwrap(), err.join().unwrap());
+    (status.is_some_and(|s| s.success()), stdout, stderr)
+}
+
+/// A bare-bones MCP client over streamable HTTP, for the cases an SDK would never send.
+pub struct RawClient {
+    pub http: reqwest::Client,
+    pub url: String,
+    pub token: String,
+    pub session: Option<String>,
+}
+
+impl RawClient {
+    pub fn new(url: String, token: String) -> Self {
+        Self {
+            http: reqwest::Client::new(),
+            url,
+            token,
+            session: None,
+        }
+    }
+
+    pub fn post(&self, body: impl Into<reqwest::Body>) -> reqwest::RequestBuilder {
+        let mut req = self
+            .http
+            .post(&self.url)
+            .bearer_auth(&self.token)
+            .header("content-type", "application/json")
+            .header("accept", "application/json, text/event-stream")
+            .body(body);
+        if let Some(s) = &self.session {
+            req = req.header("mcp-session-id", s);
+        }
+        req
+    }
+
+    pub async fn initialize(&mut self) -> Value {
+        let response = self
+            .post(
+                json!({"jsonrpc":"2.0","id":0,"method":"initialize","params":{
+                    "protocolVersion":"2025-06-18","capabilities":{},"clientInfo":{"name":"raw","version":"0"}}})
+                .to_string(),
+            )
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        self.session = Some(response.headers()["mcp-session-id"].to_str().unwrap().to_owned());
+        let body: Value = response.json().await.unwrap();
+        self.post(json!({"jsonrpc":"2.0","method":"notifications/initialized"}).to_string())
+            .send()
+            .await
+            .unwrap();
+        body
+    }
+
+    /// Sends a request and returns every message of its reply (one for JSON, several for an event stream).
+    pub async fn request(&self, id: Value, method: &str, params: Value) -> Vec<Value> {
+        let response = self
+            .post(json!({"jsonrpc":"2.0","id":id,"method":method,"params":params}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200, "{method}");
+        let is_sse = response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream");
+        let text = response.text().await.unwrap();
+        if !is_sse {
+            return vec![serde_json::from_str(&text).unwrap()];
+        }
+        text.split("\n\n")
+            .filter_map(|event| event.lines().find_map(|l| l.strip_prefix("data: ")))
+            .map(|data| serde_json::from_str(data).unwrap())
+            .collect()
+    }
+
+    pub async fn call(&self, id: Value, method: &str, params: Value) -> Value {
+        self.request(id.clone(), method, params)
+            .await
+            .into_iter()
+            .find(|m| m.get("id") == Some(&id) && (m.get("result").is_some() || m.get("error").is_some()))
+            .expect("a reply")
+    }
+}
