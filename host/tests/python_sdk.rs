@@ -104,3 +104,22 @@ fn adding_a_server_while_a_client_is_connected_sends_tools_list_changed() {
         gateway.log()
     );
 }
+
+#[test]
+fn python_sdk_through_a_streamable_http_upstream() {
+    let (_everything, everything_url) = common::start_everything_http();
+    let gateway = TestGateway::start();
+    let token = gateway.create_profile("web");
+    gateway.add_echo("echo", None);
+    gateway.cli_ok(&["server", "add", "everything", "--url", &everything_url]);
+    gateway.cli_ok(&["profile", "add-server", "web", "echo"]);
+    gateway.cli_ok(&["profile", "add-server", "web", "everything"]);
+    let url = gateway.url("web");
+    assert_client(&gateway, "everything_basic.py", &["--url", &url, "--token", &token]);
+    assert_client(&gateway, "everything_advanced.py", &["--url", &url, "--token", &token]);
+    assert_client(
+        &gateway,
+        "concurrent_ids.py",
+        &["--url", &url, "--token", &token, "--sessions", "3", "--calls", "20"],
+    );
+}

@@ -297,3 +297,44 @@ impl RawClient {
             .expect("a reply")
     }
 }
+
+/// A free loopback port (bound and released; good enough for tests).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A child process killed when dropped.
+pub struct Guard(pub Child);
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `server-everything` over streamable HTTP on a loopback port; returns its MCP URL.
+pub fn start_everything_http() -> (Guard, String) {
+    let port = free_port();
+    let child = Command::new(node_bin())
+        .arg("--require")
+        .arg(repo_root().join("tests/support/loopback-only.cjs"))
+        .arg(everything_js())
+        .arg("streamableHttp")
+        .env("PORT", port.to_string())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let guard = Guard(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "server-everything (HTTP) did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    (guard, format!("http://127.0.0.1:{port}/mcp"))
+}
