@@ -5,7 +5,7 @@
 //! one upstream session per client session. Starting a server is coalesced: concurrent first uses wait for
 //! one start.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 
 use serde_json::Value;
@@ -80,7 +80,26 @@ pub struct Runtime {
     slots: RwLock<Arc<Vec<Arc<Slot>>>>,
     pub routes: Mutex<Routes>,
     sessions: Mutex<HashMap<String, Weak<Session>>>,
+    /// Which client sessions are subscribed to each resource of a shared server. The server itself is
+    /// subscribed once, while at least one session is.
+    subscriptions: Mutex<HashMap<(ServerName, String), HashSet<String>>>,
     pub events: mpsc::UnboundedSender<UpstreamEvent>,
+}
+
+/// MCP log levels, most verbose first.
+pub const LOG_LEVELS: [&str; 8] = [
+    "debug",
+    "info",
+    "notice",
+    "warning",
+    "error",
+    "critical",
+    "alert",
+    "emergency",
+];
+
+pub fn log_level_index(level: &str) -> Option<usize> {
+    LOG_LEVELS.iter().position(|l| *l == level)
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -99,6 +118,7 @@ impl Runtime {
             )),
             routes: Mutex::default(),
             sessions: Mutex::default(),
+            subscriptions: Mutex::default(),
             events,
         });
         tokio::spawn(handle_events(Arc::downgrade(&runtime), None, rx));
@@ -121,8 +141,62 @@ impl Runtime {
         lock(&self.sessions).insert(session.id.clone(), Arc::downgrade(session));
     }
 
+    /// Forgets a session that ended, unsubscribing shared servers from what only it was subscribed to.
     pub fn remove_session(&self, id: &str) {
         lock(&self.sessions).remove(id);
+        let orphaned: Vec<(ServerName, String)> = {
+            let mut subscriptions = lock(&self.subscriptions);
+            let mut orphaned = Vec::new();
+            subscriptions.retain(|key, sessions| {
+                if sessions.remove(id) && sessions.is_empty() {
+                    orphaned.push(key.clone());
+                }
+                !sessions.is_empty()
+            });
+            orphaned
+        };
+        for (server, uri) in orphaned {
+            let Some(conn) = self.slot(&server).and_then(|s| s.shared.running()) else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let params = serde_json::json!({ "uri": uri });
+                conn.request(conn.next_request_id(), "resources/unsubscribe", Some(params), None)
+                    .await;
+            });
+        }
+    }
+
+    /// Records a session's subscription; true if it is the first for that resource (subscribe upstream).
+    pub fn subscribe(&self, server: &ServerName, uri: &str, session: &str) -> bool {
+        let mut subscriptions = lock(&self.subscriptions);
+        let sessions = subscriptions.entry((server.clone(), uri.to_owned())).or_default();
+        sessions.insert(session.to_owned()) && sessions.len() == 1
+    }
+
+    /// Drops a session's subscription; true if it was the last for that resource (unsubscribe upstream).
+    pub fn unsubscribe(&self, server: &ServerName, uri: &str, session: &str) -> bool {
+        let mut subscriptions = lock(&self.subscriptions);
+        let key = (server.clone(), uri.to_owned());
+        let Some(sessions) = subscriptions.get_mut(&key) else {
+            return false;
+        };
+        let last = sessions.remove(session) && sessions.is_empty();
+        if sessions.is_empty() {
+            subscriptions.remove(&key);
+        }
+        last
+    }
+
+    fn is_subscribed(&self, server: &ServerName, uri: &str, session: &str) -> bool {
+        lock(&self.subscriptions)
+            .get(&(server.clone(), uri.to_owned()))
+            .is_some_and(|s| s.contains(session))
+    }
+
+    /// The level a shared server logs at: the most verbose any session asked for.
+    pub fn most_verbose_log_level(&self) -> Option<usize> {
+        self.sessions().iter().filter_map(|s| s.log_level()).min()
     }
 
     pub fn sessions(&self) -> Vec<Arc<Session>> {
@@ -197,8 +271,24 @@ pub async fn handle_events(
                 if method.ends_with("/list_changed") && method != "notifications/roots/list_changed" {
                     lock(&runtime.routes).forget_server(&server);
                 }
+                let params = &message["params"];
                 for session in &audience {
-                    session.push(message.clone());
+                    let wanted = match method {
+                        // A shared server's resource updates go to the sessions subscribed to that resource.
+                        "notifications/resources/updated" if only.is_none() => {
+                            let uri = params["uri"].as_str().unwrap_or_default();
+                            runtime.is_subscribed(&server, uri, &session.id)
+                        }
+                        // Logs go to sessions whose level lets them through.
+                        "notifications/message" => {
+                            let level = params["level"].as_str().and_then(log_level_index).unwrap_or(0);
+                            session.log_level().is_none_or(|wanted| level >= wanted)
+                        }
+                        _ => true,
+                    };
+                    if wanted {
+                        session.push(message.clone());
+                    }
                 }
             }
             UpstreamEvent::ServerRequest { conn, message } => {

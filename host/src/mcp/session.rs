@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use super::aggregate::{Cursor, ListKind, merge_initialize};
 use super::jsonrpc::{self, id_key};
-use super::runtime::{ConnCell, Runtime, Slot, handle_events};
+use super::runtime::{ConnCell, Runtime, Slot, handle_events, log_level_index};
 use super::upstream::{Conn, Origin, UpstreamEvent};
 use crate::names::ServerName;
 use crate::store::ProfileId;
@@ -42,6 +42,8 @@ pub struct Session {
     stream: Mutex<Option<mpsc::UnboundedSender<Value>>>,
     backlog: Mutex<VecDeque<Value>>,
     last_active: Mutex<Instant>,
+    /// The level this client asked for with `logging/setLevel` (index into `LOG_LEVELS`).
+    log_level: Mutex<Option<usize>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -81,6 +83,7 @@ impl Session {
             stream: Mutex::default(),
             backlog: Mutex::default(),
             last_active: Mutex::new(Instant::now()),
+            log_level: Mutex::default(),
         });
         tokio::spawn(handle_events(
             Arc::downgrade(&runtime),
@@ -97,6 +100,10 @@ impl Session {
 
     pub fn last_active(&self) -> Instant {
         *lock(&self.last_active)
+    }
+
+    pub fn log_level(&self) -> Option<usize> {
+        *lock(&self.log_level)
     }
 
     /// The connection this session uses for a server, started if need be.
@@ -371,9 +378,33 @@ impl Session {
             return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "params.uri must be a string");
         };
         if let Some(slot) = self.route_uri(&uri).await {
-            return match self.conn(&slot).await {
-                Ok(conn) => self.forward(&conn, &id, method, params, &origin).await,
-                Err(e) => jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, e),
+            let conn = match self.conn(&slot).await {
+                Ok(conn) => conn,
+                Err(e) => return jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, e),
+            };
+            if slot.is_per_session() {
+                return self.forward(&conn, &id, method, params, &origin).await;
+            }
+            // A shared server is subscribed once for all the sessions that want a resource.
+            let server = &slot.def.name;
+            return match method {
+                "resources/subscribe" => {
+                    if !self.runtime.subscribe(server, &uri, &self.id) {
+                        return jsonrpc::result(id, json!({}));
+                    }
+                    let reply = self.forward(&conn, &id, method, params, &origin).await;
+                    if reply.get("result").is_none() {
+                        self.runtime.unsubscribe(server, &uri, &self.id);
+                    }
+                    reply
+                }
+                "resources/unsubscribe" => {
+                    if !self.runtime.unsubscribe(server, &uri, &self.id) {
+                        return jsonrpc::result(id, json!({}));
+                    }
+                    self.forward(&conn, &id, method, params, &origin).await
+                }
+                _ => self.forward(&conn, &id, method, params, &origin).await,
             };
         }
         // No server listed the URI or a template for it: ask the servers that have resources, in order.
@@ -442,27 +473,29 @@ impl Session {
         }
     }
 
-    /// Sets the level on every server that logs.
+    /// Sets this session's log level. A server of this session alone gets that level; a shared server gets
+    /// the most verbose level any of its sessions asked for, and the gateway filters what each receives.
     async fn set_log_level(&self, id: Value, params: Option<Value>, origin: Origin) -> Value {
-        if params
-            .as_ref()
-            .and_then(|p| p.get("level"))
-            .and_then(Value::as_str)
-            .is_none()
-        {
+        let Some(level) = params.as_ref().and_then(|p| p.get("level")).and_then(Value::as_str) else {
             return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "params.level must be a string");
-        }
+        };
+        let Some(index) = log_level_index(level) else {
+            return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, format!("unknown log level: {level}"));
+        };
+        *lock(&self.log_level) = Some(index);
+        let shared_level = self.runtime.most_verbose_log_level().unwrap_or(index);
         for slot in self.runtime.slots().iter() {
-            let Ok(conn) = self.conn(slot).await else {
+            let Ok(conn) = self.conn(slot).await else { continue };
+            if !conn.has_capability("logging") {
                 continue;
-            };
-            if conn.has_capability("logging") {
-                let reply = self
-                    .forward(&conn, &id, "logging/setLevel", params.clone(), &origin)
-                    .await;
-                if let Some(error) = reply.get("error") {
-                    tracing::warn!(server = %slot.def.name, "logging/setLevel failed: {error}");
-                }
+            }
+            let level = if slot.is_per_session() { index } else { shared_level };
+            let params = json!({ "level": super::runtime::LOG_LEVELS[level] });
+            let reply = self
+                .forward(&conn, &id, "logging/setLevel", Some(params), &origin)
+                .await;
+            if let Some(error) = reply.get("error") {
+                tracing::warn!(server = %slot.def.name, "logging/setLevel failed: {error}");
             }
         }
         jsonrpc::result(id, json!({}))

@@ -338,3 +338,82 @@ pub fn start_everything_http() -> (Guard, String) {
     }
     (guard, format!("http://127.0.0.1:{port}/mcp"))
 }
+
+impl RawClient {
+    /// Opens the session's GET stream; its messages arrive on the returned channel.
+    pub async fn open_stream(&self) -> tokio::sync::mpsc::UnboundedReceiver<Value> {
+        use futures_util::StreamExt;
+        let response = self
+            .http
+            .get(&self.url)
+            .bearer_auth(&self.token)
+            .header("accept", "text/event-stream")
+            .header("mcp-session-id", self.session.clone().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        tokio::spawn(async move {
+            let mut buffer = String::new();
+            let mut body = response.bytes_stream();
+            while let Some(Ok(chunk)) = body.next().await {
+                buffer.push_str(&String::from_utf8_lossy(&chunk));
+                while let Some(end) = buffer.find("\n\n") {
+                    let event: String = buffer.drain(..end + 2).collect();
+                    if let Some(data) = event.lines().find_map(|l| l.strip_prefix("data: "))
+                        && tx.send(serde_json::from_str(data).unwrap()).is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        });
+        rx
+    }
+
+    pub async fn end(&self) {
+        let response = self
+            .http
+            .delete(&self.url)
+            .bearer_auth(&self.token)
+            .header("mcp-session-id", self.session.clone().unwrap())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+}
+
+/// The next message on a stream with the given method, skipping others; `None` after `wait`.
+pub async fn next_with_method(
+    rx: &mut tokio::sync::mpsc::UnboundedReceiver<Value>,
+    method: &str,
+    wait: Duration,
+) -> Option<Value> {
+    let deadline = tokio::time::Instant::now() + wait;
+    loop {
+        match tokio::time::timeout_at(deadline, rx.recv()).await {
+            Ok(Some(m)) if m["method"] == method => return Some(m),
+            Ok(Some(_)) => continue,
+            _ => return None,
+        }
+    }
+}
+
+/// Adds the deterministic probe server (tests/support/probe-server.js) as a stdio server.
+pub fn add_probe(gateway: &TestGateway, name: &str) {
+    let support = repo_root().join("tests/support");
+    let script = support.join("probe-server.js");
+    gateway.cli_ok(&[
+        "server",
+        "add",
+        name,
+        "--command",
+        &node_bin(),
+        "--arg",
+        script.to_str().unwrap(),
+        "--mount",
+        support.to_str().unwrap(),
+    ]);
+}
