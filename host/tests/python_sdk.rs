@@ -123,3 +123,52 @@ fn python_sdk_through_a_streamable_http_upstream() {
         &["--url", &url, "--token", &token, "--sessions", "3", "--calls", "20"],
     );
 }
+
+/// On a shared stdio server, a server→client request carries nothing that names the request that caused
+/// it: it goes to the client with a request in flight there. Calls one after another must route exactly.
+#[test]
+fn a_sampling_request_reaches_the_client_whose_call_caused_it() {
+    let (gateway, token) = everything_profile();
+    let url = gateway.url("team");
+    assert_client(&gateway, "sampling_routing.py", &["--url", &url, "--token", &token]);
+}
+
+/// With an upstream session per client (`--per-session` stdio servers, HTTP upstreams), routing is exact
+/// even when clients trigger sampling at the same time.
+#[test]
+fn concurrent_sampling_requests_route_exactly_with_per_session_upstreams() {
+    let (_everything, everything_url) = common::start_everything_http();
+    let gateway = TestGateway::start();
+    let token = gateway.create_profile("team");
+    gateway.cli_ok(&["server", "add", "web", "--url", &everything_url]);
+    let js = common::everything_js();
+    let modules = common::node_modules();
+    gateway.cli_ok(&[
+        "server",
+        "add",
+        "solo",
+        "--per-session",
+        "--command",
+        &common::node_bin(),
+        "--arg",
+        js.to_str().unwrap(),
+        "--mount",
+        modules.to_str().unwrap(),
+    ]);
+    for server in ["solo", "web"] {
+        gateway.cli_ok(&["profile", "add-server", "team", server]);
+    }
+    let url = gateway.url("team");
+    for prefix in ["solo", "web"] {
+        let args = [
+            "--url",
+            &url,
+            "--token",
+            &token,
+            "--prefix-everything",
+            prefix,
+            "--concurrent",
+        ];
+        assert_client(&gateway, "sampling_routing.py", &args);
+    }
+}
