@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
-use crate::config::{Env, MasterKey, Paths, ServeConfig};
+use crate::config::{self, Env, MasterKey, Paths, ServeConfig};
 use crate::mcp::aggregate::ListKind;
 use crate::mcp::runtime::{Deps, probe_names};
 use crate::names::{Prefix, ProfileSlug, ServerName};
@@ -75,6 +75,7 @@ enum TokenCommand {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per run
 enum ServerCommand {
     /// Define a server: a sandboxed stdio command, a built-in, or a streamable-HTTP URL.
     Add(ServerAdd),
@@ -111,6 +112,12 @@ struct ServerAdd {
     /// One process per client session instead of one per profile.
     #[arg(long)]
     per_session: bool,
+    /// Memory limit of the server's sandbox, like 512m or 2g (default: GIG_SANDBOX_MEMORY, 1g).
+    #[arg(long, conflicts_with = "url")]
+    memory: Option<String>,
+    /// Process (and thread) limit of the server's sandbox (default: GIG_SANDBOX_PIDS, 256).
+    #[arg(long, conflicts_with = "url")]
+    pids: Option<u64>,
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -196,8 +203,10 @@ fn check_collisions(servers: &[ServerDef]) -> Result<()> {
     if servers.len() < 2 {
         return Ok(());
     }
+    let env = Env::from_process();
+    let settings = config::sandbox_settings(&env, &Paths::from_env(&env)?)?;
     let deps = Deps {
-        launcher: Launcher::new()?,
+        launcher: Launcher::offline(settings)?,
         http: reqwest::Client::new(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
@@ -237,7 +246,7 @@ fn server(command: ServerCommand) -> Result<()> {
                     ServerSpec::Stdio { command, args, .. } => {
                         format!("{command} {}", args.join(" "))
                     }
-                    ServerSpec::Builtin { builtin } => format!("built-in {}", builtin.subcommand()),
+                    ServerSpec::Builtin { builtin, .. } => format!("built-in {}", builtin.subcommand()),
                     ServerSpec::Http { url } => url.clone(),
                 };
                 let mode = if s.per_session { "session" } else { "profile" };
@@ -262,6 +271,7 @@ fn server(command: ServerCommand) -> Result<()> {
 fn server_def(add: ServerAdd) -> Result<ServerDef> {
     let name = ServerName::parse(&add.name)?;
     let prefix = Prefix::parse(add.prefix.as_deref().unwrap_or(name.as_str()))?;
+    let limits = sandbox_limits(add.memory.as_deref(), add.pids)?;
     let spec = if let Some(url) = add.url {
         ServerSpec::Http {
             url: servers::parse_url(&url)?,
@@ -269,6 +279,7 @@ fn server_def(add: ServerAdd) -> Result<ServerDef> {
     } else if let Some(builtin) = add.builtin {
         ServerSpec::Builtin {
             builtin: Builtin::parse(&builtin)?,
+            limits,
         }
     } else {
         let command = add.command.context("give --command, --url or --builtin")?;
@@ -285,6 +296,7 @@ fn server_def(add: ServerAdd) -> Result<ServerDef> {
                 .iter()
                 .map(|m| servers::parse_mount(m))
                 .collect::<Result<_, _>>()?,
+            limits,
         }
     };
     Ok(ServerDef {
@@ -293,6 +305,26 @@ fn server_def(add: ServerAdd) -> Result<ServerDef> {
         per_session: add.per_session,
         spec,
     })
+}
+
+/// `--memory` and `--pids`: either given alone takes the gateway's default for the other.
+fn sandbox_limits(memory: Option<&str>, pids: Option<u64>) -> Result<Option<crate::sandbox::Limits>> {
+    if memory.is_none() && pids.is_none() {
+        return Ok(None);
+    }
+    let env = Env::from_process();
+    let defaults = config::sandbox_settings(&env, &Paths::from_env(&env)?)?.default_limits;
+    let memory_bytes = match memory {
+        None => defaults.memory_bytes,
+        Some(text) => crate::sandbox::limits::parse_size(text)
+            .with_context(|| format!("invalid --memory {text:?}: give a size like 512m or 2g"))?,
+    };
+    let pids = match pids {
+        None => defaults.pids,
+        Some(n) if n >= 8 => n,
+        Some(n) => bail!("invalid --pids {n}: give at least 8"),
+    };
+    Ok(Some(crate::sandbox::Limits { memory_bytes, pids }))
 }
 
 fn init_tracing() {
@@ -344,7 +376,10 @@ fn prepare_demo(store: &Store) -> Result<String> {
             name: echo.clone(),
             prefix: Prefix::parse("echo")?,
             per_session: false,
-            spec: ServerSpec::Builtin { builtin: Builtin::Echo },
+            spec: ServerSpec::Builtin {
+                builtin: Builtin::Echo,
+                limits: None,
+            },
         })?;
     }
     if store.profile_config(&slug).is_err() {
@@ -368,14 +403,15 @@ fn serve(dev: bool) -> Result<()> {
         .with_context(|| format!("cannot create GIG_DATA_DIR {}", config.paths.data_dir.display()))?;
     let store = Arc::new(Store::open(&config.paths.db_path)?);
     let demo_token = if dev { Some(prepare_demo(&store)?) } else { None };
-    let deps = Deps {
-        launcher: Launcher::new()?,
-        http: reqwest::Client::builder()
-            .connect_timeout(std::time::Duration::from_secs(10))
-            .build()?,
-    };
+    let http = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .build()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
+        let launcher = Launcher::start(config.sandbox.clone())
+            .await
+            .context("cannot set up the sandboxes")?;
+        let deps = Deps { launcher, http };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on GIG_LISTEN={}", config.listen))?;
@@ -391,9 +427,27 @@ fn serve(dev: bool) -> Result<()> {
         if let Some(token) = demo_token {
             print_demo(address, &token);
         }
-        axum::serve(listener, crate::mcp::endpoint::router(endpoint))
-            .with_graceful_shutdown(shutdown_signal())
-            .await?;
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let gateway = endpoint.gateway.clone();
+        let stop = async move {
+            shutdown_signal().await;
+            tracing::info!("stopping: closing client sessions");
+            // Ending the sessions ends their open streams, which lets the connections close.
+            gateway.close_sessions();
+            let _ = stopping_tx.send(());
+        };
+        let serve = axum::serve(listener, crate::mcp::endpoint::router(endpoint.clone())).with_graceful_shutdown(stop);
+        // Connections still open a few seconds after the signal do not hold the shutdown up.
+        let grace = async {
+            let _ = stopping_rx.await;
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        };
+        let served = tokio::select! {
+            served = serve => served,
+            () = grace => Ok(()),
+        };
+        endpoint.gateway.shutdown().await;
+        served?;
         tracing::info!("Gig'MCP stopped");
         Ok(())
     })

@@ -5,7 +5,10 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use sha2::Digest;
 use thiserror::Error;
+
+use crate::sandbox;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -125,6 +128,87 @@ impl MasterKey {
     }
 }
 
+/// How sandboxes are made (`GIG_SANDBOX_*`, `GIG_MAX_SANDBOXES`, `GIG_PROXY_PORT`, `GIG_INSTANCE`).
+pub fn sandbox_settings(env: &Env, paths: &Paths) -> Result<sandbox::Settings, ConfigError> {
+    let instance = match env.get("GIG_INSTANCE") {
+        Some(text) => {
+            let ok =
+                (1..=4).contains(&text.len()) && text.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    name: "GIG_INSTANCE",
+                    value: text.to_owned(),
+                    hint: "give 1 to 4 characters from a-z and 0-9; it names this gateway's interfaces and rules",
+                });
+            }
+            text.to_owned()
+        }
+        None => {
+            // Stable per data directory, so a restart finds (and removes) what a crashed run left behind.
+            let dir = std::fs::canonicalize(&paths.data_dir).unwrap_or_else(|_| paths.data_dir.clone());
+            let digest = sha2::Sha256::digest(dir.as_os_str().as_encoded_bytes());
+            hex::encode(&digest[..2])
+        }
+    };
+    let cidr = env.get("GIG_SANDBOX_CIDR").unwrap_or("10.88.0.0/16");
+    let pool = sandbox::net::Pool::parse(cidr).map_err(|_| ConfigError::Invalid {
+        name: "GIG_SANDBOX_CIDR",
+        value: cidr.to_owned(),
+        hint: "give an IPv4 network with a prefix of /8 to /30, like 10.88.0.0/16",
+    })?;
+    let number = |name: &'static str, default: u64, min: u64, max: u64, hint: &'static str| match env.get(name) {
+        None => Ok(default),
+        Some(text) => text
+            .parse::<u64>()
+            .ok()
+            .filter(|n| (min..=max).contains(n))
+            .ok_or_else(|| ConfigError::Invalid {
+                name,
+                value: text.to_owned(),
+                hint,
+            }),
+    };
+    let max_sandboxes = number(
+        "GIG_MAX_SANDBOXES",
+        64,
+        1,
+        16384,
+        "give a number of sandboxes from 1 to 16384",
+    )?;
+    let uid_base = number(
+        "GIG_SANDBOX_UID_BASE",
+        200_000,
+        10_000,
+        4_000_000_000,
+        "give the first host uid for sandboxes (at least 10000); sandbox n runs as that uid + n",
+    )?;
+    let proxy_port = number("GIG_PROXY_PORT", 8081, 1, 65535, "give a TCP port")?;
+    let size = |name: &'static str, default: u64| match env.get(name) {
+        None => Ok(default),
+        Some(text) => sandbox::limits::parse_size(text).ok_or_else(|| ConfigError::Invalid {
+            name,
+            value: text.to_owned(),
+            hint: "give a size like 512m or 1g",
+        }),
+    };
+    let memory_bytes = size("GIG_SANDBOX_MEMORY", 1 << 30)?;
+    let pids = number(
+        "GIG_SANDBOX_PIDS",
+        256,
+        8,
+        1_000_000,
+        "give a number of processes, at least 8",
+    )?;
+    Ok(sandbox::Settings {
+        instance,
+        pool,
+        max_sandboxes: max_sandboxes as usize,
+        uid_base: uid_base as u32,
+        proxy_port: proxy_port as u16,
+        default_limits: sandbox::Limits { memory_bytes, pids },
+    })
+}
+
 /// Everything `gigmcp serve` needs.
 #[derive(Debug)]
 pub struct ServeConfig {
@@ -135,6 +219,9 @@ pub struct ServeConfig {
     pub public_origin: Option<String>,
     /// The largest request body accepted on the MCP endpoint; larger bodies get 413.
     pub max_body_bytes: usize,
+    pub sandbox: sandbox::Settings,
+    /// A server process unused for this long is stopped (`GIG_IDLE_TIMEOUT`, seconds or e.g. `15m`).
+    pub idle_timeout: std::time::Duration,
 }
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -176,14 +263,39 @@ impl ServeConfig {
                     hint: "give a number of bytes, at least 1024",
                 })?,
         };
+        let sandbox = sandbox_settings(env, &paths)?;
+        let idle_timeout = match env.get("GIG_IDLE_TIMEOUT") {
+            None => std::time::Duration::from_secs(15 * 60),
+            Some(text) => parse_duration(text).ok_or_else(|| ConfigError::Invalid {
+                name: "GIG_IDLE_TIMEOUT",
+                value: text.to_owned(),
+                hint: "give a duration like 900, 90s, 15m or 1h",
+            })?,
+        };
         Ok(Self {
             paths,
             listen,
             master_key,
             public_origin,
             max_body_bytes,
+            sandbox,
+            idle_timeout,
         })
     }
+}
+
+/// Parses `900`, `90s`, `15m`, `1h`.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let text = text.trim();
+    let (digits, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = digits.parse().ok()?;
+    let seconds = match unit {
+        "" | "s" => n,
+        "m" => n.checked_mul(60)?,
+        "h" => n.checked_mul(3600)?,
+        _ => return None,
+    };
+    (seconds > 0).then(|| std::time::Duration::from_secs(seconds))
 }
 
 /// `scheme://host[:port]` of a URL, as browsers send it in `Origin`.
@@ -241,6 +353,27 @@ mod tests {
         let env = Env::from_pairs(&[("GIG_MASTER_KEY", KEY), ("GIG_BEARER_TOKEN", "x")]);
         let err = ServeConfig::from_env(&env, None).unwrap_err();
         assert!(err.to_string().contains("gigmcp profile create"), "{err}");
+    }
+
+    #[test]
+    fn sandbox_settings_are_validated() {
+        let ok = ServeConfig::from_env(&Env::from_pairs(&[("GIG_MASTER_KEY", KEY)]), None).unwrap();
+        assert_eq!(ok.sandbox.max_sandboxes, 64);
+        assert_eq!(ok.sandbox.instance.len(), 4);
+        assert_eq!(ok.idle_timeout, std::time::Duration::from_secs(900));
+        for (name, value) in [
+            ("GIG_SANDBOX_CIDR", "10.88.0.0/31"),
+            ("GIG_INSTANCE", "TOO-LONG"),
+            ("GIG_MAX_SANDBOXES", "0"),
+            ("GIG_SANDBOX_UID_BASE", "0"),
+            ("GIG_SANDBOX_MEMORY", "lots"),
+            ("GIG_IDLE_TIMEOUT", "soon"),
+        ] {
+            let env = Env::from_pairs(&[("GIG_MASTER_KEY", KEY), (name, value)]);
+            let err = ServeConfig::from_env(&env, None).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
+        assert_eq!(parse_duration("15m"), Some(std::time::Duration::from_secs(900)));
     }
 
     #[test]

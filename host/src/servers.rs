@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::names::{Prefix, ServerName};
+use crate::sandbox::Limits;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ServerDef {
@@ -33,9 +34,16 @@ pub enum ServerSpec {
         env: BTreeMap<String, String>,
         #[serde(default)]
         mounts: Vec<Mount>,
+        /// Memory and process limits of its sandbox; the gateway's defaults when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limits: Option<Limits>,
     },
     /// A server built into the gateway binary, run in a sandbox like any other stdio server.
-    Builtin { builtin: Builtin },
+    Builtin {
+        builtin: Builtin,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limits: Option<Limits>,
+    },
     /// A streamable-HTTP MCP server.
     Http { url: String },
 }
@@ -183,7 +191,10 @@ mod tests {
 
     #[test]
     fn specs_round_trip_through_json() {
-        let spec = ServerSpec::Builtin { builtin: Builtin::Echo };
+        let spec = ServerSpec::Builtin {
+            builtin: Builtin::Echo,
+            limits: None,
+        };
         let json = serde_json::to_string(&spec).unwrap();
         assert_eq!(serde_json::from_str::<ServerSpec>(&json).unwrap(), spec);
     }

@@ -67,6 +67,22 @@ impl Gateway {
         Some(session)
     }
 
+    /// Ends every client session (their streams close).
+    pub fn close_sessions(&self) {
+        let sessions: Vec<Arc<Session>> = lock(&self.sessions).drain().map(|(_, s)| s).collect();
+        for session in &sessions {
+            session.runtime.remove_session(&session.id);
+        }
+    }
+
+    /// Ends every session and server, then removes the sandboxes' firewall rules and interfaces.
+    pub async fn shutdown(&self) {
+        self.close_sessions();
+        let runtimes: Vec<Arc<Runtime>> = lock(&self.runtimes).drain().map(|(_, r)| r).collect();
+        drop(runtimes);
+        self.deps.launcher.shutdown().await;
+    }
+
     pub fn session_count(&self) -> usize {
         lock(&self.sessions).len()
     }

@@ -22,7 +22,7 @@ use super::jsonrpc::{self, Message};
 use super::sse::SseReader;
 use super::{GATEWAY_CLIENT_CAPABILITIES, LATEST_PROTOCOL_VERSION};
 use crate::names::ServerName;
-use crate::sandbox::{Launch, Launcher, Program, SandboxError};
+use crate::sandbox::{Launch, Launcher, Program, Sandbox, SandboxError};
 use crate::servers::{ServerDef, ServerSpec};
 
 /// How long a server may take to answer `initialize` (npm servers can be slow to load).
@@ -87,7 +87,7 @@ struct Pending {
 enum Transport {
     Stdio {
         writer: mpsc::Sender<Vec<u8>>,
-        _child: Mutex<Option<tokio::process::Child>>,
+        sandbox: Mutex<Option<Sandbox>>,
     },
     Http(HttpTransport),
 }
@@ -137,6 +137,7 @@ impl Conn {
                 args,
                 env,
                 mounts,
+                limits,
             } => {
                 let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
                 let launch = Launch {
@@ -144,15 +145,17 @@ impl Conn {
                     args,
                     env: &env,
                     mounts,
+                    limits: *limits,
                 };
                 Self::start_stdio(def.name.clone(), launcher, &launch, events).await
             }
-            ServerSpec::Builtin { builtin } => {
+            ServerSpec::Builtin { builtin, limits } => {
                 let launch = Launch {
                     program: Program::Builtin(*builtin),
                     args: &[],
                     env: &[],
                     mounts: &[],
+                    limits: *limits,
                 };
                 Self::start_stdio(def.name.clone(), launcher, &launch, events).await
             }
@@ -179,7 +182,8 @@ impl Conn {
         launch: &Launch<'_>,
         events: mpsc::UnboundedSender<UpstreamEvent>,
     ) -> Result<Arc<Self>, UpstreamError> {
-        let mut child = launcher.spawn(launch)?;
+        let mut sandbox = launcher.spawn(launch).await?;
+        let child = sandbox.child.as_mut().expect("a new sandbox has its process");
         let (stdin, stdout, stderr) = match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
             (Some(i), Some(o), Some(e)) => (i, o, e),
             _ => unreachable!("the launcher pipes all three streams"),
@@ -189,7 +193,7 @@ impl Conn {
             server,
             Transport::Stdio {
                 writer,
-                _child: Mutex::new(Some(child)),
+                sandbox: Mutex::new(Some(sandbox)),
             },
             events,
         ));
@@ -296,6 +300,16 @@ impl Conn {
     /// Whether the server declared a capability (`tools`, `prompts`, `resources`, `logging`, `completions`).
     pub fn has_capability(&self, name: &str) -> bool {
         lock(&self.init)["capabilities"].get(name).is_some_and(|c| !c.is_null())
+    }
+
+    /// The sandbox of a stdio server: its pid, address and memory in use.
+    pub fn sandbox_status(&self) -> Option<(Option<u32>, Option<std::net::Ipv4Addr>, Option<u64>)> {
+        match &self.transport {
+            Transport::Stdio { sandbox, .. } => {
+                lock(sandbox).as_ref().map(|s| (s.pid, s.address, s.memory_usage()))
+            }
+            Transport::Http(_) => None,
+        }
     }
 
     pub fn is_closed(&self) -> bool {

@@ -1,20 +1,41 @@
-//! Runs a stdio server in a bubblewrap jail.
+//! Runs a stdio server in a bubblewrap jail with a network namespace of its own.
 //!
-//! This module knows bubblewrap and nothing of MCP. The jail has new user, pid, network, ipc, uts and cgroup
-//! namespaces (`--unshare-all`: no network at all), an empty environment plus what the server is given,
-//! a private `/proc`, `/dev` and `/tmp`, and read-only system directories; nothing else of the host is
-//! visible but the server's own command and the mounts the operator granted. A server is never started as a
-//! bare child of the gateway.
+//! This module knows bubblewrap, namespaces, cgroups and firewall rules, and nothing of MCP. See README.md
+//! beside this file for what was decided and why. In short, per sandbox:
+//! - bubblewrap runs as the sandbox's own host uid (from `GIG_SANDBOX_UID_BASE` on), unprivileged on the
+//!   host, with new user, pid, network, ipc, uts and cgroup namespaces; the server runs as uid 1000 inside
+//!   with no capability at all (bounding set included), `no_new_privs`, and the seccomp filter of
+//!   `seccomp.rs`; nested user namespaces are disabled;
+//! - rlimits and a cgroup bound its processes and memory;
+//! - the gateway, from outside, gives its network namespace one end of a veth pair before it runs
+//!   (`--block-fd` holds it until then); the firewall lets it reach only the egress-proxy port of its own
+//!   host-side address.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+pub mod jail;
+pub mod limits;
+pub mod net;
+mod seccomp;
+mod sys_unsafe;
+
+use std::io::{Read, Write};
+use std::net::Ipv4Addr;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use thiserror::Error;
 
-use crate::servers::{Builtin, Mount};
+pub use jail::{Launch, Program};
+use limits::Cgroup;
+pub use limits::Limits;
+use net::{NetError, Network, Pool};
+use sys_unsafe::Rlimits;
 
-/// Where the gateway's own binary appears inside a jail running a built-in server.
-const BUILTIN_PATH: &str = "/run/gigmcp/gigmcp";
+/// The uid a server has inside its jail; on the host it is the sandbox's own uid.
+const JAIL_UID: u32 = 1000;
+/// How long bubblewrap may take to report the jail's pid.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[derive(Debug, Error)]
 pub enum SandboxError {
@@ -24,186 +45,350 @@ pub enum SandboxError {
     SelfExe(std::io::Error),
     #[error("cannot start the sandbox: {0}")]
     Spawn(std::io::Error),
+    #[error("all {0} sandboxes are in use (GIG_MAX_SANDBOXES); stop a server or raise the limit")]
+    Exhausted(usize),
+    #[error("cannot build the seccomp filter: {0}")]
+    Seccomp(String),
+    #[error("cannot set up the sandbox's cgroup ({0}); the gateway needs write access to /sys/fs/cgroup")]
+    Cgroup(std::io::Error),
+    #[error(transparent)]
+    Net(#[from] NetError),
+    #[error(
+        "the sandbox uid range {first}..{last} holds the host user {user} (uid {uid}); \
+         set GIG_SANDBOX_UID_BASE to a range no account uses"
+    )]
+    UidInUse {
+        first: u32,
+        last: u32,
+        user: String,
+        uid: u32,
+    },
 }
 
-/// What to run in a jail.
-pub struct Launch<'a> {
-    pub program: Program<'a>,
-    pub args: &'a [String],
-    pub env: &'a [(String, String)],
-    pub mounts: &'a [Mount],
-}
-
-pub enum Program<'a> {
-    Path(&'a str),
-    Builtin(Builtin),
-}
-
-/// Finds bubblewrap and the gateway binary once.
+/// How sandboxes are made: from the gateway's configuration.
 #[derive(Debug, Clone)]
+pub struct Settings {
+    /// Names this gateway's interfaces, firewall table and cgroups (1–4 of a-z, 0-9).
+    pub instance: String,
+    pub pool: Pool,
+    pub max_sandboxes: usize,
+    /// Sandbox `n` runs as host uid `uid_base + n`; `uid_base + max_sandboxes` is for name probes.
+    pub uid_base: u32,
+    pub proxy_port: u16,
+    pub default_limits: Limits,
+}
+
+impl Settings {
+    /// How many sandboxes can run at once: the configured cap, never more than the pool holds.
+    pub fn slots(&self) -> usize {
+        self.max_sandboxes.min(self.pool.capacity())
+    }
+
+    fn check_uids(&self) -> Result<(), SandboxError> {
+        let first = self.uid_base;
+        let last = self.uid_base + self.slots() as u32;
+        let passwd = std::fs::read_to_string("/etc/passwd").unwrap_or_default();
+        for line in passwd.lines() {
+            let fields: Vec<&str> = line.split(':').collect();
+            if let (Some(user), Some(uid)) = (fields.first(), fields.get(2).and_then(|u| u.parse::<u32>().ok()))
+                && (first..=last).contains(&uid)
+            {
+                return Err(SandboxError::UidInUse {
+                    first,
+                    last,
+                    user: user.to_string(),
+                    uid,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Which slots (address pair and uid) are taken.
+struct Slots {
+    taken: Mutex<Vec<bool>>,
+}
+
+impl Slots {
+    fn acquire(self: &Arc<Self>) -> Result<Lease, SandboxError> {
+        let mut taken = self.taken.lock().unwrap_or_else(|p| p.into_inner());
+        let slot = taken
+            .iter()
+            .position(|t| !*t)
+            .ok_or(SandboxError::Exhausted(taken.len()))?;
+        taken[slot] = true;
+        Ok(Lease {
+            slots: self.clone(),
+            slot,
+        })
+    }
+
+    fn in_use(&self) -> usize {
+        self.taken
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter(|t| **t)
+            .count()
+    }
+}
+
+/// A slot held by a running (or tearing-down) sandbox; released when dropped.
+struct Lease {
+    slots: Arc<Slots>,
+    slot: usize,
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.slots.taken.lock().unwrap_or_else(|p| p.into_inner())[self.slot] = false;
+    }
+}
+
+/// Starts sandboxes.
 pub struct Launcher {
     bwrap: PathBuf,
     self_exe: PathBuf,
+    settings: Settings,
+    /// `None`: jails get no network at all (used by the CLI to probe a server's names).
+    network: Option<Arc<Network>>,
+    slots: Arc<Slots>,
+    seccomp: Arc<Vec<Vec<u8>>>,
+}
+
+/// A running jail. Dropping it kills the whole process tree and then frees its cgroup and slot.
+pub struct Sandbox {
+    pub child: Option<tokio::process::Child>,
+    /// The jail's address, where the egress proxy will recognise it.
+    pub address: Option<Ipv4Addr>,
+    pub uid: u32,
+    pub pid: Option<u32>,
+    cgroup: Option<Cgroup>,
+    lease: Option<Lease>,
+}
+
+impl Sandbox {
+    pub fn memory_usage(&self) -> Option<u64> {
+        self.cgroup.as_ref().and_then(Cgroup::memory_usage)
+    }
+
+    pub fn oom_killed(&self) -> bool {
+        self.cgroup.as_ref().is_some_and(Cgroup::oom_killed)
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        let Some(mut child) = self.child.take() else { return };
+        // bwrap dies; --die-with-parent then kills the jail's init, and with it the whole pid namespace.
+        let _ = child.start_kill();
+        let cgroup = self.cgroup.take();
+        let lease = self.lease.take();
+        let cleanup = async move {
+            let _ = child.wait().await;
+            if let Some(cgroup) = cgroup {
+                for _ in 0..50 {
+                    if cgroup.remove().is_ok() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+            drop(lease);
+        };
+        if let Ok(handle) = tokio::runtime::Handle::try_current() {
+            handle.spawn(cleanup);
+        }
+    }
+}
+
+fn find_bwrap() -> Result<PathBuf, SandboxError> {
+    ["/usr/bin/bwrap", "/usr/local/bin/bwrap", "/bin/bwrap"]
+        .iter()
+        .map(PathBuf::from)
+        .find(|p| p.is_file())
+        .ok_or(SandboxError::NoBwrap)
 }
 
 impl Launcher {
-    pub fn new() -> Result<Self, SandboxError> {
-        let bwrap = ["/usr/bin/bwrap", "/usr/local/bin/bwrap", "/bin/bwrap"]
+    fn build(settings: Settings, network: Option<Arc<Network>>) -> Result<Self, SandboxError> {
+        settings.check_uids()?;
+        let seccomp = seccomp::programs()
+            .map_err(|e| SandboxError::Seccomp(e.to_string()))?
             .iter()
-            .map(PathBuf::from)
-            .find(|p| p.is_file())
-            .ok_or(SandboxError::NoBwrap)?;
-        let self_exe = std::env::current_exe().map_err(SandboxError::SelfExe)?;
-        Ok(Self { bwrap, self_exe })
+            .map(seccomp::to_bytes)
+            .collect();
+        let slots = Arc::new(Slots {
+            taken: Mutex::new(vec![false; settings.slots()]),
+        });
+        Ok(Self {
+            bwrap: find_bwrap()?,
+            self_exe: std::env::current_exe().map_err(SandboxError::SelfExe)?,
+            settings,
+            network,
+            slots,
+            seccomp: Arc::new(seccomp),
+        })
     }
 
-    /// The jailed process with piped stdio, killed when dropped.
-    pub fn spawn(&self, launch: &Launch<'_>) -> Result<tokio::process::Child, SandboxError> {
-        let mut cmd = tokio::process::Command::new(&self.bwrap);
-        cmd.args(self.bwrap_args(launch))
-            .env_clear()
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        // `--die-with-parent` follows the thread that spawned bwrap. This runs on a runtime worker thread,
-        // which lives as long as the gateway; never call it from a blocking-pool thread, which exits when idle.
-        cmd.spawn().map_err(SandboxError::Spawn)
+    /// The gateway's launcher: removes this instance's leftovers, checks the pool, installs the firewall.
+    pub async fn start(settings: Settings) -> Result<Self, SandboxError> {
+        limits::remove_stale(&settings.instance);
+        let network = Network::start(&settings.instance, settings.pool, settings.slots(), settings.proxy_port).await?;
+        Self::build(settings, Some(Arc::new(network)))
     }
 
-    fn bwrap_args(&self, launch: &Launch<'_>) -> Vec<String> {
-        let mut args: Vec<String> = [
-            "--unshare-all",
-            "--die-with-parent",
-            "--new-session",
-            "--clearenv",
-            "--proc",
-            "/proc",
-            "--dev",
-            "/dev",
-            "--tmpfs",
-            "/tmp",
-            "--ro-bind",
-            "/usr",
-            "/usr",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
-        // Merged-/usr systems link these into /usr; others have real directories.
-        for dir in ["/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"] {
-            let path = Path::new(dir);
-            match std::fs::read_link(path) {
-                Ok(target) => args.extend(["--symlink".into(), target.display().to_string(), dir.into()]),
-                Err(_) if path.is_dir() => args.extend(["--ro-bind".into(), dir.into(), dir.into()]),
-                Err(_) => {}
+    /// A launcher whose jails have no network (for probing a server's names from the CLI).
+    pub fn offline(settings: Settings) -> Result<Self, SandboxError> {
+        Self::build(settings, None)
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    pub fn running(&self) -> usize {
+        self.slots.in_use()
+    }
+
+    /// Removes the firewall rules, interfaces and cgroups, once the sandboxes (which end with their handles)
+    /// are gone.
+    pub async fn shutdown(&self) {
+        for _ in 0..100 {
+            if self.running() == 0 {
+                break;
             }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        // Read-only runtime files: the dynamic linker cache, alternatives links, CA certificates, time zone.
-        for file in [
-            "/etc/ld.so.cache",
-            "/etc/alternatives",
-            "/etc/ssl",
-            "/etc/ca-certificates",
-            "/etc/localtime",
-        ] {
-            args.extend(["--ro-bind-try".into(), file.into(), file.into()]);
+        if let Some(network) = &self.network {
+            network.shutdown().await;
+            limits::remove_all(&self.settings.instance);
         }
-        let program = match &launch.program {
-            Program::Builtin(_) => {
-                args.extend([
-                    "--ro-bind".into(),
-                    self.self_exe.display().to_string(),
-                    BUILTIN_PATH.into(),
-                ]);
-                BUILTIN_PATH.to_owned()
-            }
-            Program::Path(path) => {
-                if !path.starts_with("/usr/") {
-                    args.extend(["--ro-bind".into(), path.to_string(), path.to_string()]);
-                }
-                path.to_string()
-            }
+    }
+
+    /// Starts `launch` in a new jail, its network configured before the server runs.
+    pub async fn spawn(&self, launch: &Launch<'_>) -> Result<Sandbox, SandboxError> {
+        let lease = match &self.network {
+            Some(_) => Some(self.slots.acquire()?),
+            None => None,
         };
-        for mount in launch.mounts {
-            let flag = if mount.writable { "--bind" } else { "--ro-bind" };
-            args.extend([
-                flag.into(),
-                mount.host.display().to_string(),
-                mount.sandbox.display().to_string(),
-            ]);
+        let slot = lease.as_ref().map(|l| l.slot);
+        let uid = self.settings.uid_base + slot.unwrap_or(self.settings.slots()) as u32;
+        let limits = launch.limits.unwrap_or(self.settings.default_limits);
+
+        let (info_read, info_write) = std::io::pipe().map_err(SandboxError::Spawn)?;
+        let (block_read, mut block_write) = std::io::pipe().map_err(SandboxError::Spawn)?;
+        let mut filters: Vec<OwnedFd> = Vec::new();
+        for program in self.seccomp.iter() {
+            let (read, mut write) = std::io::pipe().map_err(SandboxError::Spawn)?;
+            write.write_all(program).map_err(SandboxError::Spawn)?;
+            filters.push(read.into());
         }
-        let defaults = [("PATH", "/usr/local/bin:/usr/bin:/bin"), ("HOME", "/tmp")];
-        for (key, value) in defaults {
-            if !launch.env.iter().any(|(k, _)| k == key) {
-                args.extend(["--setenv".into(), key.into(), value.into()]);
+        let info_write: OwnedFd = info_write.into();
+        let block_read: OwnedFd = block_read.into();
+        let mut args = jail::bwrap_args(&self.self_exe, launch);
+        let mut control = vec![
+            "--unshare-user".to_owned(),
+            "--disable-userns".into(),
+            "--uid".into(),
+            JAIL_UID.to_string(),
+            "--gid".into(),
+            JAIL_UID.to_string(),
+            "--info-fd".into(),
+            info_write.as_raw_fd().to_string(),
+            "--block-fd".into(),
+            block_read.as_raw_fd().to_string(),
+        ];
+        for fd in &filters {
+            control.extend(["--add-seccomp-fd".into(), fd.as_raw_fd().to_string()]);
+        }
+        args.splice(0..0, control);
+
+        let mut cmd = tokio::process::Command::new(&self.bwrap);
+        cmd.args(&args)
+            .env_clear()
+            .uid(uid)
+            .gid(uid)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true);
+        let inherited = [&info_write, &block_read]
+            .into_iter()
+            .chain(filters.iter())
+            .map(|fd| fd.as_raw_fd())
+            .collect();
+        sys_unsafe::prepare_child(
+            &mut cmd,
+            inherited,
+            Rlimits {
+                nproc: limits.pids,
+                nofile: 4096,
+            },
+        );
+        // `--die-with-parent` follows the thread that spawned bwrap: this runs on a runtime worker thread,
+        // which lives as long as the gateway (never on a blocking-pool thread, which exits when idle).
+        let child = cmd.spawn().map_err(SandboxError::Spawn)?;
+        drop((info_write, block_read, filters));
+        let mut sandbox = Sandbox {
+            pid: child.id(),
+            child: Some(child),
+            address: None,
+            uid,
+            cgroup: None,
+            lease,
+        };
+        if let Some(slot) = slot {
+            let cgroup =
+                Cgroup::create(&self.settings.instance, &format!("s{slot}"), limits).map_err(SandboxError::Cgroup)?;
+            if let Some(pid) = sandbox.pid {
+                cgroup.add(pid).map_err(SandboxError::Cgroup)?;
             }
+            sandbox.cgroup = Some(cgroup);
         }
-        for (key, value) in launch.env {
-            args.extend(["--setenv".into(), key.clone(), value.clone()]);
+        let jail_pid = read_jail_pid(info_read).await?;
+        if let Some(cgroup) = &sandbox.cgroup {
+            cgroup.add(jail_pid).map_err(SandboxError::Cgroup)?;
         }
-        args.extend(["--chdir".into(), "/tmp".into(), "--".into(), program]);
-        if let Program::Builtin(builtin) = launch.program {
-            args.push(builtin.subcommand().into());
+        if let (Some(network), Some(slot)) = (&self.network, slot) {
+            network.attach(slot, jail_pid).await?;
+            sandbox.address = Some(self.settings.pool.addresses(slot).1);
         }
-        args.extend(launch.args.iter().cloned());
-        args
+        // Released: the jail goes on to run the server.
+        block_write.write_all(b"1").map_err(SandboxError::Spawn)?;
+        Ok(sandbox)
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn launcher() -> Launcher {
-        Launcher {
-            bwrap: "/usr/bin/bwrap".into(),
-            self_exe: "/opt/gigmcp/bin/gigmcp".into(),
+/// The pid of the jail's first process, as bubblewrap reports it on `--info-fd`.
+async fn read_jail_pid(info: std::io::PipeReader) -> Result<u32, SandboxError> {
+    let read = tokio::task::spawn_blocking(move || {
+        let mut info = info;
+        let mut text = Vec::new();
+        let mut chunk = [0u8; 1024];
+        loop {
+            let n = info.read(&mut chunk)?;
+            if n == 0 {
+                break;
+            }
+            text.extend_from_slice(&chunk[..n]);
+            if let Ok(value) = serde_json::from_slice::<serde_json::Value>(&text) {
+                return Ok(value);
+            }
         }
-    }
-
-    #[test]
-    fn jail_unshares_everything_and_clears_the_environment() {
-        let args = launcher().bwrap_args(&Launch {
-            program: Program::Builtin(Builtin::Echo),
-            args: &[],
-            env: &[("A".into(), "b".into())],
-            mounts: &[],
-        });
-        let joined = args.join(" ");
-        for flag in ["--unshare-all", "--die-with-parent", "--new-session", "--clearenv"] {
-            assert!(args.iter().any(|a| a == flag), "{flag} missing: {joined}");
-        }
-        assert!(joined.contains("--ro-bind /opt/gigmcp/bin/gigmcp /run/gigmcp/gigmcp"));
-        assert!(joined.ends_with("-- /run/gigmcp/gigmcp mcp-echo"), "{joined}");
-        assert!(joined.contains("--setenv A b"));
-        assert!(!joined.contains("--share-net"));
-    }
-
-    #[test]
-    fn mounts_are_read_only_unless_writable() {
-        let mounts = [
-            Mount {
-                host: "/srv/a".into(),
-                sandbox: "/a".into(),
-                writable: false,
-            },
-            Mount {
-                host: "/srv/b".into(),
-                sandbox: "/b".into(),
-                writable: true,
-            },
-        ];
-        let joined = launcher()
-            .bwrap_args(&Launch {
-                program: Program::Path("/usr/bin/node"),
-                args: &["/a/index.js".into()],
-                env: &[],
-                mounts: &mounts,
-            })
-            .join(" ");
-        assert!(joined.contains("--ro-bind /srv/a /a"));
-        assert!(joined.contains("--bind /srv/b /b"));
-        assert!(joined.ends_with("-- /usr/bin/node /a/index.js"));
-    }
+        Err(std::io::Error::other(format!(
+            "bubblewrap exited before starting the jail: {}",
+            String::from_utf8_lossy(&text)
+        )))
+    });
+    let value = tokio::time::timeout(START_TIMEOUT, read)
+        .await
+        .map_err(|_| SandboxError::Spawn(std::io::Error::other("bubblewrap did not start the jail in time")))?
+        .map_err(|e| SandboxError::Spawn(std::io::Error::other(e)))?
+        .map_err(SandboxError::Spawn)?;
+    value["child-pid"]
+        .as_u64()
+        .map(|pid| pid as u32)
+        .ok_or_else(|| SandboxError::Spawn(std::io::Error::other("bubblewrap reported no child pid")))
 }

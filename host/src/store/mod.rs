@@ -359,7 +359,10 @@ mod tests {
             name: ServerName::parse(name).unwrap(),
             prefix: Prefix::parse(name).unwrap(),
             per_session: false,
-            spec: ServerSpec::Builtin { builtin: Builtin::Echo },
+            spec: ServerSpec::Builtin {
+                builtin: Builtin::Echo,
+                limits: None,
+            },
         }
     }
 

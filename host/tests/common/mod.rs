@@ -53,6 +53,37 @@ pub fn node_bin() -> String {
     std::fs::canonicalize(&path).unwrap().display().to_string()
 }
 
+/// Sandbox settings of their own for each test gateway, so that tests running in parallel never share
+/// interfaces, addresses, firewall tables or uids.
+pub fn isolation_env() -> Vec<(String, String)> {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let pid = std::process::id();
+    let instance = {
+        let mut v = (pid % 1000) * 40 + n % 40;
+        let digits = b"0123456789abcdefghijklmnopqrstuvwxyz";
+        let mut s = String::from("t");
+        for _ in 0..3 {
+            s.push(digits[(v % 36) as usize] as char);
+            v /= 36;
+        }
+        s
+    };
+    vec![
+        ("GIG_INSTANCE".into(), instance),
+        (
+            "GIG_SANDBOX_CIDR".into(),
+            format!("10.{}.{}.0/24", 100 + pid % 100, n % 256),
+        ),
+        (
+            "GIG_SANDBOX_UID_BASE".into(),
+            (1_000_000 + (pid % 1000) * 10_000 + (n % 100) * 100).to_string(),
+        ),
+        ("GIG_MAX_SANDBOXES".into(), "32".into()),
+    ]
+}
+
 pub struct TestGateway {
     pub dir: tempfile::TempDir,
     child: Child,
@@ -68,7 +99,12 @@ impl TestGateway {
 
     pub fn start_with(extra_env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let extra_env: Vec<(String, String)> = extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let given: Vec<(String, String)> = extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut extra_env: Vec<(String, String)> = isolation_env()
+            .into_iter()
+            .filter(|(k, _)| !given.iter().any(|(g, _)| g == k))
+            .collect();
+        extra_env.extend(given);
         let mut cmd = Command::new(gigmcp_bin());
         cmd.arg("serve")
             .env("GIG_DATA_DIR", dir.path())
@@ -176,10 +212,31 @@ impl TestGateway {
     }
 }
 
-impl Drop for TestGateway {
-    fn drop(&mut self) {
+impl TestGateway {
+    /// Stops the gateway as an operator would (SIGTERM: it removes its firewall rules, interfaces and
+    /// cgroups), killing it if it takes too long.
+    pub fn stop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            return;
+        }
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+impl Drop for TestGateway {
+    fn drop(&mut self) {
+        self.stop();
         if std::thread::panicking() {
             eprintln!("---- gateway log ----\n{}", self.log());
         }

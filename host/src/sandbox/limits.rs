@@ -1,0 +1,169 @@
+//! Memory and process-count limits per sandbox, through cgroups: v2 where the host has the unified
+//! hierarchy, else the v1 `memory` and `pids` controllers. Exceeding the memory limit gets the sandbox's
+//! processes killed by the kernel's OOM killer inside that cgroup; the pids limit makes `fork` fail. Neither
+//! touches the gateway or other sandboxes. Rlimits (set by the spawner) are a further bound.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+const CGROUP_ROOT: &str = "/sys/fs/cgroup";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub memory_bytes: u64,
+    pub pids: u64,
+}
+
+/// One sandbox's cgroup(s), removed when dropped (once its processes are gone).
+#[derive(Debug)]
+pub struct Cgroup {
+    dirs: Vec<PathBuf>,
+}
+
+fn is_v2() -> bool {
+    Path::new(CGROUP_ROOT).join("cgroup.controllers").exists()
+}
+
+impl Cgroup {
+    /// Creates `<root>/gigmcp-<instance>/<name>` with the limits applied.
+    pub fn create(instance: &str, name: &str, limits: Limits) -> io::Result<Self> {
+        let group = format!("gigmcp-{instance}");
+        if is_v2() {
+            let parent = Path::new(CGROUP_ROOT).join(&group);
+            std::fs::create_dir_all(&parent)?;
+            // Controllers must be enabled in every ancestor's subtree_control to be usable below it.
+            for dir in [Path::new(CGROUP_ROOT), parent.as_path()] {
+                let _ = std::fs::write(dir.join("cgroup.subtree_control"), "+memory +pids");
+            }
+            let dir = parent.join(name);
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(dir.join("memory.max"), limits.memory_bytes.to_string())?;
+            let _ = std::fs::write(dir.join("memory.swap.max"), "0");
+            std::fs::write(dir.join("pids.max"), limits.pids.to_string())?;
+            return Ok(Self { dirs: vec![dir] });
+        }
+        let memory = Path::new(CGROUP_ROOT).join("memory").join(&group).join(name);
+        let pids = Path::new(CGROUP_ROOT).join("pids").join(&group).join(name);
+        std::fs::create_dir_all(&memory)?;
+        std::fs::create_dir_all(&pids)?;
+        let cgroup = Self {
+            dirs: vec![memory.clone(), pids.clone()],
+        };
+        std::fs::write(memory.join("memory.limit_in_bytes"), limits.memory_bytes.to_string())?;
+        // Without this the limit could be dodged into swap where swap accounting is on.
+        let _ = std::fs::write(
+            memory.join("memory.memsw.limit_in_bytes"),
+            limits.memory_bytes.to_string(),
+        );
+        std::fs::write(pids.join("pids.max"), limits.pids.to_string())?;
+        Ok(cgroup)
+    }
+
+    /// Puts a process (and so its future children) in the cgroup.
+    pub fn add(&self, pid: u32) -> io::Result<()> {
+        for dir in &self.dirs {
+            std::fs::write(dir.join("cgroup.procs"), pid.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Memory in use now, in bytes.
+    pub fn memory_usage(&self) -> Option<u64> {
+        ["memory.current", "memory.usage_in_bytes"].iter().find_map(|file| {
+            self.dirs
+                .iter()
+                .find_map(|d| std::fs::read_to_string(d.join(file)).ok())
+                .and_then(|s| s.trim().parse().ok())
+        })
+    }
+
+    /// Whether the kernel killed something in this cgroup for exceeding the memory limit.
+    pub fn oom_killed(&self) -> bool {
+        self.dirs.iter().any(|d| {
+            let events = std::fs::read_to_string(d.join("memory.events"))
+                .or_else(|_| std::fs::read_to_string(d.join("memory.oom_control")))
+                .unwrap_or_default();
+            events
+                .lines()
+                .any(|l| l.strip_prefix("oom_kill ").is_some_and(|n| n.trim() != "0"))
+        })
+    }
+
+    /// Removes the cgroup directories; fails while processes remain.
+    pub fn remove(&self) -> io::Result<()> {
+        for dir in &self.dirs {
+            match std::fs::remove_dir(dir) {
+                Ok(()) => {}
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Removes what a crashed gateway of this instance left behind.
+pub fn remove_stale(instance: &str) {
+    let group = format!("gigmcp-{instance}");
+    let parents = [
+        Path::new(CGROUP_ROOT).join(&group),
+        Path::new(CGROUP_ROOT).join("memory").join(&group),
+        Path::new(CGROUP_ROOT).join("pids").join(&group),
+    ];
+    for parent in parents {
+        if let Ok(entries) = std::fs::read_dir(&parent) {
+            for entry in entries.flatten() {
+                if entry.path().is_dir() {
+                    let _ = std::fs::remove_dir(entry.path());
+                }
+            }
+        }
+    }
+}
+
+/// Removes this instance's cgroups, its parent groups included (at shutdown).
+pub fn remove_all(instance: &str) {
+    remove_stale(instance);
+    let group = format!("gigmcp-{instance}");
+    for parent in [
+        Path::new(CGROUP_ROOT).join(&group),
+        Path::new(CGROUP_ROOT).join("memory").join(&group),
+        Path::new(CGROUP_ROOT).join("pids").join(&group),
+    ] {
+        let _ = std::fs::remove_dir(parent);
+    }
+}
+
+/// Parses sizes like `512m`, `1g`, `1048576`.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim().to_ascii_lowercase();
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text.as_str(), ""),
+    };
+    let n: u64 = digits.parse().ok()?;
+    let factor = match unit {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(factor).filter(|n| *n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("512m"), Some(512 << 20));
+        assert_eq!(parse_size("1G"), Some(1 << 30));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("0"), None);
+        assert_eq!(parse_size("12x"), None);
+        assert_eq!(parse_size(""), None);
+    }
+}

@@ -1,0 +1,58 @@
+//! The few raw system calls the sandbox needs that std does not wrap. Every `unsafe` block of the sandbox is
+//! here, each with the reason it is sound.
+
+use std::io;
+use std::os::fd::{AsRawFd, RawFd};
+
+/// Resource limits set on bubblewrap (and so on everything in the jail) before it runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Rlimits {
+    /// Processes of the sandbox's host uid: each sandbox has its own uid, so this is per sandbox.
+    pub nproc: u64,
+    pub nofile: u64,
+}
+
+/// Makes `fds` survive `exec` in the child and applies `limits`, in the child between fork and exec.
+pub fn prepare_child(cmd: &mut tokio::process::Command, fds: Vec<RawFd>, limits: Rlimits) {
+    let setup = move || -> io::Result<()> {
+        for fd in &fds {
+            // SAFETY: fcntl on a descriptor number is async-signal-safe and touches no memory; the numbers
+            // are descriptors the parent opened and keeps open until the child has been spawned.
+            if unsafe { libc::fcntl(*fd, libc::F_SETFD, 0) } == -1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        for (resource, value) in [
+            (libc::RLIMIT_NPROC, limits.nproc),
+            (libc::RLIMIT_NOFILE, limits.nofile),
+            (libc::RLIMIT_CORE, 0),
+        ] {
+            let limit = libc::rlimit {
+                rlim_cur: value,
+                rlim_max: value,
+            };
+            // SAFETY: setrlimit is async-signal-safe; `limit` is a valid, initialised struct on this stack.
+            if unsafe { libc::setrlimit(resource, &limit) } == -1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: the closure only makes async-signal-safe system calls (fcntl, setrlimit) and allocates
+    // nothing, as required between fork and exec.
+    unsafe {
+        cmd.pre_exec(setup);
+    }
+}
+
+/// Moves the calling thread into the network namespace of `pid`. Use on a thread of its own: sockets it
+/// opens afterwards belong to that namespace.
+pub fn enter_net_namespace_of(pid: u32) -> io::Result<()> {
+    let ns = std::fs::File::open(format!("/proc/{pid}/ns/net"))?;
+    // SAFETY: setns takes a descriptor we own (kept open for the call) and a namespace type; it changes only
+    // the calling thread's namespace.
+    if unsafe { libc::setns(ns.as_raw_fd(), libc::CLONE_NEWNET) } == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
+}
