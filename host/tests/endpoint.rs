@@ -243,3 +243,27 @@ async fn fifty_concurrent_sessions_all_complete() {
     });
     futures_util::future::join_all(sessions).await;
 }
+
+/// A 2025-11-25 server may close a reply stream before the reply and expect the client to resume it with
+/// `Last-Event-ID` (the fixture's `test_reconnection` does): the gateway resumes it for the client.
+#[tokio::test]
+async fn an_upstream_reply_stream_closed_early_is_resumed() {
+    let (_fixture, fixture_url) = common::start_conformance_fixture();
+    let gateway = TestGateway::start();
+    let token = gateway.create_profile("conf");
+    gateway.cli_ok(&["server", "add", "fixture", "--url", &fixture_url, "--prefix", ""]);
+    gateway.cli_ok(&["profile", "add-server", "conf", "fixture"]);
+    let mut client = RawClient::new(gateway.url("conf"), token);
+    client.initialize().await;
+    let reply = client
+        .call(
+            json!(1),
+            "tools/call",
+            json!({"name": "test_reconnection", "arguments": {}}),
+        )
+        .await;
+    assert_eq!(
+        reply["result"]["content"][0]["text"], "Reconnection test completed",
+        "{reply}"
+    );
+}

@@ -5,6 +5,8 @@
 pub struct SseReader {
     buffer: Vec<u8>,
     data: Vec<String>,
+    last_event_id: Option<String>,
+    retry: Option<std::time::Duration>,
 }
 
 /// The most an event may hold before the stream is treated as broken.
@@ -23,20 +25,44 @@ impl SseReader {
             }
             let line = String::from_utf8(line).map_err(|_| "event stream is not UTF-8".to_string())?;
             if line.is_empty() {
-                if !self.data.is_empty() {
-                    events.push(self.data.join("\n"));
-                    self.data.clear();
+                let data = self.data.join("\n");
+                self.data.clear();
+                // An event with no data (a priming event that only carries an id) delivers nothing.
+                if !data.trim().is_empty() {
+                    events.push(data);
                 }
             } else if let Some(rest) = line.strip_prefix("data:") {
-                self.data.push(rest.strip_prefix(' ').unwrap_or(rest).to_owned());
+                self.data.push(strip_space(rest).to_owned());
+            } else if let Some(rest) = line.strip_prefix("id:") {
+                self.last_event_id = Some(strip_space(rest).to_owned()).filter(|id| !id.is_empty());
+            } else if let Some(rest) = line.strip_prefix("retry:") {
+                if let Ok(ms) = strip_space(rest).parse::<u64>() {
+                    self.retry = Some(std::time::Duration::from_millis(ms));
+                }
             }
-            // `event:`, `id:`, `retry:` and comments carry nothing the gateway needs.
+            // `event:` and comments carry nothing the gateway needs.
         }
         if self.buffer.len() + self.data.iter().map(String::len).sum::<usize>() > MAX_EVENT_BYTES {
             return Err("event too large".into());
         }
         Ok(events)
     }
+}
+
+impl SseReader {
+    /// The id of the last event seen, for resuming with `Last-Event-ID`.
+    pub fn last_event_id(&self) -> Option<&str> {
+        self.last_event_id.as_deref()
+    }
+
+    /// How long the server asked clients to wait before reconnecting.
+    pub fn retry(&self) -> Option<std::time::Duration> {
+        self.retry
+    }
+}
+
+fn strip_space(value: &str) -> &str {
+    value.strip_prefix(' ').unwrap_or(value)
 }
 
 #[cfg(test)]

@@ -305,9 +305,7 @@ impl Conn {
     /// The sandbox of a stdio server: its pid, address and memory in use.
     pub fn sandbox_status(&self) -> Option<(Option<u32>, Option<std::net::Ipv4Addr>, Option<u64>)> {
         match &self.transport {
-            Transport::Stdio { sandbox, .. } => {
-                lock(sandbox).as_ref().map(|s| (s.pid, s.address, s.memory_usage()))
-            }
+            Transport::Stdio { sandbox, .. } => lock(sandbox).as_ref().map(|s| (s.pid, s.address, s.memory_usage())),
             Transport::Http(_) => None,
         }
     }
@@ -616,7 +614,14 @@ async fn read_stdio(conn: Weak<Conn>, stdout: tokio::process::ChildStdout) {
     }
 }
 
-/// Reads one HTTP response from the server: a JSON message, or an event stream of messages.
+/// How often an event stream that ended before its reply is resumed before the request fails.
+const MAX_RESUMPTIONS: u32 = 10;
+/// The longest wait before resuming, whatever `retry:` the server asked for.
+const MAX_RETRY_WAIT: Duration = Duration::from_secs(5);
+
+/// Reads one HTTP response from the server: a JSON message, or an event stream of messages. An event
+/// stream that ends before the reply of its request came is resumed with `Last-Event-ID` (2025-11-25
+/// servers close streams on purpose and let clients poll), as long as the server gave its events ids.
 async fn read_http_response(
     conn: &Weak<Conn>,
     response: reqwest::Response,
@@ -639,12 +644,7 @@ async fn read_http_response(
         let excerpt: String = body.chars().take(300).collect();
         return Err(format!("HTTP {status}: {excerpt}"));
     }
-    let is_sse = response
-        .headers()
-        .get(http::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("text/event-stream"));
-    if !is_sse {
+    if !is_event_stream(&response) {
         let bytes = response.bytes().await.map_err(|e| e.to_string())?;
         let value: Value = serde_json::from_slice(&bytes).map_err(|e| format!("invalid JSON reply: {e}"))?;
         if let Some(conn) = conn.upgrade() {
@@ -653,6 +653,47 @@ async fn read_http_response(
         return Ok(());
     }
     let mut reader = SseReader::default();
+    read_events(conn, response, &mut reader, related_to).await?;
+    let Some(id) = related_to else { return Ok(()) };
+    for _ in 0..MAX_RESUMPTIONS {
+        let waiting = conn.upgrade().is_some_and(|c| lock(&c.pending).contains_key(&id));
+        let Some(last_event) = reader.last_event_id().map(str::to_owned).filter(|_| waiting) else {
+            break;
+        };
+        tokio::time::sleep(reader.retry().unwrap_or(Duration::from_secs(1)).min(MAX_RETRY_WAIT)).await;
+        let Some(request) = conn.upgrade().and_then(|c| c.get_stream(Some(&last_event))) else {
+            return Ok(());
+        };
+        match request.send().await {
+            Ok(response) if response.status().is_success() && is_event_stream(&response) => {
+                read_events(conn, response, &mut reader, related_to).await?;
+            }
+            Ok(response) => return Err(format!("resuming the response stream: HTTP {}", response.status())),
+            Err(e) => return Err(format!("resuming the response stream: {e}")),
+        }
+    }
+    // A request whose reply never came fails now rather than hanging.
+    if let Some(conn) = conn.upgrade() {
+        conn.fail_pending(id, "the response stream ended without a reply");
+    }
+    Ok(())
+}
+
+fn is_event_stream(response: &reqwest::Response) -> bool {
+    response
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/event-stream"))
+}
+
+/// Reads an event stream until it ends, handing each message to the connection.
+async fn read_events(
+    conn: &Weak<Conn>,
+    response: reqwest::Response,
+    reader: &mut SseReader,
+    related_to: Option<u64>,
+) -> Result<(), String> {
     let mut stream = response.bytes_stream();
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| e.to_string())?;
@@ -662,26 +703,18 @@ async fn read_http_response(
             };
             match serde_json::from_str::<Value>(&data) {
                 Ok(value) => conn.on_message(value, related_to),
-                Err(e) => {
-                    tracing::warn!(server = %conn.server, "ignoring an event that is not JSON: {e}")
-                }
+                Err(e) => tracing::warn!(server = %conn.server, "ignoring an event that is not JSON: {e}"),
             }
         }
-    }
-    // The stream ended; a request whose reply never came fails now rather than hanging.
-    if let (Some(conn), Some(id)) = (conn.upgrade(), related_to) {
-        conn.fail_pending(id, "the response stream ended without a reply");
     }
     Ok(())
 }
 
-/// Keeps a GET stream open for messages the server sends outside any request. Servers that do not offer
-/// one answer 405, which ends this.
-async fn listen_http(conn: Weak<Conn>) {
-    let request = {
-        let Some(conn) = conn.upgrade() else { return };
-        let Transport::Http(http) = &conn.transport else {
-            return;
+impl Conn {
+    /// A GET for the session's standalone stream, or for resuming a stream after `last_event`.
+    fn get_stream(&self, last_event: Option<&str>) -> Option<reqwest::RequestBuilder> {
+        let Transport::Http(http) = &self.transport else {
+            return None;
         };
         let mut request = http
             .client
@@ -693,15 +726,40 @@ async fn listen_http(conn: Weak<Conn>) {
         if let Some(version) = lock(&http.protocol_version).as_deref() {
             request = request.header("mcp-protocol-version", version);
         }
-        request
-    };
-    match request.send().await {
-        Ok(response) if response.status().is_success() => {
-            if let Err(e) = read_http_response(&conn, response, None).await {
-                tracing::debug!("upstream GET stream ended: {e}");
-            }
+        if let Some(last) = last_event {
+            request = request.header("last-event-id", last);
         }
-        Ok(_) | Err(_) => {}
+        Some(request)
+    }
+}
+
+/// Keeps a GET stream open for messages the server sends outside any request, reopening it (resuming
+/// after the last event seen) when the server closes it. Servers that offer none answer 405, which ends
+/// this; so does the connection ending.
+async fn listen_http(conn: Weak<Conn>) {
+    let mut reader = SseReader::default();
+    let mut failures = 0u32;
+    while failures < 5 {
+        let Some(request) = conn
+            .upgrade()
+            .filter(|c| !c.is_closed())
+            .and_then(|c| c.get_stream(reader.last_event_id()))
+        else {
+            return;
+        };
+        match request.send().await {
+            Ok(response) if response.status() == reqwest::StatusCode::METHOD_NOT_ALLOWED => return,
+            Ok(response) if response.status().is_success() && is_event_stream(&response) => {
+                failures = 0;
+                if let Err(e) = read_events(&conn, response, &mut reader, None).await {
+                    tracing::debug!("upstream GET stream ended: {e}");
+                    failures += 1;
+                }
+            }
+            Ok(_) | Err(_) => failures += 1,
+        }
+        let wait = reader.retry().unwrap_or(Duration::from_secs(1)).min(MAX_RETRY_WAIT);
+        tokio::time::sleep(wait * (failures + 1)).await;
     }
 }
 

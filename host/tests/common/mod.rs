@@ -474,3 +474,30 @@ pub fn add_probe(gateway: &TestGateway, name: &str) {
         support.to_str().unwrap(),
     ]);
 }
+
+/// The conformance fixture server (tests/conformance/fixture_server.mjs, Node 22) on a free loopback port;
+/// returns its MCP URL.
+pub fn start_conformance_fixture() -> (Guard, String) {
+    let node = test_deps_path("tests/deps/node_modules/.bin/node");
+    let mut child = Command::new(node)
+        .arg(repo_root().join("tests/conformance/fixture_server.mjs"))
+        .arg("0")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let guard = Guard(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Some(url) = line.strip_prefix("listening on ") {
+                let _ = tx.send(url.trim().to_owned());
+            }
+        }
+    });
+    let url = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("conformance fixture did not start");
+    (guard, url)
+}
