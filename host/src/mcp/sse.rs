@@ -35,10 +35,10 @@ impl SseReader {
                 self.data.push(strip_space(rest).to_owned());
             } else if let Some(rest) = line.strip_prefix("id:") {
                 self.last_event_id = Some(strip_space(rest).to_owned()).filter(|id| !id.is_empty());
-            } else if let Some(rest) = line.strip_prefix("retry:") {
-                if let Ok(ms) = strip_space(rest).parse::<u64>() {
-                    self.retry = Some(std::time::Duration::from_millis(ms));
-                }
+            } else if let Some(rest) = line.strip_prefix("retry:")
+                && let Ok(ms) = strip_space(rest).parse::<u64>()
+            {
+                self.retry = Some(std::time::Duration::from_millis(ms));
             }
             // `event:` and comments carry nothing the gateway needs.
         }
