@@ -66,22 +66,24 @@ stamp_ok() { # stamp-file expected-hash
 have_cmd() { command -v "$1" >/dev/null 2>&1 || [[ -x "/usr/sbin/$1" || -x "/sbin/$1" ]]; }
 
 missing=()
-for cmd in bwrap ip iptables nft; do
+for cmd in bwrap ip iptables nft nsenter; do
     have_cmd "$cmd" || missing+=("$cmd")
 done
+# The escape-suite probe runs on the system's Python inside the jail (only /usr is visible there).
+[[ -x /usr/bin/python3 ]] || missing+=("/usr/bin/python3")
 if ((${#missing[@]})); then
     log "missing commands: ${missing[*]}; installing Debian packages"
     if [[ "$(id -u)" != 0 ]]; then
-        die "need root to apt-get install bubblewrap iproute2 iptables nftables"
+        die "need root to apt-get install bubblewrap iproute2 iptables nftables util-linux python3"
     fi
     # Installer chatter goes to stderr: stdout carries only the KEY=VALUE summary.
     apt-get update >&2
-    apt-get install -y bubblewrap iproute2 iptables nftables >&2
-    for cmd in bwrap ip iptables nft; do
+    apt-get install -y bubblewrap iproute2 iptables nftables util-linux python3 >&2
+    for cmd in bwrap ip iptables nft nsenter; do
         have_cmd "$cmd" || die "'$cmd' still missing after apt-get install"
     done
 else
-    log "apt: bwrap ip iptables nft present"
+    log "apt: bwrap ip iptables nft nsenter python3 present"
 fi
 
 # ---------------------------------------------------------------- npm packages

@@ -28,7 +28,11 @@ pub struct Deps {
 
 /// A slot for one upstream connection, started on first use; concurrent first uses wait for one start.
 #[derive(Default)]
-pub struct ConnCell(tokio::sync::Mutex<Option<Arc<Conn>>>);
+pub struct ConnCell {
+    conn: tokio::sync::Mutex<Option<Arc<Conn>>>,
+    /// Why the last start failed, while it has not started since.
+    last_error: Mutex<Option<String>>,
+}
 
 impl ConnCell {
     pub async fn get_or_start(
@@ -37,25 +41,33 @@ impl ConnCell {
         deps: &Deps,
         events: &mpsc::UnboundedSender<UpstreamEvent>,
     ) -> Result<Arc<Conn>, String> {
-        let mut guard = self.0.lock().await;
+        let mut guard = self.conn.lock().await;
         if let Some(conn) = guard.as_ref().filter(|c| !c.is_closed()) {
             return Ok(conn.clone());
         }
-        let conn = Conn::start(def, &deps.launcher, &deps.http, events.clone())
-            .await
-            .map_err(|e| e.to_string())?;
-        tracing::info!(server = %def.name, "server started");
-        *guard = Some(conn.clone());
-        Ok(conn)
+        match Conn::start(def, &deps.launcher, &deps.http, events.clone()).await {
+            Ok(conn) => {
+                tracing::info!(server = %def.name, "server started");
+                *lock(&self.last_error) = None;
+                *guard = Some(conn.clone());
+                Ok(conn)
+            }
+            Err(e) => {
+                let message = e.to_string();
+                *lock(&self.last_error) = Some(message.clone());
+                Err(message)
+            }
+        }
     }
 
     /// The connection if it is running, without starting it.
     pub fn running(&self) -> Option<Arc<Conn>> {
-        self.0
-            .try_lock()
-            .ok()
-            .and_then(|g| g.clone())
-            .filter(|c| !c.is_closed())
+        self.conn.try_lock().ok().and_then(|g| g.clone()).filter(|c| !c.is_closed())
+    }
+
+    /// Why the server could not be started last time, if it could not.
+    pub fn start_error(&self) -> Option<String> {
+        lock(&self.last_error).clone()
     }
 }
 

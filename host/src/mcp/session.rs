@@ -117,6 +117,22 @@ impl Session {
         }
     }
 
+    /// For a name no running server exposes: the server that would have exposed it under its prefix but
+    /// could not be started, and why. Only used to explain an error, never to route.
+    fn unavailable_server_for(&self, exposed: &str) -> Option<String> {
+        let own = lock(&self.own);
+        self.runtime.slots().iter().find_map(|slot| {
+            let prefix = slot.def.prefix.as_str();
+            let candidate = prefix.is_empty() || exposed.strip_prefix(prefix)?.starts_with('_');
+            let error = if slot.is_per_session() {
+                own.get(&slot.def.name)?.start_error()
+            } else {
+                slot.shared.start_error()
+            }?;
+            candidate.then(|| format!("server {} is not available: {error}", slot.def.name))
+        })
+    }
+
     /// Connections of this session that are running now, without starting any.
     fn running_conns(&self) -> Vec<Arc<Conn>> {
         let own = lock(&self.own);
@@ -358,6 +374,9 @@ impl Session {
         };
         let what = if kind == ListKind::Tools { "tool" } else { "prompt" };
         let Some((slot, name)) = self.route_name(kind, &exposed).await else {
+            if let Some(message) = self.unavailable_server_for(&exposed) {
+                return jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, message);
+            }
             return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, format!("unknown {what}: {exposed}"));
         };
         let conn = match self.conn(&slot).await {

@@ -98,6 +98,11 @@ impl TestGateway {
     }
 
     pub fn start_with(extra_env: &[(&str, &str)]) -> Self {
+        Self::start_in(None, extra_env)
+    }
+
+    /// Starts the gateway inside a network namespace, when given one.
+    pub fn start_in(netns: Option<&Netns>, extra_env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let given: Vec<(String, String)> = extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let mut extra_env: Vec<(String, String)> = isolation_env()
@@ -105,7 +110,14 @@ impl TestGateway {
             .filter(|(k, _)| !given.iter().any(|(g, _)| g == k))
             .collect();
         extra_env.extend(given);
-        let mut cmd = Command::new(gigmcp_bin());
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut cmd = ns.command();
+                cmd.arg(gigmcp_bin());
+                cmd
+            }
+            None => Command::new(gigmcp_bin()),
+        };
         cmd.arg("serve")
             .env("GIG_DATA_DIR", dir.path())
             .env("GIG_MASTER_KEY", MASTER_KEY)
@@ -147,6 +159,37 @@ impl TestGateway {
 
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The gateway's own setting for a variable it was started with.
+    pub fn setting(&self, name: &str) -> Option<String> {
+        self.extra_env.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())
+    }
+
+    /// Pids of processes running as a sandbox uid of this gateway.
+    pub fn sandbox_processes(&self) -> Vec<u32> {
+        let base: u32 = self.setting("GIG_SANDBOX_UID_BASE").unwrap().parse().unwrap();
+        let slots: u32 = self.setting("GIG_MAX_SANDBOXES").unwrap().parse().unwrap();
+        let out = Command::new("ps").args(["-eo", "pid=,uid="]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| {
+                let mut f = l.split_whitespace();
+                Some((f.next()?.parse::<u32>().ok()?, f.next()?.parse::<u32>().ok()?))
+            })
+            .filter(|(_, uid)| (base..=base + slots).contains(uid))
+            .map(|(pid, _)| pid)
+            .collect()
+    }
+
+    /// Kills the gateway outright (SIGKILL): no shutdown code runs.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn url(&self, slug: &str) -> String {
@@ -245,7 +288,20 @@ impl Drop for TestGateway {
 
 /// Runs a Python SDK client script from tests/clients with a time limit; returns (success, stdout, stderr).
 pub fn run_python_client(script: &str, args: &[&str]) -> (bool, String, String) {
-    let mut child = Command::new(venv_python())
+    run_python_client_in(None, script, args)
+}
+
+/// The same, from inside a network namespace when given one.
+pub fn run_python_client_in(netns: Option<&Netns>, script: &str, args: &[&str]) -> (bool, String, String) {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut cmd = ns.command();
+            cmd.arg(venv_python());
+            cmd
+        }
+        None => Command::new(venv_python()),
+    };
+    let mut child = cmd
         .arg(repo_root().join("tests/clients").join(script))
         .args(args)
         .stdout(Stdio::piped())
@@ -500,4 +556,58 @@ pub fn start_conformance_fixture() -> (Guard, String) {
         .recv_timeout(Duration::from_secs(30))
         .expect("conformance fixture did not start");
     (guard, url)
+}
+
+/// A network namespace made by the test (a test host, or a machine with no uplink), deleted when dropped.
+pub struct Netns {
+    pub name: String,
+}
+
+/// Runs a command, failing the test with its output if it fails.
+pub fn run(args: &[&str]) {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?} failed: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+impl Netns {
+    pub fn new(tag: &str) -> Self {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let name = format!("gt{tag}{}x{n}", std::process::id());
+        run(&["ip", "netns", "add", &name]);
+        run(&["ip", "-n", &name, "link", "set", "lo", "up"]);
+        Self { name }
+    }
+
+    /// A command that runs its program in this network namespace (only: unlike `ip netns exec`, which also
+    /// remounts /sys and so hides the cgroup hierarchy, `nsenter --net` changes nothing else).
+    pub fn command(&self) -> Command {
+        let mut cmd = Command::new("nsenter");
+        cmd.arg(format!("--net=/run/netns/{}", self.name)).arg("--");
+        cmd
+    }
+
+    /// Runs a program inside the namespace in the background.
+    pub fn spawn(&self, args: &[&str]) -> Guard {
+        let child = self
+            .command()
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Guard(child)
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+    }
 }

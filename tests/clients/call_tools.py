@@ -1,0 +1,50 @@
+#!/usr/bin/env python3
+"""Runs a list of tool calls in one MCP session and prints every outcome.
+
+Reads a JSON list of {"tool": NAME, "arguments": {...}} from --calls (a JSON string) and calls them in
+order. Prints one JSON object: {"results": [{"tool", "text", "is_error", "error"}...]}. Exits 0 when the
+session itself worked, whatever the calls returned: judging them is the caller's business.
+
+Usage:
+  call_tools.py --url URL --token TOKEN --calls '[{"tool": "probe_probe", "arguments": {"check": "env"}}]'
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import anyio
+
+from _common import Results, base_parser, connect, describe_exc, run_main, setup_logging, text_of
+
+
+async def calls(args: Any, r: Results) -> None:
+    plan = json.loads(args.calls)
+    out = []
+    async with connect(args) as client:
+        for call in plan:
+            entry: dict[str, Any] = {"tool": call["tool"]}
+            try:
+                res = await client.call_tool(call["tool"], call.get("arguments") or {})
+                entry["text"] = text_of(res)
+                entry["is_error"] = bool(res.is_error)
+            except Exception as e:  # noqa: BLE001 - a failed call is an outcome to report
+                entry["error"] = describe_exc(e)
+            out.append(entry)
+    r.data["results"] = out
+    r.check("session", True)
+
+
+def main() -> int:
+    parser = base_parser(__doc__.splitlines()[0])
+    parser.add_argument("--calls", required=True, help="JSON list of {tool, arguments}")
+    args = parser.parse_args()
+    setup_logging(args.verbose)
+    r = Results(script="call_tools")
+    return anyio.run(run_main, r, args.timeout, lambda: calls(args, r))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
