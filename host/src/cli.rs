@@ -208,6 +208,7 @@ fn check_collisions(servers: &[ServerDef]) -> Result<()> {
     let deps = Deps {
         launcher: Launcher::offline(settings)?,
         http: reqwest::Client::new(),
+        idle_timeout: std::time::Duration::MAX,
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let listed = runtime.block_on(async {
@@ -411,7 +412,11 @@ fn serve(dev: bool) -> Result<()> {
         let launcher = Launcher::start(config.sandbox.clone())
             .await
             .context("cannot set up the sandboxes")?;
-        let deps = Deps { launcher, http };
+        let deps = Deps {
+            launcher,
+            http,
+            idle_timeout: config.idle_timeout,
+        };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .with_context(|| format!("cannot listen on GIG_LISTEN={}", config.listen))?;

@@ -67,3 +67,63 @@ async fn the_sandbox_cap_is_a_clear_error_and_the_rest_keeps_working() {
     let message = refused["error"]["message"].as_str().unwrap();
     assert!(message.contains("GIG_MAX_SANDBOXES"), "{message}");
 }
+
+#[tokio::test]
+async fn idle_servers_are_stopped_and_start_again_on_next_use() {
+    let gateway = TestGateway::start_with(&[("GIG_IDLE_TIMEOUT", "2")]);
+    let token = gateway.create_profile("team");
+    gateway.add_echo("echo", None);
+    gateway.cli_ok(&["profile", "add-server", "team", "echo"]);
+    let mut client = RawClient::new(gateway.url("team"), token);
+    client.initialize().await;
+    assert!(!gateway.sandbox_processes().is_empty());
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !gateway.sandbox_processes().is_empty() {
+        assert!(Instant::now() < deadline, "the idle server was not stopped");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let reply = client
+        .call(
+            json!(1),
+            "tools/call",
+            json!({"name": "echo_echo", "arguments": {"message": "back"}}),
+        )
+        .await;
+    assert_eq!(reply["result"]["content"][0]["text"], "back", "{reply}");
+    assert!(gateway.log().contains("stopped an idle server"));
+}
+
+#[tokio::test]
+async fn a_crashed_server_is_hidden_restarted_with_backoff_and_reported() {
+    let gateway = TestGateway::start();
+    let token = gateway.create_profile("team");
+    common::add_probe(&gateway, "probe");
+    gateway.cli_ok(&["profile", "add-server", "team", "probe"]);
+    let mut client = RawClient::new(gateway.url("team"), token);
+    client.initialize().await;
+    let mut stream = client.open_stream().await;
+    let crash = json!({"name": "probe_crash", "arguments": {}});
+    let state = json!({"name": "probe_state", "arguments": {}});
+    for round in 0..3 {
+        let reply = client.call(json!(round * 2), "tools/call", crash.clone()).await;
+        assert!(reply.get("error").is_some(), "the crash call got a result: {reply}");
+        // Hidden while down, then back: clients hear of both.
+        for when in ["down", "back"] {
+            let note =
+                common::next_with_method(&mut stream, "notifications/tools/list_changed", Duration::from_secs(20))
+                    .await;
+            assert!(
+                note.is_some(),
+                "no list_changed when the server went {when} (round {round})"
+            );
+        }
+        let reply = client.call(json!(round * 2 + 1), "tools/call", state.clone()).await;
+        assert!(reply.get("result").is_some(), "the server did not come back: {reply}");
+    }
+    let log = gateway.log();
+    assert!(log.contains("keeps crashing (3 times in a row)"), "{log}");
+    assert!(
+        log.contains("probe: crashing on request"),
+        "the report lacks the server's stderr:\n{log}"
+    );
+}

@@ -3,6 +3,7 @@
 //   log {level, message}  sends notifications/message at that level, then returns
 //   update {uri}          sends notifications/resources/updated for uri, then returns
 //   state {}              returns what the server saw: subscribe/unsubscribe calls and its log level
+//   crash {}              writes a line to stderr and exits with status 3
 "use strict";
 const readline = require("readline");
 
@@ -21,6 +22,7 @@ const tools = [
   { name: "log", inputSchema: { type: "object", properties: { level: { type: "string" }, message: { type: "string" } } } },
   { name: "update", inputSchema: { type: "object", properties: { uri: { type: "string" } } } },
   { name: "state", inputSchema: { type: "object" } },
+  { name: "crash", inputSchema: { type: "object" } },
 ];
 
 function callTool(id, name, args) {
@@ -34,6 +36,9 @@ function callTool(id, name, args) {
       return text("updated");
     case "state":
       return text(JSON.stringify({ calls, logLevel }));
+    case "crash":
+      process.stderr.write("probe: crashing on request\n");
+      return process.exit(3);
     default:
       return send({ id, error: { code: -32602, message: `unknown tool ${name}` } });
   }

@@ -130,6 +130,12 @@ impl Gateway {
             if ticks.is_multiple_of(240) {
                 self.expire_idle_sessions();
             }
+            if ticks.is_multiple_of(4) {
+                let runtimes: Vec<Arc<Runtime>> = lock(&self.runtimes).values().cloned().collect();
+                for runtime in runtimes {
+                    runtime.stop_idle_servers(self.deps.idle_timeout);
+                }
+            }
             let gateway = self.clone();
             let outcome = tokio::task::spawn_blocking(move || {
                 let version = gateway.store.data_version()?;

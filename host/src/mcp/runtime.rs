@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use tokio::sync::mpsc;
@@ -24,6 +25,8 @@ use crate::store::{ProfileConfig, ProfileId};
 pub struct Deps {
     pub launcher: Launcher,
     pub http: reqwest::Client,
+    /// A server unused this long is stopped; it starts again on next use.
+    pub idle_timeout: Duration,
 }
 
 /// A slot for one upstream connection, started on first use; concurrent first uses wait for one start.
@@ -32,6 +35,28 @@ pub struct ConnCell {
     conn: tokio::sync::Mutex<Option<Arc<Conn>>>,
     /// Why the last start failed, while it has not started since.
     last_error: Mutex<Option<String>>,
+    crashes: Mutex<Crashes>,
+}
+
+/// Crash accounting for restarts with exponential backoff.
+#[derive(Default)]
+struct Crashes {
+    /// Crashes in a row (a server that ran a minute counts from zero again).
+    recent: u32,
+    total: u32,
+    /// No start before this moment.
+    down_until: Option<Instant>,
+    /// The connection whose end was counted last.
+    last_crashed: Option<u64>,
+}
+
+/// A server that ran this long before crashing starts its backoff afresh.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
+const MAX_BACKOFF: Duration = Duration::from_secs(60);
+
+/// The wait before restarting after the `n`th crash in a row: 1 s, 2 s, 4 s … up to a minute.
+pub fn backoff(n: u32) -> Duration {
+    Duration::from_secs(1u64 << n.saturating_sub(1).min(6)).min(MAX_BACKOFF)
 }
 
 impl ConnCell {
@@ -42,8 +67,18 @@ impl ConnCell {
         events: &mpsc::UnboundedSender<UpstreamEvent>,
     ) -> Result<Arc<Conn>, String> {
         let mut guard = self.conn.lock().await;
-        if let Some(conn) = guard.as_ref().filter(|c| !c.is_closed()) {
-            return Ok(conn.clone());
+        match guard.as_ref() {
+            Some(conn) if !conn.is_closed() => return Ok(conn.clone()),
+            Some(_) => {
+                self.note_crash(&mut guard);
+            }
+            None => {}
+        }
+        if let Some(until) = lock(&self.crashes).down_until
+            && Instant::now() < until
+        {
+            let wait = until.saturating_duration_since(Instant::now()).as_secs_f32();
+            return Err(format!("server {} crashed; it restarts in {wait:.0} s", def.name));
         }
         match Conn::start(def, &deps.launcher, &deps.http, events.clone()).await {
             Ok(conn) => {
@@ -62,12 +97,70 @@ impl ConnCell {
 
     /// The connection if it is running, without starting it.
     pub fn running(&self) -> Option<Arc<Conn>> {
-        self.conn.try_lock().ok().and_then(|g| g.clone()).filter(|c| !c.is_closed())
+        self.conn
+            .try_lock()
+            .ok()
+            .and_then(|g| g.clone())
+            .filter(|c| !c.is_closed())
     }
 
     /// Why the server could not be started last time, if it could not.
     pub fn start_error(&self) -> Option<String> {
         lock(&self.last_error).clone()
+    }
+
+    /// Counts the end of the current connection as a crash and sets the backoff before the next start.
+    fn note_crash(&self, guard: &mut Option<Arc<Conn>>) -> (Duration, u32) {
+        let Some(conn) = guard.take() else {
+            return (Duration::ZERO, 0);
+        };
+        let mut crashes = lock(&self.crashes);
+        crashes.recent = if conn.uptime() >= HEALTHY_RUN {
+            1
+        } else {
+            crashes.recent + 1
+        };
+        crashes.total += 1;
+        crashes.last_crashed = Some(conn.id);
+        let wait = backoff(crashes.recent);
+        crashes.down_until = Some(Instant::now() + wait);
+        (wait, crashes.recent)
+    }
+
+    /// Records that connection `conn` ended. Returns the wait before a restart and the crashes in a row if
+    /// that was a crash of the current connection; `None` if it had been stopped on purpose (idle, profile
+    /// edited) or replaced.
+    pub async fn crashed(&self, conn: u64) -> Option<(Duration, u32)> {
+        let mut guard = self.conn.lock().await;
+        if guard.as_ref().is_some_and(|c| c.id == conn) {
+            return Some(self.note_crash(&mut guard));
+        }
+        // A request may have found it dead first and counted it already.
+        let crashes = lock(&self.crashes);
+        (crashes.last_crashed == Some(conn)).then(|| {
+            let wait = crashes
+                .down_until
+                .map(|t| t.saturating_duration_since(Instant::now()))
+                .unwrap_or_default();
+            (wait, crashes.recent)
+        })
+    }
+
+    /// How often it crashed since the gateway started.
+    pub fn crash_count(&self) -> u32 {
+        lock(&self.crashes).total
+    }
+
+    /// Stops the connection if it has been idle for `idle` (it starts again on next use).
+    pub fn stop_if_idle(&self, idle: Duration) -> bool {
+        let Ok(mut guard) = self.conn.try_lock() else {
+            return false;
+        };
+        if guard.as_ref().is_some_and(|c| c.is_idle(idle)) {
+            *guard = None;
+            return true;
+        }
+        false
     }
 }
 
@@ -239,6 +332,12 @@ impl Runtime {
         }
         *self.slots.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(slots);
         lock(&self.routes).clear();
+        self.notify_lists_changed();
+        tracing::info!(profile = %self.slug, "profile changed; clients notified");
+    }
+
+    /// Tells every client session that the tool, prompt and resource lists changed.
+    pub fn notify_lists_changed(&self) {
         for session in self.sessions() {
             for method in [
                 "notifications/tools/list_changed",
@@ -248,7 +347,18 @@ impl Runtime {
                 session.push(jsonrpc::notification(method, None));
             }
         }
-        tracing::info!(profile = %self.slug, "profile changed; clients notified");
+    }
+
+    /// Stops shared servers nobody used for `idle`; they start again on next use.
+    pub fn stop_idle_servers(&self, idle: Duration) {
+        for slot in self.slots().iter() {
+            if slot.shared.stop_if_idle(idle) {
+                tracing::info!(profile = %self.slug, server = %slot.def.name, "stopped an idle server");
+            }
+        }
+        for session in self.sessions() {
+            session.stop_idle_servers(idle);
+        }
     }
 }
 
@@ -316,10 +426,53 @@ pub async fn handle_events(
                     }
                 }
             }
-            UpstreamEvent::Closed { server, reason } => {
-                tracing::warn!(profile = %runtime.slug, %server, "server stopped: {reason}");
+            UpstreamEvent::Closed {
+                server,
+                conn,
+                reason,
+                stderr,
+            } => {
+                if only.is_some() {
+                    // A per-session server starts again on its session's next use.
+                    tracing::warn!(profile = %runtime.slug, %server, "server stopped: {reason}{stderr}");
+                    continue;
+                }
+                let Some(slot) = runtime.slot(&server) else { continue };
+                let Some((wait, in_a_row)) = slot.shared.crashed(conn).await else {
+                    continue; // stopped on purpose (idle, profile edited), or already replaced
+                };
+                if in_a_row >= 3 {
+                    tracing::error!(
+                        profile = %runtime.slug, %server,
+                        "server keeps crashing ({in_a_row} times in a row): {reason}{stderr}"
+                    );
+                } else {
+                    tracing::warn!(profile = %runtime.slug, %server, "server crashed: {reason}{stderr}");
+                }
+                // Its tools are hidden while it is down; clients hear of it now and again when it is back.
+                lock(&runtime.routes).forget_server(&server);
+                runtime.notify_lists_changed();
+                tokio::spawn(restart_after(Arc::downgrade(&runtime), server, wait));
             }
         }
+    }
+}
+
+/// Starts a crashed shared server again once its backoff has passed, and tells clients it is back.
+async fn restart_after(runtime: Weak<Runtime>, server: ServerName, wait: Duration) {
+    tokio::time::sleep(wait).await;
+    let Some(runtime) = runtime.upgrade() else { return };
+    let Some(slot) = runtime.slot(&server) else { return };
+    match slot
+        .shared
+        .get_or_start(&slot.def, &runtime.deps, &runtime.events)
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(profile = %runtime.slug, %server, "server restarted");
+            runtime.notify_lists_changed();
+        }
+        Err(e) => tracing::warn!(profile = %runtime.slug, %server, "restart failed: {e}"),
     }
 }
 

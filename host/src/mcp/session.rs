@@ -8,7 +8,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
@@ -147,6 +147,13 @@ impl Session {
                 }
             })
             .collect()
+    }
+
+    /// Stops this session's own servers that nobody used for `idle`.
+    pub fn stop_idle_servers(&self, idle: Duration) {
+        for cell in lock(&self.own).values() {
+            cell.stop_if_idle(idle);
+        }
     }
 
     /// Stops this session's own connection to a server that left the profile.

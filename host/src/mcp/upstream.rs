@@ -75,7 +75,12 @@ pub enum UpstreamEvent {
     /// A server→client request with no request of the client in flight to attach it to.
     ServerRequest { conn: Arc<Conn>, message: Value },
     /// The connection ended (process exit, HTTP session gone).
-    Closed { server: ServerName, reason: String },
+    Closed {
+        server: ServerName,
+        conn: u64,
+        reason: String,
+        stderr: String,
+    },
 }
 
 struct Pending {
@@ -100,7 +105,11 @@ struct HttpTransport {
 }
 
 pub struct Conn {
+    /// Unique in this gateway: tells one connection to a server from the one that replaced it.
+    pub id: u64,
     pub server: ServerName,
+    started: std::time::Instant,
+    last_used: Mutex<std::time::Instant>,
     /// The server's `initialize` result.
     init: Mutex<Value>,
     transport: Transport,
@@ -164,8 +173,12 @@ impl Conn {
     }
 
     fn new(server: ServerName, transport: Transport, events: mpsc::UnboundedSender<UpstreamEvent>) -> Self {
+        static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
         Self {
+            id: NEXT_CONN.fetch_add(1, Ordering::Relaxed),
             server,
+            started: std::time::Instant::now(),
+            last_used: Mutex::new(std::time::Instant::now()),
             init: Mutex::new(Value::Null),
             transport,
             pending: Mutex::new(HashMap::new()),
@@ -310,6 +323,16 @@ impl Conn {
         }
     }
 
+    /// Unused for `idle` and nothing in flight.
+    pub fn is_idle(&self, idle: Duration) -> bool {
+        lock(&self.last_used).elapsed() >= idle && lock(&self.pending).is_empty()
+    }
+
+    /// How long it has been running.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
     pub fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
@@ -349,6 +372,7 @@ impl Conn {
             .and_then(Value::as_object_mut)
             .and_then(|meta| meta.insert("progressToken".into(), json!(id)).map(|old| (meta, old)))
             .map(|(_, old)| old);
+        *lock(&self.last_used) = std::time::Instant::now();
         let (reply_tx, reply_rx) = oneshot::channel();
         lock(&self.pending).insert(
             id,
@@ -458,7 +482,9 @@ impl Conn {
         tracing::warn!(server = %self.server, "upstream closed: {reason}");
         let _ = self.events.send(UpstreamEvent::Closed {
             server: self.server.clone(),
+            conn: self.id,
             reason,
+            stderr: self.stderr_report(),
         });
     }
 
