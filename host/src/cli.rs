@@ -83,6 +83,8 @@ enum ServerCommand {
     List,
     /// Remove a server (it must be in no profile).
     Remove { name: String },
+    /// Show the running sandboxes of the gateway serving this data directory.
+    Status,
 }
 
 #[derive(Args)]
@@ -264,6 +266,51 @@ fn server(command: ServerCommand) -> Result<()> {
             store.remove_server(&ServerName::parse(&name)?)?;
             println!("removed server {name}");
         }
+        ServerCommand::Status => print_status()?,
+    }
+    Ok(())
+}
+
+/// How old the status file may be before the gateway is taken to be down.
+const STATUS_STALE_SECS: u64 = 10;
+
+fn print_status() -> Result<()> {
+    let paths = Paths::from_env(&Env::from_process())?;
+    let file = paths.data_dir.join("status.json");
+    let not_running = || anyhow::anyhow!("no gateway is running on GIG_DATA_DIR={}", paths.data_dir.display());
+    let text = std::fs::read_to_string(&file).map_err(|_| not_running())?;
+    let status: crate::mcp::gateway::Status = serde_json::from_str(&text).context("the status file is corrupt")?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    if now.saturating_sub(status.updated_at) > STATUS_STALE_SECS {
+        return Err(not_running());
+    }
+    println!(
+        "{:<20} {:<16} {:<8} {:>8} {:<15} {:>8} {:>8} {:>10}",
+        "SERVER", "PROFILE", "MODE", "PID", "ADDRESS", "UPTIME", "RESTARTS", "MEMORY"
+    );
+    for s in &status.sandboxes {
+        let mode = if s.per_session { "session" } else { "profile" };
+        let memory = s
+            .memory_bytes
+            .map(|b| format!("{:.1} MiB", b as f64 / 1048576.0))
+            .unwrap_or("-".into());
+        println!(
+            "{:<20} {:<16} {:<8} {:>8} {:<15} {:>7}s {:>8} {:>10}",
+            s.server,
+            s.profile,
+            mode,
+            s.pid.map(|p| p.to_string()).unwrap_or("-".into()),
+            s.address.as_deref().unwrap_or("-"),
+            s.uptime_s,
+            s.restarts,
+            memory
+        );
+    }
+    if status.sandboxes.is_empty() {
+        println!("(no sandbox running; servers start on first use)");
     }
     Ok(())
 }
@@ -421,7 +468,9 @@ fn serve(dev: bool) -> Result<()> {
             .await
             .with_context(|| format!("cannot listen on GIG_LISTEN={}", config.listen))?;
         let address = listener.local_addr()?;
-        let gateway = crate::mcp::gateway::Gateway::new(store, deps);
+        let status_file = config.paths.data_dir.join("status.json");
+        let gateway = crate::mcp::gateway::Gateway::new(store, deps, Some(status_file));
+        gateway.write_status(&[]).await;
         tokio::spawn(gateway.clone().watch());
         let endpoint = Arc::new(crate::mcp::endpoint::Endpoint {
             gateway,

@@ -127,3 +127,30 @@ async fn a_crashed_server_is_hidden_restarted_with_backoff_and_reported() {
         "the report lacks the server's stderr:\n{log}"
     );
 }
+
+#[tokio::test]
+async fn server_status_lists_the_running_sandboxes() {
+    let gateway = TestGateway::start();
+    let idle = gateway.cli_ok(&["server", "status"]);
+    assert!(idle.contains("no sandbox running"), "{idle}");
+    let token = gateway.create_profile("team");
+    gateway.add_echo("echo", None);
+    gateway.cli_ok(&["profile", "add-server", "team", "echo"]);
+    let mut client = RawClient::new(gateway.url("team"), token);
+    client.initialize().await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        let status = gateway.cli_ok(&["server", "status"]);
+        if status.contains("echo") {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "status never showed the server:\n{status}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let row = status.lines().find(|l| l.starts_with("echo")).unwrap();
+    let fields: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(fields[1], "team", "{row}");
+    assert!(fields[3].parse::<u32>().is_ok(), "no pid: {row}");
+    assert!(fields[4].starts_with("10."), "no sandbox address: {row}");
+    assert!(row.contains("MiB"), "no memory figure: {row}");
+}

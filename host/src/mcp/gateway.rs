@@ -13,8 +13,19 @@ const WATCH_INTERVAL: Duration = Duration::from_millis(250);
 /// A client session unused for this long is closed.
 const SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(60 * 60);
 
+/// The status file: what a running gateway reports for `gigmcp server status`.
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct Status {
+    /// Seconds since the epoch; a file older than a few seconds means no gateway is running.
+    pub updated_at: u64,
+    pub gateway_pid: u32,
+    pub sandboxes: Vec<super::upstream::SandboxStatus>,
+}
+
 pub struct Gateway {
     pub store: Arc<Store>,
+    /// Where the gateway reports its running sandboxes for `gigmcp server status`.
+    status_file: Option<std::path::PathBuf>,
     deps: Arc<Deps>,
     runtimes: Mutex<HashMap<ProfileId, Arc<Runtime>>>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
@@ -25,9 +36,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl Gateway {
-    pub fn new(store: Arc<Store>, deps: Deps) -> Arc<Self> {
+    pub fn new(store: Arc<Store>, deps: Deps, status_file: Option<std::path::PathBuf>) -> Arc<Self> {
         Arc::new(Self {
             store,
+            status_file,
             deps: Arc::new(deps),
             runtimes: Mutex::default(),
             sessions: Mutex::default(),
@@ -101,6 +113,29 @@ impl Gateway {
         Ok(())
     }
 
+    /// Writes the running sandboxes to the status file (atomically: write, then rename).
+    pub async fn write_status(&self, runtimes: &[Arc<Runtime>]) {
+        let Some(path) = self.status_file.clone() else { return };
+        let sandboxes: Vec<_> = runtimes.iter().flat_map(|r| r.sandbox_statuses()).collect();
+        let status = Status {
+            updated_at: std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            gateway_pid: std::process::id(),
+            sandboxes,
+        };
+        let written = tokio::task::spawn_blocking(move || {
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, serde_json::to_vec_pretty(&status)?)?;
+            std::fs::rename(&tmp, &path)
+        })
+        .await;
+        if let Ok(Err(e)) = written {
+            tracing::warn!("cannot write the status file: {e}");
+        }
+    }
+
     fn tear_down(&self, profile: ProfileId) {
         let Some(runtime) = lock(&self.runtimes).remove(&profile) else {
             return;
@@ -132,9 +167,10 @@ impl Gateway {
             }
             if ticks.is_multiple_of(4) {
                 let runtimes: Vec<Arc<Runtime>> = lock(&self.runtimes).values().cloned().collect();
-                for runtime in runtimes {
+                for runtime in &runtimes {
                     runtime.stop_idle_servers(self.deps.idle_timeout);
                 }
+                self.write_status(&runtimes).await;
             }
             let gateway = self.clone();
             let outcome = tokio::task::spawn_blocking(move || {

@@ -349,6 +349,26 @@ impl Runtime {
         }
     }
 
+    /// The running sandboxes of this profile.
+    pub fn sandbox_statuses(&self) -> Vec<super::upstream::SandboxStatus> {
+        let mut out = Vec::new();
+        for slot in self.slots().iter() {
+            if let Some(mut status) = slot.shared.running().and_then(|c| c.sandbox_status()) {
+                status.profile = self.slug.to_string();
+                status.restarts = slot.shared.crash_count();
+                out.push(status);
+            }
+        }
+        for session in self.sessions() {
+            for mut status in session.sandbox_statuses() {
+                status.profile = self.slug.to_string();
+                status.per_session = true;
+                out.push(status);
+            }
+        }
+        out
+    }
+
     /// Stops shared servers nobody used for `idle`; they start again on next use.
     pub fn stop_idle_servers(&self, idle: Duration) {
         for slot in self.slots().iter() {

@@ -149,6 +149,18 @@ impl Session {
             .collect()
     }
 
+    /// The sandboxes of this session's own servers.
+    pub fn sandbox_statuses(&self) -> Vec<super::upstream::SandboxStatus> {
+        lock(&self.own)
+            .values()
+            .filter_map(|cell| {
+                let mut status = cell.running()?.sandbox_status()?;
+                status.restarts = cell.crash_count();
+                Some(status)
+            })
+            .collect()
+    }
+
     /// Stops this session's own servers that nobody used for `idle`.
     pub fn stop_idle_servers(&self, idle: Duration) {
         for cell in lock(&self.own).values() {

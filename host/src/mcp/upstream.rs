@@ -52,6 +52,20 @@ pub enum UpstreamError {
     },
 }
 
+/// One running sandbox, as the status file reports it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SandboxStatus {
+    pub server: String,
+    pub profile: String,
+    pub per_session: bool,
+    pub pid: Option<u32>,
+    pub uid: u32,
+    pub address: Option<String>,
+    pub uptime_s: u64,
+    pub restarts: u32,
+    pub memory_bytes: Option<u64>,
+}
+
 /// A message for the client on the stream of the request that caused it.
 #[derive(Debug)]
 pub enum Outbound {
@@ -315,10 +329,20 @@ impl Conn {
         lock(&self.init)["capabilities"].get(name).is_some_and(|c| !c.is_null())
     }
 
-    /// The sandbox of a stdio server: its pid, address and memory in use.
-    pub fn sandbox_status(&self) -> Option<(Option<u32>, Option<std::net::Ipv4Addr>, Option<u64>)> {
+    /// What `gigmcp server status` shows of a running stdio server's sandbox.
+    pub fn sandbox_status(&self) -> Option<SandboxStatus> {
         match &self.transport {
-            Transport::Stdio { sandbox, .. } => lock(sandbox).as_ref().map(|s| (s.pid, s.address, s.memory_usage())),
+            Transport::Stdio { sandbox, .. } => lock(sandbox).as_ref().map(|s| SandboxStatus {
+                server: self.server.to_string(),
+                pid: s.pid,
+                uid: s.uid,
+                address: s.address.map(|a| a.to_string()),
+                uptime_s: self.uptime().as_secs(),
+                memory_bytes: s.memory_usage(),
+                profile: String::new(),
+                per_session: false,
+                restarts: 0,
+            }),
             Transport::Http(_) => None,
         }
     }
