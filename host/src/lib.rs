@@ -6,6 +6,7 @@ pub mod config;
 pub mod echo;
 pub mod mcp;
 pub mod names;
+pub mod plugins;
 pub mod sandbox;
 pub mod servers;
 pub mod store;

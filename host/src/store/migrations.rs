@@ -27,6 +27,80 @@ const MIGRATIONS: &[&str] = &[
         position INTEGER NOT NULL,
         PRIMARY KEY (profile_id, server_id)
     );",
+    // 2: plugins. Components are stored content-addressed; a plugin's history is a chain of revisions
+    // (component + configuration), so a rollback moves back along the chain; bindings attach a plugin
+    // globally (profile_id NULL) or to one profile, in an explicit order. The audit log of record, and the
+    // webhooks audit sinks may deliver to. Statistics are written by the running gateway for the CLI to show.
+    "CREATE TABLE plugin_blobs (
+        sha256 BLOB PRIMARY KEY,
+        bytes BLOB NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE plugins (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        generation INTEGER NOT NULL DEFAULT 0,
+        builtin INTEGER NOT NULL DEFAULT 0,
+        revision_id INTEGER,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE plugin_revisions (
+        id INTEGER PRIMARY KEY,
+        plugin_id INTEGER NOT NULL REFERENCES plugins(id) ON DELETE CASCADE,
+        sha256 BLOB NOT NULL REFERENCES plugin_blobs(sha256),
+        wit_version TEXT NOT NULL,
+        config TEXT NOT NULL,
+        config_schema TEXT NOT NULL,
+        imports TEXT NOT NULL,
+        exports TEXT NOT NULL,
+        previous_id INTEGER REFERENCES plugin_revisions(id) ON DELETE SET NULL,
+        note TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX plugin_revisions_plugin ON plugin_revisions(plugin_id);
+    CREATE TABLE plugin_bindings (
+        id INTEGER PRIMARY KEY,
+        plugin_id INTEGER NOT NULL REFERENCES plugins(id) ON DELETE CASCADE,
+        profile_id INTEGER REFERENCES profiles(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX plugin_bindings_profile ON plugin_bindings(plugin_id, profile_id)
+        WHERE profile_id IS NOT NULL;
+    CREATE UNIQUE INDEX plugin_bindings_global ON plugin_bindings(plugin_id) WHERE profile_id IS NULL;
+    CREATE TABLE plugin_stats (
+        plugin_id INTEGER PRIMARY KEY REFERENCES plugins(id) ON DELETE CASCADE,
+        revision_id INTEGER NOT NULL,
+        calls INTEGER NOT NULL,
+        failures INTEGER NOT NULL,
+        p50_us INTEGER NOT NULL,
+        p99_us INTEGER NOT NULL,
+        quarantined INTEGER NOT NULL,
+        last_error TEXT,
+        lost_events INTEGER NOT NULL DEFAULT 0,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE plugin_defaults (
+        name TEXT PRIMARY KEY,
+        sha256 BLOB NOT NULL,
+        installed_at INTEGER NOT NULL
+    );
+    CREATE TABLE audit_events (
+        id INTEGER PRIMARY KEY,
+        time_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        profile TEXT,
+        server TEXT,
+        outcome TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE TABLE audit_webhooks (
+        name TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );",
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

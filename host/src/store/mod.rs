@@ -5,6 +5,7 @@
 //! SQL beyond `PRAGMA`s, so a Postgres backend can follow.
 
 mod migrations;
+pub mod plugins;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
