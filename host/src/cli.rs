@@ -28,6 +28,7 @@ pub struct Cli {
 }
 
 #[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per run
 enum Command {
     /// Run the gateway (configured by GIG_* environment variables; see README.md).
     Serve {
@@ -91,16 +92,29 @@ enum ServerCommand {
 struct ServerAdd {
     name: String,
     /// Absolute path of a stdio MCP server to run in a sandbox.
-    #[arg(long, conflicts_with_all = ["url", "builtin"], required_unless_present_any = ["url", "builtin"])]
+    #[arg(long, conflicts_with_all = ["url", "builtin", "npm", "pypi"], required_unless_present_any = ["url", "builtin", "npm", "pypi"])]
     command: Option<String>,
-    /// An argument for --command (repeat for more).
-    #[arg(long = "arg", allow_hyphen_values = true, requires = "command")]
+    /// Install an npm package (`<package>@<exact version>`) and run it with Node, scripts off.
+    #[arg(long, conflicts_with_all = ["url", "builtin", "pypi"])]
+    npm: Option<String>,
+    /// Install a PyPI package (`<package>==<exact version>`, wheels only) and run its console script.
+    #[arg(long, conflicts_with_all = ["url", "builtin"])]
+    pypi: Option<String>,
+    /// With --npm or --pypi: which of the package's executables to run (default: the first, or the
+    /// package's name).
+    #[arg(long)]
+    bin: Option<String>,
+    /// With --npm or --pypi: the interpreter (default: the host's node, or /usr/bin/python3).
+    #[arg(long)]
+    runtime: Option<String>,
+    /// An argument for the server (repeat for more).
+    #[arg(long = "arg", allow_hyphen_values = true)]
     args: Vec<String>,
-    /// An environment variable for --command, NAME=value (repeat for more).
-    #[arg(long = "env", requires = "command")]
+    /// An environment variable for the server, NAME=value (repeat for more).
+    #[arg(long = "env")]
     env: Vec<String>,
     /// A host path visible in the sandbox: HOST[:SANDBOX][:rw], read-only unless :rw (repeat for more).
-    #[arg(long = "mount", requires = "command")]
+    #[arg(long = "mount")]
     mounts: Vec<String>,
     /// A streamable-HTTP MCP server.
     #[arg(long, conflicts_with = "builtin")]
@@ -263,12 +277,31 @@ fn server(command: ServerCommand) -> Result<()> {
             }
         }
         ServerCommand::Remove { name } => {
-            store.remove_server(&ServerName::parse(&name)?)?;
+            let name = ServerName::parse(&name)?;
+            let def = store.server(&name)?;
+            store.remove_server(&name)?;
+            if let ServerSpec::Stdio {
+                package: Some(installed),
+                ..
+            } = &def.spec
+            {
+                let _ = std::fs::remove_dir_all(&installed.dir);
+            }
             println!("removed server {name}");
         }
         ServerCommand::Status => print_status()?,
     }
     Ok(())
+}
+
+/// The host's Node.js, resolved (the sandbox sees it only under /usr).
+fn host_node() -> Result<String> {
+    for candidate in ["/usr/bin/node", "/usr/local/bin/node"] {
+        if std::path::Path::new(candidate).is_file() {
+            return Ok(std::fs::canonicalize(candidate)?.display().to_string());
+        }
+    }
+    bail!("Node.js is not installed on this host; install it, or give --runtime <path to node>")
 }
 
 /// How old the status file may be before the gateway is taken to be down.
@@ -329,8 +362,52 @@ fn server_def(add: ServerAdd) -> Result<ServerDef> {
             builtin: Builtin::parse(&builtin)?,
             limits,
         }
+    } else if add.npm.is_some() || add.pypi.is_some() {
+        let env: std::collections::BTreeMap<String, String> = add
+            .env
+            .iter()
+            .map(|e| servers::parse_env(e))
+            .collect::<Result<_, _>>()?;
+        let mut mounts: Vec<servers::Mount> = add
+            .mounts
+            .iter()
+            .map(|m| servers::parse_mount(m))
+            .collect::<Result<_, _>>()?;
+        let paths = Paths::from_env(&Env::from_process())?;
+        let install = match (&add.npm, &add.pypi) {
+            (Some(spec), _) => {
+                let node = match &add.runtime {
+                    Some(r) => servers::parse_command(r)?,
+                    None => host_node()?,
+                };
+                crate::registry::install_npm(&paths.servers_dir, name.as_str(), spec, add.bin.as_deref(), &node)?
+            }
+            (None, Some(spec)) => {
+                let python = servers::parse_command(add.runtime.as_deref().unwrap_or("/usr/bin/python3"))?;
+                crate::registry::install_pypi(&paths.servers_dir, name.as_str(), spec, add.bin.as_deref(), &python)?
+            }
+            (None, None) => unreachable!("checked above"),
+        };
+        let dir = install.installed.dir.display().to_string();
+        mounts.insert(0, servers::parse_mount(&dir)?);
+        let mut args = install.args;
+        args.extend(add.args);
+        println!(
+            "installed {} {} ({}) into {dir}",
+            install.installed.package, install.installed.version, install.installed.integrity
+        );
+        ServerSpec::Stdio {
+            command: install.command,
+            args,
+            env,
+            mounts,
+            limits,
+            package: Some(Box::new(install.installed)),
+        }
     } else {
-        let command = add.command.context("give --command, --url or --builtin")?;
+        let command = add
+            .command
+            .context("give --command, --url, --builtin, --npm or --pypi")?;
         ServerSpec::Stdio {
             command: servers::parse_command(&command)?,
             args: add.args,
@@ -345,6 +422,7 @@ fn server_def(add: ServerAdd) -> Result<ServerDef> {
                 .map(|m| servers::parse_mount(m))
                 .collect::<Result<_, _>>()?,
             limits,
+            package: None,
         }
     };
     Ok(ServerDef {

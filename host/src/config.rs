@@ -93,6 +93,8 @@ impl Env {
 pub struct Paths {
     pub data_dir: PathBuf,
     pub db_path: PathBuf,
+    /// Where npm and PyPI servers are installed (`GIG_SERVERS_DIR`, default `$GIG_DATA_DIR/servers`).
+    pub servers_dir: PathBuf,
 }
 
 impl Paths {
@@ -103,7 +105,15 @@ impl Paths {
             .get("GIG_DB_PATH")
             .map(PathBuf::from)
             .unwrap_or_else(|| data_dir.join("gigmcp.db"));
-        Ok(Self { data_dir, db_path })
+        let servers_dir = env
+            .get("GIG_SERVERS_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("servers"));
+        Ok(Self {
+            data_dir,
+            db_path,
+            servers_dir,
+        })
     }
 }
 

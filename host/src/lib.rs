@@ -7,6 +7,7 @@ pub mod echo;
 pub mod mcp;
 pub mod names;
 pub mod plugins;
+pub mod registry;
 pub mod sandbox;
 pub mod servers;
 pub mod store;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::names::{Prefix, ServerName};
+use crate::registry::Installed;
 use crate::sandbox::Limits;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +38,9 @@ pub enum ServerSpec {
         /// Memory and process limits of its sandbox; the gateway's defaults when absent.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limits: Option<Limits>,
+        /// The npm or PyPI package it was installed from, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        package: Option<Box<Installed>>,
     },
     /// A server built into the gateway binary, run in a sandbox like any other stdio server.
     Builtin {

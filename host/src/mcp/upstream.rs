@@ -161,6 +161,7 @@ impl Conn {
                 env,
                 mounts,
                 limits,
+                ..
             } => {
                 let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
                 let launch = Launch {

@@ -1,0 +1,146 @@
+//! Servers installed from npm and PyPI at `server add` time (scripts off, wheels only) and run sandboxed
+//! on the host's Node and Python: server-filesystem with a granted directory, server-everything, and
+//! mcp-server-time. Needs the registries (as `make test` does) and root.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+
+use common::{RawClient, TestGateway};
+use serde_json::{Value, json};
+
+/// A gateway whose installs go to a directory sandbox uids can reach (test data dirs are private).
+fn gateway() -> (TestGateway, tempfile::TempDir) {
+    let servers = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(servers.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = servers.path().display().to_string();
+    (TestGateway::start_with(&[("GIG_SERVERS_DIR", &dir)]), servers)
+}
+
+fn text(reply: &Value) -> String {
+    reply["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test]
+async fn npm_servers_install_without_scripts_and_run_sandboxed() {
+    let (gateway, servers) = gateway();
+    let token = gateway.create_profile("team");
+    let shared = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(shared.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(shared.path().join("hello.txt"), "hello from the host").unwrap();
+    std::fs::set_permissions(shared.path().join("hello.txt"), std::fs::Permissions::from_mode(0o644)).unwrap();
+    let grant = format!("{}:/data", shared.path().display());
+    let out = gateway.cli_ok(&[
+        "server",
+        "add",
+        "fs",
+        "--npm",
+        "@modelcontextprotocol/server-filesystem@2026.8.31",
+        "--mount",
+        &grant,
+        "--arg",
+        "/data",
+    ]);
+    assert!(out.contains("sha512-"), "no integrity recorded: {out}");
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(servers.path().join("fs@2026.8.31/gigmcp-install.json")).unwrap())
+            .unwrap();
+    assert!(record["integrity"].as_object().unwrap().len() > 10, "{record}");
+    gateway.cli_ok(&[
+        "server",
+        "add",
+        "every",
+        "--npm",
+        "@modelcontextprotocol/server-everything@2026.8.31",
+    ]);
+    gateway.cli_ok(&["profile", "add-server", "team", "fs"]);
+    gateway.cli_ok(&["profile", "add-server", "team", "every"]);
+
+    let mut client = RawClient::new(gateway.url("team"), token);
+    client.initialize().await;
+    let read = client
+        .call(
+            json!(1),
+            "tools/call",
+            json!({"name": "fs_read_text_file", "arguments": {"path": "/data/hello.txt"}}),
+        )
+        .await;
+    assert!(text(&read).contains("hello from the host"), "{read}");
+    let write = client
+        .call(
+            json!(2),
+            "tools/call",
+            json!({"name": "fs_write_file", "arguments": {"path": "/data/new.txt", "content": "x"}}),
+        )
+        .await;
+    assert!(
+        !shared.path().join("new.txt").exists(),
+        "a read-only grant was written to: {write}"
+    );
+    let echo = client
+        .call(
+            json!(3),
+            "tools/call",
+            json!({"name": "every_echo", "arguments": {"message": "hi"}}),
+        )
+        .await;
+    assert!(text(&echo).contains("hi"), "{echo}");
+
+    // Removing the server removes its install.
+    gateway.cli_ok(&["profile", "remove-server", "team", "every"]);
+    gateway.cli_ok(&["server", "remove", "every"]);
+    assert!(!servers.path().join("every@2026.8.31").exists());
+}
+
+#[test]
+fn a_package_that_needs_install_scripts_is_refused_and_nothing_is_kept() {
+    let (gateway, servers) = gateway();
+    let out = gateway.cli(&["server", "add", "bundler", "--npm", "esbuild@0.25.0"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("needs install scripts"), "{stderr}");
+    assert!(!gateway.cli_ok(&["server", "list"]).contains("bundler"));
+    assert_eq!(
+        std::fs::read_dir(servers.path()).unwrap().count(),
+        0,
+        "the refused install was kept"
+    );
+}
+
+#[tokio::test]
+async fn pypi_servers_install_from_wheels_and_run_on_the_system_python() {
+    let (gateway, servers) = gateway();
+    let token = gateway.create_profile("team");
+    let out = gateway.cli_ok(&[
+        "server",
+        "add",
+        "time",
+        "--pypi",
+        "mcp-server-time==2026.10.19",
+        "--arg",
+        "--local-timezone",
+        "--arg",
+        "UTC",
+    ]);
+    assert!(out.contains("sha256-"), "no integrity recorded: {out}");
+    assert!(
+        servers
+            .path()
+            .join("time@2026.10.19/venv/bin/mcp-server-time")
+            .is_file()
+    );
+    gateway.cli_ok(&["profile", "add-server", "team", "time"]);
+    let mut client = RawClient::new(gateway.url("team"), token);
+    client.initialize().await;
+    let reply = client
+        .call(
+            json!(1),
+            "tools/call",
+            json!({"name": "time_get_current_time", "arguments": {"timezone": "UTC"}}),
+        )
+        .await;
+    assert!(text(&reply).contains("UTC"), "{reply}");
+}
