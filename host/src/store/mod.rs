@@ -83,6 +83,7 @@ impl Store {
             source,
         })?;
         conn.busy_timeout(Duration::from_secs(5))?;
+        restrict_to_owner(path);
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
@@ -324,6 +325,17 @@ impl Store {
     }
 }
 
+/// The database holds token hashes and, later, wrapped secrets: only the gateway's user may read it,
+/// whatever the umask (the data directory may be traversable so that sandboxes reach installed servers).
+fn restrict_to_owner(path: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    for suffix in ["", "-wal", "-shm"] {
+        let mut file = path.as_os_str().to_owned();
+        file.push(suffix);
+        let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
+    }
+}
+
 type ServerRow = (String, String, bool, String);
 
 fn server_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ServerRow> {
@@ -435,6 +447,15 @@ mod tests {
         assert_eq!(names, ["zz", "aa", "mm"]);
         store.delete_profile(&slug).unwrap();
         assert!(store.profile_configs().unwrap().is_empty());
+    }
+
+    #[test]
+    fn the_database_is_readable_by_its_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let (dir, store) = store();
+        store.create_profile(&ProfileSlug::parse("x").unwrap(), "").unwrap();
+        let mode = std::fs::metadata(dir.path().join("db.sqlite")).unwrap().permissions().mode();
+        assert_eq!(mode & 0o077, 0, "mode {mode:o}");
     }
 
     #[test]
