@@ -19,8 +19,8 @@ use serde_json::Value;
 
 use super::PluginKind;
 use super::hooks::{
-    AuditEvent, AuthOutcome, CallContext, Delivery, DenyReason, EgressDecision, EgressRequest, Grant, Identity,
-    McpRequest, McpResponse, OutboundRequest, Principal, ProfileAccess, RequestAction, RequestOp, ResponseAction,
+    Answer, AuthOutcome, CallContext, DenyReason, EgressDecision, EgressRequest, Grant, Hook, Identity, McpRequest,
+    McpResponse, OutboundRequest, Principal, ProfileAccess, RequestAction, RequestOp, ResponseAction,
 };
 use super::loaded::LoadedPlugin;
 use super::redact;
@@ -127,10 +127,9 @@ impl PluginHost {
         let mut ttl: Option<Option<u32>> = None;
         for plugin in chain.global.iter().chain(chain.profile(&ctx.profile)) {
             let decision = plugin
-                .call(&ctx.profile, async |world, store| {
-                    world.egress(store, ctx, request).await
-                })
-                .await;
+                .call(&ctx.profile, Hook::Egress { ctx, request })
+                .await
+                .and_then(Answer::egress);
             match decision {
                 Ok(EgressDecision::Allow { cache_ttl_secs }) => {
                     ttl = Some(match (ttl, cache_ttl_secs) {
@@ -167,10 +166,9 @@ impl PluginHost {
         let mut ops = Vec::new();
         for plugin in chain.global.iter().chain(chain.profile(&ctx.profile)) {
             let result = plugin
-                .call(&ctx.profile, async |world, store| {
-                    world.inject(store, ctx, request, grants).await
-                })
-                .await;
+                .call(&ctx.profile, Hook::Inject { ctx, request, grants })
+                .await
+                .and_then(Answer::inject);
             match result {
                 Ok(Ok(more)) => ops.extend(more),
                 Ok(Err(reason)) => return Err(reason.by(plugin.name.as_str())),
@@ -198,10 +196,9 @@ impl PluginHost {
         let mut combined: Option<Principal> = None;
         for plugin in &plugins {
             let outcome = plugin
-                .call(&ctx.profile, async |world, store| {
-                    world.map_identity(store, ctx, identity).await
-                })
-                .await;
+                .call(&ctx.profile, Hook::MapIdentity { ctx, identity })
+                .await
+                .and_then(Answer::map_identity);
             match outcome {
                 Ok(AuthOutcome::Principal(p)) => {
                     combined = Some(match combined {
@@ -219,27 +216,6 @@ impl PluginHost {
         AuthOutcome::Principal(combined.expect("at least one mapper answered"))
     }
 
-    /// `audit-sink`: the deliveries the sinks bound for these events chose. A failing sink yields an error
-    /// for the caller to retry; it never affects traffic.
-    pub(crate) async fn route_audit(
-        &self,
-        plugin: &LoadedPlugin,
-        events: &[AuditEvent],
-    ) -> Result<Result<Vec<Delivery>, DenyReason>, CallFailure> {
-        plugin
-            .call(&None, async |world, store| world.route(store, events).await)
-            .await
-    }
-
-    /// The audit sinks bound now (global ones; audit events are routed outside any profile).
-    pub(crate) fn audit_sinks(&self) -> Vec<Arc<LoadedPlugin>> {
-        self.active()
-            .chains
-            .get(&PluginKind::AuditSink)
-            .map(|c| c.global.clone())
-            .unwrap_or_default()
-    }
-
     /// `mcp-filter` on a request to an upstream server: the profile's filters, then the global ones; each
     /// sees the params as rewritten so far.
     pub async fn filter_request(&self, ctx: &CallContext, request: McpRequest) -> RequestDecision {
@@ -254,10 +230,9 @@ impl PluginHost {
         let mut rewritten = false;
         for plugin in chain.profile(&ctx.profile).iter().chain(&chain.global) {
             let action = plugin
-                .call(&ctx.profile, async |world, store| {
-                    world.on_request(store, ctx, &request).await
-                })
-                .await;
+                .call(&ctx.profile, Hook::OnRequest { ctx, request: &request })
+                .await
+                .and_then(Answer::on_request);
             match action {
                 Ok(RequestAction::Allow) => {}
                 Ok(RequestAction::Rewrite(params)) => {
@@ -288,10 +263,15 @@ impl PluginHost {
         let mut modified = false;
         for plugin in chain.global.iter().chain(chain.profile(&ctx.profile)) {
             let action = plugin
-                .call(&ctx.profile, async |world, store| {
-                    world.on_response(store, ctx, &response).await
-                })
-                .await;
+                .call(
+                    &ctx.profile,
+                    Hook::OnResponse {
+                        ctx,
+                        response: &response,
+                    },
+                )
+                .await
+                .and_then(Answer::on_response);
             match action {
                 Ok(ResponseAction::Pass) => {}
                 Ok(ResponseAction::Replace(result)) => {

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::artifacts::{ArtifactCache, CacheKey};
 use super::hooks::{
-    AuditEvent, AuthOutcome, CallContext, Delivery, DenyReason, EgressDecision, EgressRequest, Grant, Identity,
+    AuditEvent, AuthOutcome, CallContext, Delivery, DenyReason, EgressDecision, EgressRequest, Grant, Hook, Identity,
     McpRequest, McpResponse, OutboundRequest, RequestAction, RequestOp, ResponseAction,
 };
 use super::loaded::{LoadKey, LoadedPlugin};
@@ -88,8 +88,9 @@ impl Harness {
 
     pub async fn egress(&self, ctx: &CallContext, request: &EgressRequest) -> Measured<EgressDecision> {
         self.plugin
-            .call_measured(&ctx.profile, async |w, s| w.egress(s, ctx, request).await)
+            .call_measured(&ctx.profile, Hook::Egress { ctx, request })
             .await
+            .and_then(|(a, u)| Ok((a.egress()?, u)))
     }
 
     pub async fn inject(
@@ -99,32 +100,37 @@ impl Harness {
         grants: &[Grant],
     ) -> Measured<Result<Vec<RequestOp>, DenyReason>> {
         self.plugin
-            .call_measured(&ctx.profile, async |w, s| w.inject(s, ctx, request, grants).await)
+            .call_measured(&ctx.profile, Hook::Inject { ctx, request, grants })
             .await
+            .and_then(|(a, u)| Ok((a.inject()?, u)))
     }
 
     pub async fn map_identity(&self, ctx: &CallContext, identity: &Identity) -> Measured<AuthOutcome> {
         self.plugin
-            .call_measured(&ctx.profile, async |w, s| w.map_identity(s, ctx, identity).await)
+            .call_measured(&ctx.profile, Hook::MapIdentity { ctx, identity })
             .await
+            .and_then(|(a, u)| Ok((a.map_identity()?, u)))
     }
 
     pub async fn route(&self, events: &[AuditEvent]) -> Measured<Result<Vec<Delivery>, DenyReason>> {
         self.plugin
-            .call_measured(&None, async |w, s| w.route(s, events).await)
+            .call_measured(&None, Hook::Route { events })
             .await
+            .and_then(|(a, u)| Ok((a.route()?, u)))
     }
 
     pub async fn on_request(&self, ctx: &CallContext, request: &McpRequest) -> Measured<RequestAction> {
         self.plugin
-            .call_measured(&ctx.profile, async |w, s| w.on_request(s, ctx, request).await)
+            .call_measured(&ctx.profile, Hook::OnRequest { ctx, request })
             .await
+            .and_then(|(a, u)| Ok((a.on_request()?, u)))
     }
 
     pub async fn on_response(&self, ctx: &CallContext, response: &McpResponse) -> Measured<ResponseAction> {
         self.plugin
-            .call_measured(&ctx.profile, async |w, s| w.on_response(s, ctx, response).await)
+            .call_measured(&ctx.profile, Hook::OnResponse { ctx, response })
             .await
+            .and_then(|(a, u)| Ok((a.on_response()?, u)))
     }
 }
 

@@ -11,13 +11,12 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use wasmtime::Store;
-
 use super::PluginKind;
 use super::artifacts::Sha256;
+use super::hooks::{Answer, Hook};
 use super::names::PluginName;
-use super::runtime::{CallFailure, HostState, Instance, Runtime, Usage};
-use super::v0_1_0::{WorldInstance, WorldPre};
+use super::runtime::{CallFailure, Instance, MAX_IDLE_INSTANCES, Runtime, Usage};
+use super::v0_1_0::WorldPre;
 use crate::names::ProfileSlug;
 use crate::store::plugins::{PluginId, PluginStats, RevisionId};
 
@@ -83,21 +82,13 @@ impl LoadedPlugin {
     }
 
     /// Calls a hook on an instance of `tenant`, under the limits.
-    pub async fn call<T>(
-        &self,
-        tenant: &Tenant,
-        hook: impl for<'a> AsyncFnOnce(&'a WorldInstance, &'a mut Store<HostState>) -> wasmtime::Result<Result<T, String>>,
-    ) -> Result<T, CallFailure> {
-        self.call_measured(tenant, hook).await.map(|(value, _)| value)
+    pub(crate) async fn call(&self, tenant: &Tenant, hook: Hook<'_>) -> Result<Answer, CallFailure> {
+        self.call_measured(tenant, hook).await.map(|(answer, _)| answer)
     }
 
     /// Like `call`, with what the call cost.
-    pub async fn call_measured<T>(
-        &self,
-        tenant: &Tenant,
-        hook: impl for<'a> AsyncFnOnce(&'a WorldInstance, &'a mut Store<HostState>) -> wasmtime::Result<Result<T, String>>,
-    ) -> Result<(T, Usage), CallFailure> {
-        let result = self.call_untracked(tenant, hook).await;
+    pub(crate) async fn call_measured(&self, tenant: &Tenant, hook: Hook<'_>) -> Result<(Answer, Usage), CallFailure> {
+        let result = self.call_untracked(tenant, &hook).await;
         match &result {
             Ok((_, usage)) => self.stats.success(usage.elapsed),
             Err(failure) => self.stats.failure(&self.name, failure),
@@ -105,11 +96,7 @@ impl LoadedPlugin {
         result
     }
 
-    async fn call_untracked<T>(
-        &self,
-        tenant: &Tenant,
-        hook: impl for<'a> AsyncFnOnce(&'a WorldInstance, &'a mut Store<HostState>) -> wasmtime::Result<Result<T, String>>,
-    ) -> Result<(T, Usage), CallFailure> {
+    async fn call_untracked(&self, tenant: &Tenant, hook: &Hook<'_>) -> Result<(Answer, Usage), CallFailure> {
         if self.stats.quarantined.load(Ordering::Relaxed) {
             return Err(CallFailure::Quarantined(QUARANTINE_AFTER));
         }
@@ -140,14 +127,22 @@ impl LoadedPlugin {
     }
 
     fn take_idle(&self, tenant: &Tenant) -> Option<Instance> {
-        self.lock_idle().get_mut(tenant)?.pop()
+        let instance = self.lock_idle().get_mut(tenant)?.pop()?;
+        self.runtime.idle_instances.fetch_sub(1, Ordering::Relaxed);
+        Some(instance)
     }
 
+    /// Keeps a healthy instance for the tenant's next call, within the per-tenant and global budgets (beyond
+    /// them it is dropped, freeing its pool slot).
     fn put_idle(&self, tenant: &Tenant, instance: Instance) {
         let mut idle = self.lock_idle();
         let list = idle.entry(tenant.clone()).or_default();
-        if list.len() < IDLE_PER_TENANT {
+        if list.len() < IDLE_PER_TENANT
+            && self.runtime.idle_instances.fetch_add(1, Ordering::Relaxed) < MAX_IDLE_INSTANCES
+        {
             list.push(instance);
+        } else if list.len() < IDLE_PER_TENANT {
+            self.runtime.idle_instances.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -165,6 +160,13 @@ impl LoadedPlugin {
 
     pub fn add_lost_events(&self, n: u64) {
         self.stats.lost.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+impl Drop for LoadedPlugin {
+    fn drop(&mut self) {
+        let idle: usize = self.lock_idle().values().map(Vec::len).sum();
+        self.runtime.idle_instances.fetch_sub(idle, Ordering::Relaxed);
     }
 }
 

@@ -4,13 +4,16 @@
 
 use std::sync::Arc;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use super::PluginKind;
 use super::artifacts::Sha256;
+use super::names::PluginName;
 use super::runtime::{CallFailure, LoadError, Runtime, describe};
 use super::schema::Schema;
 use super::v0_1_0::{self, WorldPre};
+use crate::store::Store;
+use crate::store::plugins::{Added, NewAuditEvent, NewRevision, PluginStoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManageError {
@@ -45,6 +48,8 @@ pub enum ManageError {
     ConfigRefused(String),
     #[error("the plugin could not be run: {0}")]
     Call(CallFailure),
+    #[error("{0}")]
+    Store(#[from] PluginStoreError),
 }
 
 /// A component that passed every load check: its kind, what it imports and exports, and its schema.
@@ -191,5 +196,116 @@ mod tests {
             kind_of(&exports(&["gigmcp:plugin/egress@0.1.0", "gigmcp:plugin/audit@0.1.0"])),
             Err(ManageError::SeveralWorlds(_))
         ));
+    }
+}
+
+/// `plugin add`: what to add.
+pub struct AddPlugin {
+    pub name: PluginName,
+    pub bytes: Vec<u8>,
+    /// `--sha256`: refuse the file unless it has this hash.
+    pub expected_sha256: Option<Sha256>,
+    /// `--kind`: refuse the file unless it is of this kind.
+    pub kind: Option<PluginKind>,
+    /// `--config`: the configuration; by default the plugin's current one (for a new version) or `{}`.
+    pub config: Option<String>,
+}
+
+/// What `plugin add` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddOutcome {
+    pub kind: PluginKind,
+    pub sha256: Sha256,
+    pub added: Added,
+    pub config: String,
+}
+
+/// Examines a component, checks its configuration, and stores it as a new plugin or as the next revision of
+/// the plugin of that name. A new plugin is enabled and unbound; a new revision keeps the plugin's bindings,
+/// so a running gateway swaps it in atomically.
+pub async fn add(runtime: &Arc<Runtime>, store: &Store, add: AddPlugin) -> Result<AddOutcome, ManageError> {
+    let candidate = Candidate::examine(runtime, add.bytes.clone(), add.expected_sha256, add.kind).await?;
+    let existing = match store.plugin(&add.name) {
+        Ok(record) => Some(record),
+        Err(PluginStoreError::NoPlugin(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    if let Some(record) = &existing
+        && record.kind != candidate.kind
+    {
+        return Err(PluginStoreError::KindChanged {
+            name: add.name.clone(),
+            existing: record.kind,
+            new: candidate.kind,
+        }
+        .into());
+    }
+    let config = match (&add.config, &existing) {
+        (Some(config), _) => config.clone(),
+        (None, Some(record)) => record.revision.config.clone(),
+        (None, None) => "{}".to_owned(),
+    };
+    let config = candidate.check_config(runtime, &config).await?;
+    let added = store.plugin_add(
+        &add.name,
+        candidate.kind,
+        false,
+        &NewRevision {
+            sha256: candidate.sha256,
+            bytes: &add.bytes,
+            wit_version: candidate.wit_version,
+            config: &config,
+            config_schema: &candidate.config_schema,
+            imports: &candidate.imports,
+            exports: &candidate.exports,
+            note: "added",
+        },
+    )?;
+    audit(
+        store,
+        "plugin.add",
+        &add.name,
+        json!({"kind": candidate.kind, "sha256": candidate.sha256.to_hex(), "config": config}),
+    );
+    Ok(AddOutcome {
+        kind: candidate.kind,
+        sha256: candidate.sha256,
+        added,
+        config,
+    })
+}
+
+/// `plugin config`: checks the configuration against the schema and with a fresh instance's `init`, then
+/// stores it as a new revision. A refused configuration changes nothing.
+pub async fn configure(
+    runtime: &Arc<Runtime>,
+    store: &Store,
+    name: &PluginName,
+    config: &str,
+) -> Result<String, ManageError> {
+    let record = store.plugin(name)?;
+    let bytes = store.plugin_blob(&record.revision.sha256)?;
+    let candidate = Candidate::examine(runtime, bytes, Some(record.revision.sha256), Some(record.kind)).await?;
+    let config = candidate.check_config(runtime, config).await?;
+    store.plugin_set_config(name, &config)?;
+    audit(store, "plugin.config", name, json!({"config": config}));
+    Ok(config)
+}
+
+/// Writes an operator's action to the audit log of record. The action has happened; a failure to record it
+/// is logged, not fatal.
+pub fn audit(store: &Store, kind: &str, plugin: &PluginName, detail: Value) {
+    let mut detail = detail;
+    detail["plugin"] = Value::from(plugin.as_str());
+    let event = NewAuditEvent {
+        kind: kind.to_owned(),
+        actor: "operator".to_owned(),
+        profile: None,
+        server: None,
+        outcome: "ok".to_owned(),
+        detail,
+    };
+    if let Err(e) = store.audit_append(&[event]) {
+        tracing::warn!("cannot write the audit event {kind}: {e}");
     }
 }

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline};
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 
 use super::PluginKind;
 use super::artifacts::{ArtifactCache, Sha256};
+use super::hooks::{Answer, Hook};
 use super::v0_1_0::{self, WorldInstance, WorldPre};
 
 /// The limits of one call. Defaults: 20 ms, 16 MiB, 4 MiB in, 1 MiB out.
@@ -32,7 +33,7 @@ impl Default for Limits {
     fn default() -> Self {
         Self {
             deadline: Duration::from_millis(20),
-            fuel: 200_000_000,
+            fuel: 1_000_000_000,
             memory_bytes: 16 << 20,
             max_input_bytes: 4 << 20,
             max_output_bytes: 1 << 20,
@@ -44,11 +45,16 @@ impl Default for Limits {
 const INIT_DEADLINE_FACTOR: u32 = 5;
 /// The epoch advances every millisecond; a deadline is a number of ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(1);
+/// A call past its deadline that was mostly not running (the OS gave its thread to others) is given this many
+/// more deadlines before it is stopped anyway.
+const MAX_EXTENSIONS: u32 = 8;
 /// Beyond the deadline, how long a call blocked in a host function (which epochs cannot interrupt) may
 /// last before its future is dropped, which discards the instance.
 const HOST_SLACK: Duration = Duration::from_millis(30);
 /// The pooling allocator's capacity. An instance is a component instance with a few core instances.
 const POOL_INSTANCES: u32 = 1000;
+/// Idle instances all plugins together may keep; the rest of the pool is for calls in flight.
+pub(crate) const MAX_IDLE_INSTANCES: usize = POOL_INSTANCES as usize / 2;
 /// The resource table of an instance holds the secrets lent to it (and WASI's streams).
 const MAX_TABLE_ENTRIES: usize = 1024;
 /// Log lines a plugin may write per call, and their length.
@@ -156,6 +162,8 @@ pub enum LoadError {
 
 /// The engine, the linker and the compiled-artifact cache, shared by every plugin.
 pub struct Runtime {
+    /// Idle instances kept by all plugins: at most half the pool, so calls always find a free slot.
+    pub(crate) idle_instances: std::sync::atomic::AtomicUsize,
     engine: Engine,
     linker: Linker<HostState>,
     artifacts: ArtifactCache,
@@ -185,6 +193,7 @@ impl Runtime {
         v0_1_0::add_to_linker(&mut linker).map_err(engine_error)?;
         let ticker = EpochTicker::start(&engine);
         Ok(Arc::new(Self {
+            idle_instances: Default::default(),
             engine,
             linker,
             artifacts,
@@ -225,8 +234,10 @@ impl Runtime {
 
     /// A fresh instance, not yet initialised.
     pub async fn instantiate(&self, pre: &WorldPre, plugin: Arc<str>) -> Result<Instance, CallFailure> {
-        let mut store = Store::new(&self.engine, HostState::new(plugin, self.limits.memory_bytes));
+        let mut store = Store::new(&self.engine, HostState::new(plugin, &self.limits));
         store.limiter(|state| &mut state.limiter);
+        let grace = deadline_ticks(self.limits.deadline);
+        store.epoch_deadline_callback(move |mut ctx| Ok(ctx.data_mut().deadline_reached(grace)));
         // Instantiation runs the component's start functions: give them the same budget as a call.
         store
             .set_fuel(self.limits.fuel)
@@ -247,12 +258,12 @@ impl Runtime {
 
     /// Runs one call on `instance` under the limits. On `Err`, the instance must be discarded: a trapped or
     /// interrupted instance is never called again.
-    pub async fn run<T>(
+    pub(crate) async fn run(
         &self,
         instance: &mut Instance,
         deadline: Duration,
-        call: impl for<'a> AsyncFnOnce(&'a WorldInstance, &'a mut Store<HostState>) -> wasmtime::Result<Result<T, String>>,
-    ) -> Result<(T, Usage), CallFailure> {
+        hook: &Hook<'_>,
+    ) -> Result<(Answer, Usage), CallFailure> {
         let limits = self.limits;
         let Instance { store, world } = instance;
         store.data_mut().begin_call();
@@ -261,7 +272,7 @@ impl Runtime {
             .map_err(|e| CallFailure::Trap(e.to_string()))?;
         store.set_epoch_deadline(deadline_ticks(deadline));
         let started = Instant::now();
-        let outcome = tokio::time::timeout(deadline + HOST_SLACK, call(world, store)).await;
+        let outcome = tokio::time::timeout(deadline + HOST_SLACK, world.call(store, hook)).await;
         let elapsed = started.elapsed();
         let usage = Usage {
             fuel: limits.fuel.saturating_sub(store.get_fuel().unwrap_or(0)),
@@ -272,38 +283,23 @@ impl Runtime {
             Err(_) => Err(CallFailure::Timeout(deadline)),
             Ok(Err(e)) => Err(classify(&e, store, limits)),
             Ok(Ok(Err(malformed))) => Err(CallFailure::Malformed(malformed)),
-            Ok(Ok(Ok(value))) => Ok((value, usage)),
+            Ok(Ok(Ok(answer))) => Ok((answer, usage)),
         }
     }
 
     /// `init` on a fresh instance, with a longer deadline (it parses the configuration).
     pub async fn init(&self, instance: &mut Instance, config: &str) -> Result<Usage, CallFailure> {
         let deadline = self.limits.deadline * INIT_DEADLINE_FACTOR;
-        let (result, usage) = self
-            .run(instance, deadline, async |world, store| {
-                Ok(Ok(world.init(store, config).await?))
-            })
-            .await?;
-        result.map_err(|reason| CallFailure::InitRefused(format!("{} ({})", reason.message, reason.code)))?;
+        let (answer, usage) = self.run(instance, deadline, &Hook::Init { config }).await?;
+        answer
+            .init()?
+            .map_err(|reason| CallFailure::InitRefused(format!("{} ({})", reason.message, reason.code)))?;
         Ok(usage)
     }
 
     pub async fn config_schema(&self, instance: &mut Instance) -> Result<String, CallFailure> {
-        let limit = self.limits.max_output_bytes;
-        let (schema, _) = self
-            .run(instance, self.limits.deadline, async |world, store| {
-                let schema = world.config_schema(store).await?;
-                if schema.len() > limit {
-                    return Err(SizeExceeded::Output {
-                        size: schema.len(),
-                        limit,
-                    }
-                    .into());
-                }
-                Ok(Ok(schema))
-            })
-            .await?;
-        Ok(schema)
+        let (answer, _) = self.run(instance, self.limits.deadline, &Hook::ConfigSchema).await?;
+        answer.schema()
     }
 }
 
@@ -382,10 +378,53 @@ pub struct HostState {
     limiter: MemoryLimiter,
     plugin: Arc<str>,
     log_lines_left: u32,
+    max_input_bytes: usize,
+    max_output_bytes: usize,
+    overrun: Option<Overrun>,
+}
+
+/// Where a call stood when it first passed its deadline.
+struct Overrun {
+    cpu: Duration,
+    wall: Instant,
+    thread: std::thread::ThreadId,
+    extensions: u32,
+}
+
+fn thread_cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(t.tv_sec.max(0) as u64, t.tv_nsec.clamp(0, 999_999_999) as u32)
 }
 
 impl HostState {
-    fn new(plugin: Arc<str>, memory_bytes: usize) -> Self {
+    /// The epoch deadline passed. The deadline is wall-clock time, which also runs while the OS has given the
+    /// thread to someone else (a loaded 2-core machine does that for tens of milliseconds). So the first time,
+    /// the call gets one more deadline and the thread's CPU time is noted; if by the next check the call ran
+    /// for at least half of that wall time, it is stopped: a loop is stopped within two deadlines, and a call
+    /// starved by the OS is not blamed for it (up to `MAX_EXTENSIONS` deadlines).
+    fn deadline_reached(&mut self, grace: u64) -> UpdateDeadline {
+        let (cpu, wall, thread) = (thread_cpu_time(), Instant::now(), std::thread::current().id());
+        let stop = match &self.overrun {
+            None => false,
+            Some(o) => {
+                let ran = cpu.saturating_sub(o.cpu);
+                o.thread != thread || o.extensions >= MAX_EXTENSIONS || ran * 2 >= wall - o.wall
+            }
+        };
+        if stop {
+            return UpdateDeadline::Interrupt;
+        }
+        let extensions = self.overrun.as_ref().map_or(0, |o| o.extensions + 1);
+        self.overrun = Some(Overrun {
+            cpu,
+            wall,
+            thread,
+            extensions,
+        });
+        UpdateDeadline::Continue(grace)
+    }
+
+    fn new(plugin: Arc<str>, limits: &Limits) -> Self {
         // Deny-all WASI: no preopened directories, no environment, no arguments, stdin closed, stdout and
         // stderr discarded, no sockets (TCP and UDP off, every address refused, no name lookup). Clocks and
         // randomness stay: they grant no access, and Rust's std needs randomness to seed hash maps.
@@ -400,18 +439,46 @@ impl HostState {
             wasi,
             table,
             limiter: MemoryLimiter {
-                cap: memory_bytes,
+                cap: limits.memory_bytes,
                 peak: 0,
                 denied: false,
             },
             plugin,
             log_lines_left: LOG_LINES_PER_CALL,
+            max_input_bytes: limits.max_input_bytes,
+            max_output_bytes: limits.max_output_bytes,
+            overrun: None,
         }
+    }
+
+    /// Refuses an input over the limit before the plugin sees it.
+    pub(crate) fn check_input(&self, size: usize) -> wasmtime::Result<()> {
+        if size > self.max_input_bytes {
+            return Err(SizeExceeded::Input {
+                size,
+                limit: self.max_input_bytes,
+            }
+            .into());
+        }
+        Ok(())
+    }
+
+    /// Refuses an answer over the limit.
+    pub(crate) fn check_output(&self, size: usize) -> wasmtime::Result<()> {
+        if size > self.max_output_bytes {
+            return Err(SizeExceeded::Output {
+                size,
+                limit: self.max_output_bytes,
+            }
+            .into());
+        }
+        Ok(())
     }
 
     fn begin_call(&mut self) {
         self.log_lines_left = LOG_LINES_PER_CALL;
         self.limiter.denied = false;
+        self.overrun = None;
     }
 
     /// A plugin's log line: attributed, truncated, and limited per call.

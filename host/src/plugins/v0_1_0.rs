@@ -7,9 +7,9 @@ use serde_json::Value;
 use wasmtime::component::{HasSelf, Linker, Resource};
 
 use super::hooks::{
-    AuditEvent, AuthOutcome, CallContext, Delivery, DenyReason, EgressDecision, EgressRequest, Grant, Identity,
-    McpRequest, McpResponse, PlaceholderLocation, Principal, ProfileAccess, RedactAction, Redaction, RequestAction,
-    RequestOp, ResponseAction, SecretHandle, TemplatePart,
+    Answer, AuditEvent, AuthOutcome, CallContext, Delivery, DenyReason, EgressDecision, EgressRequest, Grant, Hook,
+    Identity, McpRequest, McpResponse, PlaceholderLocation, Principal, ProfileAccess, RedactAction, Redaction,
+    RequestAction, RequestOp, ResponseAction, SecretHandle, TemplatePart,
 };
 use super::runtime::HostState;
 
@@ -221,12 +221,38 @@ fn wrong_world() -> wasmtime::Error {
 }
 
 impl WorldInstance {
-    pub async fn config_schema(&self, store: &mut wasmtime::Store<HostState>) -> wasmtime::Result<String> {
+    /// Makes one call. `Err`: the call trapped or broke a limit; `Ok(Err(..))`: the answer is malformed.
+    pub(crate) async fn call(
+        &self,
+        store: &mut wasmtime::Store<HostState>,
+        hook: &Hook<'_>,
+    ) -> wasmtime::Result<Converted<Answer>> {
+        Ok(match *hook {
+            Hook::ConfigSchema => {
+                let schema = self.config_schema(&mut *store).await?;
+                store.data().check_output(schema.len())?;
+                Ok(Answer::Schema(schema))
+            }
+            Hook::Init { config } => Ok(Answer::Init(self.init(store, config).await?)),
+            Hook::Egress { ctx, request } => self.egress(store, ctx, request).await?.map(Answer::Egress),
+            Hook::Inject { ctx, request, grants } => {
+                self.inject(store, ctx, request, grants).await?.map(Answer::Inject)
+            }
+            Hook::MapIdentity { ctx, identity } => {
+                self.map_identity(store, ctx, identity).await?.map(Answer::MapIdentity)
+            }
+            Hook::Route { events } => self.route(store, events).await?.map(Answer::Route),
+            Hook::OnRequest { ctx, request } => self.on_request(store, ctx, request).await?.map(Answer::OnRequest),
+            Hook::OnResponse { ctx, response } => self.on_response(store, ctx, response).await?.map(Answer::OnResponse),
+        })
+    }
+
+    async fn config_schema(&self, store: &mut wasmtime::Store<HostState>) -> wasmtime::Result<String> {
         lifecycle!(self, |l| l.call_config_schema(store).await)
     }
 
     /// `Ok(Err(..))`: the plugin refused the configuration.
-    pub async fn init(
+    async fn init(
         &self,
         store: &mut wasmtime::Store<HostState>,
         config: &str,
@@ -235,7 +261,7 @@ impl WorldInstance {
         Ok(result.map_err(|e| DenyReason::new(e.code, e.message)))
     }
 
-    pub async fn egress(
+    async fn egress(
         &self,
         store: &mut wasmtime::Store<HostState>,
         ctx: &CallContext,
@@ -255,10 +281,18 @@ impl WorldInstance {
             }),
             declared: request.declared.clone(),
         };
+        let input = request.server.len()
+            + request.host.len()
+            + request.declared.iter().map(String::len).sum::<usize>()
+            + request.http.as_ref().map_or(0, |h| h.method.len() + h.path.len());
+        store.data().check_input(input)?;
         let decision = w
             .gigmcp_plugin_egress()
-            .call_decide(store, &wit_ctx(ctx), &request)
+            .call_decide(&mut *store, &wit_ctx(ctx), &request)
             .await?;
+        if let wit::Verdict::Deny(reason) = &decision.verdict {
+            store.data().check_output(deny_size(reason))?;
+        }
         Ok(Ok(match decision.verdict {
             wit::Verdict::Allow => EgressDecision::Allow {
                 cache_ttl_secs: decision.cache_ttl_secs,
@@ -267,7 +301,7 @@ impl WorldInstance {
         }))
     }
 
-    pub async fn inject(
+    async fn inject(
         &self,
         store: &mut wasmtime::Store<HostState>,
         ctx: &CallContext,
@@ -299,6 +333,18 @@ impl WorldInstance {
                 })
                 .collect(),
         };
+        let input = [&request.server, &request.method, &request.host, &request.path]
+            .iter()
+            .map(|s| s.len())
+            .sum::<usize>()
+            + request.header_names.iter().map(String::len).sum::<usize>()
+            + request
+                .placeholders
+                .iter()
+                .map(|p| p.credential.len() + p.before.len() + p.after.len() + 16)
+                .sum::<usize>()
+            + grants.iter().map(|g| g.credential.len()).sum::<usize>();
+        store.data().check_input(input)?;
         let mut wit_grants = Vec::with_capacity(grants.len());
         for grant in grants {
             let secret = store.data_mut().table.push(SecretRef {
@@ -315,9 +361,29 @@ impl WorldInstance {
             .call_inject(&mut *store, &wit_ctx(ctx), &wit_request, &wit_grants)
             .await?;
         let ops = match result {
-            Err(e) => return Ok(Ok(Err(DenyReason::new(e.code, e.message)))),
+            Err(e) => {
+                store.data().check_output(e.code.len() + e.message.len())?;
+                return Ok(Ok(Err(DenyReason::new(e.code, e.message))));
+            }
             Ok(ops) => ops,
         };
+        let output: usize = ops
+            .iter()
+            .map(|op| match op {
+                c::RequestOp::SetHeader(v) | c::RequestOp::SetQuery(v) => {
+                    v.name.len()
+                        + v.value
+                            .iter()
+                            .map(|p| match p {
+                                c::TemplatePart::Literal(text) => text.len(),
+                                c::TemplatePart::Secret(_) => 8,
+                            })
+                            .sum::<usize>()
+                }
+                c::RequestOp::RemoveHeader(name) => name.len(),
+            })
+            .sum();
+        store.data().check_output(output)?;
         // Every secret in the answer is a handle the host lent in this call (the component model lets a guest
         // hold no other); resolve each to the host's handle and take it back out of the table.
         let table = &mut store.data_mut().table;
@@ -349,7 +415,7 @@ impl WorldInstance {
         Ok(Ok(Ok(converted)))
     }
 
-    pub async fn map_identity(
+    async fn map_identity(
         &self,
         store: &mut wasmtime::Store<HostState>,
         ctx: &CallContext,
@@ -365,10 +431,25 @@ impl WorldInstance {
             claims: identity.claims.to_string(),
             token_fingerprint: identity.token_fingerprint.clone(),
         };
+        store
+            .data()
+            .check_input(identity.issuer.len() + identity.subject.len() + identity.claims.len())?;
         let outcome = w
             .gigmcp_plugin_auth()
-            .call_map_identity(store, &wit_ctx(ctx), &identity)
+            .call_map_identity(&mut *store, &wit_ctx(ctx), &identity)
             .await?;
+        let output = match &outcome {
+            a::AuthOutcome::Principal(p) => {
+                p.user.len()
+                    + p.roles.iter().map(String::len).sum::<usize>()
+                    + match &p.profiles {
+                        wit::ProfileAccess::All => 0,
+                        wit::ProfileAccess::Only(list) => list.iter().map(String::len).sum(),
+                    }
+            }
+            a::AuthOutcome::Unauthenticated(r) | a::AuthOutcome::Forbidden(r) => deny_size(r),
+        };
+        store.data().check_output(output)?;
         Ok(Ok(match outcome {
             a::AuthOutcome::Principal(p) => AuthOutcome::Principal(Principal {
                 user: p.user,
@@ -383,7 +464,7 @@ impl WorldInstance {
         }))
     }
 
-    pub async fn route(
+    async fn route(
         &self,
         store: &mut wasmtime::Store<HostState>,
         events: &[AuditEvent],
@@ -405,11 +486,18 @@ impl WorldInstance {
                 detail: e.detail.to_string(),
             })
             .collect();
-        let result = w.gigmcp_plugin_audit().call_route(store, &wit_events).await?;
+        store.data().check_input(wit_events.iter().map(event_size).sum())?;
+        let result = w.gigmcp_plugin_audit().call_route(&mut *store, &wit_events).await?;
         let deliveries = match result {
             Err(e) => return Ok(Ok(Err(DenyReason::new(e.code, e.message)))),
             Ok(d) => d,
         };
+        store.data().check_output(
+            deliveries
+                .iter()
+                .map(|d| d.destination.len() + event_size(&d.event))
+                .sum(),
+        )?;
         let mut converted = Vec::with_capacity(deliveries.len());
         for d in deliveries {
             let detail = match serde_json::from_str::<Value>(&d.event.detail) {
@@ -433,7 +521,7 @@ impl WorldInstance {
         Ok(Ok(Ok(converted)))
     }
 
-    pub async fn on_request(
+    async fn on_request(
         &self,
         store: &mut wasmtime::Store<HostState>,
         ctx: &CallContext,
@@ -449,10 +537,16 @@ impl WorldInstance {
             name: request.name.clone(),
             params: request.params.to_string(),
         };
+        store.data().check_input(wit_request.params.len())?;
         let action = w
             .gigmcp_plugin_mcp()
-            .call_on_request(store, &wit_ctx(ctx), &wit_request)
+            .call_on_request(&mut *store, &wit_ctx(ctx), &wit_request)
             .await?;
+        store.data().check_output(match &action {
+            m::RequestAction::Allow => 0,
+            m::RequestAction::Deny(r) => deny_size(r),
+            m::RequestAction::Rewrite(text) => text.len(),
+        })?;
         Ok(match action {
             m::RequestAction::Allow => Ok(RequestAction::Allow),
             m::RequestAction::Deny(r) => Ok(RequestAction::Deny(deny(r))),
@@ -460,7 +554,7 @@ impl WorldInstance {
         })
     }
 
-    pub async fn on_response(
+    async fn on_response(
         &self,
         store: &mut wasmtime::Store<HostState>,
         ctx: &CallContext,
@@ -476,10 +570,26 @@ impl WorldInstance {
             name: response.name.clone(),
             payload: response.result.to_string(),
         };
+        store.data().check_input(wit_response.payload.len())?;
         let action = w
             .gigmcp_plugin_mcp()
-            .call_on_response(store, &wit_ctx(ctx), &wit_response)
+            .call_on_response(&mut *store, &wit_ctx(ctx), &wit_response)
             .await?;
+        store.data().check_output(match &action {
+            m::ResponseAction::Pass => 0,
+            m::ResponseAction::Deny(r) => deny_size(r),
+            m::ResponseAction::Replace(text) => text.len(),
+            m::ResponseAction::Redact(list) => list
+                .iter()
+                .map(|r| {
+                    r.pointer.len()
+                        + match &r.action {
+                            m::RedactAction::Remove => 0,
+                            m::RedactAction::Replace(text) => text.len(),
+                        }
+                })
+                .sum(),
+        })?;
         Ok(match action {
             m::ResponseAction::Pass => Ok(ResponseAction::Pass),
             m::ResponseAction::Deny(r) => Ok(ResponseAction::Deny(deny(r))),
@@ -508,6 +618,19 @@ fn wit_ctx(ctx: &CallContext) -> wit::CallContext {
         request_id: ctx.request_id.clone(),
         profile: ctx.profile.as_ref().map(|p| p.to_string()),
     }
+}
+
+fn deny_size(reason: &wit::DenyReason) -> usize {
+    reason.code.len() + reason.message.len()
+}
+
+fn event_size(e: &audit::exports::gigmcp::plugin::audit::AuditEvent) -> usize {
+    e.kind.len()
+        + e.actor.len()
+        + e.outcome.len()
+        + e.detail.len()
+        + e.profile.as_ref().map_or(0, String::len)
+        + e.server.as_ref().map_or(0, String::len)
 }
 
 fn deny(reason: wit::DenyReason) -> DenyReason {
