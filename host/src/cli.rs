@@ -43,6 +43,10 @@ enum Command {
     /// Manage servers (only the operator defines them: a server's command and URL are powers over the host).
     #[command(subcommand)]
     Server(ServerCommand),
+    /// Manage policy plugins: WebAssembly components that decide egress, credentials, logins, audit routing
+    /// and which MCP calls pass.
+    #[command(subcommand)]
+    Plugin(crate::plugins::cli::PluginCommand),
     /// Serve the built-in echo MCP server on stdin/stdout (one tool, `echo`).
     McpEcho,
 }
@@ -142,6 +146,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Serve { dev } => serve(dev),
         Command::Profile(command) => profile(command),
         Command::Server(command) => server(command),
+        Command::Plugin(command) => crate::plugins::cli::run(command, &Paths::from_env(&Env::from_process())?),
     }
 }
 

@@ -19,8 +19,9 @@ use serde_json::Value;
 
 use super::PluginKind;
 use super::hooks::{
-    Answer, AuthOutcome, CallContext, DenyReason, EgressDecision, EgressRequest, Grant, Hook, Identity, McpRequest,
-    McpResponse, OutboundRequest, Principal, ProfileAccess, RequestAction, RequestOp, ResponseAction,
+    Answer, AuditEvent, AuthOutcome, CallContext, Delivery, DenyReason, EgressDecision, EgressRequest, Grant, Hook,
+    Identity, McpRequest, McpResponse, OutboundRequest, Principal, ProfileAccess, RequestAction, RequestOp,
+    ResponseAction,
 };
 use super::loaded::LoadedPlugin;
 use super::redact;
@@ -214,6 +215,25 @@ impl PluginHost {
             }
         }
         AuthOutcome::Principal(combined.expect("at least one mapper answered"))
+    }
+
+    /// `audit-sink`: the deliveries the sinks bound for these events chose. A failing sink yields an error
+    /// for the caller to retry; it never affects traffic.
+    pub(crate) async fn route_audit(
+        &self,
+        plugin: &LoadedPlugin,
+        events: &[AuditEvent],
+    ) -> Result<Result<Vec<Delivery>, DenyReason>, CallFailure> {
+        plugin.call(&None, Hook::Route { events }).await.and_then(Answer::route)
+    }
+
+    /// The audit sinks bound now (global ones; audit events are routed outside any profile).
+    pub(crate) fn audit_sinks(&self) -> Vec<Arc<LoadedPlugin>> {
+        self.active()
+            .chains
+            .get(&PluginKind::AuditSink)
+            .map(|c| c.global.clone())
+            .unwrap_or_default()
     }
 
     /// `mcp-filter` on a request to an upstream server: the profile's filters, then the global ones; each

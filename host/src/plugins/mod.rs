@@ -6,6 +6,8 @@
 //! the database.
 
 pub mod artifacts;
+pub mod audit;
+pub mod cli;
 pub mod defaults;
 mod dispatch;
 mod guest_build;

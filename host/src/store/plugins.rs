@@ -608,6 +608,13 @@ impl Store {
         Ok(written)
     }
 
+    /// The id of the newest audit event (0 if there is none).
+    pub fn audit_events_max_id(&self) -> Result<i64> {
+        Ok(self
+            .lock()
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM audit_events", [], |r| r.get(0))?)
+    }
+
     /// Audit events with an id above `after`, oldest first.
     pub fn audit_events(&self, after: i64, limit: usize) -> Result<Vec<AuditEvent>> {
         let conn = self.lock();
