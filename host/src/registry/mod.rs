@@ -133,6 +133,25 @@ fn prepare_dir(servers_dir: &Path, name: &str, version: &str) -> Result<PathBuf,
     Ok(dir)
 }
 
+/// Runs an installer in a fresh `<server>@<version>` directory, opens the result up to sandbox uids, and
+/// removes the directory again if anything failed: a refused install leaves nothing behind.
+fn install_into(
+    servers_dir: &Path,
+    server: &str,
+    version: &str,
+    install: impl FnOnce(&Path) -> Result<Install, InstallError>,
+) -> Result<Install, InstallError> {
+    let dir = prepare_dir(servers_dir, server, version)?;
+    let outcome = install(&dir).and_then(|done| {
+        open_up(&dir)?;
+        Ok(done)
+    });
+    if outcome.is_err() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    outcome
+}
+
 /// Makes everything under `dir` readable (and directories traversable) by sandbox uids.
 fn open_up(dir: &Path) -> Result<(), InstallError> {
     use std::os::unix::fs::PermissionsExt;
@@ -187,8 +206,7 @@ pub fn install_npm(
     if package.is_empty() || !exact {
         return Err(bad());
     }
-    let dir = prepare_dir(servers_dir, server, version)?;
-    let outcome = (|| {
+    install_into(servers_dir, server, version, |dir| {
         run(
             "npm",
             spec,
@@ -202,7 +220,7 @@ pub fn install_npm(
                     "--no-save",
                 ])
                 .args(["--prefix"])
-                .arg(&dir)
+                .arg(dir)
                 .arg(spec),
         )?;
         let lock: Value = serde_json::from_slice(&std::fs::read(dir.join("node_modules/.package-lock.json"))?)
@@ -259,26 +277,21 @@ pub fn install_npm(
             .filter_map(|(k, p)| Some((k.clone(), p["integrity"].as_str()?.into())))
             .collect();
         write_record(
-            &dir,
+            dir,
             &serde_json::json!({"registry": "npm", "package": package, "version": version, "integrity": hashes}),
         )?;
-        open_up(&dir)?;
         Ok(Install {
             installed: Installed {
                 registry: "npm".into(),
                 package: package.to_owned(),
                 version: version.to_owned(),
                 integrity,
-                dir: dir.clone(),
+                dir: dir.to_path_buf(),
             },
             command: runtime.to_owned(),
             args: vec![script.display().to_string()],
         })
-    })();
-    if outcome.is_err() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    outcome
+    })
 }
 
 /// Installs `<package>==<version>` from PyPI (wheels only) into a virtual environment of `runtime`, and
@@ -300,8 +313,7 @@ pub fn install_pypi(
     if !valid(package) || !valid(version) {
         return Err(bad());
     }
-    let dir = prepare_dir(servers_dir, server, version)?;
-    let outcome = (|| {
+    install_into(servers_dir, server, version, |dir| {
         let venv = dir.join("venv");
         run(
             "python venv",
@@ -332,7 +344,7 @@ pub fn install_pypi(
             hashes.insert(name.to_owned(), hash.into());
         }
         write_record(
-            &dir,
+            dir,
             &serde_json::json!({"registry": "pypi", "package": package, "version": version, "integrity": hashes}),
         )?;
         let script_name = bin.unwrap_or(package);
@@ -348,23 +360,18 @@ pub fn install_pypi(
                 available: available.join(", "),
             });
         }
-        open_up(&dir)?;
         Ok(Install {
             installed: Installed {
                 registry: "pypi".into(),
                 package: package.to_owned(),
                 version: version.to_owned(),
                 integrity,
-                dir: dir.clone(),
+                dir: dir.to_path_buf(),
             },
             command: script.display().to_string(),
             args: Vec::new(),
         })
-    })();
-    if outcome.is_err() {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    outcome
+    })
 }
 
 #[cfg(test)]
