@@ -26,6 +26,8 @@ pub const QUARANTINE_AFTER: u32 = 5;
 /// Idle instances kept per tenant: enough for the concurrency of a 2-core gateway, few enough to bound
 /// memory (each holds up to the memory limit).
 const IDLE_PER_TENANT: usize = 4;
+/// Idle instances kept per plugin, across tenants.
+const IDLE_PER_PLUGIN: usize = 64;
 
 type Tenant = Option<ProfileSlug>;
 
@@ -46,7 +48,7 @@ pub struct LoadedPlugin {
     label: Arc<str>,
     state: Result<WorldPre, String>,
     runtime: Arc<Runtime>,
-    idle: Mutex<HashMap<Tenant, Vec<Instance>>>,
+    idle: Mutex<IdlePool>,
     stats: Stats,
 }
 
@@ -127,26 +129,32 @@ impl LoadedPlugin {
     }
 
     fn take_idle(&self, tenant: &Tenant) -> Option<Instance> {
-        let instance = self.lock_idle().get_mut(tenant)?.pop()?;
+        let instance = self.lock_idle().take(tenant)?;
         self.runtime.idle_instances.fetch_sub(1, Ordering::Relaxed);
         Some(instance)
     }
 
-    /// Keeps a healthy instance for the tenant's next call, within the per-tenant and global budgets (beyond
-    /// them it is dropped, freeing its pool slot).
+    /// Keeps a healthy instance for the tenant's next call. The pool is bounded per tenant, per plugin and
+    /// across plugins (half the allocator's slots, so calls always find one); when full, the instance of the
+    /// tenant that called least recently makes room.
     fn put_idle(&self, tenant: &Tenant, instance: Instance) {
-        let mut idle = self.lock_idle();
-        let list = idle.entry(tenant.clone()).or_default();
-        if list.len() < IDLE_PER_TENANT
-            && self.runtime.idle_instances.fetch_add(1, Ordering::Relaxed) < MAX_IDLE_INSTANCES
-        {
-            list.push(instance);
-        } else if list.len() < IDLE_PER_TENANT {
-            self.runtime.idle_instances.fetch_sub(1, Ordering::Relaxed);
+        let mut pool = self.lock_idle();
+        if pool.count(tenant) >= IDLE_PER_TENANT {
+            return;
         }
+        let global_full = self.runtime.idle_instances.load(Ordering::Relaxed) >= MAX_IDLE_INSTANCES;
+        if pool.total >= IDLE_PER_PLUGIN || global_full {
+            // One out, one in: the global count stays.
+            if !pool.evict_least_recent(tenant) {
+                return;
+            }
+        } else {
+            self.runtime.idle_instances.fetch_add(1, Ordering::Relaxed);
+        }
+        pool.put(tenant, instance);
     }
 
-    fn lock_idle(&self) -> std::sync::MutexGuard<'_, HashMap<Tenant, Vec<Instance>>> {
+    fn lock_idle(&self) -> std::sync::MutexGuard<'_, IdlePool> {
         self.idle.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -165,8 +173,58 @@ impl LoadedPlugin {
 
 impl Drop for LoadedPlugin {
     fn drop(&mut self) {
-        let idle: usize = self.lock_idle().values().map(Vec::len).sum();
+        let idle = self.lock_idle().total;
         self.runtime.idle_instances.fetch_sub(idle, Ordering::Relaxed);
+    }
+}
+
+/// Idle instances by tenant, with when each tenant last returned one.
+#[derive(Default)]
+struct IdlePool {
+    by_tenant: HashMap<Tenant, (u64, Vec<Instance>)>,
+    total: usize,
+    clock: u64,
+}
+
+impl IdlePool {
+    fn count(&self, tenant: &Tenant) -> usize {
+        self.by_tenant.get(tenant).map_or(0, |(_, list)| list.len())
+    }
+
+    fn take(&mut self, tenant: &Tenant) -> Option<Instance> {
+        let instance = self.by_tenant.get_mut(tenant)?.1.pop()?;
+        self.total -= 1;
+        Some(instance)
+    }
+
+    fn put(&mut self, tenant: &Tenant, instance: Instance) {
+        self.clock += 1;
+        let entry = self.by_tenant.entry(tenant.clone()).or_default();
+        entry.0 = self.clock;
+        entry.1.push(instance);
+        self.total += 1;
+    }
+
+    /// Drops one instance of the least recently active other tenant; false if there is none. The dropped
+    /// instance's slot is reused by the one being put, so the global count does not change.
+    fn evict_least_recent(&mut self, keep: &Tenant) -> bool {
+        let victim = self
+            .by_tenant
+            .iter()
+            .filter(|(tenant, (_, list))| *tenant != keep && !list.is_empty())
+            .min_by_key(|(_, (used, _))| *used)
+            .map(|(tenant, _)| tenant.clone());
+        let Some(victim) = victim else {
+            return false;
+        };
+        if let Some((_, list)) = self.by_tenant.get_mut(&victim) {
+            list.pop();
+            if list.is_empty() {
+                self.by_tenant.remove(&victim);
+            }
+        }
+        self.total -= 1;
+        true
     }
 }
 
