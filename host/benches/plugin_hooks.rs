@@ -86,7 +86,9 @@ fn native_tool_filter(deny: &[&str], server: &str, params: &Value) -> bool {
 
 fn native_scan(result: &Value) -> bool {
     let text = result.to_string();
-    ["ghp_", "AKIA", "PRIVATE KEY", "eyJ", "gig_"].iter().any(|h| text.contains(h))
+    ["ghp_", "AKIA", "PRIVATE KEY", "eyJ", "gig_"]
+        .iter()
+        .any(|h| text.contains(h))
 }
 
 fn native_inject(placeholders: &[PlaceholderSite], grants: &HashMap<String, SecretHandle>) -> Vec<RequestOp> {
@@ -134,7 +136,11 @@ async fn main() {
             store.plugin_bind(&PluginName::parse(&name).unwrap(), None, 1).unwrap();
         }
     };
-    add("egress-allowlist", json!({"allow": ["*.example.com", "api.github.com"]})).await;
+    add(
+        "egress-allowlist",
+        json!({"allow": ["*.example.com", "api.github.com"]}),
+    )
+    .await;
     add("header-injector", json!({})).await;
     add("tool-filter", json!({"deny": ["*/delete_*"]})).await;
     let host = PluginHost::new(runtime);
@@ -170,7 +176,10 @@ async fn main() {
     let params = json!({"name": "read_file", "arguments": {"path": "/srv/data/report.txt"}});
     let result = json!({"content": [{"type": "text", "text": "The quarterly report: revenue up 4%, costs flat."}]});
 
-    println!("# plugin hooks: {} (release build, 1 thread)", env!("CARGO_PKG_VERSION"));
+    println!(
+        "# plugin hooks: {} (release build, 1 thread)",
+        env!("CARGO_PKG_VERSION")
+    );
     println!("method: each call timed alone with Instant; warm-up excluded; p50/p99/mean over the calls");
     println!();
 
@@ -220,8 +229,10 @@ async fn main() {
     let all = stats(samples);
     row("all hooks of one tool call (wasm)", &all, "target p50 ≤ 20 µs");
 
-    let grant_map: HashMap<String, SecretHandle> =
-        grants.iter().map(|g| (g.credential.clone(), g.handle.clone())).collect();
+    let grant_map: HashMap<String, SecretHandle> = grants
+        .iter()
+        .map(|g| (g.credential.clone(), g.handle.clone()))
+        .collect();
     let mut samples = Vec::with_capacity(REQUEST_CALLS);
     for _ in 0..REQUEST_CALLS {
         let t = Instant::now();
