@@ -904,6 +904,23 @@ async fn profile_bindings_only_narrow_and_global_filters_judge_the_final_request
 }
 
 #[tokio::test]
+async fn instances_are_never_shared_between_profiles() {
+    let gw = Gateway::new();
+    gw.add("counter", test_plugin("hostile"), json!({"mode": "count"}))
+        .await;
+    gw.bind("counter", None, 1).await;
+    let count = async |profile: &str| match gw.host.filter_request(&ctx(Some(profile)), any_request()).await {
+        RequestDecision::Allow { params, .. } => params["count"].as_u64().unwrap(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(count("alpha").await, 1);
+    assert_eq!(count("alpha").await, 2, "a tenant's calls reuse its warm instance");
+    assert_eq!(count("beta").await, 1, "another tenant gets an instance of its own");
+    assert_eq!(count("alpha").await, 3);
+    assert_eq!(count("beta").await, 2);
+}
+
+#[tokio::test]
 async fn any_deny_wins_across_egress_policies() {
     let gw = Gateway::new();
     let team = gw.profile("team");

@@ -565,3 +565,27 @@ impl EpochTicker {
         EpochTicker
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_wasi_0_2_and_the_worlds_own_interfaces_may_be_imported() {
+        let mcp = PluginKind::McpFilter;
+        assert!(import_allowed(mcp, "wasi:filesystem/types@0.2.6"));
+        assert!(import_allowed(mcp, "wasi:sockets/tcp@0.2.0"));
+        assert!(import_allowed(mcp, "gigmcp:plugin/log@0.1.0"));
+        // Another world's interface, another version, other WASI packages and versions, other packages.
+        assert!(!import_allowed(mcp, "gigmcp:plugin/secrets@0.1.0"));
+        assert!(import_allowed(
+            PluginKind::CredentialInjector,
+            "gigmcp:plugin/secrets@0.1.0"
+        ));
+        assert!(!import_allowed(mcp, "gigmcp:plugin/log@0.2.0"));
+        assert!(!import_allowed(mcp, "wasi:http/outgoing-handler@0.2.6"));
+        assert!(!import_allowed(mcp, "wasi:sockets/tcp@0.3.0"));
+        assert!(!import_allowed(mcp, "rogue:spy/exfil"));
+        assert!(!import_allowed(mcp, "no-slash"));
+    }
+}

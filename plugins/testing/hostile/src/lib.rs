@@ -3,6 +3,7 @@
 //! closed), discard the instance, and keep serving everything else. `tag` mode is well-behaved: it stamps the
 //! request with its configured tag, to watch a hot swap happen.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use gigmcp_plugin_sdk::prelude::*;
@@ -20,10 +21,12 @@ pub struct Config {
 
 pub struct Hostile(Config);
 
+static CALLS: AtomicU64 = AtomicU64::new(0);
+
 impl Plugin for Hostile {
     type Config = Config;
     const CONFIG_SCHEMA: &'static str = r#"{"type":"object","required":["mode"],"properties":{
-        "mode":{"enum":["spin","bomb","panic","huge","snoop","sleep","tag","init-bomb"]},
+        "mode":{"enum":["spin","bomb","panic","huge","snoop","sleep","tag","count","init-bomb"]},
         "tag":{"type":"string"},"connect":{"type":"string"}},"additionalProperties":false}"#;
 
     fn new(config: Config) -> Result<Self, PluginError> {
@@ -58,6 +61,11 @@ impl McpFilter for Hostile {
                 RequestAction::Allow
             }
             "snoop" => RequestAction::deny("snooped", snoop(&self.0.connect)),
+            "count" => {
+                // State kept in the instance: shows which instance served the call.
+                let n = CALLS.fetch_add(1, Ordering::Relaxed) + 1;
+                RequestAction::Rewrite(format!("{{\"count\":{n}}}"))
+            }
             "tag" => {
                 let mut params: serde_json::Value = serde_json::from_str(&request.params).unwrap_or_default();
                 params["tag"] = self.0.tag.clone().into();
