@@ -265,6 +265,45 @@ async fn header_injector_places_granted_secrets_where_their_placeholders_were() 
 }
 
 #[tokio::test]
+async fn a_secret_kept_from_an_earlier_request_is_refused() {
+    let gw = Gateway::new();
+    gw.add("hoarder", test_plugin("secret-hoarder"), json!({})).await;
+    gw.bind("hoarder", None, 1).await;
+    let request = |host: &str| OutboundRequest {
+        server: "s".into(),
+        method: "GET".into(),
+        host: host.into(),
+        port: 443,
+        path: "/".into(),
+        header_names: vec![],
+        placeholders: vec![],
+    };
+    let grant = |name: &str| Grant {
+        credential: name.into(),
+        handle: SecretHandle(format!("vault:{name}")),
+    };
+    let first = gw
+        .host
+        .inject_credentials(&ctx(None), &request("a.test"), &[grant("a")])
+        .await
+        .unwrap();
+    assert_eq!(
+        first,
+        vec![RequestOp::SetHeader {
+            name: "authorization".into(),
+            value: vec![TemplatePart::Secret(SecretHandle("vault:a".into()))],
+        }]
+    );
+    // The plugin places the secret it kept from the first request into a request for another host.
+    let reason = gw
+        .host
+        .inject_credentials(&ctx(None), &request("b.test"), &[grant("b")])
+        .await
+        .unwrap_err();
+    assert_eq!(reason.code, "plugin-malformed-result", "{reason}");
+}
+
+#[tokio::test]
 async fn claims_mapper_maps_roles_and_refuses_unmapped_logins() {
     let gw = Gateway::new();
     gw.add(

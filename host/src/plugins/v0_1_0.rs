@@ -384,8 +384,8 @@ impl WorldInstance {
             })
             .sum();
         store.data().check_output(output)?;
-        // Every secret in the answer is a handle the host lent in this call (the component model lets a guest
-        // hold no other); resolve each to the host's handle and take it back out of the table.
+        // Every secret in the answer is a handle the host lent (the component model lets a guest hold no other),
+        // in this call or an earlier one; resolve each to the host's handle and take it back out of the table.
         let table = &mut store.data_mut().table;
         let mut resolve = |value: Vec<c::TemplatePart>| -> wasmtime::Result<Vec<TemplatePart>> {
             value
@@ -411,6 +411,18 @@ impl WorldInstance {
                     value: resolve(v.value)?,
                 },
             });
+        }
+        // Invariant: a plugin places only the secrets granted for this request. A handle it kept from an
+        // earlier call (it may hold one as long as its instance lives) is refused, and the request fails.
+        let granted = |handle: &SecretHandle| grants.iter().any(|g| &g.handle == handle);
+        for op in &converted {
+            if let RequestOp::SetHeader { value, .. } | RequestOp::SetQuery { value, .. } = op
+                && value
+                    .iter()
+                    .any(|part| matches!(part, TemplatePart::Secret(handle) if !granted(handle)))
+            {
+                return Ok(Err("it placed a secret that was not granted for this request".into()));
+            }
         }
         Ok(Ok(Ok(converted)))
     }
