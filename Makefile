@@ -31,3 +31,8 @@ build:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+## host/build.rs builds the default plugins (plugins/) for wasm32-wasip2: install that target when missing.
+.PHONY: plugins
+plugins:
+	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2
