@@ -32,6 +32,12 @@ lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
+## Measure tools/call latency and throughput (Gig'MCP, its two floors, supergateway); writes BENCHMARKS.md.
+bench:
+	$(CARGO) build --locked --release -p gigmcp -p gigmcp-bench
+	scripts/test-deps.sh >/dev/null
+	bench/run.sh
+
 ## host/build.rs builds the default plugins (plugins/) for wasm32-wasip2: install that target when missing.
 .PHONY: plugins
 plugins:
