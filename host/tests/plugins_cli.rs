@@ -326,3 +326,71 @@ fn hostile_test_plugins_are_refused_by_the_cli_too() {
     assert!(err.contains("exports no gigmcp:plugin world"), "{err}");
     assert!(cli.store().plugins().unwrap().is_empty());
 }
+
+#[test]
+fn audit_copies_pending_at_a_stop_are_delivered_after_a_restart() {
+    let cli = Cli::new();
+    let router = cli.file("router.wasm", default_plugin("audit-router"));
+    let config = json!({"routes": [{"destination": "file:all"}]});
+    cli.ok(&[
+        "plugin",
+        "add",
+        &router,
+        "--name",
+        "router",
+        "--config",
+        &config.to_string(),
+    ]);
+    cli.ok(&["plugin", "bind", "router", "--order", "1"]);
+    let file = cli.dir.path().join("audit").join("all.jsonl");
+    let exported = || -> Vec<String> {
+        std::fs::read_to_string(&file)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| {
+                serde_json::from_str::<serde_json::Value>(l).unwrap()["kind"]
+                    .as_str()
+                    .unwrap()
+                    .to_owned()
+            })
+            .collect()
+    };
+    // A gateway runs, forwards what it records, and stops.
+    let run_gateway = |event: Option<&str>, expect: &str| {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let store = Arc::new(cli.store());
+            let host = Arc::new(PluginHost::new(Harness::runtime().unwrap()));
+            host.reload(&store).await.unwrap();
+            let log = AuditLog::start(store, host, cli.dir.path().to_path_buf());
+            if let Some(kind) = event {
+                log.record(NewAuditEvent {
+                    kind: kind.into(),
+                    actor: "test".into(),
+                    profile: None,
+                    server: None,
+                    outcome: "ok".into(),
+                    detail: json!({}),
+                });
+            }
+            wait_for(expect, async || exported().iter().any(|k| k == expect)).await;
+            let store = cli.store();
+            wait_for("the forwarding position to be saved", async || {
+                store.audit_forwarded_through().unwrap() == Some(store.audit_events_max_id().unwrap())
+            })
+            .await;
+        });
+        drop(rt);
+    };
+    run_gateway(Some("first.event"), "first.event");
+    // While no gateway runs, the operator acts: the CLI records the event in the log of record.
+    cli.ok(&["plugin", "disable", "router"]);
+    cli.ok(&["plugin", "enable", "router"]);
+    run_gateway(None, "plugin.enable");
+    let kinds = exported();
+    assert!(kinds.contains(&"plugin.disable".to_owned()), "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| *k == "first.event").count(), 1, "{kinds:?}");
+}

@@ -7,7 +7,8 @@
 //! `gigmcp plugin webhook add`, POSTed a JSON array, retried). A sink that fails never blocks anything: its
 //! batch is retried with backoff; events beyond the bounded queue, or still failing after the retries, are
 //! counted as lost on the sink's statistics (`gigmcp plugin inspect`) and logged. The log of record loses
-//! nothing.
+//! nothing. The forwarder saves how far every sink has been served, so copies pending when the gateway stops
+//! are delivered after it restarts (at least once: a batch in flight at the stop may be delivered twice).
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
@@ -42,7 +43,12 @@ impl AuditLog {
     /// Starts the writer and the forwarder on the current tokio runtime.
     pub fn start(store: Arc<Store>, plugins: Arc<PluginHost>, data_dir: PathBuf) -> Self {
         let (tx, rx) = mpsc::unbounded_channel();
-        let cursor = store.audit_events_max_id().unwrap_or(0);
+        // Resume where the last run stopped (copies not yet delivered then are delivered now, perhaps twice);
+        // on a fresh database, from now.
+        let cursor = match store.audit_forwarded_through() {
+            Ok(Some(id)) => id,
+            _ => store.audit_events_max_id().unwrap_or(0),
+        };
         tokio::spawn(write_events(store.clone(), rx));
         let forwarder = Forwarder {
             store: store.clone(),
@@ -57,6 +63,7 @@ impl AuditLog {
                     .unwrap_or_default(),
             },
             cursor,
+            saved: None,
             queues: HashMap::new(),
         };
         tokio::spawn(forwarder.run());
@@ -97,7 +104,10 @@ struct Forwarder {
     store: Arc<Store>,
     plugins: Arc<PluginHost>,
     exporters: Exporters,
+    /// The newest event read from the log.
     cursor: i64,
+    /// What was last saved as delivered to every sink.
+    saved: Option<i64>,
     queues: HashMap<PluginId, SinkQueue>,
 }
 
@@ -134,6 +144,27 @@ impl Forwarder {
         }
         for sink in &sinks {
             self.drain(sink).await;
+        }
+        self.save_progress().await;
+    }
+
+    /// Saves the id through which every sink has had every event, so a restart resumes there.
+    async fn save_progress(&mut self) {
+        let pending = self
+            .queues
+            .values()
+            .filter_map(|q| q.events.front())
+            .map(|e| e.id - 1)
+            .min();
+        let through = pending.unwrap_or(self.cursor);
+        if self.saved == Some(through) {
+            return;
+        }
+        let store = self.store.clone();
+        match tokio::task::spawn_blocking(move || store.set_audit_forwarded_through(through)).await {
+            Ok(Ok(())) => self.saved = Some(through),
+            Ok(Err(e)) => tracing::warn!("cannot save the audit forwarding position: {e}"),
+            Err(e) => tracing::warn!("cannot save the audit forwarding position: {e}"),
         }
     }
 

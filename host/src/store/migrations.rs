@@ -101,6 +101,12 @@ const MIGRATIONS: &[&str] = &[
         url TEXT NOT NULL,
         created_at INTEGER NOT NULL
     );",
+    // 3: how far the gateway has forwarded the audit log to audit sinks, so that copies not yet delivered
+    // when it stops are delivered after a restart.
+    "CREATE TABLE audit_forwarding (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        delivered_through INTEGER NOT NULL
+    );",
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

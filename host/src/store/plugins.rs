@@ -608,6 +608,25 @@ impl Store {
         Ok(written)
     }
 
+    /// The id of the last audit event every sink has been given (None before the first forwarding).
+    pub fn audit_forwarded_through(&self) -> Result<Option<i64>> {
+        Ok(self
+            .lock()
+            .query_row("SELECT delivered_through FROM audit_forwarding WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    pub fn set_audit_forwarded_through(&self, id: i64) -> Result<()> {
+        self.lock().execute(
+            "INSERT INTO audit_forwarding (id, delivered_through) VALUES (1, ?1)
+             ON CONFLICT (id) DO UPDATE SET delivered_through = ?1",
+            [id],
+        )?;
+        Ok(())
+    }
+
     /// The id of the newest audit event (0 if there is none).
     pub fn audit_events_max_id(&self) -> Result<i64> {
         Ok(self
