@@ -64,6 +64,9 @@ pub struct ProfileConfig {
 
 pub struct Store {
     conn: Mutex<Connection>,
+    /// A read-only connection of its own for token checks, which run on every request: they never wait
+    /// behind the watcher's or an API call's queries.
+    auth: Mutex<Connection>,
 }
 
 fn now() -> i64 {
@@ -78,7 +81,7 @@ impl Store {
         if let Some(dir) = path.parent() {
             let _ = std::fs::create_dir_all(dir);
         }
-        let conn = Connection::open(path).map_err(|source| StoreError::Open {
+        let mut conn = Connection::open(path).map_err(|source| StoreError::Open {
             path: path.display().to_string(),
             source,
         })?;
@@ -87,9 +90,20 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
-        let store = Self { conn: Mutex::new(conn) };
-        migrations::apply(&mut store.lock())?;
-        Ok(store)
+        migrations::apply(&mut conn)?;
+        let auth = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|source| StoreError::Open {
+            path: path.display().to_string(),
+            source,
+        })?;
+        auth.busy_timeout(Duration::from_secs(5))?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            auth: Mutex::new(auth),
+        })
     }
 
     fn lock(&self) -> MutexGuard<'_, Connection> {
@@ -170,13 +184,10 @@ impl Store {
     ///
     /// Runs inline on the request path: an indexed read, and in WAL mode readers never wait for writers.
     pub fn authenticate(&self, slug: &ProfileSlug, token: &TokenHash) -> Result<Option<ProfileId>, StoreError> {
-        Ok(self
-            .lock()
-            .query_row(
-                "SELECT id FROM profiles WHERE slug = ?1 AND token_hash = ?2",
-                params![slug.as_str(), &token.0[..]],
-                |r| r.get(0),
-            )
+        let conn = self.auth.lock().unwrap_or_else(|p| p.into_inner());
+        let mut stmt = conn.prepare_cached("SELECT id FROM profiles WHERE slug = ?1 AND token_hash = ?2")?;
+        Ok(stmt
+            .query_row(params![slug.as_str(), &token.0[..]], |r| r.get(0))
             .optional()?
             .map(ProfileId))
     }
