@@ -1070,6 +1070,26 @@ async fn a_hot_swap_under_load_fails_no_call() {
 }
 
 #[tokio::test]
+async fn a_request_in_flight_finishes_on_the_versions_it_started_with() {
+    let gw = Gateway::new();
+    gw.add("tagger", test_plugin("hostile"), json!({"mode": "tag", "tag": "old"}))
+        .await;
+    gw.bind("tagger", None, 1).await;
+    let tag = |d: RequestDecision| match d {
+        RequestDecision::Allow { params, .. } => params["tag"].as_str().unwrap().to_owned(),
+        other => panic!("{other:?}"),
+    };
+    // A request starts: it takes the bound plugins once, for all its hooks.
+    let in_flight = gw.host.current();
+    assert_eq!(tag(in_flight.filter_request(&ctx(None), any_request()).await), "old");
+    gw.add("tagger", test_plugin("hostile"), json!({"mode": "tag", "tag": "new"}))
+        .await;
+    gw.reload().await;
+    assert_eq!(tag(in_flight.filter_request(&ctx(None), any_request()).await), "old");
+    assert_eq!(tag(gw.host.filter_request(&ctx(None), any_request()).await), "new");
+}
+
+#[tokio::test]
 async fn a_rollback_restores_the_previous_revision() {
     let gw = Gateway::new();
     gw.add("tagger", test_plugin("hostile"), json!({"mode": "tag", "tag": "one"}))

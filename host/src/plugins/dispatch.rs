@@ -114,10 +114,71 @@ impl PluginHost {
         plugins
     }
 
+    /// The plugins bound now. A request takes this once and asks all its hooks of it, so it finishes on the
+    /// versions it started with whatever is swapped meanwhile.
+    pub fn current(&self) -> PluginSet {
+        PluginSet(self.active())
+    }
+
+    /// `current().egress_decide(..)`.
+    pub async fn egress_decide(&self, ctx: &CallContext, request: &EgressRequest) -> EgressDecision {
+        self.current().egress_decide(ctx, request).await
+    }
+
+    /// `current().inject_credentials(..)`.
+    pub async fn inject_credentials(
+        &self,
+        ctx: &CallContext,
+        request: &OutboundRequest,
+        grants: &[Grant],
+    ) -> Result<Vec<RequestOp>, DenyReason> {
+        self.current().inject_credentials(ctx, request, grants).await
+    }
+
+    /// `current().map_identity(..)`.
+    pub async fn map_identity(&self, ctx: &CallContext, identity: &Identity) -> AuthOutcome {
+        self.current().map_identity(ctx, identity).await
+    }
+
+    /// `current().filter_request(..)`.
+    pub async fn filter_request(&self, ctx: &CallContext, request: McpRequest) -> RequestDecision {
+        self.current().filter_request(ctx, request).await
+    }
+
+    /// `current().filter_response(..)`.
+    pub async fn filter_response(&self, ctx: &CallContext, response: McpResponse) -> ResponseDecision {
+        self.current().filter_response(ctx, response).await
+    }
+
+    /// `audit-sink`: the deliveries the sinks bound for these events chose. A failing sink yields an error
+    /// for the caller to retry; it never affects traffic.
+    pub(crate) async fn route_audit(
+        &self,
+        plugin: &LoadedPlugin,
+        events: &[AuditEvent],
+    ) -> Result<Result<Vec<Delivery>, DenyReason>, CallFailure> {
+        plugin.call(&None, Hook::Route { events }).await.and_then(Answer::route)
+    }
+
+    /// The audit sinks bound now (global ones; audit events are routed outside any profile).
+    pub(crate) fn audit_sinks(&self) -> Vec<Arc<LoadedPlugin>> {
+        self.active()
+            .chains
+            .get(&PluginKind::AuditSink)
+            .map(|c| c.global.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// A snapshot of the bound plugins: the hooks of one request.
+#[derive(Clone)]
+pub struct PluginSet(Arc<Active>);
+
+impl PluginSet {
     /// `egress-policy`: may `request.server` reach `request.host:request.port`? With no policy bound, no:
     /// egress is allowed only by a policy.
     pub async fn egress_decide(&self, ctx: &CallContext, request: &EgressRequest) -> EgressDecision {
-        let active = self.active();
+        let active = &self.0;
         let Some(chain) = active.chains.get(&PluginKind::EgressPolicy) else {
             return EgressDecision::Deny(DenyReason::new(
                 "no-egress-policy",
@@ -160,7 +221,7 @@ impl PluginHost {
         request: &OutboundRequest,
         grants: &[Grant],
     ) -> Result<Vec<RequestOp>, DenyReason> {
-        let active = self.active();
+        let active = &self.0;
         let Some(chain) = active.chains.get(&PluginKind::CredentialInjector) else {
             return Ok(Vec::new());
         };
@@ -182,7 +243,7 @@ impl PluginHost {
     /// `auth-mapper`: every bound mapper must recognise the identity; the principal is what they all grant
     /// (the intersection of their roles and profiles). With no mapper bound, nobody is authenticated.
     pub async fn map_identity(&self, ctx: &CallContext, identity: &Identity) -> AuthOutcome {
-        let active = self.active();
+        let active = &self.0;
         let plugins: Vec<_> = active
             .chains
             .get(&PluginKind::AuthMapper)
@@ -217,29 +278,10 @@ impl PluginHost {
         AuthOutcome::Principal(combined.expect("at least one mapper answered"))
     }
 
-    /// `audit-sink`: the deliveries the sinks bound for these events chose. A failing sink yields an error
-    /// for the caller to retry; it never affects traffic.
-    pub(crate) async fn route_audit(
-        &self,
-        plugin: &LoadedPlugin,
-        events: &[AuditEvent],
-    ) -> Result<Result<Vec<Delivery>, DenyReason>, CallFailure> {
-        plugin.call(&None, Hook::Route { events }).await.and_then(Answer::route)
-    }
-
-    /// The audit sinks bound now (global ones; audit events are routed outside any profile).
-    pub(crate) fn audit_sinks(&self) -> Vec<Arc<LoadedPlugin>> {
-        self.active()
-            .chains
-            .get(&PluginKind::AuditSink)
-            .map(|c| c.global.clone())
-            .unwrap_or_default()
-    }
-
     /// `mcp-filter` on a request to an upstream server: the profile's filters, then the global ones; each
     /// sees the params as rewritten so far.
     pub async fn filter_request(&self, ctx: &CallContext, request: McpRequest) -> RequestDecision {
-        let active = self.active();
+        let active = &self.0;
         let Some(chain) = active.chains.get(&PluginKind::McpFilter) else {
             return RequestDecision::Allow {
                 params: request.params,
@@ -272,7 +314,7 @@ impl PluginHost {
     /// `mcp-filter` on a response from an upstream server (including list results): the global filters, then
     /// the profile's; each sees the result as redacted so far.
     pub async fn filter_response(&self, ctx: &CallContext, response: McpResponse) -> ResponseDecision {
-        let active = self.active();
+        let active = &self.0;
         let Some(chain) = active.chains.get(&PluginKind::McpFilter) else {
             return ResponseDecision::Pass {
                 result: response.result,
@@ -320,7 +362,7 @@ impl PluginHost {
 
     /// Whether any mcp-filter applies to this profile: the session can skip building hook inputs when none does.
     pub fn filters_mcp(&self, profile: &Option<ProfileSlug>) -> bool {
-        self.active()
+        self.0
             .chains
             .get(&PluginKind::McpFilter)
             .is_some_and(|c| !c.global.is_empty() || !c.profile(profile).is_empty())

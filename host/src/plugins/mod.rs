@@ -23,7 +23,7 @@ pub mod runtime;
 pub mod schema;
 mod v0_1_0;
 
-pub use dispatch::{PluginHost, RequestDecision, ResponseDecision};
+pub use dispatch::{PluginHost, PluginSet, RequestDecision, ResponseDecision};
 pub use kind::PluginKind;
 pub use load::{ReloadReport, StartError};
 pub use loaded::QUARANTINE_AFTER;
