@@ -32,6 +32,35 @@ async fn no_sandbox_process_survives_kill_9_of_the_gateway() {
         );
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // The crash left its firewall table (and perhaps cgroups) behind: a new start clears them and serves.
+    let table = format!("gigmcp_{}", gateway.setting("GIG_INSTANCE").unwrap());
+    let tables = std::process::Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&tables.stdout).contains(&table),
+        "no leftover to clear"
+    );
+    gateway.restart();
+    client.url = gateway.url("team");
+    client.initialize().await;
+    let reply = client
+        .call(
+            json!(1),
+            "tools/call",
+            json!({"name": "one_echo", "arguments": {"message": "again"}}),
+        )
+        .await;
+    assert_eq!(reply["result"]["content"][0]["text"], "again", "{reply}");
+    let tables = std::process::Command::new("nft")
+        .args(["list", "tables"])
+        .output()
+        .unwrap();
+    let count = String::from_utf8_lossy(&tables.stdout)
+        .matches(&format!("{table}\n"))
+        .count();
+    assert_eq!(count, 1, "the firewall table was duplicated");
 }
 
 #[tokio::test]

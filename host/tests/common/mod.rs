@@ -53,6 +53,53 @@ pub fn node_bin() -> String {
     std::fs::canonicalize(&path).unwrap().display().to_string()
 }
 
+/// Starts `gigmcp serve` and waits until it listens: (process, address, its log as it grows).
+fn spawn_serve(
+    netns: Option<&Netns>,
+    dir: &std::path::Path,
+    extra_env: &[(String, String)],
+) -> (Child, String, Arc<Mutex<String>>) {
+    let mut cmd = match netns {
+        Some(ns) => {
+            let mut cmd = ns.command();
+            cmd.arg(gigmcp_bin());
+            cmd
+        }
+        None => Command::new(gigmcp_bin()),
+    };
+    cmd.arg("serve")
+        .env("GIG_DATA_DIR", dir)
+        .env("GIG_MASTER_KEY", MASTER_KEY)
+        .env("GIG_LISTEN", "127.0.0.1:0")
+        .env("GIG_LOG", "info,gigmcp=debug")
+        .envs(extra_env.iter().map(|(k, v)| (k, v)))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().expect("start gigmcp serve");
+    let stderr = child.stderr.take().unwrap();
+    let log = Arc::new(Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sink = log.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(rest) = line.split("listening on http://").nth(1) {
+                let _ = tx.send(rest.trim().to_owned());
+            }
+            let mut log = sink.lock().unwrap();
+            log.push_str(&line);
+            log.push('\n');
+        }
+    });
+    match rx.recv_timeout(Duration::from_secs(30)) {
+        Ok(addr) => (child, addr, log),
+        Err(_) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("gigmcp serve did not start:\n{}", log.lock().unwrap());
+        }
+    }
+}
+
 /// Sandbox settings of their own for each test gateway, so that tests running in parallel never share
 /// interfaces, addresses, firewall tables or uids.
 pub fn isolation_env() -> Vec<(String, String)> {
@@ -110,44 +157,7 @@ impl TestGateway {
             .filter(|(k, _)| !given.iter().any(|(g, _)| g == k))
             .collect();
         extra_env.extend(given);
-        let mut cmd = match netns {
-            Some(ns) => {
-                let mut cmd = ns.command();
-                cmd.arg(gigmcp_bin());
-                cmd
-            }
-            None => Command::new(gigmcp_bin()),
-        };
-        cmd.arg("serve")
-            .env("GIG_DATA_DIR", dir.path())
-            .env("GIG_MASTER_KEY", MASTER_KEY)
-            .env("GIG_LISTEN", "127.0.0.1:0")
-            .env("GIG_LOG", "info,gigmcp=debug")
-            .envs(extra_env.iter().map(|(k, v)| (k, v)))
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().expect("start gigmcp serve");
-        let stderr = child.stderr.take().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (tx, rx) = std::sync::mpsc::channel();
-        let sink = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                if let Some(rest) = line.split("listening on http://").nth(1) {
-                    let _ = tx.send(rest.trim().to_owned());
-                }
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let addr = match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(addr) => addr,
-            Err(_) => {
-                let _ = child.kill();
-                panic!("gigmcp serve did not start:\n{}", log.lock().unwrap());
-            }
-        };
+        let (child, addr, log) = spawn_serve(netns, dir.path(), &extra_env);
         Self {
             dir,
             child,
@@ -155,6 +165,14 @@ impl TestGateway {
             log,
             extra_env,
         }
+    }
+
+    /// Starts the gateway again on the same data directory and settings (after `stop` or `kill9`).
+    pub fn restart(&mut self) {
+        let (child, addr, log) = spawn_serve(None, self.dir.path(), &self.extra_env);
+        self.child = child;
+        self.addr = addr;
+        self.log = log;
     }
 
     pub fn log(&self) -> String {
