@@ -58,6 +58,14 @@ impl Cli {
         path.display().to_string()
     }
 
+    /// Adds the default audit router as `router` with this configuration, bound globally.
+    fn add_audit_router(&self, config: &serde_json::Value) {
+        let router = self.file("router.wasm", default_plugin("audit-router"));
+        let config = config.to_string();
+        self.ok(&["plugin", "add", &router, "--name", "router", "--config", &config]);
+        self.ok(&["plugin", "bind", "router", "--order", "1"]);
+    }
+
     fn store(&self) -> Store {
         Store::open(&self.dir.path().join("gigmcp.db")).unwrap()
     }
@@ -263,7 +271,6 @@ async fn a_running_host_follows_the_cli_within_a_second() {
 async fn audit_copies_reach_exporters_and_losses_are_counted() {
     let cli = Cli::new();
     let store = Arc::new(cli.store());
-    let router = cli.file("router.wasm", default_plugin("audit-router"));
     // A webhook nobody listens on: its copies are lost after retries, and counted.
     let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dead = format!("http://{}/in", closed.local_addr().unwrap());
@@ -273,16 +280,7 @@ async fn audit_copies_reach_exporters_and_losses_are_counted() {
         {"destination": "file:denials", "outcomes": ["denied"], "redact": ["/detail/arguments"]},
         {"destination": "webhook:dead", "kinds": ["tool.call"]}
     ]});
-    cli.ok(&[
-        "plugin",
-        "add",
-        &router,
-        "--name",
-        "router",
-        "--config",
-        &config.to_string(),
-    ]);
-    cli.ok(&["plugin", "bind", "router", "--order", "1"]);
+    cli.add_audit_router(&config);
     let host = Arc::new(PluginHost::new(Harness::runtime().unwrap()));
     host.reload(&store).await.unwrap();
     let log = AuditLog::start(store.clone(), host.clone(), cli.dir.path().to_path_buf());
@@ -330,18 +328,8 @@ fn hostile_test_plugins_are_refused_by_the_cli_too() {
 #[test]
 fn audit_copies_pending_at_a_stop_are_delivered_after_a_restart() {
     let cli = Cli::new();
-    let router = cli.file("router.wasm", default_plugin("audit-router"));
     let config = json!({"routes": [{"destination": "file:all"}]});
-    cli.ok(&[
-        "plugin",
-        "add",
-        &router,
-        "--name",
-        "router",
-        "--config",
-        &config.to_string(),
-    ]);
-    cli.ok(&["plugin", "bind", "router", "--order", "1"]);
+    cli.add_audit_router(&config);
     let file = cli.dir.path().join("audit").join("all.jsonl");
     let exported = || -> Vec<String> {
         std::fs::read_to_string(&file)
