@@ -7,12 +7,12 @@ LISTEN ?= 127.0.0.1:8080
 .PHONY: run test test-deps system-deps build lint bench
 
 ## Build and serve the demo profile (the built-in echo server), printing how to connect a client.
-run: system-deps
+run: system-deps plugins
 	$(CARGO) build --locked -p gigmcp
 	GIG_DATA_DIR=$(DATA_DIR) GIG_LISTEN=$(LISTEN) ./target/debug/gigmcp serve --dev
 
 ## Install what the tests need (bubblewrap, pinned npm servers, Node 22, a Python venv), build, run every test.
-test: test-deps
+test: test-deps plugins
 	$(CARGO) build --locked --tests
 	$(CARGO) test --locked --workspace -- --test-threads=4
 
@@ -25,15 +25,16 @@ system-deps:
 	  echo "installing bubblewrap" >&2; \
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y bubblewrap; }
 
-build:
+build: plugins
 	$(CARGO) build --locked --release -p gigmcp
 
-lint:
+lint: plugins
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-## Measure tools/call latency and throughput (Gig'MCP, its two floors, supergateway); writes BENCHMARKS.md.
-bench:
+## Measure tools/call latency and throughput (Gig'MCP, its two floors, supergateway), then the sandbox's cold
+## start (vs bare bwrap) and memory per idle sandbox; writes BENCHMARKS.md.
+bench: plugins
 	$(CARGO) build --locked --release -p gigmcp -p gigmcp-bench
 	scripts/test-deps.sh >/dev/null
 	bench/run.sh
