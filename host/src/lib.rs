@@ -12,3 +12,4 @@ pub mod sandbox;
 pub mod servers;
 pub mod store;
 pub mod token;
+pub mod vault;

@@ -107,6 +107,54 @@ const MIGRATIONS: &[&str] = &[
         id INTEGER PRIMARY KEY CHECK (id = 1),
         delivered_through INTEGER NOT NULL
     );",
+    // 4: the vault and credentials. `vault_check` proves which master key the vault is encrypted with;
+    // `secrets` holds envelopes (a data key wrapped under the master key's key id, and the secret under the
+    // data key), unique by (kind, owner, name); `credentials` holds what is not secret (hosts, header,
+    // format, variable, placeholder) and points at its secret, which is deleted with it — also when its
+    // server or profile goes.
+    "CREATE TABLE vault_check (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        key_id BLOB NOT NULL,
+        nonce BLOB NOT NULL,
+        ciphertext BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        rotated_at INTEGER
+    );
+    CREATE TABLE secrets (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        name TEXT NOT NULL,
+        key_id BLOB NOT NULL,
+        wrap_nonce BLOB NOT NULL,
+        wrapped_key BLOB NOT NULL,
+        nonce BLOB NOT NULL,
+        ciphertext BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        UNIQUE (kind, owner, name)
+    );
+    CREATE TABLE credentials (
+        id INTEGER PRIMARY KEY,
+        server_id INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+        profile_id INTEGER REFERENCES profiles(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        hosts TEXT NOT NULL,
+        header TEXT NOT NULL,
+        format TEXT NOT NULL,
+        env_name TEXT NOT NULL,
+        placeholder TEXT NOT NULL UNIQUE,
+        secret_id INTEGER NOT NULL UNIQUE REFERENCES secrets(id),
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX credentials_server_wide ON credentials(server_id, name) WHERE profile_id IS NULL;
+    CREATE UNIQUE INDEX credentials_profile ON credentials(server_id, profile_id, name)
+        WHERE profile_id IS NOT NULL;
+    CREATE TRIGGER credentials_delete_secret AFTER DELETE ON credentials
+    BEGIN
+        DELETE FROM secrets WHERE id = OLD.secret_id;
+    END;",
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -4,6 +4,7 @@
 //! and a busy timeout makes concurrent writers wait instead of failing. Nothing here relies on SQLite-only
 //! SQL beyond `PRAGMA`s, so a Postgres backend can follow.
 
+pub mod credentials;
 mod migrations;
 pub mod plugins;
 

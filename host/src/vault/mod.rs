@@ -1,0 +1,522 @@
+//! The vault: secrets at rest, envelope-encrypted under the master key, and the credentials built on them.
+//!
+//! Invariant 5 (secrets at rest are envelope-encrypted with XChaCha20-Poly1305, a fresh data key per secret
+//! wrapped by the master key, bound to their row by associated data, with a key id so the master key can be
+//! rotated) is enforced in `envelope`, the only code that touches key material. This module adds what the
+//! rest of the gateway sees: typed addresses of secrets, a `Vault` that checks at start-up that it was given
+//! the right master key, and rotation of that key in one transaction.
+//!
+//! Invariant 1 (a server never holds a real credential) starts here: a server is given only a credential's
+//! placeholder (`placeholder_env`), never the secret, which only the egress proxy reads.
+//!
+//! See README.md beside this file for the decisions and the alternatives rejected.
+
+pub mod credential;
+mod envelope;
+
+use std::fmt;
+use std::sync::Arc;
+
+use thiserror::Error;
+use zeroize::Zeroizing;
+
+pub use credential::{
+    Credential, CredentialId, CredentialInputError, CredentialName, CredentialSpec, EnvName, Format, HeaderName,
+    HostList, HostPattern, Placeholder,
+};
+pub use envelope::{CheckRecord, NONCE_LEN, Sealed, WrappedKey};
+
+use crate::config::MasterKey;
+use crate::names::{ProfileSlug, ServerName};
+use crate::store::Store;
+use crate::store::credentials::CredentialStoreError;
+use envelope::MasterKeys;
+
+#[derive(Debug, Error)]
+pub enum VaultError {
+    #[error(
+        "GIG_MASTER_KEY does not match the key this database was created with (or last rotated to): the \
+         database's key id is {expected}, the given key's is {given}. Set GIG_MASTER_KEY (or GIG_MASTER_KEY_FILE) \
+         to that key; to change keys, run `gigmcp vault rotate-master-key` with the current one"
+    )]
+    WrongMasterKey { expected: KeyId, given: KeyId },
+    #[error(
+        "the vault's check record does not authenticate under GIG_MASTER_KEY although its key id {0} matches: \
+         the database was altered or is corrupt; restore it from a backup"
+    )]
+    CheckRecordTampered(KeyId),
+    #[error(
+        "the master key was rotated after this process opened the vault (the database's key id is now {0}); \
+         restart it with the new GIG_MASTER_KEY"
+    )]
+    KeyRotated(KeyId),
+    #[error(
+        "the stored secret {0} does not authenticate: it was altered, or moved from another row; set it again \
+         (for a credential: `gigmcp credential set`)"
+    )]
+    Tampered(String),
+    #[error("no secret {0} in the vault")]
+    NoSecret(String),
+    #[error("credential secrets are managed with `gigmcp credential set|delete`, not through the vault directly")]
+    CredentialSlot,
+    #[error("the new master key is the current one; generate another with `openssl rand -hex 32`")]
+    SameKey,
+    #[error(transparent)]
+    Store(#[from] CredentialStoreError),
+    #[error(transparent)]
+    Input(#[from] CredentialInputError),
+}
+
+/// Which master key wrapped a data key: the first 8 bytes of an HMAC of a fixed label under the master key.
+/// It tells keys apart without revealing anything about them.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct KeyId(pub [u8; 8]);
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&hex::encode(self.0))
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyId({self})")
+    }
+}
+
+/// A secret's row id in the vault.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SecretId(pub i64);
+
+/// A secret's plaintext. Zeroized when dropped; its `Debug` never shows it; there is no `Display`.
+pub struct Secret(Zeroizing<Vec<u8>>);
+
+impl Secret {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Self(Zeroizing::new(bytes))
+    }
+
+    fn from_zeroizing(bytes: Zeroizing<Vec<u8>>) -> Self {
+        Self(bytes)
+    }
+
+    /// The plaintext. Callers keep it no longer than the request that needs it.
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret(<redacted, {} bytes>)", self.0.len())
+    }
+}
+
+/// What a secret is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SecretKind {
+    /// A credential's secret, injected by the egress proxy (see `Credential`).
+    Credential,
+    /// The private key of the egress proxy's CA, so the CA survives restarts.
+    EgressCaKey,
+}
+
+impl SecretKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Credential => "credential",
+            Self::EgressCaKey => "egress-ca-key",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Self> {
+        [Self::Credential, Self::EgressCaKey]
+            .into_iter()
+            .find(|k| k.as_str() == text)
+    }
+}
+
+/// Whose a secret is: the gateway's own, or a server's (server-wide, or for one profile).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum SecretOwner {
+    Gateway,
+    Server {
+        server: ServerName,
+        profile: Option<ProfileSlug>,
+    },
+}
+
+impl SecretOwner {
+    /// Reads what `Display` wrote: `gateway`, `server:<name>`, `server:<name>/profile:<slug>`.
+    pub fn parse(text: &str) -> Option<Self> {
+        if text == "gateway" {
+            return Some(Self::Gateway);
+        }
+        let rest = text.strip_prefix("server:")?;
+        let (server, profile) = match rest.split_once("/profile:") {
+            Some((server, slug)) => (server, Some(ProfileSlug::parse(slug).ok()?)),
+            None => (rest, None),
+        };
+        Some(Self::Server {
+            server: ServerName::parse(server).ok()?,
+            profile,
+        })
+    }
+}
+
+impl fmt::Display for SecretOwner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Gateway => f.write_str("gateway"),
+            Self::Server { server, profile: None } => write!(f, "server:{server}"),
+            Self::Server {
+                server,
+                profile: Some(slug),
+            } => write!(f, "server:{server}/profile:{slug}"),
+        }
+    }
+}
+
+/// A secret's name within its kind and owner: 1 to 128 of A-Z, a-z, 0-9, '.', '-', '_'.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SecretName(String);
+
+impl SecretName {
+    pub fn parse(text: &str) -> Option<Self> {
+        let ok = (1..=128).contains(&text.len())
+            && text
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'));
+        ok.then(|| Self(text.to_owned()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Where a secret lives: (kind, owner, name), unique in the vault. Its ciphertext is bound to this address by
+/// associated data, so it cannot be moved to another.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SecretSlot {
+    pub kind: SecretKind,
+    pub owner: SecretOwner,
+    pub name: SecretName,
+}
+
+impl fmt::Display for SecretSlot {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}/{}", self.kind.as_str(), self.owner, self.name.as_str())
+    }
+}
+
+/// The vault as a process sees it after checking its master key.
+pub struct Vault {
+    store: Arc<Store>,
+    keys: MasterKeys,
+}
+
+/// What `gigmcp vault status` shows.
+#[derive(Debug, Clone)]
+pub struct VaultStatus {
+    pub key_id: KeyId,
+    pub secrets: u64,
+    pub created_at: i64,
+    pub rotated_at: Option<i64>,
+}
+
+impl Vault {
+    /// Opens the vault with `master_key`. The first open writes the check record; every later one verifies it,
+    /// so a wrong key stops start-up with a clear message instead of surfacing later as undecryptable rows.
+    pub fn open(store: Arc<Store>, master_key: &MasterKey) -> Result<Self, VaultError> {
+        let keys = MasterKeys::derive(master_key);
+        let record = match store.vault_check()? {
+            Some(record) => record,
+            None => {
+                store.create_vault_check(&keys.check_record())?;
+                // Another process may have created it first, with another key: verify what was kept.
+                store
+                    .vault_check()?
+                    .ok_or_else(|| CredentialStoreError::Corrupt("the vault check record vanished".into()))?
+            }
+        };
+        if record.key_id != keys.key_id() {
+            return Err(VaultError::WrongMasterKey {
+                expected: record.key_id,
+                given: keys.key_id(),
+            });
+        }
+        keys.verify(&record)
+            .map_err(|_| VaultError::CheckRecordTampered(record.key_id))?;
+        Ok(Self { store, keys })
+    }
+
+    pub fn key_id(&self) -> KeyId {
+        self.keys.key_id()
+    }
+
+    pub fn status(&self) -> Result<VaultStatus, VaultError> {
+        let (secrets, created_at, rotated_at) = self.store.vault_status()?;
+        Ok(VaultStatus {
+            key_id: self.key_id(),
+            secrets,
+            created_at,
+            rotated_at,
+        })
+    }
+
+    /// Stores `secret` at `slot`, replacing what was there. Not for credentials (`set_credential`).
+    pub fn put(&self, slot: &SecretSlot, secret: &Secret) -> Result<SecretId, VaultError> {
+        refuse_credential_slot(slot)?;
+        let sealed = self.keys.seal(slot, &[], secret);
+        Ok(self.store.put_secret(slot, &sealed)?)
+    }
+
+    /// The secret at `slot`, if any. Not for credentials (`credential_secret`).
+    pub fn get(&self, slot: &SecretSlot) -> Result<Option<Secret>, VaultError> {
+        refuse_credential_slot(slot)?;
+        match self.store.secret(slot)? {
+            None => Ok(None),
+            Some((_, sealed)) => self.open_sealed(slot, &[], &sealed).map(Some),
+        }
+    }
+
+    /// Removes the secret at `slot`; whether there was one. Not for credentials (`delete_credential`).
+    pub fn delete(&self, slot: &SecretSlot) -> Result<bool, VaultError> {
+        refuse_credential_slot(slot)?;
+        Ok(self.store.delete_secret(slot)?)
+    }
+
+    /// Creates or replaces a credential and its secret in one transaction. A replaced credential keeps its
+    /// placeholder, so running servers keep working with the new secret.
+    ///
+    /// The secret is bound not only to its slot but to where it may be sent (hosts, header, format): changing
+    /// those columns in the database makes the secret fail to open rather than go elsewhere.
+    pub fn set_credential(&self, spec: &CredentialSpec, secret: &Secret) -> Result<Credential, VaultError> {
+        let sealed = self.keys.seal(&spec.slot(), &spec.binding(), secret);
+        Ok(self.store.set_credential(spec, &sealed)?)
+    }
+
+    /// A credential's secret, for the egress proxy to inject. Opened with the slot and binding that the
+    /// credential row states, so a row pointed at another credential's secret, or edited to send it to other
+    /// hosts, fails here.
+    pub fn credential_secret(&self, credential: &Credential) -> Result<Secret, VaultError> {
+        let slot = credential.spec.slot();
+        let sealed = self
+            .store
+            .secret_by_id(credential.secret)?
+            .ok_or_else(|| VaultError::NoSecret(slot.to_string()))?;
+        self.open_sealed(&slot, &credential.spec.binding(), &sealed)
+    }
+
+    fn open_sealed(&self, slot: &SecretSlot, context: &[u8], sealed: &Sealed) -> Result<Secret, VaultError> {
+        if sealed.wrapped_key.key_id != self.key_id() {
+            return Err(VaultError::KeyRotated(sealed.wrapped_key.key_id));
+        }
+        self.keys
+            .open(slot, context, sealed)
+            .map_err(|_| VaultError::Tampered(slot.to_string()))
+    }
+
+    /// Re-wraps every data key, and the check record, under `new_master` in one transaction: afterwards every
+    /// secret opens with the new key only, and a failure changes nothing. Secrets' own ciphertexts stay as
+    /// they are (their data keys do not change). Returns the vault under the new key and how many secrets
+    /// were re-wrapped.
+    pub fn rotate(self, new_master: &MasterKey) -> Result<(Vault, usize), VaultError> {
+        let new = MasterKeys::derive(new_master);
+        if new.key_id() == self.key_id() {
+            return Err(VaultError::SameKey);
+        }
+        let count = self
+            .store
+            .rewrap_secrets(self.key_id(), &new.check_record(), |slot, wrapped| {
+                self.keys
+                    .rewrap(&new, slot, wrapped)
+                    .map_err(|_| VaultError::Tampered(slot.to_string()))
+            })?;
+        Ok((
+            Vault {
+                store: self.store.clone(),
+                keys: new,
+            },
+            count,
+        ))
+    }
+}
+
+fn refuse_credential_slot(slot: &SecretSlot) -> Result<(), VaultError> {
+    if slot.kind == SecretKind::Credential {
+        return Err(VaultError::CredentialSlot);
+    }
+    Ok(())
+}
+
+/// The environment a server's sandbox gets for its credentials: `(variable, placeholder)` for each credential
+/// that applies to `server` when it serves `profile` — the server-wide ones, except that a credential scoped
+/// to `profile` replaces the server-wide one of the same name — sorted by variable. `profile: None` gives the
+/// server-wide credentials only. An unknown server or profile has no credentials (an empty list).
+///
+/// Invariant 1: this is everything about credentials that reaches a server, and it holds no secret. It reads
+/// only metadata, so it needs no master key.
+pub fn placeholder_env(
+    store: &Store,
+    server: &ServerName,
+    profile: Option<&ProfileSlug>,
+) -> Result<Vec<(String, String)>, VaultError> {
+    Ok(store
+        .effective_credentials(server, profile)?
+        .into_iter()
+        .map(|c| (c.spec.env_name.as_str().to_owned(), c.placeholder.as_str().to_owned()))
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::names::Prefix;
+    use crate::servers::{Builtin, ServerDef, ServerSpec};
+
+    const KEY_A: [u8; 32] = [0xa1; 32];
+    const KEY_B: [u8; 32] = [0xb2; 32];
+
+    fn store() -> (tempfile::TempDir, Arc<Store>) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("db.sqlite")).unwrap());
+        (dir, store)
+    }
+
+    fn ca_slot(name: &str) -> SecretSlot {
+        SecretSlot {
+            kind: SecretKind::EgressCaKey,
+            owner: SecretOwner::Gateway,
+            name: SecretName::parse(name).unwrap(),
+        }
+    }
+
+    fn add_echo(store: &Store, name: &str) {
+        store
+            .add_server(&ServerDef {
+                name: ServerName::parse(name).unwrap(),
+                prefix: Prefix::parse(name).unwrap(),
+                per_session: false,
+                spec: ServerSpec::Builtin {
+                    builtin: Builtin::Echo,
+                    limits: None,
+                },
+            })
+            .unwrap();
+    }
+
+    fn spec(server: &str, profile: Option<&str>, name: &str) -> CredentialSpec {
+        let name = CredentialName::parse(name).unwrap();
+        CredentialSpec {
+            server: ServerName::parse(server).unwrap(),
+            profile: profile.map(|p| ProfileSlug::parse(p).unwrap()),
+            env_name: name.default_env_name(),
+            name,
+            hosts: HostList::parse("api.example.com").unwrap(),
+            header: HeaderName::parse("Authorization").unwrap(),
+            format: Format::parse("Bearer {secret}").unwrap(),
+        }
+    }
+
+    #[test]
+    fn secrets_round_trip_and_delete() {
+        let (_dir, store) = store();
+        let vault = Vault::open(store, &MasterKey(KEY_A)).unwrap();
+        vault.put(&ca_slot("ca"), &Secret::new(b"key bytes".to_vec())).unwrap();
+        assert_eq!(vault.get(&ca_slot("ca")).unwrap().unwrap().expose(), b"key bytes");
+        vault.put(&ca_slot("ca"), &Secret::new(b"replaced".to_vec())).unwrap();
+        assert_eq!(vault.get(&ca_slot("ca")).unwrap().unwrap().expose(), b"replaced");
+        assert!(vault.get(&ca_slot("other")).unwrap().is_none());
+        assert!(vault.delete(&ca_slot("ca")).unwrap());
+        assert!(!vault.delete(&ca_slot("ca")).unwrap());
+        assert!(vault.get(&ca_slot("ca")).unwrap().is_none());
+    }
+
+    #[test]
+    fn wrong_master_key_is_refused_at_open() {
+        let (_dir, store) = store();
+        Vault::open(store.clone(), &MasterKey(KEY_A)).unwrap();
+        let err = Vault::open(store.clone(), &MasterKey(KEY_B)).err().unwrap();
+        assert!(matches!(err, VaultError::WrongMasterKey { .. }), "{err}");
+        assert!(err.to_string().contains("GIG_MASTER_KEY does not match"), "{err}");
+        Vault::open(store, &MasterKey(KEY_A)).unwrap();
+    }
+
+    #[test]
+    fn credential_slots_are_managed_only_through_credentials() {
+        let (_dir, store) = store();
+        let vault = Vault::open(store, &MasterKey(KEY_A)).unwrap();
+        let slot = spec("s", None, "github").slot();
+        assert!(matches!(
+            vault.put(&slot, &Secret::new(b"x".to_vec())),
+            Err(VaultError::CredentialSlot)
+        ));
+        assert!(matches!(vault.get(&slot), Err(VaultError::CredentialSlot)));
+    }
+
+    #[test]
+    fn a_credential_secret_is_bound_to_where_it_may_be_sent() {
+        let (_dir, store) = store();
+        add_echo(&store, "s");
+        let vault = Vault::open(store.clone(), &MasterKey(KEY_A)).unwrap();
+        let cred = vault
+            .set_credential(&spec("s", None, "github"), &Secret::new(b"real".to_vec()))
+            .unwrap();
+        assert_eq!(vault.credential_secret(&cred).unwrap().expose(), b"real");
+        let mut redirected = cred.clone();
+        redirected.spec.hosts = HostList::parse("evil.example.net").unwrap();
+        assert!(matches!(
+            vault.credential_secret(&redirected),
+            Err(VaultError::Tampered(_))
+        ));
+    }
+
+    #[test]
+    fn rotation_refuses_the_same_key() {
+        let (_dir, store) = store();
+        let vault = Vault::open(store, &MasterKey(KEY_A)).unwrap();
+        assert!(matches!(vault.rotate(&MasterKey(KEY_A)), Err(VaultError::SameKey)));
+    }
+
+    #[test]
+    fn a_vault_opened_before_a_rotation_says_so() {
+        let (_dir, store) = store();
+        let old = Vault::open(store.clone(), &MasterKey(KEY_A)).unwrap();
+        old.put(&ca_slot("ca"), &Secret::new(b"v".to_vec())).unwrap();
+        let (new, count) = Vault::open(store.clone(), &MasterKey(KEY_A))
+            .unwrap()
+            .rotate(&MasterKey(KEY_B))
+            .unwrap();
+        assert_eq!(count, 1);
+        assert_eq!(new.get(&ca_slot("ca")).unwrap().unwrap().expose(), b"v");
+        assert!(matches!(old.get(&ca_slot("ca")), Err(VaultError::KeyRotated(_))));
+        // A stale process cannot write under the old key either.
+        assert!(old.put(&ca_slot("ca2"), &Secret::new(b"w".to_vec())).is_err());
+    }
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        let s = Secret::new(b"hunter2".to_vec());
+        assert!(!format!("{s:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn owners_round_trip_through_text() {
+        for owner in [
+            SecretOwner::Gateway,
+            SecretOwner::Server {
+                server: ServerName::parse("gh_1").unwrap(),
+                profile: None,
+            },
+            SecretOwner::Server {
+                server: ServerName::parse("gh").unwrap(),
+                profile: Some(ProfileSlug::parse("team-a").unwrap()),
+            },
+        ] {
+            assert_eq!(SecretOwner::parse(&owner.to_string()), Some(owner));
+        }
+        assert_eq!(SecretOwner::parse("server:"), None);
+    }
+}
