@@ -47,6 +47,12 @@ enum Command {
     /// and which MCP calls pass.
     #[command(subcommand)]
     Plugin(crate::plugins::cli::PluginCommand),
+    /// Manage credentials: secrets a server uses through the egress proxy while holding only a placeholder.
+    #[command(subcommand)]
+    Credential(crate::vault::cli::CredentialCommand),
+    /// The vault of secrets: check the master key, rotate it.
+    #[command(subcommand)]
+    Vault(crate::vault::cli::VaultCommand),
     /// Serve the built-in echo MCP server on stdin/stdout (one tool, `echo`).
     McpEcho,
 }
@@ -147,6 +153,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Profile(command) => profile(command),
         Command::Server(command) => server(command),
         Command::Plugin(command) => crate::plugins::cli::run(command, &Paths::from_env(&Env::from_process())?),
+        Command::Credential(command) => crate::vault::cli::credential(command, &Paths::from_env(&Env::from_process())?),
+        Command::Vault(command) => crate::vault::cli::vault(command, &Paths::from_env(&Env::from_process())?),
     }
 }
 

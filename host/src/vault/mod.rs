@@ -11,6 +11,7 @@
 //!
 //! See README.md beside this file for the decisions and the alternatives rejected.
 
+pub mod cli;
 pub mod credential;
 mod envelope;
 
