@@ -172,7 +172,7 @@ fn set_credential(set: CredentialSet, paths: &Paths) -> Result<()> {
         spec.scope()
     );
     println!(
-        "  the server gets {}={} ; the proxy puts the secret into `{}: {}` for {}",
+        "  the server gets {}={}; the proxy puts the secret into `{}: {}` for {}",
         spec.env_name,
         credential.placeholder.shown(),
         spec.header,
@@ -302,12 +302,12 @@ fn open_vault(store: Arc<Store>) -> Result<Vault> {
 fn list_credentials(store: &Store, server: Option<&ServerName>, profile: Option<&ProfileSlug>) -> Result<()> {
     let credentials = store.credentials(server, profile)?;
     println!(
-        "{:<20} {:<16} {:<20} {:<24} {:<14} {:<16} {:<20} {:<30} CREATED",
-        "SERVER", "PROFILE", "NAME", "VARIABLE", "PLACEHOLDER", "HEADER", "FORMAT", "HOSTS"
+        "{:<20} {:<16} {:<20} {:<24} {:<14} {:<16} {:<20} {:<20} HOSTS",
+        "SERVER", "PROFILE", "NAME", "VARIABLE", "PLACEHOLDER", "HEADER", "FORMAT", "CREATED"
     );
     for c in &credentials {
         println!(
-            "{:<20} {:<16} {:<20} {:<24} {:<14} {:<16} {:<20} {:<30} {}",
+            "{:<20} {:<16} {:<20} {:<24} {:<14} {:<16} {:<20} {:<20} {}",
             c.spec.server.as_str(),
             c.spec.profile.as_ref().map(ProfileSlug::as_str).unwrap_or("-"),
             c.spec.name.as_str(),
@@ -315,8 +315,8 @@ fn list_credentials(store: &Store, server: Option<&ServerName>, profile: Option<
             c.placeholder.shown(),
             c.spec.header.as_str(),
             c.spec.format.as_str(),
-            c.spec.hosts.to_string(),
-            utc(c.created_at)
+            utc(c.created_at),
+            c.spec.hosts
         );
     }
     if credentials.is_empty() {
