@@ -238,6 +238,7 @@ fn check_collisions(servers: &[ServerDef]) -> Result<()> {
         launcher: Launcher::offline(settings)?,
         http: reqwest::Client::new(),
         idle_timeout: std::time::Duration::MAX,
+        plugins: None,
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let listed = runtime.block_on(async {
@@ -550,10 +551,15 @@ fn serve(dev: bool) -> Result<()> {
         let launcher = Launcher::start(config.sandbox.clone())
             .await
             .context("cannot set up the sandboxes")?;
+        let plugins = crate::plugins::PluginHost::start(&store, &config.paths.plugin_cache_dir, &config.master_key)
+            .await
+            .context("cannot start the plugin host")?;
+        tokio::spawn(plugins.clone().watch(store.clone()));
         let deps = Deps {
             launcher,
             http,
             idle_timeout: config.idle_timeout,
+            plugins: Some(plugins),
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

@@ -95,6 +95,9 @@ pub struct Paths {
     pub db_path: PathBuf,
     /// Where npm and PyPI servers are installed (`GIG_SERVERS_DIR`, default `$GIG_DATA_DIR/servers`).
     pub servers_dir: PathBuf,
+    /// Compiled plugin components (`GIG_PLUGIN_CACHE_DIR`, default `$GIG_DATA_DIR/plugin-cache`); entries are
+    /// authenticated with a key derived from the master key, anything else is recompiled.
+    pub plugin_cache_dir: PathBuf,
 }
 
 impl Paths {
@@ -109,10 +112,15 @@ impl Paths {
             .get("GIG_SERVERS_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| data_dir.join("servers"));
+        let plugin_cache_dir = env
+            .get("GIG_PLUGIN_CACHE_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| data_dir.join("plugin-cache"));
         Ok(Self {
             data_dir,
             db_path,
             servers_dir,
+            plugin_cache_dir,
         })
     }
 }

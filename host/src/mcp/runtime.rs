@@ -27,6 +27,8 @@ pub struct Deps {
     pub http: reqwest::Client,
     /// A server unused this long is stopped; it starts again on next use.
     pub idle_timeout: Duration,
+    /// The policy plugins (`None` where no plugin runs, as when the CLI probes a server's names).
+    pub plugins: Option<Arc<crate::plugins::PluginHost>>,
 }
 
 /// A slot for one upstream connection, started on first use; concurrent first uses wait for one start.

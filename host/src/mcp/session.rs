@@ -18,8 +18,28 @@ use super::jsonrpc::{self, id_key};
 use super::runtime::{ConnCell, Runtime, Slot, handle_events, log_level_index};
 use super::upstream::{Conn, Origin, UpstreamEvent};
 use crate::names::ServerName;
+use crate::plugins::hooks::{CallContext, DenyReason, McpRequest, McpResponse};
+use crate::plugins::{PluginSet, RequestDecision, ResponseDecision};
 use crate::store::ProfileId;
 use crate::token::random_id;
+
+/// The JSON-RPC error for a request a plugin refused: MCP has no code for policy, so one of the
+/// implementation-defined server errors, with the plugin's code and name in `data`.
+pub const DENIED_BY_POLICY: i64 = -32001;
+
+fn denied(id: Value, reason: &DenyReason) -> Value {
+    let plugin = reason.plugin.as_deref().unwrap_or("a plugin");
+    let mut reply = jsonrpc::error(id, DENIED_BY_POLICY, format!("denied by {plugin}: {}", reason.message));
+    reply["error"]["data"] = json!({"code": reason.code, "plugin": reason.plugin});
+    reply
+}
+
+/// The tool's or prompt's name as the server knows it, for the methods that name one.
+fn upstream_name(method: &str, params: Option<&Value>) -> Option<String> {
+    matches!(method, "tools/call" | "prompts/get")
+        .then(|| params?.get("name")?.as_str().map(str::to_owned))
+        .flatten()
+}
 
 /// Messages kept for a client that has no GET stream open; beyond this the oldest are dropped.
 const BACKLOG_LIMIT: usize = 1000;
@@ -223,6 +243,25 @@ impl Session {
         params: Option<Value>,
         origin: &Origin,
     ) -> Value {
+        // The mcp-filter plugins see the request as the server will (its own tool name) and may deny or
+        // rewrite it, then see the result; the same plugin versions judge both.
+        let filter = self.filter(id);
+        let params = match &filter {
+            Some((set, ctx)) => {
+                let request = McpRequest {
+                    server: conn.server.to_string(),
+                    method: method.to_owned(),
+                    name: upstream_name(method, params.as_ref()),
+                    params: params.clone().unwrap_or(Value::Null),
+                };
+                match set.filter_request(ctx, request).await {
+                    RequestDecision::Allow { params, .. } => Some(params).filter(|p| !p.is_null()),
+                    RequestDecision::Deny(reason) => return denied(id.clone(), &reason),
+                }
+            }
+            None => params,
+        };
+        let name = upstream_name(method, params.as_ref());
         let upstream_id = conn.next_request_id();
         let key = id_key(id);
         lock(&self.inflight).insert(key.clone(), (conn.clone(), upstream_id));
@@ -232,10 +271,33 @@ impl Session {
             upstream_id,
         };
         let mut reply = conn.request(upstream_id, method, params, Some(origin.clone())).await;
+        if let (Some((set, ctx)), Some(result)) = (&filter, reply.get_mut("result")) {
+            let response = McpResponse {
+                server: conn.server.to_string(),
+                method: method.to_owned(),
+                name,
+                result: result.take(),
+            };
+            match set.filter_response(ctx, response).await {
+                ResponseDecision::Pass { result: passed, .. } => *result = passed,
+                ResponseDecision::Deny(reason) => return denied(id.clone(), &reason),
+            }
+        }
         if let Value::Object(body) = &mut reply {
             body.insert("id".into(), id.clone());
         }
         reply
+    }
+
+    /// The mcp-filter plugins bound for this profile now, if any, with the context of request `id`.
+    fn filter(&self, id: &Value) -> Option<(PluginSet, CallContext)> {
+        let plugins = self.runtime.deps.plugins.as_ref()?;
+        let set = plugins.current();
+        let profile = Some(self.runtime.slug.clone());
+        if !set.filters_mcp(&profile) {
+            return None;
+        }
+        Some((set, CallContext::new(format!("{}/{}", self.id, id_key(id)), profile)))
     }
 
     /// One page of a list across all servers. A gateway cursor names a server and that server's cursor;
@@ -325,11 +387,28 @@ impl Session {
             return None;
         }
         let params = cursor.map(|c| json!({ "cursor": c }));
-        let reply = conn.request(conn.next_request_id(), kind.method(), params, None).await;
-        let Some(result) = reply.get("result") else {
+        let mut reply = conn.request(conn.next_request_id(), kind.method(), params, None).await;
+        let Some(result) = reply.get_mut("result") else {
             tracing::warn!(server = %slot.def.name, "{} failed: {}", kind.method(), reply["error"]);
             return None;
         };
+        // Each server's page passes the mcp-filter plugins before aggregation, under the server's own names,
+        // so what a plugin hides never reaches the routing table or the client.
+        if let Some((set, ctx)) = self.filter(&Value::Null) {
+            let response = McpResponse {
+                server: slot.def.name.to_string(),
+                method: kind.method().to_owned(),
+                name: None,
+                result: result.take(),
+            };
+            match set.filter_response(&ctx, response).await {
+                ResponseDecision::Pass { result: passed, .. } => *result = passed,
+                ResponseDecision::Deny(reason) => {
+                    tracing::warn!(server = %slot.def.name, "{} denied by plugin: {}", kind.method(), reason.message);
+                    return None;
+                }
+            }
+        }
         let items = result
             .get(kind.field())
             .and_then(Value::as_array)

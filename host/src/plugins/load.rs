@@ -43,11 +43,12 @@ pub enum StartError {
 }
 
 impl PluginHost {
-    /// The plugin host of a running gateway: compiled components cached in `<data_dir>/plugin-cache`
-    /// (authenticated with a key derived from the master key), the default plugins installed on first start,
-    /// and every enabled plugin loaded. Follow the database with `watch` (or call `reload`).
-    pub async fn start(store: &Store, data_dir: &Path, master_key: &MasterKey) -> Result<Arc<Self>, StartError> {
-        let cache = ArtifactCache::on_disk(data_dir.join("plugin-cache"), CacheKey::derive(master_key));
+    /// The plugin host of a running gateway: compiled components cached in `cache_dir` (authenticated with
+    /// a key derived from the master key, so a cache shared between gateways of one key is safe), the default
+    /// plugins installed on first start, and every enabled plugin loaded. Follow the database with `watch`
+    /// (or call `reload`).
+    pub async fn start(store: &Store, cache_dir: &Path, master_key: &MasterKey) -> Result<Arc<Self>, StartError> {
+        let cache = ArtifactCache::on_disk(cache_dir.to_path_buf(), CacheKey::derive(master_key));
         let runtime = Runtime::new(cache, Limits::default())?;
         defaults::install(&runtime, store).await?;
         let host = Arc::new(PluginHost::new(runtime));

@@ -128,6 +128,11 @@ pub fn isolation_env() -> Vec<(String, String)> {
             (1_000_000 + (pid % 1000) * 10_000 + (n % 100) * 100).to_string(),
         ),
         ("GIG_MAX_SANDBOXES".into(), "32".into()),
+        // Compiled default plugins are shared by the test gateways (one master key): compiled once per run.
+        (
+            "GIG_PLUGIN_CACHE_DIR".into(),
+            repo_root().join("target/test-gateway-plugin-cache").display().to_string(),
+        ),
     ]
 }
 
@@ -219,6 +224,7 @@ impl TestGateway {
         Command::new(gigmcp_bin())
             .args(args)
             .env("GIG_DATA_DIR", self.dir.path())
+            .env("GIG_MASTER_KEY", MASTER_KEY)
             .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
             .output()
             .unwrap()
