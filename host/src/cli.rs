@@ -239,6 +239,7 @@ fn check_collisions(servers: &[ServerDef]) -> Result<()> {
         http: reqwest::Client::new(),
         idle_timeout: std::time::Duration::MAX,
         plugins: None,
+        store: None,
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let listed = runtime.block_on(async {
@@ -542,6 +543,8 @@ fn serve(dev: bool) -> Result<()> {
     std::fs::create_dir_all(&config.paths.data_dir)
         .with_context(|| format!("cannot create GIG_DATA_DIR {}", config.paths.data_dir.display()))?;
     let store = Arc::new(Store::open(&config.paths.db_path)?);
+    // A wrong master key stops start-up here, with a message saying so, never as garbage later.
+    crate::vault::Vault::open(store.clone(), &config.master_key)?;
     let demo_token = if dev { Some(prepare_demo(&store)?) } else { None };
     let http = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(10))
@@ -560,6 +563,7 @@ fn serve(dev: bool) -> Result<()> {
             http,
             idle_timeout: config.idle_timeout,
             plugins: Some(plugins),
+            store: Some(store.clone()),
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

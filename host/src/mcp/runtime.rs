@@ -29,6 +29,24 @@ pub struct Deps {
     pub idle_timeout: Duration,
     /// The policy plugins (`None` where no plugin runs, as when the CLI probes a server's names).
     pub plugins: Option<Arc<crate::plugins::PluginHost>>,
+    /// Where credentials' placeholders are found for a server's environment (`None`: no credentials).
+    pub store: Option<Arc<crate::store::Store>>,
+}
+
+/// The credential placeholders a server gets in its environment when it serves `profile`.
+async fn placeholders(
+    deps: &Deps,
+    server: &ServerName,
+    profile: &ProfileSlug,
+) -> Result<Vec<(String, String)>, String> {
+    let Some(store) = deps.store.clone() else {
+        return Ok(Vec::new());
+    };
+    let (server, profile) = (server.clone(), profile.clone());
+    tokio::task::spawn_blocking(move || crate::vault::placeholder_env(&store, &server, Some(&profile)))
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("cannot read the server's credentials: {e}"))
 }
 
 /// A slot for one upstream connection, started on first use; concurrent first uses wait for one start.
@@ -67,6 +85,7 @@ impl ConnCell {
         def: &ServerDef,
         deps: &Deps,
         events: &mpsc::UnboundedSender<UpstreamEvent>,
+        profile: &ProfileSlug,
     ) -> Result<Arc<Conn>, String> {
         let mut guard = self.conn.lock().await;
         match guard.as_ref() {
@@ -82,7 +101,8 @@ impl ConnCell {
             let wait = until.saturating_duration_since(Instant::now()).as_secs_f32();
             return Err(format!("server {} crashed; it restarts in {wait:.0} s", def.name));
         }
-        match Conn::start(def, &deps.launcher, &deps.http, events.clone()).await {
+        let placeholders = placeholders(deps, &def.name, profile).await?;
+        match Conn::start(def, &deps.launcher, &deps.http, events.clone(), &placeholders).await {
             Ok(conn) => {
                 tracing::info!(server = %def.name, "server started");
                 *lock(&self.last_error) = None;
@@ -487,7 +507,7 @@ async fn restart_after(runtime: Weak<Runtime>, server: ServerName, wait: Duratio
     let Some(slot) = runtime.slot(&server) else { return };
     match slot
         .shared
-        .get_or_start(&slot.def, &runtime.deps, &runtime.events)
+        .get_or_start(&slot.def, &runtime.deps, &runtime.events, &runtime.slug)
         .await
     {
         Ok(_) => {
@@ -502,7 +522,7 @@ async fn restart_after(runtime: Weak<Runtime>, server: ServerName, wait: Duratio
 /// profile is edited).
 pub async fn probe_names(def: &ServerDef, deps: &Deps) -> Result<Vec<(ListKind, String)>, String> {
     let (events, _rx) = mpsc::unbounded_channel();
-    let conn = Conn::start(def, &deps.launcher, &deps.http, events)
+    let conn = Conn::start(def, &deps.launcher, &deps.http, events, &[])
         .await
         .map_err(|e| e.to_string())?;
     let mut names = Vec::new();

@@ -131,9 +131,12 @@ impl Session {
         let deps = &self.runtime.deps;
         if slot.is_per_session() {
             let cell = lock(&self.own).entry(slot.def.name.clone()).or_default().clone();
-            cell.get_or_start(&slot.def, deps, &self.events).await
+            cell.get_or_start(&slot.def, deps, &self.events, &self.runtime.slug)
+                .await
         } else {
-            slot.shared.get_or_start(&slot.def, deps, &self.runtime.events).await
+            slot.shared
+                .get_or_start(&slot.def, deps, &self.runtime.events, &self.runtime.slug)
+                .await
         }
     }
 

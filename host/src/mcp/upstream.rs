@@ -148,11 +148,14 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 impl Conn {
     /// Starts the server and completes the MCP handshake.
+    /// `placeholders`: credential placeholders for the server's environment (`VAR`, placeholder); the real
+    /// secrets never enter the sandbox (invariant 1).
     pub async fn start(
         def: &ServerDef,
         launcher: &Launcher,
         http: &reqwest::Client,
         events: mpsc::UnboundedSender<UpstreamEvent>,
+        placeholders: &[(String, String)],
     ) -> Result<Arc<Self>, UpstreamError> {
         match &def.spec {
             ServerSpec::Stdio {
@@ -163,7 +166,11 @@ impl Conn {
                 limits,
                 ..
             } => {
-                let env: Vec<(String, String)> = env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                let env: Vec<(String, String)> = env
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .chain(placeholders.iter().cloned())
+                    .collect();
                 let launch = Launch {
                     program: Program::Path(command),
                     args,
@@ -177,7 +184,7 @@ impl Conn {
                 let launch = Launch {
                     program: Program::Builtin(*builtin),
                     args: &[],
-                    env: &[],
+                    env: placeholders,
                     mounts: &[],
                     limits: *limits,
                 };
