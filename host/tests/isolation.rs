@@ -352,11 +352,24 @@ fn sandbox_escape_attempts_all_fail() {
         "other sandbox stopped serving: {}",
         limits[3]
     );
-    let again = probe(&world, url, &token, &[("a", json!({"check": "pid"}))]);
-    assert!(
-        again[0]["pid"].is_u64(),
-        "the killed server was not started again: {}",
-        again[0]
-    );
+    // The killed server is restarted after its backoff; until then calls to it say why they fail.
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let again = probe(&world, url, &token, &[("a", json!({"check": "pid"}))]);
+        if again[0]["pid"].is_u64() {
+            break;
+        }
+        let error = again[0]["call_failed"]["error"].as_str().unwrap_or_default().to_owned();
+        assert!(
+            error.contains("restarts in") || error.contains("not running"),
+            "unexpected failure while restarting: {}",
+            again[0]
+        );
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the killed server was not started again"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
     let _ = std::fs::remove_file(canary_path);
 }

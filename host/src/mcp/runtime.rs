@@ -99,7 +99,9 @@ impl ConnCell {
             && Instant::now() < until
         {
             let wait = until.saturating_duration_since(Instant::now()).as_secs_f32();
-            return Err(format!("server {} crashed; it restarts in {wait:.0} s", def.name));
+            let message = format!("server {} crashed; it restarts in {wait:.0} s", def.name);
+            *lock(&self.last_error) = Some(message.clone());
+            return Err(message);
         }
         let placeholders = placeholders(deps, &def.name, profile).await?;
         match Conn::start(def, &deps.launcher, &deps.http, events.clone(), &placeholders).await {

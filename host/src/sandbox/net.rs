@@ -331,17 +331,17 @@ async fn configure_inside(
     jail_ip: Ipv4Addr,
     host_ip: Ipv4Addr,
 ) -> Result<(), NetError> {
+    // Only the jail's own end: bubblewrap brings up the jail's loopback itself, and touching it from here
+    // races with that (bwrap then fails to start).
     let mut links = handle.link().get().execute();
-    let (mut jail_index, mut lo_index) = (None, None);
+    let mut jail_index = None;
     while let Some(link) = links.try_next().await.map_err(netlink)? {
-        for a in &link.attributes {
-            if let rtnetlink::packet_route::link::LinkAttribute::IfName(n) = a {
-                if n == jail_if {
-                    jail_index = Some(link.header.index);
-                } else if n == "lo" {
-                    lo_index = Some(link.header.index);
-                }
-            }
+        let named = link
+            .attributes
+            .iter()
+            .any(|a| matches!(a, rtnetlink::packet_route::link::LinkAttribute::IfName(n) if n == jail_if));
+        if named {
+            jail_index = Some(link.header.index);
         }
     }
     let jail_index = jail_index.ok_or_else(|| NetError::Netlink(format!("{jail_if} did not arrive in the jail")))?;
@@ -351,14 +351,12 @@ async fn configure_inside(
         .execute()
         .await
         .map_err(netlink)?;
-    for index in [Some(jail_index), lo_index].into_iter().flatten() {
-        handle
-            .link()
-            .set(LinkUnspec::new_with_index(index).up().build())
-            .execute()
-            .await
-            .map_err(netlink)?;
-    }
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(jail_index).up().build())
+        .execute()
+        .await
+        .map_err(netlink)?;
     handle
         .route()
         .add(RouteMessageBuilder::<Ipv4Addr>::new().gateway(host_ip).build())
