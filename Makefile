@@ -14,7 +14,7 @@ run: system-deps plugins
 ## Install what the tests need (bubblewrap, pinned npm servers, Node 22, a Python venv), build, run every test.
 test: test-deps plugins
 	$(CARGO) build --locked --tests
-	$(CARGO) test --locked --workspace -- --test-threads=4
+	$(CARGO) test --locked --workspace --no-fail-fast -- --test-threads=4
 
 test-deps:
 	scripts/test-deps.sh >/dev/null
