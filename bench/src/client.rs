@@ -51,6 +51,14 @@ struct Reply {
 impl HttpSession {
     /// Connects, then `initialize` and `notifications/initialized`.
     pub async fn open(target: Arc<HttpTarget>) -> Result<Self, String> {
+        let mut session = Self::connect(target).await?;
+        session.initialize().await?;
+        session.initialized().await?;
+        Ok(session)
+    }
+
+    /// Opens the session's connection (no request yet).
+    pub async fn connect(target: Arc<HttpTarget>) -> Result<Self, String> {
         let stream = TcpStream::connect(target.addr)
             .await
             .map_err(|e| format!("connect {}: {e}", target.addr))?;
@@ -63,7 +71,7 @@ impl HttpSession {
             Some(token) => Some(HeaderValue::from_str(&format!("Bearer {token}")).map_err(|e| e.to_string())?),
             None => None,
         };
-        let mut session = Self {
+        Ok(Self {
             target,
             sender,
             conn: Box::pin(conn),
@@ -72,12 +80,16 @@ impl HttpSession {
             auth,
             session: None,
             version: None,
-        };
+        })
+    }
+
+    /// `initialize`: the session's id and protocol version come from its reply.
+    pub async fn initialize(&mut self) -> Result<(), String> {
         let init = format!(
             r#"{{"jsonrpc":"2.0","id":0,"method":"initialize","params":{{"protocolVersion":"{PROTOCOL_VERSION}","capabilities":{{}},"clientInfo":{{"name":"gigmcp-bench","version":"{}"}}}}}}"#,
             env!("CARGO_PKG_VERSION")
         );
-        let reply = session.exchange(Method::POST, Some(init)).await?;
+        let reply = self.exchange(Method::POST, Some(init)).await?;
         if reply.status != StatusCode::OK {
             return Err(format!(
                 "initialize: HTTP {}: {}",
@@ -85,8 +97,8 @@ impl HttpSession {
                 String::from_utf8_lossy(&reply.body)
             ));
         }
-        session.session = reply.headers.get(SESSION_HEADER).cloned();
-        if session.session.is_none() {
+        self.session = reply.headers.get(SESSION_HEADER).cloned();
+        if self.session.is_none() {
             return Err("initialize: no Mcp-Session-Id in the response".into());
         }
         let message = response_for(&reply, 0)?;
@@ -94,13 +106,23 @@ impl HttpSession {
             .pointer("/result/protocolVersion")
             .and_then(Value::as_str)
             .ok_or_else(|| format!("initialize: no protocolVersion in {message}"))?;
-        session.version = Some(HeaderValue::from_str(version).map_err(|e| e.to_string())?);
+        self.version = Some(HeaderValue::from_str(version).map_err(|e| e.to_string())?);
+        Ok(())
+    }
+
+    /// `notifications/initialized`.
+    pub async fn initialized(&mut self) -> Result<(), String> {
         let note = r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#.to_owned();
-        let reply = session.exchange(Method::POST, Some(note)).await?;
+        let reply = self.exchange(Method::POST, Some(note)).await?;
         if !reply.status.is_success() {
             return Err(format!("notifications/initialized: HTTP {}", reply.status));
         }
-        Ok(session)
+        Ok(())
+    }
+
+    /// Ends the session with DELETE; gives the HTTP status.
+    pub async fn delete(&mut self) -> Result<StatusCode, String> {
+        Ok(self.exchange(Method::DELETE, None).await?.status)
     }
 
     /// One HTTP exchange on this session's connection, the whole body read.
@@ -219,7 +241,7 @@ impl Caller for HttpSession {
     }
 
     async fn close(mut self) {
-        let _ = self.exchange(Method::DELETE, None).await;
+        let _ = self.delete().await;
     }
 }
 

@@ -8,11 +8,16 @@
 //! * supergateway (stateful streamable HTTP) in front of `gigmcp mcp-echo`;
 //! * Gig'MCP (`gigmcp serve`) in front of its built-in echo server, run in bubblewrap.
 //!
+//! It then measures the sandbox (`cold.rs`): cold start from a client's first request to its first tool reply
+//! through a fresh sandbox, against bare bubblewrap in the same run, and memory per idle sandbox.
+//!
 //! Every reply is checked; `run` exits non-zero if any check failed. `canned` is floor 2's endpoint.
 
 mod canned;
 mod client;
+mod cold;
 mod driver;
+mod gateway;
 mod procs;
 mod report;
 mod run;
@@ -26,7 +31,7 @@ use clap::{Parser, Subcommand};
 #[derive(Parser)]
 #[command(
     name = "gigmcp-bench",
-    about = "tools/call latency and throughput of Gig'MCP, its floors and supergateway"
+    about = "tools/call latency and throughput of Gig'MCP, its floors and supergateway; sandbox cold start and memory"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -35,8 +40,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run every target at every concurrency level, print the table and write the report.
-    Run(RunArgs),
+    /// Run every target at every concurrency level, then the sandbox part; print the tables and write the report.
+    Run(Box<RunArgs>),
     /// Serve floor 2: a trivial MCP endpoint that answers tools/call with a canned result.
     Canned {
         /// Address to listen on (port 0: any free port; the address is printed on stdout).
@@ -88,9 +93,47 @@ pub struct RunArgs {
     /// Worker threads of floor 2's endpoint (2: a multi-thread runtime like `gigmcp serve`'s on 2 cores).
     #[arg(long, default_value_t = 2)]
     canned_threads: usize,
-    /// Give up on one call after this many seconds (counted as a failure).
+    /// Give up on one call (sandbox part: one start) after this many seconds (counted as a failure).
     #[arg(long, default_value_t = 30.0)]
     call_timeout_secs: f64,
+    /// Parts to run: calls (tools/call latency and throughput), sandbox (cold start and idle memory).
+    #[arg(long, value_delimiter = ',', default_value = "calls,sandbox")]
+    parts: Vec<String>,
+    /// Sandbox part: measured rounds; each round times one cold start through a fresh sandbox and each
+    /// baseline once.
+    #[arg(long, default_value_t = 50)]
+    cold_starts: usize,
+    /// Sandbox part: rounds before the measured ones, not recorded.
+    #[arg(long, default_value_t = 3)]
+    cold_warmup: usize,
+    /// Sandbox part: rest before each measurement, once the previous one's processes and sandbox network are
+    /// gone (milliseconds).
+    #[arg(long, default_value_t = 20)]
+    cold_pause_ms: u64,
+    /// Sandbox part: sandboxes held idle at once to measure their memory (0: not measured).
+    #[arg(long, default_value_t = 10)]
+    idle_sandboxes: usize,
+    /// Sandbox part: how many times the idle-memory measurement is repeated (the median is reported).
+    #[arg(long, default_value_t = 3)]
+    memory_cycles: usize,
+    /// Sandbox part: how long the idle sandboxes are left alone before their memory is read (seconds).
+    #[arg(long, default_value_t = 2.0)]
+    idle_secs: f64,
+    /// Sandbox part: GIG_INSTANCE of its gateway (names its interfaces, firewall table and cgroups).
+    #[arg(long, default_value = "bnch")]
+    sandbox_instance: String,
+    /// Sandbox part: GIG_SANDBOX_CIDR of its gateway (must not overlap a host route).
+    #[arg(long, default_value = "10.89.0.0/24")]
+    sandbox_cidr: String,
+    /// Sandbox part: GIG_SANDBOX_UID_BASE of its gateway; the baselines run as the uid just past its range.
+    #[arg(long, default_value_t = 3_000_000)]
+    sandbox_uid_base: u32,
+    /// Sandbox part: GIG_MAX_SANDBOXES of its gateway.
+    #[arg(long, default_value_t = 64)]
+    max_sandboxes: usize,
+    /// Sandbox part: the most it may take, in seconds (then it stops, as a failure).
+    #[arg(long, default_value_t = 300.0)]
+    sandbox_max_secs: f64,
 }
 
 fn runtime(threads: usize) -> std::io::Result<tokio::runtime::Runtime> {
@@ -130,7 +173,7 @@ fn main() -> std::process::ExitCode {
                 rt.block_on(async {
                     // Interrupted, the run is dropped: every process it started is killed with it.
                     tokio::select! {
-                        outcome = run::run(args) => outcome,
+                        outcome = run::run(*args) => outcome,
                         () = interrupted() => Err(anyhow::anyhow!("interrupted")),
                     }
                 })

@@ -1,7 +1,8 @@
-//! Processes: CPU time of a process tree (from /proc, nanosecond scheduler accounting), and ending the
-//! processes the benchmark started.
+//! Processes: CPU time of a process tree (from /proc, nanosecond scheduler accounting), the processes of a
+//! range of uids and their memory, the machine's memory, and ending the processes the benchmark started.
 
 use std::collections::HashMap;
+use std::ops::RangeInclusive;
 use std::time::Duration;
 
 use tokio::process::Child;
@@ -34,9 +35,12 @@ fn clock_ticks() -> u64 {
 }
 
 struct Stat {
+    state: char,
     ppid: u32,
     utime: u64,
     stime: u64,
+    /// Clock ticks after boot at which the process started: with the pid, who it is.
+    start: u64,
 }
 
 fn stat_fields(pid: u32) -> Option<Stat> {
@@ -44,11 +48,13 @@ fn stat_fields(pid: u32) -> Option<Stat> {
     // The command name may hold spaces and parentheses: the fields start after the last ')'.
     let rest = &text[text.rfind(')')? + 1..];
     let fields: Vec<&str> = rest.split_whitespace().collect();
-    // fields[0] is the state (field 3); ppid is field 4, utime 14, stime 15.
+    // fields[0] is the state (field 3); ppid is field 4, utime 14, stime 15, starttime 22.
     Some(Stat {
+        state: fields.first()?.chars().next()?,
         ppid: fields.get(1)?.parse().ok()?,
         utime: fields.get(11)?.parse().ok()?,
         stime: fields.get(12)?.parse().ok()?,
+        start: fields.get(19)?.parse().ok()?,
     })
 }
 
@@ -116,4 +122,127 @@ pub async fn terminate(child: &mut Child, grace: Duration) {
         }
     }
     let _ = child.kill().await;
+}
+
+/// A process, told apart from a later one with the same pid by its start time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Proc {
+    pub pid: u32,
+    pub start: u64,
+}
+
+impl Proc {
+    /// Whether it still runs (a zombie has ended: it holds no memory and only waits to be reaped).
+    pub fn alive(&self) -> bool {
+        stat_fields(self.pid).is_some_and(|s| s.start == self.start && !matches!(s.state, 'Z' | 'X'))
+    }
+}
+
+/// The real uid of a process.
+fn uid_of(pid: u32) -> Option<u32> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The live processes whose real uid is in `uids` (on the host: a sandbox's processes run as its uid).
+pub fn with_uids(uids: &RangeInclusive<u32>) -> Vec<Proc> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return out;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if !uid_of(pid).is_some_and(|u| uids.contains(&u)) {
+            continue;
+        }
+        if let Some(stat) = stat_fields(pid)
+            && !matches!(stat.state, 'Z' | 'X')
+        {
+            out.push(Proc { pid, start: stat.start });
+        }
+    }
+    out
+}
+
+/// Memory of one process, in bytes, from `/proc/<pid>/smaps_rollup`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Memory {
+    /// Resident set: every page it maps that is in memory, shared or not.
+    pub rss: u64,
+    /// Proportional set: each resident page divided by the number of processes mapping it.
+    pub pss: u64,
+    /// Unique set: pages only this process maps (private clean + private dirty).
+    pub uss: u64,
+    /// Anonymous pages (heap, stacks): the process's own data, whoever else maps its files.
+    pub anon: u64,
+}
+
+impl std::ops::AddAssign for Memory {
+    fn add_assign(&mut self, other: Self) {
+        self.rss += other.rss;
+        self.pss += other.pss;
+        self.uss += other.uss;
+        self.anon += other.anon;
+    }
+}
+
+pub fn memory_of(pid: u32) -> Option<Memory> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).ok()?;
+    let mut memory = Memory::default();
+    for line in text.lines() {
+        let mut words = line.split_whitespace();
+        let (Some(key), Some(kib)) = (words.next(), words.next().and_then(|v| v.parse::<u64>().ok())) else {
+            continue;
+        };
+        let bytes = kib * 1024;
+        match key {
+            "Rss:" => memory.rss = bytes,
+            "Pss:" => memory.pss = bytes,
+            "Private_Clean:" | "Private_Dirty:" => memory.uss += bytes,
+            "Anonymous:" => memory.anon = bytes,
+            _ => {}
+        }
+    }
+    Some(memory)
+}
+
+/// `/proc/meminfo`, in bytes by field name.
+pub fn meminfo() -> HashMap<String, u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let (key, rest) = line.split_once(':')?;
+            let kib: u64 = rest.split_whitespace().next()?.parse().ok()?;
+            Some((key.to_owned(), kib * 1024))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn this_process_is_found_by_its_uid_and_has_memory() {
+        let me = std::process::id();
+        let uid = uid_of(me).expect("own uid");
+        assert!(with_uids(&(uid..=uid)).iter().any(|p| p.pid == me));
+        let start = stat_fields(me).unwrap().start;
+        assert!(Proc { pid: me, start }.alive());
+        assert!(
+            !Proc {
+                pid: me,
+                start: start + 1
+            }
+            .alive(),
+            "another process with the same pid"
+        );
+        let memory = memory_of(me).expect("smaps_rollup");
+        assert!(memory.rss > 0 && memory.pss > 0 && memory.pss <= memory.rss && memory.uss <= memory.rss);
+        assert!(memory.anon > 0 && memory.anon <= memory.rss);
+        assert!(meminfo().get("MemAvailable").is_some_and(|v| *v > 0));
+    }
 }

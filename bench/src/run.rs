@@ -8,19 +8,30 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
 use crate::RunArgs;
 use crate::client::{HttpSession, HttpTarget};
+use crate::cold;
 use crate::driver::{LevelResult, Plan, run_level};
+use crate::gateway::{self, tail};
 use crate::procs;
 use crate::report::{Report, TargetResult};
 use crate::stdio::EchoProcess;
 
 pub const TARGETS: [&str; 4] = ["floor1", "floor2", "supergateway", "gigmcp"];
 
+pub const PARTS: [&str; 2] = ["calls", "sandbox"];
+
 pub async fn run(args: RunArgs) -> Result<bool> {
+    for p in &args.parts {
+        if !PARTS.contains(&p.as_str()) {
+            bail!("unknown part {p:?}: use some of {}", PARTS.join(", "));
+        }
+    }
+    let calls = args.parts.iter().any(|p| p == "calls");
+    let sandbox = args.parts.iter().any(|p| p == "sandbox");
     for t in &args.targets {
         if !TARGETS.contains(&t.as_str()) {
             bail!("unknown target {t:?}: use some of {}", TARGETS.join(", "));
@@ -63,20 +74,22 @@ pub async fn run(args: RunArgs) -> Result<bool> {
 
     let mut running = Vec::new();
     let mut targets = Vec::new();
-    for key in &args.targets {
+    let keys: &[String] = if calls { &args.targets } else { &[] };
+    for key in keys {
         eprintln!("[bench] starting {key}");
         let server = match key.as_str() {
             "floor1" => Ok(Server::Floor1),
             "floor2" => floor2(&args, workdir).await,
             "supergateway" => supergateway(&gigmcp, &args, workdir).await,
-            _ => gateway(&gigmcp, workdir).await,
+            _ => gigmcp_target(&gigmcp, workdir, sandbox_env(&args)).await,
         };
         match server {
             Ok(server) => running.push((TargetResult::new(key), server)),
             Err(e) => targets.push(TargetResult::failed(key, format!("{e:#}"))),
         }
     }
-    for &c in &args.levels {
+    let levels: &[usize] = if calls { &args.levels } else { &[] };
+    for &c in levels {
         let mut levels: Vec<LevelResult> = running
             .iter()
             .map(|_| LevelResult {
@@ -106,8 +119,33 @@ pub async fn run(args: RunArgs) -> Result<bool> {
     }
     targets.sort_by_key(|t| args.targets.iter().position(|k| *k == t.key));
 
+    let cold = if sandbox {
+        let plan = cold::Plan {
+            env: sandbox_env(&args),
+            starts: args.cold_starts,
+            warmup: args.cold_warmup,
+            idle: args.idle_sandboxes,
+            memory_cycles: args.memory_cycles,
+            idle_wait: Duration::from_secs_f64(args.idle_secs),
+            instance: args.sandbox_instance.clone(),
+            cidr: args.sandbox_cidr.clone(),
+            uid_base: args.sandbox_uid_base,
+            max_sandboxes: args.max_sandboxes,
+            pause: Duration::from_millis(args.cold_pause_ms),
+            timeout: Duration::from_secs_f64(args.call_timeout_secs),
+            budget: Duration::from_secs_f64(args.sandbox_max_secs),
+        };
+        let result = cold::run(&gigmcp, workdir, plan).await;
+        progress_cold(&result);
+        Some(result)
+    } else {
+        None
+    };
+
     let report = Report {
         targets,
+        calls,
+        cold,
         plan,
         args: args.clone(),
         started,
@@ -140,6 +178,25 @@ fn progress(key: &str, r: &LevelResult) {
         r.throughput(),
         r.failures,
         r.errors.first().map(|e| format!(" ({e})")).unwrap_or_default(),
+    );
+}
+
+fn progress_cold(r: &cold::ColdResult) {
+    let ms = |v: &[u64], q| cold::quantile(v, q).map_or("-".to_owned(), |d| format!("{:.2}", d.as_secs_f64() * 1e3));
+    let total: Vec<u64> = r.gateway.iter().map(|s| s.total).collect();
+    eprintln!(
+        "[bench] cold start p50={} ms p99={} ms; bwrap p50={} ms; bwrap --unshare-user p50={} ms; jailed echo p50={} ms; failures={}{}",
+        ms(&total, 0.5),
+        ms(&total, 0.99),
+        ms(&r.bare, 0.5),
+        ms(&r.userns, 0.5),
+        ms(&r.jailed, 0.5),
+        r.failures,
+        r.setup_error
+            .as_ref()
+            .or(r.errors.first())
+            .map(|e| format!(" ({e})"))
+            .unwrap_or_default(),
     );
 }
 
@@ -215,7 +272,7 @@ async fn floor2(args: &RunArgs, workdir: &Path) -> Result<Server> {
         .await
         .context("floor 2's endpoint did not start")??
         .context("floor 2's endpoint exited")?;
-    let addr = address_in(&line).context("floor 2's endpoint printed no address")?;
+    let addr = gateway::address_in(&line).context("floor 2's endpoint printed no address")?;
     Ok(Server::Http {
         target: Arc::new(HttpTarget {
             addr,
@@ -247,12 +304,6 @@ async fn wait_for_port(addr: SocketAddr, child: &mut Child, within: Duration) ->
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-}
-
-fn tail(path: &Path) -> String {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
-    let lines: Vec<&str> = text.lines().collect();
-    lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
 fn shell_quote(path: &Path) -> String {
@@ -291,132 +342,33 @@ async fn supergateway(gigmcp: &Path, args: &RunArgs, workdir: &Path) -> Result<S
     })
 }
 
-fn strip_ansi(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        if c == '\u{1b}' {
-            for c in chars.by_ref() {
-                if c.is_ascii_alphabetic() {
-                    break;
-                }
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
+/// The sandbox settings of both gateways of a run (they never run at the same time): an instance, address
+/// range and uid range of their own, so that they never meet another gateway on the machine (tests start
+/// theirs with the defaults).
+pub fn sandbox_env(args: &RunArgs) -> Vec<(&'static str, String)> {
+    vec![
+        ("GIG_INSTANCE", args.sandbox_instance.clone()),
+        ("GIG_SANDBOX_CIDR", args.sandbox_cidr.clone()),
+        ("GIG_SANDBOX_UID_BASE", args.sandbox_uid_base.to_string()),
+        ("GIG_MAX_SANDBOXES", args.max_sandboxes.to_string()),
+    ]
 }
 
-fn address_in(line: &str) -> Option<SocketAddr> {
-    let line = strip_ansi(line);
-    let at = line.find("listening on http://")? + "listening on http://".len();
-    line[at..].split_whitespace().next()?.trim_end_matches('/').parse().ok()
-}
-
-fn master_key() -> Result<String> {
-    use std::io::Read;
-    let mut bytes = [0u8; 32];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-async fn gigmcp_cli(gigmcp: &Path, data: &Path, cli_args: &[&str]) -> Result<String> {
-    let output = tokio::time::timeout(
-        Duration::from_secs(120),
-        Command::new(gigmcp)
-            .args(cli_args)
-            .env("GIG_DATA_DIR", data)
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output(),
+async fn gigmcp_target(gigmcp: &Path, workdir: &Path, env: Vec<(&'static str, String)>) -> Result<Server> {
+    let gateway = gateway::start(
+        gigmcp,
+        workdir,
+        gateway::Spec {
+            name: "gigmcp",
+            profile: "bench",
+            per_session: false,
+            env,
+        },
     )
-    .await
-    .with_context(|| format!("gigmcp {} took over 2 minutes", cli_args.join(" ")))??;
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    if !output.status.success() {
-        bail!("gigmcp {} failed ({}): {text}", cli_args.join(" "), output.status);
-    }
-    Ok(text)
-}
-
-async fn gateway(gigmcp: &Path, workdir: &Path) -> Result<Server> {
-    let data = workdir.join("gigmcp-data");
-    let created = gigmcp_cli(gigmcp, &data, &["profile", "create", "bench"]).await?;
-    let token = strip_ansi(&created)
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '-'))
-        .find(|w| w.starts_with("gig_"))
-        .map(str::to_owned)
-        .context("`gigmcp profile create` printed no token")?;
-    gigmcp_cli(gigmcp, &data, &["server", "add", "echo", "--builtin", "echo"]).await?;
-    gigmcp_cli(gigmcp, &data, &["profile", "add-server", "bench", "echo"]).await?;
-
-    let log_path = workdir.join("gigmcp.log");
-    let mut log = tokio::fs::File::create(&log_path).await?;
-    let mut child = Command::new(gigmcp)
-        .arg("serve")
-        .env("GIG_DATA_DIR", &data)
-        .env("GIG_MASTER_KEY", master_key()?)
-        .env("GIG_LISTEN", "127.0.0.1:0")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let stderr = child.stderr.take().context("no stderr")?;
-    let mut lines = BufReader::new(stderr).lines();
-    let found = tokio::time::timeout(Duration::from_secs(30), async {
-        while let Some(line) = lines.next_line().await? {
-            log.write_all(format!("{line}\n").as_bytes()).await?;
-            log.flush().await?;
-            if let Some(addr) = address_in(&line) {
-                return Ok::<_, std::io::Error>(Some(addr));
-            }
-        }
-        Ok(None)
-    })
-    .await;
-    let addr = match found {
-        Ok(Ok(Some(addr))) => addr,
-        other => {
-            procs::terminate(&mut child, Duration::from_secs(5)).await;
-            bail!("gigmcp serve did not start ({other:?}):\n{}", tail(&log_path));
-        }
-    };
-    // Keep draining its log so that it never blocks on a full pipe.
-    tokio::spawn(async move {
-        while let Ok(Some(line)) = lines.next_line().await {
-            let _ = log.write_all(format!("{line}\n").as_bytes()).await;
-            let _ = log.flush().await;
-        }
-    });
+    .await?;
     Ok(Server::Http {
-        target: Arc::new(HttpTarget {
-            addr,
-            path: "/mcp/p/bench".into(),
-            bearer: Some(token),
-            tool: "echo_echo".into(),
-        }),
-        child: Box::new(child),
-        log: Some(log_path),
+        target: gateway.target,
+        child: Box::new(gateway.child),
+        log: Some(gateway.log),
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_address_is_found_in_a_coloured_log_line() {
-        let line = "\u{1b}[2m2026-01-01T00:00:00Z\u{1b}[0m \u{1b}[32m INFO\u{1b}[0m gigmcp::cli: Gig'MCP listening on http://127.0.0.1:41234";
-        assert_eq!(address_in(line), Some("127.0.0.1:41234".parse().unwrap()));
-        assert_eq!(
-            address_in("listening on http://127.0.0.1:5/"),
-            Some("127.0.0.1:5".parse().unwrap())
-        );
-    }
 }

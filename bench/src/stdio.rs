@@ -35,14 +35,20 @@ pub struct StdioCaller {
 impl EchoProcess {
     /// Starts `gigmcp mcp-echo` and completes the MCP handshake.
     pub async fn start(gigmcp: &Path) -> Result<Self, String> {
-        let mut child = Command::new(gigmcp)
-            .arg("mcp-echo")
+        let mut command = Command::new(gigmcp);
+        command.arg("mcp-echo");
+        Self::spawn(command, &format!("{} mcp-echo", gigmcp.display())).await
+    }
+
+    /// Starts an echo server with `command` (its pipes are set here) and completes the MCP handshake.
+    pub async fn spawn(mut command: Command, what: &str) -> Result<Self, String> {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
             .spawn()
-            .map_err(|e| format!("cannot start {} mcp-echo: {e}", gigmcp.display()))?;
+            .map_err(|e| format!("cannot start {what}: {e}"))?;
         let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
             return Err("the echo server's pipes are missing".into());
         };
