@@ -562,8 +562,10 @@ async fn an_infinite_loop_is_stopped_at_the_deadline() {
         failure == CallFailure::Timeout(Limits::default().deadline) || failure == CallFailure::OutOfFuel,
         "{failure:?}"
     );
+    // Not a speed check (that is the benchmark's, on a shared machine): only that the call was cut off
+    // rather than left to run.
     assert!(
-        started.elapsed() < Duration::from_millis(500),
+        started.elapsed() < Duration::from_secs(10),
         "took {:?}",
         started.elapsed()
     );
@@ -624,8 +626,10 @@ async fn sleeping_in_a_host_call_is_cut_off_at_the_deadline() {
     let started = Instant::now();
     let failure = h.on_request(&ctx(None), &any_request()).await.unwrap_err();
     assert!(matches!(failure, CallFailure::Timeout(_)), "{failure:?}");
+    // Not a speed check (that is the benchmark's, on a shared machine): only that the call was cut off
+    // rather than left to run.
     assert!(
-        started.elapsed() < Duration::from_millis(500),
+        started.elapsed() < Duration::from_secs(10),
         "took {:?}",
         started.elapsed()
     );
