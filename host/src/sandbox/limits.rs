@@ -60,12 +60,15 @@ impl Cgroup {
         Ok(cgroup)
     }
 
-    /// Puts a process (and so its future children) in the cgroup.
-    pub fn add(&self, pid: u32) -> io::Result<()> {
-        for dir in &self.dirs {
-            std::fs::write(dir.join("cgroup.procs"), pid.to_string())?;
-        }
-        Ok(())
+    /// Files that move the process writing `0` into them into this cgroup: `tasks` of each v1 controller (a
+    /// single-threaded process moves itself cheaply there, without the whole-process lock `cgroup.procs`
+    /// takes), or v2's `cgroup.procs`. Opened here, written by the child between fork and exec.
+    pub fn join_files(&self) -> io::Result<Vec<std::fs::File>> {
+        let file = if is_v2() { "cgroup.procs" } else { "tasks" };
+        self.dirs
+            .iter()
+            .map(|d| std::fs::OpenOptions::new().write(true).open(d.join(file)))
+            .collect()
     }
 
     /// Memory in use now, in bytes.

@@ -305,11 +305,20 @@ impl Launcher {
         }
         args.splice(0..0, control);
 
+        // The cgroup exists before bwrap does: the child joins it before it executes anything.
+        let cgroup = match slot {
+            Some(slot) => Some(
+                Cgroup::create(&self.settings.instance, &format!("s{slot}"), limits).map_err(SandboxError::Cgroup)?,
+            ),
+            None => None,
+        };
+        let join_files = match &cgroup {
+            Some(cgroup) => cgroup.join_files().map_err(SandboxError::Cgroup)?,
+            None => Vec::new(),
+        };
         let mut cmd = tokio::process::Command::new(&self.bwrap);
         cmd.args(&args)
             .env_clear()
-            .uid(uid)
-            .gid(uid)
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
@@ -326,31 +335,22 @@ impl Launcher {
                 nproc: limits.pids,
                 nofile: 4096,
             },
+            join_files.iter().map(|f| f.as_raw_fd()).collect(),
+            uid,
         );
         // `--die-with-parent` follows the thread that spawned bwrap: this runs on a runtime worker thread,
         // which lives as long as the gateway (never on a blocking-pool thread, which exits when idle).
         let child = cmd.spawn().map_err(SandboxError::Spawn)?;
-        drop((info_write, block_read, filters));
+        drop((info_write, block_read, filters, join_files));
         let mut sandbox = Sandbox {
             pid: child.id(),
             child: Some(child),
             address: None,
             uid,
-            cgroup: None,
+            cgroup,
             lease,
         };
-        if let Some(slot) = slot {
-            let cgroup =
-                Cgroup::create(&self.settings.instance, &format!("s{slot}"), limits).map_err(SandboxError::Cgroup)?;
-            if let Some(pid) = sandbox.pid {
-                cgroup.add(pid).map_err(SandboxError::Cgroup)?;
-            }
-            sandbox.cgroup = Some(cgroup);
-        }
         let jail_pid = read_jail_pid(info_read).await?;
-        if let Some(cgroup) = &sandbox.cgroup {
-            cgroup.add(jail_pid).map_err(SandboxError::Cgroup)?;
-        }
         if let (Some(network), Some(slot)) = (&self.network, slot) {
             network.attach(slot, jail_pid).await?;
             sandbox.address = Some(self.settings.pool.addresses(slot).1);

@@ -13,6 +13,7 @@
 use std::net::Ipv4Addr;
 
 use futures_util::TryStreamExt;
+use rtnetlink::packet_route::link::{InfoData, InfoVeth};
 use rtnetlink::{LinkUnspec, LinkVeth, RouteMessageBuilder};
 use thiserror::Error;
 
@@ -255,14 +256,19 @@ impl Network {
         if let Ok(index) = self.index_of(&host_if).await {
             let _ = self.handle.link().del(index).execute().await;
         }
-        self.handle
-            .link()
-            .add(LinkVeth::new(&host_if, &jail_if).build())
-            .execute()
-            .await
-            .map_err(netlink)?;
+        // IPv6 is turned off in the jail's namespace before its end arrives.
+        let inside = open_inside(pid).await?;
+        // The jail's end is created directly in the jail's namespace: moving an existing interface between
+        // namespaces costs the kernel tens of milliseconds, creating it there about one.
+        let jail_end = rtnetlink::LinkMessageBuilder::<LinkUnspec>::new()
+            .name(jail_if.clone())
+            .setns_by_pid(pid)
+            .build();
+        let pair = LinkVeth::new(&host_if, &jail_if)
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(jail_end)))
+            .build();
+        self.handle.link().add(pair).execute().await.map_err(netlink)?;
         let host_index = self.index_of(&host_if).await?;
-        let jail_index = self.index_of(&jail_if).await?;
         disable_ipv6(&host_if);
         self.handle
             .address()
@@ -273,13 +279,6 @@ impl Network {
         self.handle
             .link()
             .set(LinkUnspec::new_with_index(host_index).up().build())
-            .execute()
-            .await
-            .map_err(netlink)?;
-        let inside = open_inside(pid).await?;
-        self.handle
-            .link()
-            .set(LinkUnspec::new_with_index(jail_index).setns_by_pid(pid).build())
             .execute()
             .await
             .map_err(netlink)?;

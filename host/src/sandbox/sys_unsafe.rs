@@ -12,8 +12,16 @@ pub struct Rlimits {
     pub nofile: u64,
 }
 
-/// Makes `fds` survive `exec` in the child and applies `limits`, in the child between fork and exec.
-pub fn prepare_child(cmd: &mut tokio::process::Command, fds: Vec<RawFd>, limits: Rlimits) {
+/// Between fork and exec, in the child: makes `fds` survive `exec`, applies `limits`, joins the cgroup by
+/// writing `0` to each of `cgroup_join` (so the child is in its cgroup before it runs anything, with no window
+/// outside it), then drops to `uid`/`gid` with no supplementary groups.
+pub fn prepare_child(
+    cmd: &mut tokio::process::Command,
+    fds: Vec<RawFd>,
+    limits: Rlimits,
+    cgroup_join: Vec<RawFd>,
+    uid: u32,
+) {
     let setup = move || -> io::Result<()> {
         for fd in &fds {
             // SAFETY: fcntl on a descriptor number is async-signal-safe and touches no memory; the numbers
@@ -36,10 +44,27 @@ pub fn prepare_child(cmd: &mut tokio::process::Command, fds: Vec<RawFd>, limits:
                 return Err(io::Error::last_os_error());
             }
         }
+        for fd in &cgroup_join {
+            // SAFETY: write of one byte from a static buffer to a descriptor the parent keeps open; write is
+            // async-signal-safe.
+            if unsafe { libc::write(*fd, b"0".as_ptr().cast(), 1) } != 1 {
+                return Err(io::Error::last_os_error());
+            }
+        }
+        // SAFETY: setgroups with an empty list, then setresgid and setresuid: async-signal-safe calls that take
+        // no pointers but the null list; the group is changed before the user, while still privileged.
+        unsafe {
+            if libc::setgroups(0, std::ptr::null()) == -1
+                || libc::setresgid(uid, uid, uid) == -1
+                || libc::setresuid(uid, uid, uid) == -1
+            {
+                return Err(io::Error::last_os_error());
+            }
+        }
         Ok(())
     };
-    // SAFETY: the closure only makes async-signal-safe system calls (fcntl, setrlimit) and allocates
-    // nothing, as required between fork and exec.
+    // SAFETY: the closure only makes async-signal-safe system calls (fcntl, setrlimit, write, setgroups,
+    // setresgid, setresuid) and allocates nothing, as required between fork and exec.
     unsafe {
         cmd.pre_exec(setup);
     }
