@@ -32,12 +32,14 @@ lint: plugins
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
-## Measure tools/call latency and throughput (Gig'MCP, its two floors, supergateway), then the sandbox's cold
-## start (vs bare bwrap) and memory per idle sandbox; writes BENCHMARKS.md.
+## Measure tools/call latency and throughput (Gig'MCP, its two floors, supergateway), the sandbox's cold start
+## (vs bare bwrap) and memory per idle sandbox, and the plugin hooks (vs native Rust); writes BENCHMARKS.md.
 bench: plugins
 	$(CARGO) build --locked --release -p gigmcp -p gigmcp-bench
 	scripts/test-deps.sh >/dev/null
 	bench/run.sh
+	$(CARGO) bench --locked -p gigmcp --bench plugin_hooks > target/plugin-hooks.txt
+	bench/hooks-section.sh target/plugin-hooks.txt BENCHMARKS.md
 
 ## host/build.rs builds the default plugins (plugins/) for wasm32-wasip2: install that target when missing.
 .PHONY: plugins
