@@ -466,7 +466,10 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let (dir, store) = store();
         store.create_profile(&ProfileSlug::parse("x").unwrap(), "").unwrap();
-        let mode = std::fs::metadata(dir.path().join("db.sqlite")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("db.sqlite"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o077, 0, "mode {mode:o}");
     }
 

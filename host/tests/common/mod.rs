@@ -131,7 +131,10 @@ pub fn isolation_env() -> Vec<(String, String)> {
         // Compiled default plugins are shared by the test gateways (one master key): compiled once per run.
         (
             "GIG_PLUGIN_CACHE_DIR".into(),
-            repo_root().join("target/test-gateway-plugin-cache").display().to_string(),
+            repo_root()
+                .join("target/test-gateway-plugin-cache")
+                .display()
+                .to_string(),
         ),
     ]
 }
