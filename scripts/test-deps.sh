@@ -66,20 +66,22 @@ stamp_ok() { # stamp-file expected-hash
 have_cmd() { command -v "$1" >/dev/null 2>&1 || [[ -x "/usr/sbin/$1" || -x "/sbin/$1" ]]; }
 
 missing=()
-for cmd in bwrap ip iptables nft nsenter; do
+for cmd in bwrap ip iptables nft nsenter ps kill; do
     have_cmd "$cmd" || missing+=("$cmd")
 done
 # The escape-suite probe runs on the system's Python inside the jail (only /usr is visible there).
 [[ -x /usr/bin/python3 ]] || missing+=("/usr/bin/python3")
+# PyPI servers are installed into a venv of the system Python (Debian splits ensurepip into python3-venv).
+[[ -x /usr/bin/python3 ]] && ! /usr/bin/python3 -c 'import ensurepip' 2>/dev/null && missing+=("python3-venv")
 if ((${#missing[@]})); then
     log "missing commands: ${missing[*]}; installing Debian packages"
     if [[ "$(id -u)" != 0 ]]; then
-        die "need root to apt-get install bubblewrap iproute2 iptables nftables util-linux python3"
+        die "need root to apt-get install bubblewrap iproute2 iptables nftables util-linux procps python3 python3-venv"
     fi
     # Installer chatter goes to stderr: stdout carries only the KEY=VALUE summary.
     apt-get update >&2
-    apt-get install -y bubblewrap iproute2 iptables nftables util-linux python3 >&2
-    for cmd in bwrap ip iptables nft nsenter; do
+    apt-get install -y bubblewrap iproute2 iptables nftables util-linux procps python3 python3-venv >&2
+    for cmd in bwrap ip iptables nft nsenter ps kill; do
         have_cmd "$cmd" || die "'$cmd' still missing after apt-get install"
     done
 else
