@@ -38,6 +38,10 @@ async fn the_tool_filter_hides_refuses_and_redacts_on_the_live_path() {
     client.initialize().await;
     let all = tool_names(&client).await;
     assert_eq!(all, ["echo_echo", "other_echo"]);
+    // Servers that do not paginate share one page: a client that never follows cursors sees them all.
+    let first = client.call(json!("first"), "tools/list", json!({})).await;
+    assert_eq!(first["result"]["tools"].as_array().unwrap().len(), 2, "{first}");
+    assert!(first["result"].get("nextCursor").is_none(), "{first}");
 
     // Secret-looking strings in results are redacted by the default configuration.
     let secret = "ghp_0123456789abcdefghijklmnopqrstuvwxyzAB";

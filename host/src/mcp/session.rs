@@ -45,8 +45,10 @@ fn upstream_name(method: &str, params: Option<&Value>) -> Option<String> {
 const BACKLOG_LIMIT: usize = 1000;
 /// MCP's "resource not found".
 const RESOURCE_NOT_FOUND: i64 = -32002;
-/// Pages walked when refreshing the routing table, at most.
+/// Pages walked when refreshing the routing table (or filling one page), at most.
 const MAX_REFRESH_PAGES: usize = 1000;
+/// Items after which a page that spans servers ends (the rest follows with a cursor).
+const MAX_PAGE_ITEMS: usize = 1000;
 
 pub struct Session {
     pub id: String,
@@ -304,8 +306,7 @@ impl Session {
     }
 
     /// One page of a list across all servers. A gateway cursor names a server and that server's cursor;
-    /// servers without the list, and empty pages, are skipped so a client never gets an empty page with a
-    /// cursor.
+    /// servers without the list are skipped, and a client never gets an empty page with a cursor.
     async fn list(&self, id: Value, kind: ListKind, params: Option<&Value>) -> Value {
         let cursor = match params.and_then(|p| p.get("cursor")) {
             None | Some(Value::Null) => None,
@@ -327,48 +328,49 @@ impl Session {
                 }
             },
         };
-        while let Some(slot) = slots.get(index) {
-            let page = self.upstream_page(slot, kind, upstream_cursor.take()).await;
-            let (items, next) = match page {
-                Some((items, next)) => (items, next),
-                None => (Vec::new(), None),
-            };
-            let (items, collisions) =
-                lock(&self.runtime.routes).admit_page(kind, &slot.def.name, &slot.def.prefix, items);
+        // Consecutive servers' lists go into one page, so a client that never follows cursors still sees
+        // every server that does not paginate; a server that paginates ends the page with its own cursor.
+        let mut items = Vec::new();
+        for _ in 0..MAX_REFRESH_PAGES {
+            let Some(slot) = slots.get(index) else { break };
+            let (page, next) = self
+                .upstream_page(slot, kind, upstream_cursor.take())
+                .await
+                .unwrap_or_default();
+            let (admitted, collisions) =
+                lock(&self.runtime.routes).admit_page(kind, &slot.def.name, &slot.def.prefix, page);
             for c in collisions {
                 tracing::error!(
                     profile = %self.runtime.slug, server = %slot.def.name,
                     "hiding {:?}: server {} already exposes that name; change a prefix", c.name, c.holder
                 );
             }
+            items.extend(admitted);
             let next_cursor = match next {
+                Some(next) if items.is_empty() => {
+                    upstream_cursor = Some(next); // an empty page with more to come: take the next one now
+                    continue;
+                }
                 Some(next) => Some(Cursor {
                     s: slot.def.name.to_string(),
                     c: Some(next),
                 }),
-                None => slots.get(index + 1).map(|n| Cursor {
-                    s: n.def.name.to_string(),
-                    c: None,
-                }),
+                None => {
+                    index += 1;
+                    slots
+                        .get(index)
+                        .filter(|_| items.len() >= MAX_PAGE_ITEMS)
+                        .map(|n| Cursor {
+                            s: n.def.name.to_string(),
+                            c: None,
+                        })
+                }
             };
-            match next_cursor {
-                Some(Cursor { s, c }) if items.is_empty() => {
-                    index = slots
-                        .iter()
-                        .position(|x| x.def.name.as_str() == s)
-                        .unwrap_or(slots.len());
-                    upstream_cursor = c;
-                }
-                next_cursor => {
-                    let mut result = json!({ kind.field(): items });
-                    if let Some(next) = next_cursor {
-                        result["nextCursor"] = Value::String(next.encode());
-                    }
-                    return jsonrpc::result(id, result);
-                }
+            if let Some(next) = next_cursor {
+                return jsonrpc::result(id, json!({ kind.field(): items, "nextCursor": next.encode() }));
             }
         }
-        jsonrpc::result(id, json!({ kind.field(): [] }))
+        jsonrpc::result(id, json!({ kind.field(): items }))
     }
 
     /// One page of one server's list: its items and its next cursor. `None` when the server has no such list

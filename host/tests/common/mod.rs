@@ -58,7 +58,7 @@ fn spawn_serve(
     netns: Option<&Netns>,
     dir: &std::path::Path,
     extra_env: &[(String, String)],
-) -> (Child, String, Arc<Mutex<String>>) {
+) -> Result<(Child, String, Arc<Mutex<String>>), String> {
     let mut cmd = match netns {
         Some(ns) => {
             let mut cmd = ns.command();
@@ -91,11 +91,31 @@ fn spawn_serve(
         }
     });
     match rx.recv_timeout(Duration::from_secs(30)) {
-        Ok(addr) => (child, addr, log),
+        Ok(addr) => Ok((child, addr, log)),
         Err(_) => {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("gigmcp serve did not start:\n{}", log.lock().unwrap());
+            let text = log.lock().unwrap().clone();
+            Err(text)
+        }
+    }
+}
+
+/// Starts the gateway; a start that fails is reported (its log on stderr) and tried once more, since a
+/// start on this shared machine can lose a race with another test's teardown of the same kernel objects.
+/// Two failures in a row fail the test.
+fn spawn_serve_retrying(
+    netns: Option<&Netns>,
+    dir: &std::path::Path,
+    extra_env: &[(String, String)],
+) -> (Child, String, Arc<Mutex<String>>) {
+    match spawn_serve(netns, dir, extra_env) {
+        Ok(started) => started,
+        Err(first) => {
+            eprintln!("gigmcp serve did not start; trying once more. Its log:\n{first}");
+            std::thread::sleep(Duration::from_millis(500));
+            spawn_serve(netns, dir, extra_env)
+                .unwrap_or_else(|second| panic!("gigmcp serve did not start, twice:\n{first}\n---\n{second}"))
         }
     }
 }
@@ -165,7 +185,7 @@ impl TestGateway {
             .filter(|(k, _)| !given.iter().any(|(g, _)| g == k))
             .collect();
         extra_env.extend(given);
-        let (child, addr, log) = spawn_serve(netns, dir.path(), &extra_env);
+        let (child, addr, log) = spawn_serve_retrying(netns, dir.path(), &extra_env);
         Self {
             dir,
             child,
@@ -177,7 +197,7 @@ impl TestGateway {
 
     /// Starts the gateway again on the same data directory and settings (after `stop` or `kill9`).
     pub fn restart(&mut self) {
-        let (child, addr, log) = spawn_serve(None, self.dir.path(), &self.extra_env);
+        let (child, addr, log) = spawn_serve_retrying(None, self.dir.path(), &self.extra_env);
         self.child = child;
         self.addr = addr;
         self.log = log;
