@@ -164,6 +164,8 @@ pub struct Sandbox {
     pub address: Option<Ipv4Addr>,
     pub uid: u32,
     pub pid: Option<u32>,
+    /// The jail's first process (pid 1 of its pid namespace), once bubblewrap reported it, as a pidfd.
+    jail: Option<OwnedFd>,
     cgroup: Option<Cgroup>,
     lease: Option<Lease>,
 }
@@ -181,7 +183,12 @@ impl Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         let Some(mut child) = self.child.take() else { return };
-        // bwrap dies; --die-with-parent then kills the jail's init, and with it the whole pid namespace.
+        // The jail's pid 1 is killed first, which ends its whole pid namespace at once: relying on
+        // --die-with-parent alone left a jail behind when bubblewrap was killed while the jail still waited
+        // on --block-fd (a start that failed half-way). Through a pidfd, so a reused pid is never hit.
+        if let Some(jail) = &self.jail {
+            sys_unsafe::pidfd_kill(jail);
+        }
         let _ = child.start_kill();
         let cgroup = self.cgroup.take();
         let lease = self.lease.take();
@@ -347,10 +354,13 @@ impl Launcher {
             child: Some(child),
             address: None,
             uid,
+            jail: None,
             cgroup,
             lease,
         };
         let jail_pid = read_jail_pid(info_read).await?;
+        // Taken while the jail is certainly alive: it waits on --block-fd, and bubblewrap, its parent, is ours.
+        sandbox.jail = Some(sys_unsafe::pidfd_open(jail_pid).map_err(SandboxError::Spawn)?);
         if let (Some(network), Some(slot)) = (&self.network, slot) {
             network.attach(slot, jail_pid).await?;
             sandbox.address = Some(self.settings.pool.addresses(slot).1);

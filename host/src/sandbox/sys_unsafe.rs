@@ -81,3 +81,31 @@ pub fn enter_net_namespace_of(pid: u32) -> io::Result<()> {
     }
     Ok(())
 }
+
+/// A pidfd for `pid`: a handle that keeps naming that very process even after it exits and its pid is
+/// reused, so a signal sent through it can never reach another process.
+pub fn pidfd_open(pid: u32) -> io::Result<std::os::fd::OwnedFd> {
+    use std::os::fd::FromRawFd;
+    let pid = libc::pid_t::try_from(pid).map_err(|_| io::Error::other("pid out of range"))?;
+    // SAFETY: pidfd_open takes a pid and flags and returns a new descriptor or -1; no memory is passed.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the kernel just returned this descriptor to us; nothing else owns it.
+    Ok(unsafe { std::os::fd::OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+/// Sends SIGKILL to the process behind a pidfd (nothing, if it is gone).
+pub fn pidfd_kill(pidfd: &std::os::fd::OwnedFd) {
+    // SAFETY: pidfd_send_signal takes a descriptor we own, a signal number, a null siginfo and flags 0.
+    unsafe {
+        libc::syscall(
+            libc::SYS_pidfd_send_signal,
+            pidfd.as_raw_fd(),
+            libc::SIGKILL,
+            std::ptr::null::<libc::siginfo_t>(),
+            0,
+        );
+    }
+}
