@@ -434,7 +434,10 @@ pub async fn handle_events(
         match event {
             UpstreamEvent::Notification { server, message } => {
                 let method = message.get("method").and_then(Value::as_str).unwrap_or_default();
-                if method.ends_with("/list_changed") && method != "notifications/roots/list_changed" {
+                // A shared server's list changed: its routes are re-learned. A per-session server's change is
+                // that one session's business: the routing table is the profile's, and clearing it there
+                // would make other sessions' calls to the same server miss while they are resolved.
+                if method.ends_with("/list_changed") && method != "notifications/roots/list_changed" && only.is_none() {
                     lock(&runtime.routes).forget_server(&server);
                 }
                 let params = &message["params"];
