@@ -284,17 +284,11 @@ async fn request(session: Arc<Session>, id: Value, method: String, body: Map<Str
     let origin = Origin { related };
     let worker = session.clone();
     let mut reply = Box::pin(async move { worker.handle_request(id, &method, body, origin).await });
-    let deliverable = |out: Outbound| -> Option<Value> {
-        match out {
-            Outbound::Message(message) => Some(message),
-            Outbound::ServerRequest { conn, message } => session.register_server_request(conn, message),
-        }
-    };
     let first = loop {
         tokio::select! {
             biased;
             Some(out) = related_rx.recv() => {
-                let Some(message) = deliverable(out) else { continue };
+                let Some(message) = session.deliverable(out) else { continue };
                 if sse {
                     break message;
                 }
@@ -314,17 +308,11 @@ async fn request(session: Arc<Session>, id: Value, method: String, body: Map<Str
     let _ = events.send(first);
     let stream_session = session.clone();
     tokio::spawn(async move {
-        let deliverable = |out: Outbound| -> Option<Value> {
-            match out {
-                Outbound::Message(message) => Some(message),
-                Outbound::ServerRequest { conn, message } => stream_session.register_server_request(conn, message),
-            }
-        };
         loop {
             tokio::select! {
                 biased;
                 Some(out) = related_rx.recv() => {
-                    if let Some(message) = deliverable(out)
+                    if let Some(message) = stream_session.deliverable(out)
                         && let Err(e) = events.send(message)
                     {
                         // The client closed the stream: what is still related goes to its GET stream.
@@ -333,7 +321,7 @@ async fn request(session: Arc<Session>, id: Value, method: String, body: Map<Str
                 }
                 reply = &mut reply => {
                     while let Ok(out) = related_rx.try_recv() {
-                        if let Some(message) = deliverable(out) {
+                        if let Some(message) = stream_session.deliverable(out) {
                             let _ = events.send(message);
                         }
                     }

@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use super::aggregate::{Cursor, ListKind, merge_initialize};
 use super::jsonrpc::{self, id_key};
 use super::runtime::{ConnCell, Runtime, Slot, handle_events, log_level_index};
-use super::upstream::{Conn, Origin, UpstreamEvent};
+use super::upstream::{Conn, Origin, Outbound, UpstreamEvent};
 use crate::names::ServerName;
 use crate::plugins::hooks::{CallContext, DenyReason, McpRequest, McpResponse};
 use crate::plugins::{PluginSet, RequestDecision, ResponseDecision};
@@ -699,6 +699,15 @@ impl Session {
         lock(&self.outgoing).insert(id_key(&json!(id)), (conn, upstream_id));
         message["id"] = Value::String(id);
         Some(message)
+    }
+
+    /// A message related to a request, ready for the client: server→client requests get an id of this
+    /// session first (`None` when one was answered at once, for lack of the client's capability).
+    pub fn deliverable(&self, out: Outbound) -> Option<Value> {
+        match out {
+            Outbound::Message(message) => Some(message),
+            Outbound::ServerRequest { conn, message } => self.register_server_request(conn, message),
+        }
     }
 
     /// A server→client request with no request in flight to carry it: sent on the GET stream.
