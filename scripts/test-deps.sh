@@ -66,7 +66,7 @@ stamp_ok() { # stamp-file expected-hash
 have_cmd() { command -v "$1" >/dev/null 2>&1 || [[ -x "/usr/sbin/$1" || -x "/sbin/$1" ]]; }
 
 missing=()
-for cmd in bwrap ip iptables nft nsenter ps kill; do
+for cmd in bwrap ip iptables nft nsenter ps kill curl; do
     have_cmd "$cmd" || missing+=("$cmd")
 done
 # The escape-suite probe runs on the system's Python inside the jail (only /usr is visible there).
@@ -76,12 +76,12 @@ done
 if ((${#missing[@]})); then
     log "missing commands: ${missing[*]}; installing Debian packages"
     if [[ "$(id -u)" != 0 ]]; then
-        die "need root to apt-get install bubblewrap iproute2 iptables nftables util-linux procps python3 python3-venv"
+        die "need root to apt-get install bubblewrap iproute2 iptables nftables util-linux procps python3 python3-venv curl"
     fi
     # Installer chatter goes to stderr: stdout carries only the KEY=VALUE summary.
     apt-get update >&2
-    apt-get install -y bubblewrap iproute2 iptables nftables util-linux procps python3 python3-venv >&2
-    for cmd in bwrap ip iptables nft nsenter ps kill; do
+    apt-get install -y bubblewrap iproute2 iptables nftables util-linux procps python3 python3-venv curl ca-certificates >&2
+    for cmd in bwrap ip iptables nft nsenter ps kill curl; do
         have_cmd "$cmd" || die "'$cmd' still missing after apt-get install"
     done
 else
@@ -132,7 +132,7 @@ else
     rm -rf "$VENV_DIR"
     "$PYTHON" -m venv "$VENV_DIR" >&2
     "$VENV_DIR/bin/python" -m pip install --quiet -r "$DEPS_DIR/requirements.txt" >&2
-    "$VENV_DIR/bin/python" -c 'import mcp, mcp_server_time' || die "venv check failed: cannot import mcp"
+    "$VENV_DIR/bin/python" -c 'import mcp, mcp_server_time, schemathesis' || die "venv check failed: cannot import mcp"
     printf '%s' "$venv_hash" >"$VENV_STAMP"
 fi
 
@@ -146,6 +146,8 @@ GIGMCP_TEST_CONFORMANCE=$NODE_MODULES/.bin/conformance
 GIGMCP_TEST_VENV=$VENV_DIR
 GIGMCP_TEST_PYTHON=$VENV_DIR/bin/python
 GIGMCP_TEST_MCP_SERVER_TIME=$VENV_DIR/bin/mcp-server-time
+GIGMCP_TEST_SCHEMATHESIS=$VENV_DIR/bin/schemathesis
+GIGMCP_TEST_OIDC_PROVIDER=$NODE_MODULES/oidc-provider
 GIGMCP_TEST_CLIENTS=$REPO_ROOT/tests/clients
 GIGMCP_TEST_BWRAP=$(command -v bwrap || echo /usr/bin/bwrap)"
 printf '%s\n' "$paths" >"$STATE_DIR/paths.env.tmp" && mv "$STATE_DIR/paths.env.tmp" "$STATE_DIR/paths.env"
