@@ -240,6 +240,7 @@ fn check_collisions(servers: &[ServerDef]) -> Result<()> {
         idle_timeout: std::time::Duration::MAX,
         plugins: None,
         store: None,
+        audit: None,
     };
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let listed = runtime.block_on(async {
@@ -558,12 +559,15 @@ fn serve(dev: bool) -> Result<()> {
             .await
             .context("cannot start the plugin host")?;
         tokio::spawn(plugins.clone().watch(store.clone()));
+        let audit =
+            crate::plugins::audit::AuditLog::start(store.clone(), plugins.clone(), config.paths.data_dir.clone());
         let deps = Deps {
             launcher,
             http,
             idle_timeout: config.idle_timeout,
             plugins: Some(plugins),
             store: Some(store.clone()),
+            audit: Some(audit),
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await

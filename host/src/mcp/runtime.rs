@@ -31,6 +31,8 @@ pub struct Deps {
     pub plugins: Option<Arc<crate::plugins::PluginHost>>,
     /// Where credentials' placeholders are found for a server's environment (`None`: no credentials).
     pub store: Option<Arc<crate::store::Store>>,
+    /// The audit log of record (`None` where nothing is audited, as when the CLI probes a server's names).
+    pub audit: Option<crate::plugins::audit::AuditLog>,
 }
 
 /// The credential placeholders a server gets in its environment when it serves `profile`.
