@@ -90,6 +90,8 @@ enum TokenCommand {
 enum ServerCommand {
     /// Define a server: a sandboxed stdio command, a built-in, or a streamable-HTTP URL.
     Add(ServerAdd),
+    /// Change a server: `--egress h1,h2` replaces the hosts it declares (`--egress ''` clears them).
+    Set(ServerSet),
     /// List servers.
     List,
     /// Remove a server (it must be in no profile).
@@ -144,6 +146,18 @@ struct ServerAdd {
     /// Process (and thread) limit of the server's sandbox (default: GIG_SANDBOX_PIDS, 256).
     #[arg(long, conflicts_with = "url")]
     pids: Option<u64>,
+    /// Hosts the server needs to reach through the egress proxy: host, host:port or host:*, comma separated
+    /// (a host may be *.domain). The egress-allowlist plugin allows them.
+    #[arg(long, conflicts_with = "url")]
+    egress: Option<String>,
+}
+
+#[derive(Args)]
+struct ServerSet {
+    name: String,
+    /// Replace the declared egress hosts (comma separated; '' clears them).
+    #[arg(long)]
+    egress: String,
 }
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -272,8 +286,17 @@ fn server(command: ServerCommand) -> Result<()> {
             store.add_server(&def)?;
             println!("added server {}", def.name);
         }
+        ServerCommand::Set(set) => {
+            let name = ServerName::parse(&set.name)?;
+            let egress = servers::parse_egress(&set.egress)?;
+            let def = servers::set_egress(&store, &name, egress)?;
+            match def.spec.egress() {
+                [] => println!("server {name} declares no egress hosts"),
+                hosts => println!("server {name} may reach: {}", hosts.join(",")),
+            }
+        }
         ServerCommand::List => {
-            println!("{:<24} {:<16} {:<8} TARGET", "NAME", "PREFIX", "MODE");
+            println!("{:<24} {:<16} {:<8} {:<32} TARGET", "NAME", "PREFIX", "MODE", "EGRESS");
             for s in store.list_servers()? {
                 let target = match &s.spec {
                     ServerSpec::Stdio { command, args, .. } => {
@@ -283,11 +306,16 @@ fn server(command: ServerCommand) -> Result<()> {
                     ServerSpec::Http { url } => url.clone(),
                 };
                 let mode = if s.per_session { "session" } else { "profile" };
+                let egress = match s.spec.egress() {
+                    [] => "-".to_owned(),
+                    hosts => hosts.join(","),
+                };
                 println!(
-                    "{:<24} {:<16} {:<8} {}",
+                    "{:<24} {:<16} {:<8} {:<32} {}",
                     s.name,
                     s.prefix.as_str(),
                     mode,
+                    egress,
                     target.trim_end()
                 );
             }
@@ -369,6 +397,7 @@ fn server_def(add: ServerAdd) -> Result<ServerDef> {
     let name = ServerName::parse(&add.name)?;
     let prefix = Prefix::parse(add.prefix.as_deref().unwrap_or(name.as_str()))?;
     let limits = sandbox_limits(add.memory.as_deref(), add.pids)?;
+    let egress = servers::parse_egress(add.egress.as_deref().unwrap_or(""))?;
     let spec = if let Some(url) = add.url {
         ServerSpec::Http {
             url: servers::parse_url(&url)?,
@@ -377,6 +406,7 @@ fn server_def(add: ServerAdd) -> Result<ServerDef> {
         ServerSpec::Builtin {
             builtin: Builtin::parse(&builtin)?,
             limits,
+            egress,
         }
     } else if add.npm.is_some() || add.pypi.is_some() {
         let env: std::collections::BTreeMap<String, String> = add
@@ -419,6 +449,7 @@ fn server_def(add: ServerAdd) -> Result<ServerDef> {
             mounts,
             limits,
             package: Some(Box::new(install.installed)),
+            egress,
         }
     } else {
         let command = add
@@ -439,6 +470,7 @@ fn server_def(add: ServerAdd) -> Result<ServerDef> {
                 .collect::<Result<_, _>>()?,
             limits,
             package: None,
+            egress,
         }
     };
     Ok(ServerDef {
@@ -521,6 +553,7 @@ fn prepare_demo(store: &Store) -> Result<String> {
             spec: ServerSpec::Builtin {
                 builtin: Builtin::Echo,
                 limits: None,
+                egress: Vec::new(),
             },
         })?;
     }

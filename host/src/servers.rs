@@ -41,12 +41,18 @@ pub enum ServerSpec {
         /// The npm or PyPI package it was installed from, if any.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         package: Option<Box<Installed>>,
+        /// The hosts it declares it needs to reach (`--egress`), given to the `egress-allowlist` plugin.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        egress: Vec<String>,
     },
     /// A server built into the gateway binary, run in a sandbox like any other stdio server.
     Builtin {
         builtin: Builtin,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         limits: Option<Limits>,
+        /// The hosts it declares it needs to reach (`--egress`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        egress: Vec<String>,
     },
     /// A streamable-HTTP MCP server.
     Http { url: String },
@@ -56,6 +62,16 @@ pub enum ServerSpec {
 #[serde(rename_all = "kebab-case")]
 pub enum Builtin {
     Echo,
+}
+
+impl ServerSpec {
+    /// The hosts the server declares (`--egress`); a remote HTTP server declares none (it is not sandboxed).
+    pub fn egress(&self) -> &[String] {
+        match self {
+            Self::Stdio { egress, .. } | Self::Builtin { egress, .. } => egress,
+            Self::Http { .. } => &[],
+        }
+    }
 }
 
 impl Builtin {
@@ -100,6 +116,96 @@ pub enum SpecError {
     Command(String),
     #[error("stored server definition is corrupt: {0}")]
     Stored(String),
+    #[error("invalid --egress {0:?}: {1}; write host, host:port or host:* (a host may be *.domain, one label)")]
+    Egress(String, String),
+    #[error("server {0} is a remote HTTP server: it does not run behind the egress proxy, so it has no egress list")]
+    EgressOnRemote(String),
+}
+
+/// Parses an `--egress` list (comma separated; empty clears it) into canonical rules with the same rules as the
+/// `egress-allowlist` plugin: `host`, `host:port` or `host:*`, the host exact or `*.domain` (one label), an IPv6
+/// address in brackets. Duplicates are dropped; order is kept.
+pub fn parse_egress(text: &str) -> Result<Vec<String>, SpecError> {
+    let mut rules: Vec<String> = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let rule = parse_egress_rule(item).map_err(|why| SpecError::Egress(item.to_owned(), why))?;
+        if !rules.contains(&rule) {
+            rules.push(rule);
+        }
+    }
+    Ok(rules)
+}
+
+fn parse_egress_rule(text: &str) -> Result<String, String> {
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or("an unclosed `[`")?;
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("{host:?} is not an IPv6 address"));
+        }
+        match after {
+            "" => (format!("[{host}]"), None),
+            _ => (
+                format!("[{host}]"),
+                Some(after.strip_prefix(':').ok_or("junk after `]`")?),
+            ),
+        }
+    } else {
+        let (host, port) = match text.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (text, None),
+        };
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let labels = host.strip_prefix("*.").unwrap_or(&host);
+        if labels.is_empty() {
+            return Err("no host".into());
+        }
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if host.contains('*') && !host.starts_with("*.") || labels.contains('*') {
+            return Err("`*` is allowed only as the whole first label (`*.example.com`)".into());
+        }
+        if host.len() > 253 || !labels.split('.').all(label_ok) {
+            return Err(format!("{host:?} is not a host name"));
+        }
+        (host, port)
+    };
+    match port {
+        None => Ok(host),
+        Some("*") => Ok(format!("{host}:*")),
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n != 0 && p == n.to_string() => Ok(format!("{host}:{n}")),
+            _ => Err(format!("{p:?} is not a port")),
+        },
+    }
+}
+
+/// Replaces the declared egress list of a server (validated first; nothing changes on bad input). This is the
+/// one place the CLI and the REST API change it; a running gateway picks the change up from the database.
+pub fn set_egress(
+    store: &crate::store::Store,
+    name: &crate::names::ServerName,
+    egress: Vec<String>,
+) -> Result<ServerDef, SetEgressError> {
+    let mut def = store.server(name)?;
+    match &mut def.spec {
+        ServerSpec::Stdio { egress: list, .. } | ServerSpec::Builtin { egress: list, .. } => *list = egress,
+        ServerSpec::Http { .. } => return Err(SpecError::EgressOnRemote(name.to_string()).into()),
+    }
+    store.set_server_spec(name, &def.spec)?;
+    Ok(def)
+}
+
+#[derive(Debug, Error)]
+pub enum SetEgressError {
+    #[error(transparent)]
+    Spec(#[from] SpecError),
+    #[error(transparent)]
+    Store(#[from] crate::store::StoreError),
 }
 
 pub fn parse_env(pair: &str) -> Result<(String, String), SpecError> {
@@ -194,10 +300,30 @@ mod tests {
     }
 
     #[test]
+    fn egress_lists_follow_the_allowlist_rules() {
+        assert_eq!(
+            parse_egress(" API.example.com., *.github.com:*, h:8443 ,[::1]:443,api.example.com").unwrap(),
+            ["api.example.com", "*.github.com:*", "h:8443", "[::1]:443"]
+        );
+        assert!(parse_egress("").unwrap().is_empty());
+        for bad in ["a.*.com", "*.", "h:0", "h:99999", "h:x", "[zz]", "bad host", "*"] {
+            assert!(matches!(parse_egress(bad), Err(SpecError::Egress(..))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn old_specs_without_egress_still_decode() {
+        let spec: ServerSpec = serde_json::from_str(r#"{"transport":"builtin","builtin":"echo"}"#).unwrap();
+        assert!(spec.egress().is_empty());
+        assert!(!serde_json::to_string(&spec).unwrap().contains("egress"));
+    }
+
+    #[test]
     fn specs_round_trip_through_json() {
         let spec = ServerSpec::Builtin {
             builtin: Builtin::Echo,
             limits: None,
+            egress: vec!["api.example.com".into()],
         };
         let json = serde_json::to_string(&spec).unwrap();
         assert_eq!(serde_json::from_str::<ServerSpec>(&json).unwrap(), spec);

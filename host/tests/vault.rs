@@ -80,6 +80,7 @@ fn add_server(store: &Store, name: &str) {
             spec: ServerSpec::Builtin {
                 builtin: Builtin::Echo,
                 limits: None,
+                egress: Vec::new(),
             },
         })
         .unwrap();

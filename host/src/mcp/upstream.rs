@@ -180,7 +180,7 @@ impl Conn {
                 };
                 Self::start_stdio(def.name.clone(), launcher, &launch, events).await
             }
-            ServerSpec::Builtin { builtin, limits } => {
+            ServerSpec::Builtin { builtin, limits, .. } => {
                 let launch = Launch {
                     program: Program::Builtin(*builtin),
                     args: &[],

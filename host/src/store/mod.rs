@@ -206,6 +206,19 @@ impl Store {
         Ok(())
     }
 
+    /// Replaces a server's definition (its spec JSON); name, prefix and mode stay.
+    pub fn set_server_spec(&self, name: &ServerName, spec: &crate::servers::ServerSpec) -> Result<(), StoreError> {
+        let spec = serde_json::to_string(spec).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        let updated = self.lock().execute(
+            "UPDATE servers SET spec = ?1 WHERE name = ?2",
+            params![spec, name.as_str()],
+        )?;
+        if updated == 0 {
+            return Err(StoreError::NoServer(name.clone()));
+        }
+        Ok(())
+    }
+
     pub fn list_servers(&self) -> Result<Vec<ServerDef>, StoreError> {
         let conn = self.lock();
         let mut stmt = conn.prepare("SELECT name, prefix, per_session, spec FROM servers ORDER BY name")?;
@@ -387,6 +400,7 @@ mod tests {
             spec: ServerSpec::Builtin {
                 builtin: Builtin::Echo,
                 limits: None,
+                egress: Vec::new(),
             },
         }
     }

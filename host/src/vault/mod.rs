@@ -403,6 +403,7 @@ mod tests {
                 spec: ServerSpec::Builtin {
                     builtin: Builtin::Echo,
                     limits: None,
+                    egress: Vec::new(),
                 },
             })
             .unwrap();
