@@ -33,11 +33,15 @@ lint: plugins
 	$(CARGO) clippy --locked --all-targets -- -D warnings
 
 ## Measure tools/call latency and throughput (Gig'MCP, its two floors, supergateway), the sandbox's cold start
-## (vs bare bwrap) and memory per idle sandbox, and the plugin hooks (vs native Rust); writes BENCHMARKS.md.
+## (vs bare bwrap) and memory per idle sandbox, the egress proxy (vs direct and mitmproxy) and the plugin hooks
+## (vs native Rust); writes BENCHMARKS.md.
 bench: plugins
 	$(CARGO) build --locked --release -p gigmcp -p gigmcp-bench
 	scripts/test-deps.sh >/dev/null
+	bench/deps.sh
 	bench/run.sh
+	target/release/gigmcp-bench egress --gigmcp target/release/gigmcp --mitmdump .bench-deps/venv/bin/mitmdump --out target/egress-bench.md
+	cat target/egress-bench.md >> BENCHMARKS.md
 	$(CARGO) bench --locked -p gigmcp --bench plugin_hooks > target/plugin-hooks.txt
 	bench/hooks-section.sh target/plugin-hooks.txt BENCHMARKS.md
 

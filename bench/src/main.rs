@@ -17,6 +17,7 @@ mod canned;
 mod client;
 mod cold;
 mod driver;
+mod egress;
 mod gateway;
 mod procs;
 mod report;
@@ -42,6 +43,9 @@ struct Cli {
 enum Command {
     /// Run every target at every concurrency level, then the sandbox part; print the tables and write the report.
     Run(Box<RunArgs>),
+    /// The egress proxy: HTTPS latency and download throughput from a sandbox through Gig'MCP, against direct
+    /// and mitmproxy, in a network namespace of its own; writes a Markdown section.
+    Egress(Box<egress::EgressArgs>),
     /// Serve floor 2: a trivial MCP endpoint that answers tools/call with a canned result.
     Canned {
         /// Address to listen on (port 0: any free port; the address is printed on stdout).
@@ -167,6 +171,14 @@ fn main() -> std::process::ExitCode {
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(canned::serve(listen)))
             .map(|()| true),
+        Command::Egress(args) => runtime(2).map_err(anyhow::Error::from).and_then(|rt| {
+            rt.block_on(async {
+                tokio::select! {
+                    outcome = egress::run(*args) => outcome,
+                    () = interrupted() => Err(anyhow::anyhow!("interrupted")),
+                }
+            })
+        }),
         Command::Run(args) => runtime(args.client_threads)
             .map_err(anyhow::Error::from)
             .and_then(|rt| {
