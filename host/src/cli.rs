@@ -53,6 +53,9 @@ enum Command {
     /// The vault of secrets: check the master key, rotate it.
     #[command(subcommand)]
     Vault(crate::vault::cli::VaultCommand),
+    /// Administer the control plane: single-use login links for the web API (no identity provider needed).
+    #[command(subcommand)]
+    Admin(crate::control::session::AdminCommand),
     /// Serve the built-in echo MCP server on stdin/stdout (one tool, `echo`).
     McpEcho,
 }
@@ -168,6 +171,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Server(command) => server(command),
         Command::Plugin(command) => crate::plugins::cli::run(command, &Paths::from_env(&Env::from_process())?),
         Command::Credential(command) => crate::vault::cli::credential(command, &Paths::from_env(&Env::from_process())?),
+        Command::Admin(command) => crate::control::session::admin(command, &Env::from_process()),
         Command::Vault(command) => crate::vault::cli::vault(command, &Paths::from_env(&Env::from_process())?),
     }
 }
@@ -598,9 +602,9 @@ fn serve(dev: bool) -> Result<()> {
             launcher,
             http,
             idle_timeout: config.idle_timeout,
-            plugins: Some(plugins),
+            plugins: Some(plugins.clone()),
             store: Some(store.clone()),
-            audit: Some(audit),
+            audit: Some(audit.clone()),
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -610,6 +614,7 @@ fn serve(dev: bool) -> Result<()> {
         let gateway = crate::mcp::gateway::Gateway::new(store, deps, Some(status_file));
         gateway.write_status(&[]).await;
         tokio::spawn(gateway.clone().watch());
+        let control = crate::control::ControlState::new(&config, address, plugins, audit, gateway.clone())?;
         let endpoint = Arc::new(crate::mcp::endpoint::Endpoint {
             gateway,
             public_origin: config.public_origin.clone(),
@@ -628,7 +633,11 @@ fn serve(dev: bool) -> Result<()> {
             gateway.close_sessions();
             let _ = stopping_tx.send(());
         };
-        let serve = axum::serve(listener, crate::mcp::endpoint::router(endpoint.clone())).with_graceful_shutdown(stop);
+        let serve = axum::serve(
+            listener,
+            crate::mcp::endpoint::router(endpoint.clone()).merge(crate::control::router(control)),
+        )
+        .with_graceful_shutdown(stop);
         // Connections still open a few seconds after the signal do not hold the shutdown up.
         let grace = async {
             let _ = stopping_rx.await;

@@ -240,6 +240,11 @@ pub struct ServeConfig {
     pub sandbox: sandbox::Settings,
     /// A server process unused for this long is stopped (`GIG_IDLE_TIMEOUT`, seconds or e.g. `15m`).
     pub idle_timeout: std::time::Duration,
+    /// The URL the control plane is reached at: `GIG_PUBLIC_URL`, or `http://<GIG_LISTEN>`. Its origin is the
+    /// one state-changing browser requests must come from; an https URL makes session cookies `Secure`.
+    pub public_url: url::Url,
+    /// How long a web session lasts (`GIG_SESSION_TTL`, default 12h).
+    pub session_ttl: std::time::Duration,
 }
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -290,6 +295,15 @@ impl ServeConfig {
                 hint: "give a duration like 900, 90s, 15m or 1h",
             })?,
         };
+        let public_url = public_url(env)?;
+        let session_ttl = match env.get("GIG_SESSION_TTL") {
+            None => std::time::Duration::from_secs(12 * 3600),
+            Some(text) => parse_duration(text).ok_or_else(|| ConfigError::Invalid {
+                name: "GIG_SESSION_TTL",
+                value: text.to_owned(),
+                hint: "give a duration like 3600, 90m or 12h",
+            })?,
+        };
         Ok(Self {
             paths,
             listen,
@@ -298,7 +312,35 @@ impl ServeConfig {
             max_body_bytes,
             sandbox,
             idle_timeout,
+            public_url,
+            session_ttl,
         })
+    }
+}
+
+/// The URL the gateway is reached at: `GIG_PUBLIC_URL`, or `http://<GIG_LISTEN>` (login links are made of it).
+pub fn public_url(env: &Env) -> Result<url::Url, ConfigError> {
+    match env.get("GIG_PUBLIC_URL") {
+        Some(text) => url::Url::parse(text)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| ConfigError::Invalid {
+                name: "GIG_PUBLIC_URL",
+                value: text.to_owned(),
+                hint: "give the URL clients use to reach the gateway, like https://mcp.example.com",
+            }),
+        None => {
+            let listen = env.get("GIG_LISTEN").unwrap_or("127.0.0.1:8080");
+            listen
+                .parse::<SocketAddr>()
+                .ok()
+                .and_then(|addr| url::Url::parse(&format!("http://{addr}/")).ok())
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "GIG_LISTEN",
+                    value: listen.to_owned(),
+                    hint: "give an address and port, like 127.0.0.1:8080 or [::]:8080",
+                })
+        }
     }
 }
 

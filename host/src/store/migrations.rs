@@ -155,6 +155,41 @@ const MIGRATIONS: &[&str] = &[
     BEGIN
         DELETE FROM secrets WHERE id = OLD.secret_id;
     END;",
+    // 5: the control plane. Users are keyed by (issuer, subject); `role` and `profiles` (the auth-mapper's
+    // grant: "all" or a JSON list of slugs) are refreshed at every login. Web sessions and single-use login
+    // links are stored as SHA-256 hashes of their tokens only. A login link says who it logs in (`subject`,
+    // `role`): `gigmcp admin login-link` makes admin links by default. A profile made through the API is owned
+    // by its creator; NULL (made with the CLI) is visible to admins only.
+    "CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        issuer TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        name TEXT,
+        email TEXT,
+        role TEXT NOT NULL CHECK (role IN ('admin','user')),
+        profiles TEXT NOT NULL DEFAULT '[]',
+        created_at INTEGER NOT NULL,
+        last_login_at INTEGER,
+        UNIQUE (issuer, subject)
+    );
+    CREATE TABLE web_sessions (
+        id INTEGER PRIMARY KEY,
+        token_hash BLOB NOT NULL UNIQUE,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE TABLE login_links (
+        id INTEGER PRIMARY KEY,
+        token_hash BLOB NOT NULL UNIQUE,
+        expires_at INTEGER NOT NULL,
+        used_at INTEGER,
+        subject TEXT NOT NULL DEFAULT 'admin',
+        role TEXT NOT NULL DEFAULT 'admin' CHECK (role IN ('admin','user'))
+    );
+    ALTER TABLE profiles ADD COLUMN owner_id INTEGER REFERENCES users(id) ON DELETE SET NULL;
+    CREATE INDEX profiles_owner ON profiles(owner_id);
+    CREATE INDEX audit_events_kind ON audit_events(kind, id);",
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

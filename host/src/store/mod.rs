@@ -7,6 +7,7 @@
 pub mod credentials;
 mod migrations;
 pub mod plugins;
+pub mod users;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
@@ -53,6 +54,8 @@ pub struct Profile {
     pub slug: ProfileSlug,
     pub name: String,
     pub created_at: i64,
+    /// Who made it through the API; `None` for profiles made with the CLI (visible to admins only).
+    pub owner: Option<users::UserId>,
 }
 
 /// A profile with the servers it serves, in order.
@@ -119,13 +122,23 @@ impl Store {
     }
 
     pub fn create_profile(&self, slug: &ProfileSlug, name: &str) -> Result<(Profile, NewToken), StoreError> {
+        self.create_owned_profile(slug, name, None)
+    }
+
+    /// Creates a profile owned by a user (`None`: the operator's, visible to admins only).
+    pub fn create_owned_profile(
+        &self,
+        slug: &ProfileSlug,
+        name: &str,
+        owner: Option<users::UserId>,
+    ) -> Result<(Profile, NewToken), StoreError> {
         let token = NewToken::generate();
         let conn = self.lock();
         let created_at = now();
         let inserted = conn.execute(
-            "INSERT INTO profiles (slug, name, token_hash, created_at) VALUES (?1, ?2, ?3, ?4)
+            "INSERT INTO profiles (slug, name, token_hash, created_at, owner_id) VALUES (?1, ?2, ?3, ?4, ?5)
              ON CONFLICT (slug) DO NOTHING",
-            params![slug.as_str(), name, &token.hash().0[..], created_at],
+            params![slug.as_str(), name, &token.hash().0[..], created_at, owner.map(|o| o.0)],
         )?;
         if inserted == 0 {
             return Err(StoreError::ProfileExists(slug.clone()));
@@ -135,23 +148,50 @@ impl Store {
             slug: slug.clone(),
             name: name.to_owned(),
             created_at,
+            owner,
         };
         Ok((profile, token))
     }
 
+    pub fn profile(&self, slug: &ProfileSlug) -> Result<Profile, StoreError> {
+        self.list_profiles()?
+            .into_iter()
+            .find(|p| &p.slug == slug)
+            .ok_or_else(|| StoreError::NoProfile(slug.clone()))
+    }
+
+    /// Changes a profile's display name.
+    pub fn rename_profile(&self, slug: &ProfileSlug, name: &str) -> Result<(), StoreError> {
+        let n = self.lock().execute(
+            "UPDATE profiles SET name = ?1 WHERE slug = ?2",
+            params![name, slug.as_str()],
+        )?;
+        if n == 0 {
+            return Err(StoreError::NoProfile(slug.clone()));
+        }
+        Ok(())
+    }
+
     pub fn list_profiles(&self) -> Result<Vec<Profile>, StoreError> {
         let conn = self.lock();
-        let mut stmt = conn.prepare("SELECT id, slug, name, created_at FROM profiles ORDER BY slug")?;
+        let mut stmt = conn.prepare("SELECT id, slug, name, created_at, owner_id FROM profiles ORDER BY slug")?;
         let rows = stmt.query_map([], |r| {
-            Ok((r.get::<_, i64>(0)?, r.get::<_, String>(1)?, r.get(2)?, r.get(3)?))
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get(2)?,
+                r.get(3)?,
+                r.get::<_, Option<i64>>(4)?,
+            ))
         })?;
         rows.map(|row| {
-            let (id, slug, name, created_at) = row?;
+            let (id, slug, name, created_at, owner) = row?;
             Ok(Profile {
                 id: ProfileId(id),
                 slug: parse_stored(ProfileSlug::parse(&slug))?,
                 name,
                 created_at,
+                owner: owner.map(users::UserId),
             })
         })
         .collect()
