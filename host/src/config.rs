@@ -33,6 +33,12 @@ pub enum ConfigError {
     },
     #[error("set either {name} or {name}_FILE, not both")]
     Both { name: &'static str },
+    #[error(
+        "OpenID Connect is configured only in part: {missing} not set. Set GIG_OIDC_ISSUER, GIG_OIDC_CLIENT_ID and \
+         GIG_OIDC_REDIRECT_URL (and GIG_OIDC_CLIENT_SECRET or GIG_OIDC_CLIENT_SECRET_FILE for a confidential \
+         client), or none of them to run without an identity provider"
+    )]
+    OidcPartial { missing: String },
 }
 
 /// Variables of the original system that no longer apply, with what replaced them.
@@ -245,6 +251,8 @@ pub struct ServeConfig {
     pub public_url: url::Url,
     /// How long a web session lasts (`GIG_SESSION_TTL`, default 12h).
     pub session_ttl: std::time::Duration,
+    /// The identity provider, when `GIG_OIDC_*` configure one (all of them or none).
+    pub oidc: Option<OidcSettings>,
 }
 
 pub const DEFAULT_MAX_BODY_BYTES: usize = 4 * 1024 * 1024;
@@ -314,6 +322,7 @@ impl ServeConfig {
             idle_timeout,
             public_url,
             session_ttl,
+            oidc: oidc_settings(env)?,
         })
     }
 }
@@ -342,6 +351,93 @@ pub fn public_url(env: &Env) -> Result<url::Url, ConfigError> {
                 })
         }
     }
+}
+
+/// The OpenID Connect client (`GIG_OIDC_*`). The client secret never appears in `Debug` output.
+#[derive(Clone)]
+pub struct OidcSettings {
+    /// The issuer exactly as given: discovery requires the provider to state the same string.
+    pub issuer: String,
+    pub client_id: String,
+    /// None: a public client (PKCE only).
+    pub client_secret: Option<String>,
+    /// Where the provider sends the browser back: the gateway's `/auth/callback` as the browser reaches it.
+    pub redirect_url: url::Url,
+    /// How long a login may take from `/auth/login` to the callback (`GIG_OIDC_FLOW_TTL`, default 10 min).
+    pub flow_ttl: std::time::Duration,
+    /// Scopes asked for besides `openid` (`GIG_OIDC_SCOPES`, space or comma separated; default
+    /// `profile email`).
+    pub scopes: Vec<String>,
+}
+
+impl std::fmt::Debug for OidcSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OidcSettings")
+            .field("issuer", &self.issuer)
+            .field("client_id", &self.client_id)
+            .field("client_secret", &self.client_secret.as_ref().map(|_| "<redacted>"))
+            .field("redirect_url", &self.redirect_url.as_str())
+            .field("flow_ttl", &self.flow_ttl)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+/// `GIG_OIDC_*`: all of issuer, client id and redirect URL, or none of them (and then no secret either).
+pub fn oidc_settings(env: &Env) -> Result<Option<OidcSettings>, ConfigError> {
+    let secret = env.secret("GIG_OIDC_CLIENT_SECRET", "GIG_OIDC_CLIENT_SECRET_FILE")?;
+    let required = ["GIG_OIDC_ISSUER", "GIG_OIDC_CLIENT_ID", "GIG_OIDC_REDIRECT_URL"];
+    let missing: Vec<&str> = required.iter().copied().filter(|n| env.get(n).is_none()).collect();
+    if missing.len() == required.len() && secret.is_none() {
+        return Ok(None);
+    }
+    if !missing.is_empty() {
+        return Err(ConfigError::OidcPartial {
+            missing: missing.join(", "),
+        });
+    }
+    let http_url = |name: &'static str, hint: &'static str| {
+        let text = env.get(name).unwrap_or_default();
+        url::Url::parse(text)
+            .ok()
+            .filter(|u| matches!(u.scheme(), "http" | "https") && u.host().is_some())
+            .ok_or_else(|| ConfigError::Invalid {
+                name,
+                value: text.to_owned(),
+                hint,
+            })
+    };
+    http_url(
+        "GIG_OIDC_ISSUER",
+        "give the provider's issuer URL, as its /.well-known/openid-configuration states it",
+    )?;
+    let redirect_url = http_url(
+        "GIG_OIDC_REDIRECT_URL",
+        "give the gateway's callback as browsers reach it, like https://mcp.example.com/auth/callback",
+    )?;
+    let flow_ttl = match env.get("GIG_OIDC_FLOW_TTL") {
+        None => std::time::Duration::from_secs(600),
+        Some(text) => parse_duration(text).ok_or_else(|| ConfigError::Invalid {
+            name: "GIG_OIDC_FLOW_TTL",
+            value: text.to_owned(),
+            hint: "give a duration like 600, 10m or 90s",
+        })?,
+    };
+    let scopes = env
+        .get("GIG_OIDC_SCOPES")
+        .unwrap_or("profile email")
+        .split([' ', ','])
+        .filter(|s| !s.is_empty() && *s != "openid")
+        .map(str::to_owned)
+        .collect();
+    Ok(Some(OidcSettings {
+        issuer: env.get("GIG_OIDC_ISSUER").unwrap_or_default().to_owned(),
+        client_id: env.get("GIG_OIDC_CLIENT_ID").unwrap_or_default().to_owned(),
+        client_secret: secret,
+        redirect_url,
+        flow_ttl,
+        scopes,
+    }))
 }
 
 /// Parses `900`, `90s`, `15m`, `1h`.
@@ -434,6 +530,52 @@ mod tests {
             assert!(err.to_string().contains(name), "{err}");
         }
         assert_eq!(parse_duration("15m"), Some(std::time::Duration::from_secs(900)));
+    }
+
+    #[test]
+    fn oidc_is_configured_all_or_none() {
+        let base = [("GIG_MASTER_KEY", KEY)];
+        let none = ServeConfig::from_env(&Env::from_pairs(&base), None).unwrap();
+        assert!(none.oidc.is_none());
+        let full = [
+            ("GIG_MASTER_KEY", KEY),
+            ("GIG_OIDC_ISSUER", "https://idp.example.com"),
+            ("GIG_OIDC_CLIENT_ID", "gigmcp"),
+            ("GIG_OIDC_REDIRECT_URL", "https://mcp.example.com/auth/callback"),
+            ("GIG_OIDC_CLIENT_SECRET", "s3cret"),
+        ];
+        let oidc = ServeConfig::from_env(&Env::from_pairs(&full), None)
+            .unwrap()
+            .oidc
+            .unwrap();
+        assert_eq!(oidc.issuer, "https://idp.example.com");
+        assert_eq!(oidc.flow_ttl, std::time::Duration::from_secs(600));
+        assert_eq!(oidc.scopes, ["profile", "email"]);
+        assert!(!format!("{oidc:?}").contains("s3cret"));
+        // Each required variable left out is named.
+        for left_out in ["GIG_OIDC_ISSUER", "GIG_OIDC_CLIENT_ID", "GIG_OIDC_REDIRECT_URL"] {
+            let pairs: Vec<_> = full.iter().copied().filter(|(k, _)| *k != left_out).collect();
+            let err = ServeConfig::from_env(&Env::from_pairs(&pairs), None).unwrap_err();
+            assert!(matches!(err, ConfigError::OidcPartial { .. }), "{err}");
+            assert!(err.to_string().contains(left_out), "{err}");
+        }
+        // A secret alone is partial configuration too.
+        let err = ServeConfig::from_env(
+            &Env::from_pairs(&[("GIG_MASTER_KEY", KEY), ("GIG_OIDC_CLIENT_SECRET", "x")]),
+            None,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("GIG_OIDC_ISSUER, GIG_OIDC_CLIENT_ID"), "{err}");
+        for (name, value) in [
+            ("GIG_OIDC_ISSUER", "not a url"),
+            ("GIG_OIDC_REDIRECT_URL", "ftp://x/cb"),
+            ("GIG_OIDC_FLOW_TTL", "forever"),
+        ] {
+            let mut pairs: Vec<_> = full.iter().copied().filter(|(k, _)| *k != name).collect();
+            pairs.push((name, value));
+            let err = ServeConfig::from_env(&Env::from_pairs(&pairs), None).unwrap_err();
+            assert!(err.to_string().contains(name), "{err}");
+        }
     }
 
     #[test]

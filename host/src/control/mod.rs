@@ -170,8 +170,11 @@ impl ControlState {
             let _ = public_url.set_port(Some(bound.port()));
         }
         let secure = public_url.scheme() == "https";
-        // Filled in by the OIDC work: discovery starts in the background; the API answers 503 until it succeeds.
-        let oidc = None;
+        // Discovery starts in the background; the API answers 503 until it succeeds.
+        let oidc = match &config.oidc {
+            Some(settings) => Some(oidc::Oidc::start(settings.clone(), &vault, &public_url)?),
+            None => None,
+        };
         Ok(Arc::new(Self {
             sessions: Sessions::new(store.clone(), config.session_ttl, secure),
             store,

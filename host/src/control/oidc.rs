@@ -1,22 +1,819 @@
-//! Placeholder for OIDC login (engineer OIDC replaces this file wholesale).
+//! OpenID Connect login: `GET /auth/login`, `GET /auth/callback`, `POST /auth/logout`.
+//!
+//! The path of a login reads straight through `callback`: the signed flow cookie is checked (signature, expiry),
+//! the provider's `state` is compared with the cookie's, the code is exchanged with the cookie's PKCE verifier,
+//! the ID token is verified (signature against the provider's keys, issuer, audience, expiry, and the cookie's
+//! nonce), its claims go to the `auth-mapper` plugins, which decide the role and the profiles granted, the user
+//! (keyed by issuer and subject) is written and a session made. Any failure answers with the step that failed
+//! and changes nothing: no user row, no session. Every outcome is an `auth.login` audit event.
+//!
+//! The flow state (state, nonce, PKCE verifier, expiry) lives in a cookie signed with HMAC-SHA256 under a key
+//! kept in the vault ([`SecretKind::OidcFlowKey`]): it survives restarts and is shared by every gateway on the
+//! same database, so a login may start on one gateway and come back to another. See README.md beside this file.
 
-use std::sync::Arc;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
+use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use hmac::{Hmac, Mac};
+use http::{HeaderMap, HeaderValue, StatusCode, header};
+use openidconnect::core::{
+    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreClientAuthMethod, CoreErrorResponseType,
+    CoreGenderClaim, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreRevocableToken,
+    CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
+};
+use openidconnect::{
+    AdditionalClaims, AuthType, AuthorizationCode, Client, ClientId, ClientSecret, CsrfToken, EmptyExtraTokenFields,
+    EndSessionUrl, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenFields, IssuerUrl, LogoutRequest, Nonce,
+    PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl,
+    RequestTokenError, Scope, StandardErrorResponse, StandardTokenResponse, TokenResponse,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
 
-use super::ControlState;
+use super::{ApiError, ControlState};
+use crate::config::OidcSettings;
+use crate::plugins::hooks::{AuthOutcome, CallContext, Identity};
+use crate::store::plugins::NewAuditEvent;
+use crate::store::users::{NewUser, Role};
+use crate::vault::{Secret, SecretKind, SecretName, SecretOwner, SecretSlot, Vault, VaultError};
 
-/// The OpenID Connect client: filled in by the OIDC work.
-pub struct Oidc;
+/// The cookie that carries a login's flow state from `/auth/login` to `/auth/callback`.
+pub const FLOW_COOKIE: &str = "gigmcp_oidc_flow";
+/// Discovery is retried after 1 s, 2 s, 4 s … up to this.
+const MAX_BACKOFF: Duration = Duration::from_secs(15);
+/// Once discovery succeeded, it is repeated this often so that rotated signing keys are picked up; a failed
+/// refresh keeps what the last success found.
+const REFRESH: Duration = Duration::from_secs(15 * 60);
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+
+// ---- the openidconnect client, typed for claims the gateway does not know in advance
+
+/// Every claim of the ID token beyond the standard ones (`groups`, `roles`, a provider's own…), kept as JSON
+/// so the auth-mapper plugins see what the provider said.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct OtherClaims {
+    #[serde(flatten)]
+    rest: serde_json::Map<String, Value>,
+}
+
+impl AdditionalClaims for OtherClaims {}
+
+type OidcIdTokenFields = IdTokenFields<
+    OtherClaims,
+    EmptyExtraTokenFields,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJwsSigningAlgorithm,
+>;
+type OidcTokenResponse = StandardTokenResponse<OidcIdTokenFields, CoreTokenType>;
+type OidcClient = Client<
+    OtherClaims,
+    CoreAuthDisplay,
+    CoreGenderClaim,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJsonWebKey,
+    CoreAuthPrompt,
+    StandardErrorResponse<CoreErrorResponseType>,
+    OidcTokenResponse,
+    CoreTokenIntrospectionResponse,
+    CoreRevocableToken,
+    CoreRevocationErrorResponse,
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointMaybeSet,
+    EndpointMaybeSet,
+>;
+
+/// What discovery found: a client for the provider, and where its users log out.
+struct Provider {
+    client: OidcClient,
+    end_session: Option<EndSessionUrl>,
+}
+
+#[derive(Debug, Error)]
+pub enum OidcError {
+    #[error("cannot read or create the OIDC flow-signing key in the vault: {0}")]
+    Vault(#[from] VaultError),
+    #[error("the OIDC flow-signing key in the vault is not 32 bytes; delete it (it is recreated at start-up)")]
+    BadKey,
+}
+
+/// The OpenID Connect client of the control plane. Discovery runs in the background until it succeeds
+/// (`ready` says why it has not); logins are refused with that reason meanwhile.
+pub struct Oidc {
+    settings: OidcSettings,
+    flow_key: FlowKey,
+    http: reqwest::Client,
+    provider: RwLock<Result<Arc<Provider>, String>>,
+    /// `Secure` on the flow cookie: the public URL is https.
+    secure_cookies: bool,
+    /// Where the provider sends users back after logging out: the public URL's root.
+    post_logout_redirect: url::Url,
+}
 
 impl Oidc {
+    /// Reads (or, on a new database, creates) the flow-signing key, and starts discovery in the background on
+    /// the current tokio runtime.
+    pub fn start(settings: OidcSettings, vault: &Vault, public_url: &url::Url) -> Result<Arc<Self>, OidcError> {
+        let flow_key = FlowKey::load_or_create(vault)?;
+        let http = reqwest::Client::builder()
+            // openidconnect's advice: never follow redirects from the provider (SSRF).
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(HTTP_TIMEOUT)
+            .build()
+            .unwrap_or_default();
+        let oidc = Arc::new(Self {
+            provider: RwLock::new(Err(format!(
+                "OIDC discovery of {} has not completed yet",
+                settings.issuer
+            ))),
+            settings,
+            flow_key,
+            http,
+            secure_cookies: public_url.scheme() == "https",
+            post_logout_redirect: public_url.join("/").unwrap_or_else(|_| public_url.clone()),
+        });
+        tokio::spawn(oidc.clone().discover_until_ready());
+        Ok(oidc)
+    }
+
     /// `Err(reason)` while discovery has not succeeded yet: the API answers 503 with the reason.
     pub fn ready(&self) -> Result<(), String> {
-        Ok(())
+        self.provider().map(|_| ())
+    }
+
+    fn provider(&self) -> Result<Arc<Provider>, String> {
+        self.provider.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn set_provider(&self, value: Result<Arc<Provider>, String>) {
+        *self.provider.write().unwrap_or_else(|e| e.into_inner()) = value;
+    }
+
+    async fn discover_until_ready(self: Arc<Self>) {
+        let issuer = self.settings.issuer.clone();
+        let mut delay = Duration::from_secs(1);
+        let mut attempt: u32 = 1;
+        loop {
+            match self.discover().await {
+                Ok(provider) => {
+                    self.set_provider(Ok(Arc::new(provider)));
+                    tracing::info!(%issuer, attempt, "OIDC discovery succeeded: logins through {issuer} are open");
+                    break;
+                }
+                Err(reason) => {
+                    tracing::warn!(
+                        %issuer,
+                        attempt,
+                        retry_in_secs = delay.as_secs(),
+                        "OIDC discovery failed: {reason}; the API answers 503 until it succeeds (MCP endpoints are \
+                         not affected)"
+                    );
+                    self.set_provider(Err(format!(
+                        "the identity provider is not reachable yet: OIDC discovery of {issuer} failed (attempt \
+                         {attempt}): {reason}; retrying"
+                    )));
+                }
+            }
+            tokio::time::sleep(delay).await;
+            delay = (delay * 2).min(MAX_BACKOFF);
+            attempt += 1;
+        }
+        // Keys rotate: discover again now and then; a failed refresh keeps the last good answer.
+        loop {
+            tokio::time::sleep(REFRESH).await;
+            match self.discover().await {
+                Ok(provider) => self.set_provider(Ok(Arc::new(provider))),
+                Err(reason) => tracing::warn!(%issuer, "OIDC refresh failed, keeping the last discovery: {reason}"),
+            }
+        }
+    }
+
+    async fn discover(&self) -> Result<Provider, String> {
+        let issuer = IssuerUrl::new(self.settings.issuer.clone()).map_err(|e| e.to_string())?;
+        let metadata = ProviderMetadataWithLogout::discover_async(issuer, &self.http)
+            .await
+            .map_err(|e| error_chain(&e))?;
+        let end_session = metadata.additional_metadata().end_session_endpoint.clone();
+        // Basic authentication unless the provider says it only takes the secret in the body.
+        let auth_type = match metadata.token_endpoint_auth_methods_supported() {
+            Some(methods)
+                if !methods.contains(&CoreClientAuthMethod::ClientSecretBasic)
+                    && methods.contains(&CoreClientAuthMethod::ClientSecretPost) =>
+            {
+                AuthType::RequestBody
+            }
+            _ => AuthType::BasicAuth,
+        };
+        let client = OidcClient::from_provider_metadata(
+            metadata,
+            ClientId::new(self.settings.client_id.clone()),
+            self.settings.client_secret.clone().map(ClientSecret::new),
+        )
+        .set_redirect_uri(RedirectUrl::from_url(self.settings.redirect_url.clone()))
+        .set_auth_type(auth_type);
+        Ok(Provider { client, end_session })
+    }
+
+    /// `Set-Cookie` for a login's flow state; only `/auth/callback` (the redirect URL's path) receives it.
+    fn flow_cookie(&self, value: &str, max_age: u64) -> HeaderValue {
+        let secure = if self.secure_cookies { "; Secure" } else { "" };
+        let cookie = format!(
+            "{FLOW_COOKIE}={value}; Path={}; Max-Age={max_age}; HttpOnly; SameSite=Lax{secure}",
+            self.settings.redirect_url.path()
+        );
+        // The value is base64url and the path came from a parsed URL: always a valid header.
+        HeaderValue::from_str(&cookie).unwrap_or(HeaderValue::from_static("gigmcp_oidc_flow=; Max-Age=0"))
     }
 }
+
+/// The error and its causes, one line.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let more = cause.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+// ---- the flow cookie
+
+/// A login in progress, as carried by the flow cookie between `/auth/login` and `/auth/callback`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Flow {
+    /// The `state` parameter: the callback must bring back this value.
+    pub state: String,
+    /// The nonce the ID token must carry.
+    pub nonce: String,
+    /// The PKCE verifier (S256) for the code exchange.
+    pub verifier: String,
+    /// Unix seconds after which the flow is refused.
+    pub expires_at: u64,
+}
+
+#[derive(Debug, Error, PartialEq, Eq)]
+pub enum FlowError {
+    #[error("the login's flow cookie is malformed; start again at /auth/login")]
+    Malformed,
+    #[error("the login's flow cookie does not carry a valid signature (it was altered); start again at /auth/login")]
+    BadSignature,
+    #[error("the login took too long (its flow expired, see GIG_OIDC_FLOW_TTL); start again at /auth/login")]
+    Expired,
+}
+
+/// The HMAC-SHA256 key that signs flow cookies. Its `Debug` never shows it.
+pub struct FlowKey(Secret);
+
+impl std::fmt::Debug for FlowKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("FlowKey(<redacted>)")
+    }
+}
+
+type HmacSha256 = Hmac<Sha256>;
+
+impl FlowKey {
+    pub fn new(bytes: [u8; 32]) -> Self {
+        Self(Secret::new(bytes.to_vec()))
+    }
+
+    fn slot() -> SecretSlot {
+        SecretSlot {
+            kind: SecretKind::OidcFlowKey,
+            owner: SecretOwner::Gateway,
+            name: SecretName::parse("flow-hmac").expect("a valid secret name"),
+        }
+    }
+
+    /// The key kept in the vault, made on first use. Two gateways starting at once on a new database may both
+    /// write one: each re-reads what was kept, so they agree unless one read before the other wrote (then the
+    /// logins it started fail at the other, once, until restart).
+    pub fn load_or_create(vault: &Vault) -> Result<Self, OidcError> {
+        let slot = Self::slot();
+        let secret = match vault.get(&slot)? {
+            Some(secret) => secret,
+            None => {
+                vault.put(&slot, &Secret::new(rand::random::<[u8; 32]>().to_vec()))?;
+                vault.get(&slot)?.ok_or(OidcError::BadKey)?
+            }
+        };
+        let bytes: [u8; 32] = secret.expose().try_into().map_err(|_| OidcError::BadKey)?;
+        Ok(Self::new(bytes))
+    }
+
+    fn mac(&self) -> HmacSha256 {
+        HmacSha256::new_from_slice(self.0.expose()).expect("HMAC takes a key of any length")
+    }
+
+    /// `<payload>.<mac>`, both base64url: the flow is readable by whoever holds the cookie (the browser that
+    /// started the login) but cannot be changed without the key.
+    pub fn sign(&self, flow: &Flow) -> String {
+        let payload = B64.encode(serde_json::to_vec(flow).expect("a flow serializes"));
+        let mut mac = self.mac();
+        mac.update(payload.as_bytes());
+        format!("{payload}.{}", B64.encode(mac.finalize().into_bytes()))
+    }
+
+    /// The flow a cookie carries, if it was signed with this key and has not expired at `now` (unix seconds).
+    pub fn verify(&self, cookie: &str, now: u64) -> Result<Flow, FlowError> {
+        let (payload, tag) = cookie.split_once('.').ok_or(FlowError::Malformed)?;
+        let tag = B64.decode(tag).map_err(|_| FlowError::Malformed)?;
+        let mut mac = self.mac();
+        mac.update(payload.as_bytes());
+        mac.verify_slice(&tag).map_err(|_| FlowError::BadSignature)?;
+        let bytes = B64.decode(payload).map_err(|_| FlowError::Malformed)?;
+        let flow: Flow = serde_json::from_slice(&bytes).map_err(|_| FlowError::Malformed)?;
+        if now >= flow.expires_at {
+            return Err(FlowError::Expired);
+        }
+        Ok(flow)
+    }
+}
+
+/// Equal strings, compared in time that does not depend on where they differ.
+fn same_secret(a: &str, b: &str) -> bool {
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// The value of cookie `name` in the request, if any.
+fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+// ---- routes
 
 /// `GET /auth/login`, `GET /auth/callback`, `POST /auth/logout`.
 pub fn routes() -> Router<Arc<ControlState>> {
     Router::new()
+        .route("/auth/login", get(login))
+        .route("/auth/callback", get(callback))
+        .route("/auth/logout", post(logout))
+}
+
+fn configured(state: &ControlState) -> Result<&Arc<Oidc>, ApiError> {
+    state.oidc.as_ref().ok_or_else(|| {
+        ApiError::not_found(
+            "no identity provider is configured (GIG_OIDC_ISSUER and the rest are unset); an operator can log in \
+             with a link from `gigmcp admin login-link`",
+        )
+    })
+}
+
+fn not_ready(reason: String) -> ApiError {
+    ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "oidc_unavailable", reason)
+}
+
+fn redirect(location: &str, cookies: Vec<HeaderValue>) -> Response {
+    let mut response = StatusCode::SEE_OTHER.into_response();
+    let headers = response.headers_mut();
+    if let Ok(value) = HeaderValue::from_str(location) {
+        headers.insert(header::LOCATION, value);
+    }
+    for cookie in cookies {
+        headers.append(header::SET_COOKIE, cookie);
+    }
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
+}
+
+/// Starts a login: a fresh state, nonce and PKCE verifier go into the signed flow cookie, and the browser to
+/// the provider's authorization endpoint.
+async fn login(State(state): State<Arc<ControlState>>) -> Response {
+    let oidc = match configured(&state) {
+        Ok(oidc) => oidc,
+        Err(e) => return e.into_response(),
+    };
+    let provider = match oidc.provider() {
+        Ok(provider) => provider,
+        Err(reason) => return not_ready(reason).into_response(),
+    };
+    let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
+    let mut request = provider
+        .client
+        .authorize_url(
+            CoreAuthenticationFlow::AuthorizationCode,
+            CsrfToken::new_random,
+            Nonce::new_random,
+        )
+        .set_pkce_challenge(challenge);
+    for scope in &oidc.settings.scopes {
+        request = request.add_scope(Scope::new(scope.clone()));
+    }
+    let (url, csrf, nonce) = request.url();
+    let ttl = oidc.settings.flow_ttl.as_secs();
+    let flow = Flow {
+        state: csrf.secret().clone(),
+        nonce: nonce.secret().clone(),
+        verifier: verifier.secret().clone(),
+        expires_at: now_secs() + ttl,
+    };
+    let cookie = oidc.flow_cookie(&oidc.flow_key.sign(&flow), ttl);
+    redirect(url.as_str(), vec![cookie])
+}
+
+#[derive(Debug, Deserialize)]
+struct CallbackQuery {
+    code: Option<String>,
+    state: Option<String>,
+    error: Option<String>,
+    error_description: Option<String>,
+}
+
+/// Why a login failed: the response and the audit event's reason.
+struct Refused {
+    error: ApiError,
+    issuer: Option<String>,
+    subject: Option<String>,
+}
+
+impl From<ApiError> for Refused {
+    fn from(error: ApiError) -> Self {
+        Self {
+            error,
+            issuer: None,
+            subject: None,
+        }
+    }
+}
+
+fn refused(status: StatusCode, code: &'static str, message: impl Into<String>) -> Refused {
+    ApiError::new(status, code, message).into()
+}
+
+/// Finishes a login. The flow cookie is cleared whatever happens: a flow is used once.
+async fn callback(
+    State(state): State<Arc<ControlState>>,
+    headers: HeaderMap,
+    Query(query): Query<CallbackQuery>,
+) -> Response {
+    let oidc = match configured(&state) {
+        Ok(oidc) => oidc.clone(),
+        Err(e) => return e.into_response(),
+    };
+    let clear_flow = oidc.flow_cookie("", 0);
+    match complete_login(&state, &oidc, &headers, query).await {
+        Ok(session_cookie) => redirect("/", vec![clear_flow, session_cookie]),
+        Err(refusal) => {
+            let Refused { error, issuer, subject } = refusal;
+            tracing::warn!(code = error.code, "login refused: {}", error.message);
+            state.audit.record(NewAuditEvent {
+                kind: "auth.login".into(),
+                actor: "anonymous".into(),
+                profile: None,
+                server: None,
+                outcome: if error.status.is_server_error() {
+                    "error"
+                } else {
+                    "denied"
+                }
+                .into(),
+                detail: json!({
+                    "method": "oidc",
+                    "code": error.code,
+                    "reason": error.message,
+                    "issuer": issuer,
+                    "subject": subject,
+                }),
+            });
+            let mut response = error.into_response();
+            response.headers_mut().append(header::SET_COOKIE, clear_flow);
+            response
+        }
+    }
+}
+
+/// The steps of a login's return, in order; returns the session cookie.
+async fn complete_login(
+    state: &Arc<ControlState>,
+    oidc: &Oidc,
+    headers: &HeaderMap,
+    query: CallbackQuery,
+) -> Result<HeaderValue, Refused> {
+    // 1. The flow this browser started, unaltered and in time.
+    let cookie = cookie(headers, FLOW_COOKIE).filter(|c| !c.is_empty()).ok_or_else(|| {
+        refused(
+            StatusCode::BAD_REQUEST,
+            "no_login_in_progress",
+            "no login is in progress in this browser (the flow cookie is missing or expired); start at /auth/login",
+        )
+    })?;
+    let flow = oidc.flow_key.verify(cookie, now_secs()).map_err(|e| {
+        let code = match e {
+            FlowError::Expired => "flow_expired",
+            FlowError::BadSignature => "flow_tampered",
+            FlowError::Malformed => "flow_malformed",
+        };
+        refused(StatusCode::BAD_REQUEST, code, e.to_string())
+    })?;
+    // 2. The answer is to this flow's request (CSRF on the redirect).
+    let returned_state = query.state.as_deref().unwrap_or("");
+    if !same_secret(returned_state, &flow.state) {
+        return Err(refused(
+            StatusCode::BAD_REQUEST,
+            "state_mismatch",
+            "the provider's answer does not belong to the login this browser started (state mismatch); start again \
+             at /auth/login",
+        ));
+    }
+    // 3. The provider may have refused.
+    if let Some(error) = query.error {
+        let detail = query.error_description.map(|d| format!(" ({d})")).unwrap_or_default();
+        return Err(refused(
+            StatusCode::FORBIDDEN,
+            "provider_refused",
+            format!("the identity provider refused the login: {error}{detail}"),
+        ));
+    }
+    let code = query.code.filter(|c| !c.is_empty()).ok_or_else(|| {
+        refused(
+            StatusCode::BAD_REQUEST,
+            "missing_code",
+            "the provider's answer carries neither a code nor an error",
+        )
+    })?;
+    let provider = oidc.provider().map_err(not_ready)?;
+    // 4. The code, exchanged with the verifier only this flow knows (PKCE).
+    let exchange = provider
+        .client
+        .exchange_code(AuthorizationCode::new(code))
+        .map_err(|e| {
+            refused(
+                StatusCode::BAD_GATEWAY,
+                "provider_misconfigured",
+                format!("the provider has no token endpoint: {e}"),
+            )
+        })?;
+    let tokens = exchange
+        .set_pkce_verifier(PkceCodeVerifier::new(flow.verifier.clone()))
+        .request_async(&oidc.http)
+        .await
+        .map_err(|e| match &e {
+            RequestTokenError::ServerResponse(answer) => refused(
+                StatusCode::FORBIDDEN,
+                "code_refused",
+                format!("the identity provider refused the code: {answer}"),
+            ),
+            _ => refused(
+                StatusCode::BAD_GATEWAY,
+                "token_exchange_failed",
+                format!(
+                    "the code could not be exchanged at the identity provider: {}",
+                    error_chain(&e)
+                ),
+            ),
+        })?;
+    // 5. The ID token: signed by the provider, for this client, this flow (nonce), still valid.
+    let id_token = tokens.id_token().ok_or_else(|| {
+        refused(
+            StatusCode::BAD_GATEWAY,
+            "no_id_token",
+            "the identity provider answered without an ID token",
+        )
+    })?;
+    let verifier = provider.client.id_token_verifier();
+    let claims = id_token
+        .claims(&verifier, &Nonce::new(flow.nonce.clone()))
+        .map_err(|e| {
+            refused(
+                StatusCode::UNAUTHORIZED,
+                "id_token_invalid",
+                format!("the ID token was not accepted: {}", error_chain(&e)),
+            )
+        })?;
+    let issuer = claims.issuer().as_str().to_owned();
+    let subject = claims.subject().as_str().to_owned();
+    let with_who = |error: ApiError| Refused {
+        error,
+        issuer: Some(issuer.clone()),
+        subject: Some(subject.clone()),
+    };
+    let claims_json = serde_json::to_value(claims).unwrap_or(Value::Null);
+    // 6. The auth-mapper plugins decide who this is to the gateway.
+    let identity = Identity {
+        issuer: issuer.clone(),
+        subject: subject.clone(),
+        claims: claims_json.clone(),
+        token_fingerprint: hex::encode(Sha256::digest(id_token.to_string().as_bytes())),
+    };
+    let request_id = hex::encode(rand::random::<[u8; 8]>());
+    let principal = match state
+        .plugins
+        .map_identity(&CallContext::new(request_id, None), &identity)
+        .await
+    {
+        AuthOutcome::Principal(principal) => principal,
+        AuthOutcome::Unauthenticated(reason) => {
+            return Err(with_who(ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "not_recognised",
+                format!("the login was not recognised: {reason}"),
+            )));
+        }
+        AuthOutcome::Forbidden(reason) => {
+            return Err(with_who(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "not_allowed",
+                format!("the login is not allowed: {reason}"),
+            )));
+        }
+    };
+    let role = if principal.roles.iter().any(|r| r == "admin") {
+        Role::Admin
+    } else {
+        Role::User
+    };
+    let text = |name: &str| claims_json.get(name).and_then(Value::as_str).map(str::to_owned);
+    let user = NewUser {
+        issuer: issuer.clone(),
+        subject: subject.clone(),
+        name: text("name").or_else(|| text("preferred_username")),
+        email: text("email"),
+        role,
+        profiles: principal.profiles.clone(),
+    };
+    // 7. The user (refreshed role and grant) and a session.
+    let control = state.clone();
+    let (user_id, session_cookie) = tokio::task::spawn_blocking(move || {
+        let id = control.store.upsert_user(&user)?;
+        Ok::<_, crate::store::StoreError>((id, control.sessions.create(id)?))
+    })
+    .await
+    .map_err(ApiError::internal)
+    .and_then(|r| r.map_err(ApiError::internal))
+    .map_err(with_who)?;
+    tracing::info!(user = %user_id, %issuer, %subject, role = role.as_str(), "login");
+    state.audit.record(NewAuditEvent {
+        kind: "auth.login".into(),
+        actor: format!("user:{user_id}"),
+        profile: None,
+        server: None,
+        outcome: "ok".into(),
+        detail: json!({
+            "method": "oidc",
+            "issuer": issuer,
+            "subject": subject,
+            "role": role.as_str(),
+            "mapped_user": principal.user,
+        }),
+    });
+    Ok(session_cookie)
+}
+
+/// Ends the caller's session (any session, with or without an identity provider), then sends the browser to
+/// the provider's end-session endpoint when it has one, else to `/`. State-changing, so same-origin only.
+async fn logout(State(state): State<Arc<ControlState>>, headers: HeaderMap) -> Response {
+    if !super::same_origin(&headers, &state) {
+        return ApiError::forbidden(
+            "cross-site request refused: logging out needs an Origin (or Sec-Fetch-Site) of this gateway",
+        )
+        .into_response();
+    }
+    let control = state.clone();
+    let ended = tokio::task::spawn_blocking(move || {
+        let user = control.sessions.user(&headers)?;
+        Ok::<_, crate::store::StoreError>((user, control.sessions.end(&headers)?))
+    })
+    .await;
+    let user = match ended {
+        Ok(Ok((user, true))) => user,
+        Ok(Ok((_, false))) => None,
+        Ok(Err(e)) => return ApiError::internal(e).into_response(),
+        Err(e) => return ApiError::internal(e).into_response(),
+    };
+    if let Some(user) = user {
+        state.audit.record(NewAuditEvent {
+            kind: "auth.logout".into(),
+            actor: format!("user:{}", user.id),
+            profile: None,
+            server: None,
+            outcome: "ok".into(),
+            detail: json!({"issuer": user.issuer, "subject": user.subject}),
+        });
+    }
+    let location = state
+        .oidc
+        .as_ref()
+        .and_then(|oidc| Some((oidc, oidc.provider().ok()?)))
+        .and_then(|(oidc, provider)| {
+            let endpoint = provider.end_session.clone()?;
+            Some(
+                LogoutRequest::from(endpoint)
+                    .set_client_id(ClientId::new(oidc.settings.client_id.clone()))
+                    .set_post_logout_redirect_uri(PostLogoutRedirectUrl::from_url(oidc.post_logout_redirect.clone()))
+                    .http_get_url()
+                    .to_string(),
+            )
+        })
+        .unwrap_or_else(|| "/".to_owned());
+    redirect(&location, vec![state.sessions.clear_cookie()])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow(expires_at: u64) -> Flow {
+        Flow {
+            state: "s".repeat(22),
+            nonce: "n".repeat(22),
+            verifier: "v".repeat(43),
+            expires_at,
+        }
+    }
+
+    #[test]
+    fn a_signed_flow_verifies_until_it_expires() {
+        let key = FlowKey::new([7; 32]);
+        let cookie = key.sign(&flow(1_000));
+        assert_eq!(key.verify(&cookie, 999), Ok(flow(1_000)));
+        assert_eq!(key.verify(&cookie, 1_000), Err(FlowError::Expired));
+        assert_eq!(key.verify(&cookie, 5_000), Err(FlowError::Expired));
+    }
+
+    #[test]
+    fn a_tampered_flow_cookie_is_refused() {
+        let key = FlowKey::new([7; 32]);
+        let cookie = key.sign(&flow(1_000));
+        let (payload, tag) = cookie.split_once('.').unwrap();
+        // A later expiry, signed with nothing.
+        let forged = B64.encode(serde_json::to_vec(&flow(9_999)).unwrap());
+        assert_eq!(key.verify(&format!("{forged}.{tag}"), 10), Err(FlowError::BadSignature));
+        // One character of the payload changed.
+        let mut bytes = payload.as_bytes().to_vec();
+        bytes[3] = if bytes[3] == b'A' { b'B' } else { b'A' };
+        let changed = String::from_utf8(bytes).unwrap();
+        assert_eq!(
+            key.verify(&format!("{changed}.{tag}"), 10),
+            Err(FlowError::BadSignature)
+        );
+        // Signed with another key.
+        let other = FlowKey::new([8; 32]).sign(&flow(1_000));
+        assert_eq!(key.verify(&other, 10), Err(FlowError::BadSignature));
+        // Not a flow cookie at all.
+        assert_eq!(key.verify("garbage", 10), Err(FlowError::Malformed));
+        assert_eq!(key.verify(&format!("{payload}.!!"), 10), Err(FlowError::Malformed));
+        assert_eq!(key.verify(&format!("{payload}."), 10), Err(FlowError::BadSignature));
+    }
+
+    #[test]
+    fn the_flow_key_is_kept_in_the_vault_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(crate::store::Store::open(&dir.path().join("db.sqlite")).unwrap());
+        let master = crate::config::MasterKey([3; 32]);
+        let vault = Vault::open(store.clone(), &master).unwrap();
+        let signed = FlowKey::load_or_create(&vault).unwrap().sign(&flow(1_000));
+        // Another process (or a restart) on the same database verifies what the first signed.
+        let vault = Vault::open(store, &master).unwrap();
+        assert!(FlowKey::load_or_create(&vault).unwrap().verify(&signed, 1).is_ok());
+    }
+
+    #[test]
+    fn cookies_are_found_by_name_and_secrets_compared_whole() {
+        let mut headers = HeaderMap::new();
+        headers.append(header::COOKIE, HeaderValue::from_static("a=1; gigmcp_oidc_flow=x.y"));
+        headers.append(header::COOKIE, HeaderValue::from_static("b=2"));
+        assert_eq!(cookie(&headers, FLOW_COOKIE), Some("x.y"));
+        assert_eq!(cookie(&headers, "b"), Some("2"));
+        assert_eq!(cookie(&headers, "gigmcp_oidc"), None);
+        assert!(same_secret("abc", "abc"));
+        assert!(!same_secret("abc", "abd"));
+        assert!(!same_secret("abc", "ab"));
+    }
+
+    #[test]
+    fn claims_beyond_the_standard_ones_are_kept() {
+        let claims: OtherClaims = serde_json::from_str(r#"{"groups":["ops"],"x":{"y":1}}"#).unwrap();
+        let back = serde_json::to_value(&claims).unwrap();
+        assert_eq!(back, json!({"groups":["ops"],"x":{"y":1}}));
+    }
 }

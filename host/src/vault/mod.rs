@@ -120,6 +120,9 @@ pub enum SecretKind {
     Credential,
     /// The private key of the egress proxy's CA, so the CA survives restarts.
     EgressCaKey,
+    /// The HMAC key that signs OpenID Connect login-flow cookies: it survives restarts and is shared by every
+    /// gateway on the database, so a login may start on one and finish on another.
+    OidcFlowKey,
 }
 
 impl SecretKind {
@@ -127,11 +130,12 @@ impl SecretKind {
         match self {
             Self::Credential => "credential",
             Self::EgressCaKey => "egress-ca-key",
+            Self::OidcFlowKey => "oidc-flow-key",
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::Credential, Self::EgressCaKey]
+        [Self::Credential, Self::EgressCaKey, Self::OidcFlowKey]
             .into_iter()
             .find(|k| k.as_str() == text)
     }
