@@ -1,0 +1,60 @@
+// A real OpenID provider for the tests: oidc-provider (npm, pinned in tests/deps) on loopback, with its
+// default development interactions (a login form that accepts any password, a consent form).
+//
+// Usage: node oidc-provider.mjs <config.json>   (Node 22: tests/deps/node_modules/.bin/node)
+//
+// config.json:
+//   { "port": 9123,
+//     "clients": [{ "client_id": "...", "client_secret": "...", "redirect_uris": ["..."],
+//                   "post_logout_redirect_uris": ["..."] }],
+//     "accounts": "/path/accounts.json" }
+//
+// accounts.json maps a subject (what the test types as the login) to its claims, e.g.
+//   { "alice": { "name": "Alice", "email": "alice@example.test", "groups": ["ops"] } }
+// It is read at every lookup, so a test may change a user's claims between logins. An unknown login is
+// refused. Every claim of the account goes into the ID token (conformIdTokenClaims: false), the way
+// providers configured for role claims do. Prints "listening on <issuer>" once it accepts connections.
+
+import { readFileSync } from 'node:fs';
+
+const { default: Provider } = await import(
+  new URL('../deps/node_modules/oidc-provider/lib/index.js', import.meta.url)
+);
+
+const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
+const issuer = `http://127.0.0.1:${config.port}`;
+
+function account(id) {
+  const accounts = JSON.parse(readFileSync(config.accounts, 'utf8'));
+  return Object.hasOwn(accounts, id) ? accounts[id] : undefined;
+}
+
+const provider = new Provider(issuer, {
+  clients: config.clients,
+  async findAccount(_ctx, id) {
+    const claims = account(id);
+    if (!claims) return undefined;
+    return { accountId: id, claims: async () => ({ ...claims, sub: id }) };
+  },
+  // Every claim the accounts use is released with the openid scope.
+  claims: { openid: ['sub', 'groups', 'roles', 'name', 'email', 'gigmcp_profiles'] },
+  conformIdTokenClaims: false,
+  features: {
+    devInteractions: { enabled: true },
+    rpInitiatedLogout: { enabled: true },
+  },
+  pkce: { required: () => true },
+  cookies: { keys: ['gigmcp-tests-only'] },
+  ttl: { Session: 600, Interaction: 600, Grant: 600, AccessToken: 600, IdToken: 600, AuthorizationCode: 60 },
+});
+
+const server = provider.listen(config.port, '127.0.0.1', () => {
+  console.log(`listening on ${issuer}`);
+});
+
+for (const signal of ['SIGTERM', 'SIGINT']) {
+  process.on(signal, () => {
+    server.close();
+    process.exit(0);
+  });
+}
