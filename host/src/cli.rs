@@ -577,6 +577,7 @@ fn serve(dev: bool) -> Result<()> {
         None
     };
     let config = ServeConfig::from_env(&env, generated)?;
+    let egress_settings = config::egress_settings(&env, config.sandbox.proxy_port)?;
     init_tracing();
     std::fs::create_dir_all(&config.paths.data_dir)
         .with_context(|| format!("cannot create GIG_DATA_DIR {}", config.paths.data_dir.display()))?;
@@ -589,7 +590,7 @@ fn serve(dev: bool) -> Result<()> {
         .build()?;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
-        let launcher = Launcher::start(config.sandbox.clone())
+        let mut launcher = Launcher::start(config.sandbox.clone())
             .await
             .context("cannot set up the sandboxes")?;
         let plugins = crate::plugins::PluginHost::start(&store, &config.paths.plugin_cache_dir, &config.master_key)
@@ -598,6 +599,16 @@ fn serve(dev: bool) -> Result<()> {
         tokio::spawn(plugins.clone().watch(store.clone()));
         let audit =
             crate::plugins::audit::AuditLog::start(store.clone(), plugins.clone(), config.paths.data_dir.clone());
+        let egress = crate::egress::Proxy::start(
+            egress_settings,
+            store.clone(),
+            Arc::new(crate::vault::Vault::open(store.clone(), &config.master_key)?),
+            plugins.clone(),
+            Some(audit.clone()),
+            &config.sandbox.instance,
+        )
+        .context("cannot start the egress proxy")?;
+        launcher.set_egress(egress);
         let deps = Deps {
             launcher,
             http,

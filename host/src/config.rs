@@ -463,6 +463,44 @@ pub fn origin_of(url: &str) -> Option<String> {
     Some(url.origin().ascii_serialization()).filter(|o| o != "null")
 }
 
+/// The egress proxy's settings: `GIG_EGRESS_EXTRA_CA` (a PEM file of extra upstream roots),
+/// `GIG_EGRESS_RESOLVE` (`host=addr` or `host:port=addr`, comma separated), `GIG_EGRESS_ALLOW_ADDRS`
+/// (CIDRs the dial guard lets through), `GIG_EGRESS_MAX_TUNNELS` (per sandbox, default 64).
+pub fn egress_settings(env: &Env, proxy_port: u16) -> Result<crate::egress::EgressSettings, ConfigError> {
+    use crate::egress::settings as egress;
+    let mut settings = egress::EgressSettings::new(proxy_port);
+    if let Some(path) = env.get("GIG_EGRESS_EXTRA_CA") {
+        settings.extra_roots =
+            egress::read_extra_roots(std::path::Path::new(path)).map_err(|e| ConfigError::Invalid {
+                name: "GIG_EGRESS_EXTRA_CA",
+                value: e,
+                hint: "give the path of a PEM file holding the CA certificates upstreams are trusted by",
+            })?;
+    }
+    if let Some(text) = env.get("GIG_EGRESS_RESOLVE") {
+        settings.resolve = egress::Resolve::parse(text).map_err(|e| ConfigError::Invalid {
+            name: "GIG_EGRESS_RESOLVE",
+            value: e,
+            hint: "give host=address or host:port=address pairs, comma separated, like api.example.com=203.0.113.7",
+        })?;
+    }
+    if let Some(text) = env.get("GIG_EGRESS_ALLOW_ADDRS") {
+        settings.allow_addrs = egress::parse_allow_addrs(text).map_err(|e| ConfigError::Invalid {
+            name: "GIG_EGRESS_ALLOW_ADDRS",
+            value: e,
+            hint: "give CIDRs, comma separated, like 198.51.100.0/24,2001:db8::/32",
+        })?;
+    }
+    if let Some(text) = env.get("GIG_EGRESS_MAX_TUNNELS") {
+        settings.max_tunnels = egress::parse_max_tunnels(text).map_err(|e| ConfigError::Invalid {
+            name: "GIG_EGRESS_MAX_TUNNELS",
+            value: e,
+            hint: "give the number of tunnels a sandbox may hold open at once (default 64)",
+        })?;
+    }
+    Ok(settings)
+}
+
 fn refuse_removed(env: &Env) -> Result<(), ConfigError> {
     for (name, replacement) in REMOVED {
         if env.get(name).is_some() {

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod config;
 pub mod control;
 pub mod echo;
+pub mod egress;
 pub mod mcp;
 pub mod names;
 pub mod plugins;

@@ -106,7 +106,16 @@ impl ConnCell {
             return Err(message);
         }
         let placeholders = placeholders(deps, &def.name, profile).await?;
-        match Conn::start(def, &deps.launcher, &deps.http, events.clone(), &placeholders).await {
+        match Conn::start(
+            def,
+            &deps.launcher,
+            &deps.http,
+            events.clone(),
+            &placeholders,
+            Some(profile),
+        )
+        .await
+        {
             Ok(conn) => {
                 tracing::info!(server = %def.name, "server started");
                 *lock(&self.last_error) = None;
@@ -529,7 +538,7 @@ async fn restart_after(runtime: Weak<Runtime>, server: ServerName, wait: Duratio
 /// profile is edited).
 pub async fn probe_names(def: &ServerDef, deps: &Deps) -> Result<Vec<(ListKind, String)>, String> {
     let (events, _rx) = mpsc::unbounded_channel();
-    let conn = Conn::start(def, &deps.launcher, &deps.http, events, &[])
+    let conn = Conn::start(def, &deps.launcher, &deps.http, events, &[], None)
         .await
         .map_err(|e| e.to_string())?;
     let mut names = Vec::new();

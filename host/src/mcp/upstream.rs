@@ -149,14 +149,21 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl Conn {
     /// Starts the server and completes the MCP handshake.
     /// `placeholders`: credential placeholders for the server's environment (`VAR`, placeholder); the real
-    /// secrets never enter the sandbox (invariant 1).
+    /// secrets never enter the sandbox (invariant 1). `profile`: whom a sandboxed server runs for, what the
+    /// egress proxy attributes its outbound traffic to (`None`: a probe, which has no network).
     pub async fn start(
         def: &ServerDef,
         launcher: &Launcher,
         http: &reqwest::Client,
         events: mpsc::UnboundedSender<UpstreamEvent>,
         placeholders: &[(String, String)],
+        profile: Option<&crate::names::ProfileSlug>,
     ) -> Result<Arc<Self>, UpstreamError> {
+        let tenant = profile.map(|p| crate::sandbox::Tenant {
+            server: def.name.clone(),
+            profile: Some(p.clone()),
+        });
+        let tenant = tenant.as_ref();
         match &def.spec {
             ServerSpec::Stdio {
                 command,
@@ -178,7 +185,7 @@ impl Conn {
                     mounts,
                     limits: *limits,
                 };
-                Self::start_stdio(def.name.clone(), launcher, &launch, events).await
+                Self::start_stdio(def.name.clone(), launcher, &launch, tenant, events).await
             }
             ServerSpec::Builtin { builtin, limits, .. } => {
                 let launch = Launch {
@@ -188,7 +195,7 @@ impl Conn {
                     mounts: &[],
                     limits: *limits,
                 };
-                Self::start_stdio(def.name.clone(), launcher, &launch, events).await
+                Self::start_stdio(def.name.clone(), launcher, &launch, tenant, events).await
             }
             ServerSpec::Http { url } => Self::start_http(def.name.clone(), http.clone(), url.clone(), events).await,
         }
@@ -215,9 +222,10 @@ impl Conn {
         server: ServerName,
         launcher: &Launcher,
         launch: &Launch<'_>,
+        tenant: Option<&crate::sandbox::Tenant>,
         events: mpsc::UnboundedSender<UpstreamEvent>,
     ) -> Result<Arc<Self>, UpstreamError> {
-        let mut sandbox = launcher.spawn(launch).await?;
+        let mut sandbox = launcher.spawn_for(launch, tenant).await?;
         let child = sandbox.child.as_mut().expect("a new sandbox has its process");
         let (stdin, stdout, stderr) = match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
             (Some(i), Some(o), Some(e)) => (i, o, e),

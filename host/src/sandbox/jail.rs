@@ -25,6 +25,35 @@ pub enum Program<'a> {
     Builtin(Builtin),
 }
 
+/// Where the egress proxy's CA certificate appears inside a jail.
+pub const EGRESS_CA_PATH: &str = "/etc/gigmcp/egress-ca.pem";
+
+/// What makes a jail's HTTP clients use the egress proxy and trust its CA: the proxy variables every
+/// runtime reads (curl, Python, Go; Node 22+ with `NODE_USE_ENV_PROXY`), `NO_PROXY` empty so nothing
+/// bypasses it (nothing else is reachable anyway), and the CA file mounted read-only and named by the
+/// variables of OpenSSL, Node, requests and curl. Set after the server's own `--env`, so they win.
+pub fn egress_args(proxy: std::net::SocketAddrV4, ca_file: &Path) -> Vec<String> {
+    let url = format!("http://{proxy}");
+    let mut args = vec!["--ro-bind".into(), ca_file.display().to_string(), EGRESS_CA_PATH.into()];
+    let vars = [
+        ("HTTPS_PROXY", url.as_str()),
+        ("https_proxy", &url),
+        ("HTTP_PROXY", &url),
+        ("http_proxy", &url),
+        ("NO_PROXY", ""),
+        ("no_proxy", ""),
+        ("NODE_USE_ENV_PROXY", "1"),
+        ("SSL_CERT_FILE", EGRESS_CA_PATH),
+        ("NODE_EXTRA_CA_CERTS", EGRESS_CA_PATH),
+        ("REQUESTS_CA_BUNDLE", EGRESS_CA_PATH),
+        ("CURL_CA_BUNDLE", EGRESS_CA_PATH),
+    ];
+    for (key, value) in vars {
+        args.extend(["--setenv".into(), key.into(), value.into()]);
+    }
+    args
+}
+
 /// The bubblewrap arguments for a jail (the caller adds the user-namespace and control options).
 pub fn bwrap_args(self_exe: &Path, launch: &Launch<'_>) -> Vec<String> {
     let mut args: Vec<String> = [

@@ -18,9 +18,9 @@ mod seccomp;
 mod sys_unsafe;
 
 use std::io::{Read, Write};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, SocketAddrV4};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -53,6 +53,8 @@ pub enum SandboxError {
     Cgroup(std::io::Error),
     #[error(transparent)]
     Net(#[from] NetError),
+    #[error("cannot start the egress proxy for the sandbox: {0}")]
+    Egress(std::io::Error),
     #[error(
         "the sandbox uid range {first}..{last} holds the host user {user} (uid {uid}); \
          set GIG_SANDBOX_UID_BASE to a range no account uses"
@@ -63,6 +65,29 @@ pub enum SandboxError {
         user: String,
         uid: u32,
     },
+}
+
+/// Whom a sandbox runs for: what the egress proxy attributes its traffic to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tenant {
+    pub server: crate::names::ServerName,
+    pub profile: Option<crate::names::ProfileSlug>,
+}
+
+/// The egress proxy, as the launcher sees it: something that serves a sandbox on its host-side address
+/// while the sandbox lives. The egress module implements it; this module knows nothing of HTTP.
+pub trait EgressPort: Send + Sync {
+    /// Starts serving the jail at `jail` on `at` (its host-side address and the proxy port) for `tenant`.
+    /// Serving stops when the returned value is dropped, which happens when the sandbox ends and before
+    /// its slot can be reused, so a reused address is never attributed to the previous server.
+    fn open(
+        self: Arc<Self>,
+        at: SocketAddrV4,
+        jail: Ipv4Addr,
+        tenant: Tenant,
+    ) -> std::io::Result<Box<dyn std::any::Any + Send + Sync>>;
+    /// The CA certificate file (PEM) jails trust.
+    fn ca_file(&self) -> &Path;
 }
 
 /// How sandboxes are made: from the gateway's configuration.
@@ -155,6 +180,8 @@ pub struct Launcher {
     network: Option<Arc<Network>>,
     slots: Arc<Slots>,
     seccomp: Arc<Vec<Vec<u8>>>,
+    /// The egress proxy that serves each networked jail, once the gateway started it.
+    egress: Option<Arc<dyn EgressPort>>,
 }
 
 /// A running jail. Dropping it kills the whole process tree and then frees its cgroup and slot.
@@ -167,6 +194,8 @@ pub struct Sandbox {
     /// The jail's first process (pid 1 of its pid namespace), once bubblewrap reported it, as a pidfd.
     jail: Option<OwnedFd>,
     cgroup: Option<Cgroup>,
+    /// The egress proxy serving this jail; dropped (serving ends) with the sandbox, before the slot is free.
+    egress: Option<Box<dyn std::any::Any + Send + Sync>>,
     lease: Option<Lease>,
 }
 
@@ -236,6 +265,7 @@ impl Launcher {
             network,
             slots,
             seccomp: Arc::new(seccomp),
+            egress: None,
         })
     }
 
@@ -249,6 +279,12 @@ impl Launcher {
     /// A launcher whose jails have no network (for probing a server's names from the CLI).
     pub fn offline(settings: Settings) -> Result<Self, SandboxError> {
         Self::build(settings, None)
+    }
+
+    /// Makes every later networked jail use `egress`: its proxy variables point at the jail's host-side
+    /// address, its CA is trusted inside, and the proxy serves it there while it runs.
+    pub fn set_egress(&mut self, egress: Arc<dyn EgressPort>) {
+        self.egress = Some(egress);
     }
 
     pub fn settings(&self) -> &Settings {
@@ -276,6 +312,12 @@ impl Launcher {
 
     /// Starts `launch` in a new jail, its network configured before the server runs.
     pub async fn spawn(&self, launch: &Launch<'_>) -> Result<Sandbox, SandboxError> {
+        self.spawn_for(launch, None).await
+    }
+
+    /// Starts `launch` for `tenant`: with an egress proxy set, the jail's outbound HTTP(S) goes through it,
+    /// attributed to `tenant`.
+    pub async fn spawn_for(&self, launch: &Launch<'_>, tenant: Option<&Tenant>) -> Result<Sandbox, SandboxError> {
         let lease = match &self.network {
             Some(_) => Some(self.slots.acquire()?),
             None => None,
@@ -295,6 +337,17 @@ impl Launcher {
         let info_write: OwnedFd = info_write.into();
         let block_read: OwnedFd = block_read.into();
         let mut args = jail::bwrap_args(&self.self_exe, launch);
+        let egress = match (&self.egress, slot, tenant) {
+            (Some(egress), Some(slot), Some(tenant)) => {
+                let (host_ip, jail_ip) = self.settings.pool.addresses(slot);
+                let proxy = SocketAddrV4::new(host_ip, self.settings.proxy_port);
+                // Before `--chdir`, which bwrap_args puts right before the command: after the server's env.
+                let at = args.iter().position(|a| a == "--chdir").unwrap_or(args.len());
+                args.splice(at..at, jail::egress_args(proxy, egress.ca_file()));
+                Some((egress.clone(), proxy, jail_ip, tenant.clone()))
+            }
+            _ => None,
+        };
         let mut control = vec![
             "--unshare-user".to_owned(),
             "--disable-userns".into(),
@@ -356,6 +409,7 @@ impl Launcher {
             uid,
             jail: None,
             cgroup,
+            egress: None,
             lease,
         };
         let jail_pid = read_jail_pid(info_read).await?;
@@ -364,6 +418,10 @@ impl Launcher {
         if let (Some(network), Some(slot)) = (&self.network, slot) {
             network.attach(slot, jail_pid).await?;
             sandbox.address = Some(self.settings.pool.addresses(slot).1);
+        }
+        // The proxy listens once the host-side address exists, before the server runs.
+        if let Some((egress, proxy, jail_ip, tenant)) = egress {
+            sandbox.egress = Some(egress.open(proxy, jail_ip, tenant).map_err(SandboxError::Egress)?);
         }
         // Released: the jail goes on to run the server.
         block_write.write_all(b"1").map_err(SandboxError::Spawn)?;
