@@ -8,6 +8,7 @@ pub mod echo;
 pub mod egress;
 pub mod mcp;
 pub mod names;
+pub mod ops;
 pub mod plugins;
 pub mod registry;
 pub mod sandbox;

@@ -154,11 +154,11 @@ fn plugin_commands_validate_before_they_write() {
         .map(|e| e.kind)
         .collect();
     for kind in [
-        "plugin.add",
-        "plugin.config",
-        "plugin.bind",
-        "plugin.rollback",
-        "plugin.remove",
+        "cli.plugin.add",
+        "cli.plugin.config",
+        "cli.plugin.bind",
+        "cli.plugin.rollback",
+        "cli.plugin.remove",
     ] {
         assert!(kinds.iter().any(|k| k == kind), "no {kind} audit event in {kinds:?}");
     }
@@ -373,8 +373,8 @@ fn audit_copies_pending_at_a_stop_are_delivered_after_a_restart() {
     // While no gateway runs, the operator acts: the CLI records the event in the log of record.
     cli.ok(&["plugin", "disable", "router"]);
     cli.ok(&["plugin", "enable", "router"]);
-    run_gateway(None, "plugin.enable");
+    run_gateway(None, "cli.plugin.enable");
     let kinds = exported();
-    assert!(kinds.contains(&"plugin.disable".to_owned()), "{kinds:?}");
+    assert!(kinds.contains(&"cli.plugin.disable".to_owned()), "{kinds:?}");
     assert_eq!(kinds.iter().filter(|k| *k == "first.event").count(), 1, "{kinds:?}");
 }

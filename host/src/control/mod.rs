@@ -39,6 +39,8 @@ pub struct ControlState {
     pub gateway: Arc<Gateway>,
     /// The largest API request body accepted.
     pub max_body_bytes: usize,
+    /// How sandboxes are made: adding a server to a profile probes its names in one, as the CLI does.
+    pub sandbox: crate::sandbox::Settings,
 }
 
 /// The one error shape of the API: `{"error":{"code","message"}}`.
@@ -185,6 +187,25 @@ impl ControlState {
             oidc,
             gateway,
             max_body_bytes: config.max_body_bytes,
+            sandbox: config.sandbox.clone(),
         }))
+    }
+}
+
+impl From<crate::ops::OpsError> for ApiError {
+    fn from(e: crate::ops::OpsError) -> Self {
+        use crate::ops::OpsError;
+        match e {
+            OpsError::Invalid(m) => ApiError::bad_request(m),
+            OpsError::NotFound(m) => ApiError::not_found(m),
+            OpsError::Conflict(m) => ApiError::conflict(m),
+            OpsError::Internal(m) => ApiError::internal(m),
+        }
+    }
+}
+
+impl From<crate::names::NameError> for ApiError {
+    fn from(e: crate::names::NameError) -> Self {
+        ApiError::bad_request(e.to_string())
     }
 }

@@ -95,6 +95,28 @@ impl Gateway {
         self.deps.launcher.shutdown().await;
     }
 
+    /// Restarts a server wherever it runs now: its shared processes with nothing in flight are stopped and
+    /// start again on next use. Returns how many were stopped.
+    pub fn restart_server(&self, server: &crate::names::ServerName) -> usize {
+        let runtimes: Vec<Arc<Runtime>> = lock(&self.runtimes).values().cloned().collect();
+        let mut stopped = 0;
+        for runtime in runtimes {
+            if let Some(slot) = runtime.slot(server)
+                && slot.shared.stop_if_idle(Duration::ZERO)
+            {
+                tracing::info!(profile = %runtime.slug, server = %server, "server restarted");
+                stopped += 1;
+            }
+        }
+        stopped
+    }
+
+    /// The running sandboxes of every profile (what `gigmcp server status` shows).
+    pub fn sandbox_statuses(&self) -> Vec<super::upstream::SandboxStatus> {
+        let runtimes: Vec<Arc<Runtime>> = lock(&self.runtimes).values().cloned().collect();
+        runtimes.iter().flat_map(|r| r.sandbox_statuses()).collect()
+    }
+
     pub fn session_count(&self) -> usize {
         lock(&self.sessions).len()
     }

@@ -22,6 +22,7 @@ use super::names::PluginName;
 use super::runtime::{Runtime, Usage};
 use crate::config::Paths;
 use crate::names::ProfileSlug;
+use crate::ops::{Actor, Ops};
 use crate::store::Store;
 use crate::store::plugins::{Added, PluginRecord};
 
@@ -123,6 +124,11 @@ async fn dispatch(command: PluginCommand, paths: &Paths) -> Result<()> {
         return test(&file, &config, &call, profile.as_deref()).await;
     }
     let store = Store::open(&paths.db_path)?;
+    let ops = Ops {
+        store: &store,
+        actor: Actor::Operator,
+        audit: None,
+    };
     match command {
         PluginCommand::Add {
             file,
@@ -153,6 +159,11 @@ async fn dispatch(command: PluginCommand, paths: &Paths) -> Result<()> {
                 },
             )
             .await?;
+            ops.record_plugin(
+                "add",
+                &name,
+                json!({"kind": outcome.kind, "sha256": outcome.sha256.to_hex(), "config": outcome.config}),
+            );
             match outcome.added {
                 Added::Created(_) => println!(
                     "added {} plugin {name} ({}); bind it with `gigmcp plugin bind {name} --order <n>`",
@@ -169,30 +180,23 @@ async fn dispatch(command: PluginCommand, paths: &Paths) -> Result<()> {
         PluginCommand::Config { name, config } => {
             let name = PluginName::parse(&name)?;
             let config = manage::configure(&runtime()?, &store, &name, &read_json_arg(&config)?).await?;
+            ops.record_plugin("config", &name, json!({"config": config}));
             println!("configured {name}: {config}");
         }
         PluginCommand::Enable { name } => {
             let name = PluginName::parse(&name)?;
-            store.plugin_set_enabled(&name, true)?;
-            manage::audit(&store, "plugin.enable", &name, json!({}));
+            ops.plugin_set_enabled(&name, true)?;
             println!("enabled {name}");
         }
         PluginCommand::Disable { name } => {
             let name = PluginName::parse(&name)?;
-            store.plugin_set_enabled(&name, false)?;
-            manage::audit(&store, "plugin.disable", &name, json!({}));
+            ops.plugin_set_enabled(&name, false)?;
             println!("disabled {name}");
         }
         PluginCommand::Bind { name, profile, order } => {
             let name = PluginName::parse(&name)?;
             let profile = profile.map(|p| ProfileSlug::parse(&p)).transpose()?;
-            store.plugin_bind(&name, profile.as_ref(), order)?;
-            manage::audit(
-                &store,
-                "plugin.bind",
-                &name,
-                json!({"profile": profile.as_ref().map(|p| p.as_str()), "order": order}),
-            );
+            ops.plugin_bind(&name, profile.as_ref(), order)?;
             match profile {
                 Some(slug) => println!("bound {name} to profile {slug} at {order}"),
                 None => println!("bound {name} globally at {order}"),
@@ -201,30 +205,17 @@ async fn dispatch(command: PluginCommand, paths: &Paths) -> Result<()> {
         PluginCommand::Unbind { name, profile } => {
             let name = PluginName::parse(&name)?;
             let profile = profile.map(|p| ProfileSlug::parse(&p)).transpose()?;
-            store.plugin_unbind(&name, profile.as_ref())?;
-            manage::audit(
-                &store,
-                "plugin.unbind",
-                &name,
-                json!({"profile": profile.as_ref().map(|p| p.as_str())}),
-            );
+            ops.plugin_unbind(&name, profile.as_ref())?;
             println!("unbound {name}");
         }
         PluginCommand::Remove { name } => {
             let name = PluginName::parse(&name)?;
-            store.plugin_remove(&name)?;
-            manage::audit(&store, "plugin.remove", &name, json!({}));
+            ops.plugin_remove(&name)?;
             println!("removed {name}");
         }
         PluginCommand::Rollback { name } => {
             let name = PluginName::parse(&name)?;
-            let revision = store.plugin_rollback(&name)?;
-            manage::audit(
-                &store,
-                "plugin.rollback",
-                &name,
-                json!({"sha256": revision.sha256.to_hex(), "config": revision.config}),
-            );
+            let revision = ops.plugin_rollback(&name)?;
             println!(
                 "rolled {name} back to {} with configuration {}",
                 revision.sha256, revision.config

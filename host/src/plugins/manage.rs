@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use super::PluginKind;
 use super::artifacts::Sha256;
@@ -13,7 +13,7 @@ use super::runtime::{CallFailure, LoadError, Runtime, describe};
 use super::schema::Schema;
 use super::v0_1_0::{self, WorldPre};
 use crate::store::Store;
-use crate::store::plugins::{Added, NewAuditEvent, NewRevision, PluginStoreError};
+use crate::store::plugins::{Added, NewRevision, PluginStoreError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ManageError {
@@ -261,12 +261,6 @@ pub async fn add(runtime: &Arc<Runtime>, store: &Store, add: AddPlugin) -> Resul
             note: "added",
         },
     )?;
-    audit(
-        store,
-        "plugin.add",
-        &add.name,
-        json!({"kind": candidate.kind, "sha256": candidate.sha256.to_hex(), "config": config}),
-    );
     Ok(AddOutcome {
         kind: candidate.kind,
         sha256: candidate.sha256,
@@ -288,24 +282,5 @@ pub async fn configure(
     let candidate = Candidate::examine(runtime, bytes, Some(record.revision.sha256), Some(record.kind)).await?;
     let config = candidate.check_config(runtime, config).await?;
     store.plugin_set_config(name, &config)?;
-    audit(store, "plugin.config", name, json!({"config": config}));
     Ok(config)
-}
-
-/// Writes an operator's action to the audit log of record. The action has happened; a failure to record it
-/// is logged, not fatal.
-pub fn audit(store: &Store, kind: &str, plugin: &PluginName, detail: Value) {
-    let mut detail = detail;
-    detail["plugin"] = Value::from(plugin.as_str());
-    let event = NewAuditEvent {
-        kind: kind.to_owned(),
-        actor: "operator".to_owned(),
-        profile: None,
-        server: None,
-        outcome: "ok".to_owned(),
-        detail,
-    };
-    if let Err(e) = store.audit_append(&[event]) {
-        tracing::warn!("cannot write the audit event {kind}: {e}");
-    }
 }

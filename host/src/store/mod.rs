@@ -4,6 +4,7 @@
 //! and a busy timeout makes concurrent writers wait instead of failing. Nothing here relies on SQLite-only
 //! SQL beyond `PRAGMA`s, so a Postgres backend can follow.
 
+pub mod audit;
 pub mod credentials;
 mod migrations;
 pub mod plugins;
@@ -345,6 +346,31 @@ impl Store {
                 server: server.clone(),
             });
         }
+        Ok(())
+    }
+
+    /// Makes the profile serve exactly `servers`, in this order, in one transaction.
+    pub fn set_profile_servers(&self, slug: &ProfileSlug, servers: &[ServerName]) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let profile_id: i64 = tx
+            .query_row("SELECT id FROM profiles WHERE slug = ?1", [slug.as_str()], |r| r.get(0))
+            .optional()?
+            .ok_or_else(|| StoreError::NoProfile(slug.clone()))?;
+        tx.execute("DELETE FROM profile_servers WHERE profile_id = ?1", [profile_id])?;
+        for (position, server) in servers.iter().enumerate() {
+            let server_id: i64 = tx
+                .query_row("SELECT id FROM servers WHERE name = ?1", [server.as_str()], |r| {
+                    r.get(0)
+                })
+                .optional()?
+                .ok_or_else(|| StoreError::NoServer(server.clone()))?;
+            tx.execute(
+                "INSERT INTO profile_servers (profile_id, server_id, position) VALUES (?1, ?2, ?3)",
+                params![profile_id, server_id, position as i64 + 1],
+            )?;
+        }
+        tx.commit()?;
         Ok(())
     }
 

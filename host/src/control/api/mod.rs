@@ -7,7 +7,7 @@ use std::sync::Arc;
 use axum::Json;
 use axum::extract::{FromRequest, FromRequestParts, Request, State};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{any, get};
+use axum::routing::{any, delete, get, patch, post, put};
 use bytes::Bytes;
 use http::request::Parts;
 use http::{StatusCode, header};
@@ -20,17 +20,313 @@ use super::{ApiError, Caller, ControlState};
 use crate::plugins::hooks::ProfileAccess;
 use crate::store::users::{Role, User};
 
+pub mod audit;
+pub mod credentials;
+pub mod plugins;
+pub mod profiles;
+pub mod servers;
+pub mod users;
+
 /// The API's route table.
 pub fn api() -> Api {
+    use Operation as Op;
     Api::default()
         .route(
-            Operation::get("/api/openapi.json", "openapi", "meta", "This document (OpenAPI 3.1)")
+            Op::get("/api/openapi.json", "openapi", "meta", "This document (OpenAPI 3.1)")
                 .returns::<serde_json::Value>(200),
             get(openapi),
         )
         .route(
-            Operation::get("/api/me", "getMe", "me", "The logged-in user").returns::<UserView>(200),
+            Op::get("/api/me", "getMe", "me", "The logged-in user").returns::<UserView>(200),
             get(me),
+        )
+        // profiles
+        .route(
+            Op::get(
+                "/api/profiles",
+                "listProfiles",
+                "profiles",
+                "The profiles the caller can see",
+            )
+            .query::<PageQuery>()
+            .returns::<Page<profiles::ProfileView>>(200),
+            get(profiles::list),
+        )
+        .route(
+            Op::post(
+                "/api/profiles",
+                "createProfile",
+                "profiles",
+                "Create a profile owned by the caller; its token is shown once",
+            )
+            .body::<profiles::CreateProfile>()
+            .returns::<profiles::CreatedProfile>(201),
+            post(profiles::create),
+        )
+        .route(
+            Op::get("/api/profiles/{slug}", "getProfile", "profiles", "A profile")
+                .returns::<profiles::ProfileView>(200),
+            get(profiles::get),
+        )
+        .route(
+            Op::patch(
+                "/api/profiles/{slug}",
+                "renameProfile",
+                "profiles",
+                "Change a profile's display name",
+            )
+            .body::<profiles::RenameProfile>()
+            .returns::<profiles::ProfileView>(200),
+            patch(profiles::rename),
+        )
+        .route(
+            Op::delete(
+                "/api/profiles/{slug}",
+                "deleteProfile",
+                "profiles",
+                "Delete a profile; its clients are disconnected",
+            )
+            .no_content(),
+            delete(profiles::delete),
+        )
+        .route(
+            Op::put(
+                "/api/profiles/{slug}/servers",
+                "setProfileServers",
+                "profiles",
+                "Set the servers a profile serves, in order (refused on a name collision)",
+            )
+            .body::<profiles::SetServers>()
+            .returns::<profiles::ProfileView>(200),
+            put(profiles::set_servers),
+        )
+        .route(
+            Op::post(
+                "/api/profiles/{slug}/token",
+                "rotateProfileToken",
+                "profiles",
+                "Replace a profile's token; the old one stops working at once",
+            )
+            .returns::<profiles::NewTokenView>(200),
+            post(profiles::rotate_token),
+        )
+        // servers
+        .route(
+            Op::get(
+                "/api/servers",
+                "listServers",
+                "servers",
+                "Servers, with their running sandboxes",
+            )
+            .query::<PageQuery>()
+            .returns::<Page<servers::ServerView>>(200),
+            get(servers::list),
+        )
+        .route(
+            Op::post("/api/servers", "addServer", "servers", "Define a server (admins)")
+                .body::<servers::CreateServer>()
+                .returns::<servers::ServerView>(201),
+            post(servers::create),
+        )
+        .route(
+            Op::get(
+                "/api/servers/{name}",
+                "getServer",
+                "servers",
+                "A server, with its running sandboxes",
+            )
+            .returns::<servers::ServerView>(200),
+            get(servers::get),
+        )
+        .route(
+            Op::delete(
+                "/api/servers/{name}",
+                "removeServer",
+                "servers",
+                "Remove a server that no profile uses (admins)",
+            )
+            .no_content(),
+            delete(servers::delete),
+        )
+        .route(
+            Op::post(
+                "/api/servers/{name}/restart",
+                "restartServer",
+                "servers",
+                "Restart a server's idle processes (admins)",
+            )
+            .returns::<servers::Restarted>(200),
+            post(servers::restart),
+        )
+        // credentials
+        .route(
+            Op::get(
+                "/api/credentials",
+                "listCredentials",
+                "credentials",
+                "Credentials: metadata only, never a secret",
+            )
+            .query::<credentials::CredentialQuery>()
+            .returns::<Page<credentials::CredentialView>>(200),
+            get(credentials::list),
+        )
+        .route(
+            Op::put(
+                "/api/credentials",
+                "setCredential",
+                "credentials",
+                "Create or replace a credential (write-only secret)",
+            )
+            .body::<credentials::SetCredential>()
+            .returns::<credentials::CredentialView>(200),
+            put(credentials::set),
+        )
+        .route(
+            Op::delete(
+                "/api/credentials/{server}/{name}",
+                "deleteCredential",
+                "credentials",
+                "Delete a credential and its secret",
+            )
+            .query::<credentials::ScopeQuery>()
+            .no_content(),
+            delete(credentials::delete),
+        )
+        // plugins
+        .route(
+            Op::get("/api/plugins", "listPlugins", "plugins", "Policy plugins (admins)")
+                .query::<PageQuery>()
+                .returns::<Page<plugins::PluginView>>(200),
+            get(plugins::list),
+        )
+        .route(
+            Op::post(
+                "/api/plugins",
+                "uploadPlugin",
+                "plugins",
+                "Upload a component (.wasm) as a new plugin or a new version (admins)",
+            )
+            .query::<plugins::UploadQuery>()
+            .binary_body()
+            .returns::<plugins::PluginDetail>(201),
+            post(plugins::upload),
+        )
+        .route(
+            Op::get(
+                "/api/plugins/{name}",
+                "inspectPlugin",
+                "plugins",
+                "A plugin: schema, imports, exports, revisions (admins)",
+            )
+            .returns::<plugins::PluginDetail>(200),
+            get(plugins::inspect),
+        )
+        .route(
+            Op::delete(
+                "/api/plugins/{name}",
+                "removePlugin",
+                "plugins",
+                "Remove a plugin (admins)",
+            )
+            .no_content(),
+            delete(plugins::remove),
+        )
+        .route(
+            Op::put(
+                "/api/plugins/{name}/config",
+                "configurePlugin",
+                "plugins",
+                "Configure a plugin (admins)",
+            )
+            .body::<plugins::Configure>()
+            .returns::<plugins::PluginDetail>(200),
+            put(plugins::configure),
+        )
+        .route(
+            Op::put(
+                "/api/plugins/{name}/enabled",
+                "enablePlugin",
+                "plugins",
+                "Enable or disable a plugin (admins)",
+            )
+            .body::<plugins::Enabled>()
+            .returns::<plugins::PluginDetail>(200),
+            put(plugins::set_enabled),
+        )
+        .route(
+            Op::post(
+                "/api/plugins/{name}/bindings",
+                "bindPlugin",
+                "plugins",
+                "Bind a plugin globally or to a profile, in order (admins)",
+            )
+            .body::<plugins::Bind>()
+            .returns::<plugins::PluginDetail>(200),
+            post(plugins::bind),
+        )
+        .route(
+            Op::delete(
+                "/api/plugins/{name}/bindings",
+                "unbindPlugin",
+                "plugins",
+                "Unbind a plugin (admins)",
+            )
+            .query::<plugins::UnbindQuery>()
+            .returns::<plugins::PluginDetail>(200),
+            delete(plugins::unbind),
+        )
+        .route(
+            Op::post(
+                "/api/plugins/{name}/rollback",
+                "rollbackPlugin",
+                "plugins",
+                "Go back to a plugin's previous revision (admins)",
+            )
+            .returns::<plugins::PluginDetail>(200),
+            post(plugins::rollback),
+        )
+        .route(
+            Op::get(
+                "/api/plugins/{name}/metrics",
+                "pluginMetrics",
+                "plugins",
+                "A plugin's calls, failures and latency (admins)",
+            )
+            .returns::<plugins::MetricsView>(200),
+            get(plugins::metrics),
+        )
+        // audit
+        .route(
+            Op::get("/api/audit", "listAudit", "audit", "The audit log, newest first")
+                .query::<audit::AuditQuery>()
+                .returns::<Page<audit::AuditEventView>>(200),
+            get(audit::list),
+        )
+        // users
+        .route(
+            Op::get("/api/users", "listUsers", "users", "Users (admins)")
+                .query::<PageQuery>()
+                .returns::<Page<UserView>>(200),
+            get(users::list),
+        )
+        .route(
+            Op::get("/api/users/{id}", "getUser", "users", "A user (admins)").returns::<UserView>(200),
+            get(users::get),
+        )
+        .route(
+            Op::patch(
+                "/api/users/{id}",
+                "updateUser",
+                "users",
+                "Change a user's role until their next login (admins)",
+            )
+            .body::<users::UpdateUser>()
+            .returns::<UserView>(200),
+            patch(users::update),
+        )
+        .route(
+            Op::delete("/api/users/{id}", "deleteUser", "users", "Delete a user (admins)").no_content(),
+            delete(users::delete),
         )
 }
 

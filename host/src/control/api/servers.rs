@@ -1,0 +1,292 @@
+//! `/api/servers`: defined and removed by admins only (a server's command, mounts, environment and URL are
+//! powers over the host: invariant 7). Any user may list them, to choose a profile's servers; only admins
+//! see how a server is run.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::{Body, Page, PageQuery, PathParams, Query};
+use crate::control::{ApiError, Caller, ControlState, blocking};
+use crate::names::{Prefix, ServerName};
+use crate::ops::{Actor, Ops};
+use crate::servers::{self, Builtin, ServerDef, ServerSpec};
+
+#[derive(Serialize, JsonSchema)]
+pub struct ServerView {
+    pub name: String,
+    pub prefix: String,
+    pub per_session: bool,
+    /// stdio, builtin or http.
+    pub transport: String,
+    /// How it is run (command and arguments, built-in, or URL): shown to admins only.
+    pub target: Option<String>,
+    /// The hosts it declares it needs to reach.
+    pub egress: Vec<String>,
+    /// Its sandboxes running now.
+    pub running: Vec<RunningView>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct RunningView {
+    pub profile: String,
+    pub per_session: bool,
+    pub pid: Option<u32>,
+    pub address: Option<String>,
+    pub uptime_s: u64,
+    pub restarts: u32,
+    pub memory_bytes: Option<u64>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateServer {
+    pub name: String,
+    /// Names are exposed as `<prefix>_<name>` (default: the server's name; empty: the plain names).
+    pub prefix: Option<String>,
+    #[serde(default)]
+    pub per_session: bool,
+    /// Absolute path of a stdio MCP server, run in a sandbox.
+    pub command: Option<String>,
+    /// A built-in server: `echo`.
+    pub builtin: Option<String>,
+    /// A streamable-HTTP MCP server's URL.
+    pub url: Option<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// The server's environment (it gets nothing else).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Host paths visible in the sandbox: `HOST[:SANDBOX][:rw]`.
+    #[serde(default)]
+    pub mounts: Vec<String>,
+    /// Memory limit of its sandbox, like `512m`.
+    pub memory: Option<String>,
+    /// Process limit of its sandbox (at least 8).
+    pub pids: Option<u64>,
+    /// Hosts it may reach through the egress proxy: host, host:port, *.domain.
+    #[serde(default)]
+    pub egress: Vec<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Restarted {
+    /// How many running processes were stopped (they start again on next use).
+    pub stopped: usize,
+}
+
+fn view(def: &ServerDef, admin: bool, running: Vec<RunningView>) -> ServerView {
+    let (transport, target) = match &def.spec {
+        ServerSpec::Stdio { command, args, .. } => ("stdio", format!("{command} {}", args.join(" "))),
+        ServerSpec::Builtin { builtin, .. } => ("builtin", format!("built-in {}", builtin.subcommand())),
+        ServerSpec::Http { url } => ("http", url.clone()),
+    };
+    ServerView {
+        name: def.name.to_string(),
+        prefix: def.prefix.as_str().to_owned(),
+        per_session: def.per_session,
+        transport: transport.to_owned(),
+        target: admin.then(|| target.trim_end().to_owned()),
+        egress: def.spec.egress().to_vec(),
+        running,
+    }
+}
+
+fn invalid(e: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(e.to_string())
+}
+
+/// Parses a request into a definition; every part is validated before anything is written.
+fn definition(body: CreateServer, sandbox: &crate::sandbox::Settings) -> Result<ServerDef, ApiError> {
+    let name = ServerName::parse(&body.name)?;
+    let prefix = Prefix::parse(body.prefix.as_deref().unwrap_or(name.as_str()))?;
+    let egress = servers::parse_egress(&body.egress.join(",")).map_err(invalid)?;
+    let limits = match (&body.memory, body.pids) {
+        (None, None) => None,
+        (memory, pids) => {
+            let defaults = sandbox.default_limits;
+            let memory_bytes = match memory {
+                None => defaults.memory_bytes,
+                Some(text) => crate::sandbox::limits::parse_size(text)
+                    .ok_or_else(|| ApiError::bad_request(format!("invalid memory {text:?}: give a size like 512m")))?,
+            };
+            let pids = match pids {
+                None => defaults.pids,
+                Some(n) if n >= 8 => n,
+                Some(n) => return Err(ApiError::bad_request(format!("invalid pids {n}: give at least 8"))),
+            };
+            Some(crate::sandbox::Limits { memory_bytes, pids })
+        }
+    };
+    let given = [body.command.is_some(), body.builtin.is_some(), body.url.is_some()];
+    if given.iter().filter(|g| **g).count() != 1 {
+        return Err(ApiError::bad_request("give exactly one of command, builtin and url"));
+    }
+    let spec = if let Some(url) = body.url {
+        if limits.is_some()
+            || !egress.is_empty()
+            || !body.args.is_empty()
+            || !body.env.is_empty()
+            || !body.mounts.is_empty()
+        {
+            return Err(ApiError::bad_request(
+                "a streamable-HTTP server is not sandboxed: args, env, mounts, memory, pids and egress do not apply",
+            ));
+        }
+        ServerSpec::Http {
+            url: servers::parse_url(&url).map_err(invalid)?,
+        }
+    } else if let Some(builtin) = body.builtin {
+        ServerSpec::Builtin {
+            builtin: Builtin::parse(&builtin).map_err(invalid)?,
+            limits,
+            egress,
+        }
+    } else {
+        let command = body.command.unwrap_or_default();
+        for (key, value) in &body.env {
+            servers::parse_env(&format!("{key}={value}")).map_err(invalid)?;
+        }
+        ServerSpec::Stdio {
+            command: servers::parse_command(&command).map_err(invalid)?,
+            args: body.args,
+            env: body.env,
+            mounts: body
+                .mounts
+                .iter()
+                .map(|m| servers::parse_mount(m))
+                .collect::<Result<_, _>>()
+                .map_err(invalid)?,
+            limits,
+            package: None,
+            egress,
+        }
+    };
+    Ok(ServerDef {
+        name,
+        prefix,
+        per_session: body.per_session,
+        spec,
+    })
+}
+
+fn ops<'a>(state: &'a ControlState, caller: &Caller) -> Ops<'a> {
+    Ops {
+        store: &state.store,
+        actor: Actor::User(caller.user),
+        audit: Some(&state.audit),
+    }
+}
+
+fn running_of(state: &ControlState, server: &str) -> Vec<RunningView> {
+    state
+        .gateway
+        .sandbox_statuses()
+        .into_iter()
+        .filter(|s| s.server == server)
+        .map(|s| RunningView {
+            profile: s.profile,
+            per_session: s.per_session,
+            pid: s.pid,
+            address: s.address,
+            uptime_s: s.uptime_s,
+            restarts: s.restarts,
+            memory_bytes: s.memory_bytes,
+        })
+        .collect()
+}
+
+pub async fn list(
+    State(state): State<Arc<ControlState>>,
+    caller: Caller,
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<ServerView>>, ApiError> {
+    let limit = page.limit()?;
+    blocking(&state, move |state| {
+        let after = page.after.unwrap_or_default();
+        let views: Vec<ServerView> = state
+            .store
+            .list_servers()
+            .map_err(ApiError::internal)?
+            .iter()
+            .filter(|s| s.name.as_str() > after.as_str())
+            .take(limit + 1)
+            .map(|s| view(s, caller.is_admin(), running_of(state, s.name.as_str())))
+            .collect();
+        Ok(Json(Page::cut(views, limit, |s| s.name.clone())))
+    })
+    .await
+}
+
+pub async fn get(
+    State(state): State<Arc<ControlState>>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+) -> Result<Json<ServerView>, ApiError> {
+    let name = ServerName::parse(&name).map_err(|_| ApiError::not_found(format!("no server named {name:?}")))?;
+    blocking(&state, move |state| {
+        let def = state
+            .store
+            .server(&name)
+            .map_err(|e| ApiError::from(crate::ops::OpsError::from(e)))?;
+        Ok(Json(view(&def, caller.is_admin(), running_of(state, name.as_str()))))
+    })
+    .await
+}
+
+pub async fn create(
+    State(state): State<Arc<ControlState>>,
+    caller: Caller,
+    Body(body): Body<CreateServer>,
+) -> Result<(StatusCode, Json<ServerView>), ApiError> {
+    caller.require_admin()?;
+    let def = definition(body, &state.sandbox)?;
+    blocking(&state, move |state| {
+        ops(state, &caller).add_server(&def)?;
+        Ok((StatusCode::CREATED, Json(view(&def, true, Vec::new()))))
+    })
+    .await
+}
+
+pub async fn delete(
+    State(state): State<Arc<ControlState>>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_admin()?;
+    let name = ServerName::parse(&name).map_err(|_| ApiError::not_found(format!("no server named {name:?}")))?;
+    blocking(&state, move |state| {
+        ops(state, &caller).remove_server(&name)?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+pub async fn restart(
+    State(state): State<Arc<ControlState>>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+) -> Result<Json<Restarted>, ApiError> {
+    caller.require_admin()?;
+    let name = ServerName::parse(&name).map_err(|_| ApiError::not_found(format!("no server named {name:?}")))?;
+    blocking(&state, move |state| {
+        state
+            .store
+            .server(&name)
+            .map_err(|e| ApiError::from(crate::ops::OpsError::from(e)))?;
+        let stopped = state.gateway.restart_server(&name);
+        ops(state, &caller).record(
+            "server.restart",
+            None,
+            Some(name.as_str()),
+            serde_json::json!({"stopped": stopped}),
+        );
+        Ok(Json(Restarted { stopped }))
+    })
+    .await
+}
