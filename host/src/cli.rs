@@ -9,9 +9,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Env, MasterKey, Paths, ServeConfig};
-use crate::mcp::aggregate::ListKind;
-use crate::mcp::runtime::{Deps, probe_names};
+use crate::mcp::runtime::Deps;
 use crate::names::{Prefix, ProfileSlug, ServerName};
+use crate::ops::{Actor, Ops};
 use crate::sandbox::Launcher;
 use crate::servers::{self, Builtin, ServerDef, ServerSpec};
 use crate::store::Store;
@@ -181,12 +181,21 @@ fn open_store() -> Result<Store> {
     Ok(Store::open(&paths.db_path)?)
 }
 
+fn operator(store: &Store) -> Ops<'_> {
+    Ops {
+        store,
+        actor: Actor::Operator,
+        audit: None,
+    }
+}
+
 fn profile(command: ProfileCommand) -> Result<()> {
     let store = open_store()?;
+    let ops = operator(&store);
     match command {
         ProfileCommand::Create { slug, name } => {
             let slug = ProfileSlug::parse(&slug)?;
-            let (profile, token) = store.create_profile(&slug, &name)?;
+            let (profile, token) = ops.create_profile(&slug, &name, None)?;
             println!("created profile {}", profile.slug);
             println!("token (shown once; store it now): {}", token.reveal());
         }
@@ -202,11 +211,11 @@ fn profile(command: ProfileCommand) -> Result<()> {
             }
         }
         ProfileCommand::Delete { slug } => {
-            store.delete_profile(&ProfileSlug::parse(&slug)?)?;
+            ops.delete_profile(&ProfileSlug::parse(&slug)?)?;
             println!("deleted profile {slug}");
         }
         ProfileCommand::Token(TokenCommand::Rotate { slug }) => {
-            let token = store.rotate_token(&ProfileSlug::parse(&slug)?)?;
+            let token = ops.rotate_token(&ProfileSlug::parse(&slug)?)?;
             println!(
                 "new token for {slug} (shown once; the old one no longer works): {}",
                 token.reveal()
@@ -215,68 +224,14 @@ fn profile(command: ProfileCommand) -> Result<()> {
         ProfileCommand::AddServer { slug, server } => {
             let slug = ProfileSlug::parse(&slug)?;
             let server = ServerName::parse(&server)?;
-            let mut servers = store.profile_config(&slug)?.servers;
-            if servers.iter().any(|s| s.name == server) {
-                bail!("server {server} is already in profile {slug}");
-            }
-            servers.push(store.server(&server)?);
-            check_collisions(&servers).with_context(|| format!("cannot add {server} to profile {slug}"))?;
-            store.add_server_to_profile(&slug, &server)?;
+            let env = Env::from_process();
+            let settings = config::sandbox_settings(&env, &Paths::from_env(&env)?)?;
+            ops.add_server_to_profile(&slug, &server, &settings)?;
             println!("added {server} to profile {slug}");
         }
         ProfileCommand::RemoveServer { slug, server } => {
-            store.remove_server_from_profile(&ProfileSlug::parse(&slug)?, &ServerName::parse(&server)?)?;
+            ops.remove_server_from_profile(&ProfileSlug::parse(&slug)?, &ServerName::parse(&server)?)?;
             println!("removed {server} from profile {slug}");
-        }
-    }
-    Ok(())
-}
-
-/// Refuses a set of servers in which two would expose the same tool or prompt name. Equal prefixes are
-/// refused outright; otherwise each server is started (sandboxed, as when serving) and its names listed.
-fn check_collisions(servers: &[ServerDef]) -> Result<()> {
-    for (i, a) in servers.iter().enumerate() {
-        for b in &servers[..i] {
-            if a.prefix == b.prefix && !a.prefix.as_str().is_empty() {
-                bail!(
-                    "servers {} and {} both use the prefix {:?}; give one another --prefix",
-                    b.name,
-                    a.name,
-                    a.prefix.as_str()
-                );
-            }
-        }
-    }
-    if servers.len() < 2 {
-        return Ok(());
-    }
-    let env = Env::from_process();
-    let settings = config::sandbox_settings(&env, &Paths::from_env(&env)?)?;
-    let deps = Deps {
-        launcher: Launcher::offline(settings)?,
-        http: reqwest::Client::new(),
-        idle_timeout: std::time::Duration::MAX,
-        plugins: None,
-        store: None,
-        audit: None,
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let listed = runtime.block_on(async {
-        let probes = servers.iter().map(|def| probe_names(def, &deps));
-        futures_util::future::join_all(probes).await
-    });
-    let mut seen: HashMap<(ListKind, String), &ServerName> = HashMap::new();
-    for (def, names) in servers.iter().zip(listed) {
-        let names = names.map_err(|e| anyhow::anyhow!("cannot list the names of server {}: {e}", def.name))?;
-        for (kind, name) in names {
-            let exposed = def.prefix.expose(&name);
-            if let Some(holder) = seen.insert((kind, exposed.clone()), &def.name) {
-                let what = if kind == ListKind::Tools { "tool" } else { "prompt" };
-                bail!(
-                    "{what} name {exposed:?} would be exposed by both {holder} and {}; give one of them another --prefix",
-                    def.name
-                );
-            }
         }
     }
     Ok(())
@@ -284,10 +239,11 @@ fn check_collisions(servers: &[ServerDef]) -> Result<()> {
 
 fn server(command: ServerCommand) -> Result<()> {
     let store = open_store()?;
+    let ops = operator(&store);
     match command {
         ServerCommand::Add(add) => {
             let def = server_def(add)?;
-            store.add_server(&def)?;
+            ops.add_server(&def)?;
             println!("added server {}", def.name);
         }
         ServerCommand::Set(set) => {
@@ -326,15 +282,7 @@ fn server(command: ServerCommand) -> Result<()> {
         }
         ServerCommand::Remove { name } => {
             let name = ServerName::parse(&name)?;
-            let def = store.server(&name)?;
-            store.remove_server(&name)?;
-            if let ServerSpec::Stdio {
-                package: Some(installed),
-                ..
-            } = &def.spec
-            {
-                let _ = std::fs::remove_dir_all(&installed.dir);
-            }
+            ops.remove_server(&name)?;
             println!("removed server {name}");
         }
         ServerCommand::Status => print_status()?,

@@ -476,7 +476,7 @@ pub fn credential_spec(input: &CredentialInput<'_>) -> Result<CredentialSpec, Op
         Some(text) => EnvName::parse(text).map_err(|e| invalid(&e))?,
         None => name.default_env_name().check_not_reserved().map_err(|e| {
             OpsError::Invalid(format!(
-                "{e}: the default variable for this name is reserved; give another variable name"
+                "{e} (the default variable for this name is reserved; give --env-name / env_name)"
             ))
         })?,
     };

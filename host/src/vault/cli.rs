@@ -11,10 +11,11 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 use zeroize::{Zeroize, Zeroizing};
 
-use super::credential::{self, CredentialName, CredentialSpec, EnvName, Format, HeaderName, HostList};
+use super::credential::{self, CredentialName, CredentialSpec};
 use super::{Secret, Vault};
 use crate::config::{ConfigError, MASTER_KEY_HINT, MasterKey, Paths};
 use crate::names::{ProfileSlug, ServerName};
+use crate::ops::{Actor, CredentialInput, Ops};
 use crate::store::Store;
 
 #[derive(Subcommand)]
@@ -94,7 +95,12 @@ pub fn credential(command: CredentialCommand, paths: &Paths) -> Result<()> {
             let name = CredentialName::parse(&name)?;
             let profile = profile.as_deref().map(ProfileSlug::parse).transpose()?;
             let store = Store::open(&paths.db_path)?;
-            store.delete_credential(&server, profile.as_ref(), &name)?;
+            Ops {
+                store: &store,
+                actor: Actor::Operator,
+                audit: None,
+            }
+            .delete_credential(&server, profile.as_ref(), &name)?;
             match profile {
                 None => println!("deleted credential {name} of server {server} (server-wide) and its secret"),
                 Some(p) => println!("deleted credential {name} of server {server} (profile {p}) and its secret"),
@@ -159,11 +165,12 @@ fn set_credential(set: CredentialSet, paths: &Paths) -> Result<()> {
     let secret = read_secret()?;
     let opened = Vault::open(store.clone(), &master);
     master.0.zeroize();
-    let replaced = store
-        .credentials(Some(&spec.server), spec.profile.as_ref())?
-        .iter()
-        .any(|c| c.spec.name == spec.name && c.spec.profile == spec.profile);
-    let credential = opened?.set_credential(&spec, &secret)?;
+    let ops = Ops {
+        store: &store,
+        actor: Actor::Operator,
+        audit: None,
+    };
+    let (credential, replaced) = ops.set_credential(&opened?, &spec, &secret)?;
     drop(secret);
     println!(
         "{} credential {} for {}",
@@ -199,23 +206,15 @@ fn set_credential(set: CredentialSet, paths: &Paths) -> Result<()> {
 
 /// Validates every argument of `credential set` into a spec, before anything is read or written.
 fn credential_spec(set: &CredentialSet) -> Result<CredentialSpec> {
-    let name = CredentialName::parse(&set.name)?;
-    let env_name = match &set.env_name {
-        Some(text) => EnvName::parse(text)?,
-        None => name
-            .default_env_name()
-            .check_not_reserved()
-            .context("the default variable for this name is reserved; give --env-name")?,
-    };
-    Ok(CredentialSpec {
-        server: ServerName::parse(&set.server)?,
-        profile: set.profile.as_deref().map(ProfileSlug::parse).transpose()?,
-        hosts: HostList::parse(&set.hosts)?,
-        header: HeaderName::parse(&set.header)?,
-        format: Format::parse(&set.format)?,
-        env_name,
-        name,
-    })
+    Ok(crate::ops::credential_spec(&CredentialInput {
+        server: &set.server,
+        profile: set.profile.as_deref(),
+        name: &set.name,
+        hosts: &set.hosts,
+        header: &set.header,
+        format: &set.format,
+        env_name: set.env_name.as_deref(),
+    })?)
 }
 
 /// The secret from standard input, which must not be a terminal: typed secrets are echoed to the screen.
