@@ -41,6 +41,35 @@ fn upstream_name(method: &str, params: Option<&Value>) -> Option<String> {
         .flatten()
 }
 
+/// The shape of a tool call's arguments: key names and value types, no values. Deep or wide structures are
+/// cut short (`"…"`), so an event stays small whatever a client sends.
+pub fn argument_shape(value: &Value, depth: usize) -> Value {
+    const MAX_DEPTH: usize = 4;
+    const MAX_KEYS: usize = 32;
+    match value {
+        Value::Null => json!("null"),
+        Value::Bool(_) => json!("boolean"),
+        Value::Number(_) => json!("number"),
+        Value::String(_) => json!("string"),
+        _ if depth >= MAX_DEPTH => json!("…"),
+        Value::Array(items) => match items.first() {
+            None => json!([]),
+            Some(first) => json!([argument_shape(first, depth + 1)]),
+        },
+        Value::Object(map) => {
+            let mut shape: Map<String, Value> = map
+                .iter()
+                .take(MAX_KEYS)
+                .map(|(k, v)| (k.chars().take(64).collect(), argument_shape(v, depth + 1)))
+                .collect();
+            if map.len() > MAX_KEYS {
+                shape.insert("…".into(), json!(map.len() - MAX_KEYS));
+            }
+            Value::Object(shape)
+        }
+    }
+}
+
 /// Messages kept for a client that has no GET stream open; beyond this the oldest are dropped.
 const BACKLOG_LIMIT: usize = 1000;
 /// MCP's "resource not found".
@@ -228,7 +257,13 @@ impl Session {
         match method {
             "ping" => jsonrpc::result(id, json!({})),
             "initialize" => jsonrpc::error(id, jsonrpc::INVALID_REQUEST, "this session is already initialized"),
-            "tools/call" => self.call_named(id, ListKind::Tools, method, params, origin).await,
+            "tools/call" => {
+                let started = Instant::now();
+                let audited = params.clone();
+                let reply = self.call_named(id, ListKind::Tools, method, params, origin).await;
+                self.audit_tool_call(audited.as_ref(), &reply, started.elapsed()).await;
+                reply
+            }
             "prompts/get" => self.call_named(id, ListKind::Prompts, method, params, origin).await,
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
                 self.call_by_uri(id, method, params, origin).await
@@ -237,6 +272,44 @@ impl Session {
             "logging/setLevel" => self.set_log_level(id, params, origin).await,
             _ => self.forward_unmodelled(id, method, params, origin).await,
         }
+    }
+
+    /// Records a tool call in the audit log: who (the profile's token and this session), which server and
+    /// tool, how long it took, its outcome, and the *shape* of its arguments — never their values, which
+    /// may hold anything a user typed.
+    async fn audit_tool_call(&self, params: Option<&Value>, reply: &Value, took: Duration) {
+        let Some(audit) = self.runtime.deps.audit.as_ref() else {
+            return;
+        };
+        let exposed = params.and_then(|p| p.get("name")).and_then(Value::as_str);
+        let routed = match exposed {
+            Some(name) => self.route_name(ListKind::Tools, name).await,
+            None => None,
+        };
+        let outcome = match (reply.get("error"), reply.get("result")) {
+            (Some(error), _) if error.get("code").and_then(Value::as_i64) == Some(DENIED_BY_POLICY) => "deny",
+            (Some(_), _) => "error",
+            (None, Some(result)) if result.get("isError").and_then(Value::as_bool) == Some(true) => "tool_error",
+            _ => "ok",
+        };
+        let mut detail = json!({
+            "session": self.id,
+            "tool": exposed,
+            "upstream_tool": routed.as_ref().map(|(_, name)| name),
+            "duration_ms": took.as_secs_f64() * 1000.0,
+            "arguments": params.and_then(|p| p.get("arguments")).map(|a| argument_shape(a, 0)),
+        });
+        if let Some(error) = reply.get("error") {
+            detail["error"] = json!({"code": error.get("code"), "data": error.get("data")});
+        }
+        audit.record(crate::store::plugins::NewAuditEvent {
+            kind: "mcp.tool_call".into(),
+            actor: format!("profile:{}", self.runtime.slug),
+            profile: Some(self.runtime.slug.to_string()),
+            server: routed.map(|(slot, _)| slot.def.name.to_string()),
+            outcome: outcome.into(),
+            detail,
+        });
     }
 
     /// Sends a request to one server and gives the reply the client's id back.
@@ -748,5 +821,24 @@ impl Session {
         }
         *stream = Some(tx);
         rx
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tool_call_audit_keeps_the_shape_of_arguments_never_their_values() {
+        let args =
+            json!({"query": "secret-value-123", "limit": 5, "tags": ["a", "b"], "opts": {"deep": true}, "x": null});
+        let shape = argument_shape(&args, 0);
+        assert_eq!(
+            shape,
+            json!({"query": "string", "limit": "number", "tags": ["string"], "opts": {"deep": "boolean"}, "x": "null"})
+        );
+        assert!(!shape.to_string().contains("secret-value-123"));
+        let deep = json!({"a": {"b": {"c": {"d": {"e": "v"}}}}});
+        assert_eq!(argument_shape(&deep, 0), json!({"a": {"b": {"c": {"d": "…"}}}}));
     }
 }
