@@ -230,8 +230,22 @@ impl Browser {
     /// A state-changing request as the gateway's own page would send it (same-origin `Origin`), or from
     /// another site.
     async fn post(&mut self, url: &str, origin: &str, body: Option<Value>) -> reqwest::Response {
+        self.post_accepting(url, origin, body, "text/html").await
+    }
+
+    async fn post_accepting(
+        &mut self,
+        url: &str,
+        origin: &str,
+        body: Option<Value>,
+        accept: &str,
+    ) -> reqwest::Response {
         let url = Url::parse(url).unwrap();
-        let mut request = self.http.post(url.clone()).header("origin", origin);
+        let mut request = self
+            .http
+            .post(url.clone())
+            .header("origin", origin)
+            .header("accept", accept);
         if let Some(body) = body {
             request = request.json(&body);
         }
@@ -343,16 +357,6 @@ async fn create_profile(browser: &mut Browser, gw: &TestGateway, slug: &str) -> 
         .await;
     let status = response.status();
     let body: Value = response.json().await.unwrap();
-    if status == StatusCode::NOT_FOUND
-        && body["error"]["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("no such API route")
-    {
-        // TODO(oidc): remove once the API serves POST /api/profiles.
-        eprintln!("POST /api/profiles is not served yet; creating the profile with the CLI instead");
-        return (slug.to_owned(), gw.create_profile(slug));
-    }
     assert_eq!(status, StatusCode::CREATED, "POST /api/profiles: {body}");
     let token = body["token"].as_str().expect("the token, shown once").to_owned();
     (slug.to_owned(), token)
@@ -654,4 +658,69 @@ async fn role_at_login(gw: &TestGateway, subject: &str, expected: &str) -> Strin
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     role
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logout_works_without_an_identity_provider() {
+    let port = free_port();
+    let origin = format!("http://127.0.0.1:{port}");
+    let gw = TestGateway::start_with(&[
+        ("GIG_LISTEN", &format!("127.0.0.1:{port}")),
+        ("GIG_PUBLIC_URL", &origin),
+    ]);
+    let mut browser = Browser::new();
+
+    // No provider: /auth/login says so, and how to log in instead; the API is not held up.
+    let response = browser.get(&format!("{origin}/auth/login")).await;
+    assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("gigmcp admin login-link"),
+        "{body}"
+    );
+    assert_eq!(browser.get(&format!("{origin}/api/me")).await.status(), 401);
+
+    // A session from a login link ends at logout; the browser goes to `/`.
+    let link = gw.cli_ok(&["admin", "login-link"]).trim().to_owned();
+    assert_eq!(browser.get(&link).await.status(), StatusCode::SEE_OTHER);
+    assert_eq!(browser.get(&format!("{origin}/api/me")).await.status(), 200);
+    let response = browser.post(&format!("{origin}/auth/logout"), &origin, None).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()["location"], "/");
+    assert_eq!(browser.get(&format!("{origin}/api/me")).await.status(), 401);
+
+    // A script asks for JSON and is told where to go.
+    let link = gw.cli_ok(&["admin", "login-link"]).trim().to_owned();
+    browser.get(&link).await;
+    let response = browser
+        .post_accepting(&format!("{origin}/auth/logout"), &origin, None, "application/json")
+        .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.json::<Value>().await.unwrap(), json!({"redirect": "/"}));
+    assert_eq!(browser.get(&format!("{origin}/api/me")).await.status(), 401);
+    assert_eq!(count(&gw, "SELECT count(*) FROM web_sessions"), 0);
+}
+
+#[test]
+fn a_partial_oidc_configuration_stops_start_up_naming_what_is_missing() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(common::gigmcp_bin())
+        .arg("serve")
+        .env("GIG_DATA_DIR", dir.path())
+        .env("GIG_MASTER_KEY", common::MASTER_KEY)
+        .env("GIG_OIDC_ISSUER", "http://127.0.0.1:9/")
+        .env("GIG_OIDC_CLIENT_SECRET", CLIENT_SECRET)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("GIG_OIDC_CLIENT_ID, GIG_OIDC_REDIRECT_URL"), "{stderr}");
+    assert!(!stderr.contains(CLIENT_SECRET), "the error echoes the secret: {stderr}");
+    assert!(
+        !dir.path().join("gigmcp.db").exists(),
+        "a refused start wrote a database"
+    );
 }

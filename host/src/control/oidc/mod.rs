@@ -579,7 +579,14 @@ async fn complete_login(
 
 /// Ends the caller's session (any session, with or without an identity provider), then sends the browser to
 /// the provider's end-session endpoint when it has one, else to `/`. State-changing, so same-origin only.
+///
+/// A script (`Accept: application/json`) gets `200 {"redirect": <url>}` instead of the 303: `fetch` cannot read
+/// a redirect to another origin, and the page has to navigate there itself.
 async fn logout(State(state): State<Arc<ControlState>>, headers: HeaderMap) -> Response {
+    let wants_json = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/json"));
     if !super::same_origin(&headers, &state) {
         return ApiError::forbidden(
             "cross-site request refused: logging out needs an Origin (or Sec-Fetch-Site) of this gateway",
@@ -623,6 +630,13 @@ async fn logout(State(state): State<Arc<ControlState>>, headers: HeaderMap) -> R
             )
         })
         .unwrap_or_else(|| "/".to_owned());
+    if wants_json {
+        let mut response = axum::Json(json!({ "redirect": location })).into_response();
+        let headers = response.headers_mut();
+        headers.append(header::SET_COOKIE, state.sessions.clear_cookie());
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        return response;
+    }
     redirect(&location, vec![state.sessions.clear_cookie()])
 }
 
