@@ -724,3 +724,41 @@ fn a_partial_oidc_configuration_stops_start_up_naming_what_is_missing() {
         "a refused start wrote a database"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_started_at_one_gateway_finishes_at_another_on_the_same_database() {
+    let (idp_port, a_port, b_port) = (free_port(), free_port(), free_port());
+    let idp = Idp::start(idp_port, &[a_port], json!({"alice": {"roles": ["user"]}}));
+    let a = gateway(a_port, &idp.issuer, &[]);
+    wait_ready(&a).await;
+    // B shares A's database and, as behind one load balancer, A's redirect URL; its secret comes from a file.
+    let secret_file = a.dir.path().join("client-secret");
+    std::fs::write(&secret_file, format!("{CLIENT_SECRET}\n")).unwrap();
+    let db_path = a.dir.path().join("gigmcp.db");
+    let (b_listen, b_public) = (format!("127.0.0.1:{b_port}"), format!("http://127.0.0.1:{b_port}"));
+    let a_redirect = format!("{}/auth/callback", base(&a));
+    let b = TestGateway::start_with(&[
+        ("GIG_LISTEN", b_listen.as_str()),
+        ("GIG_PUBLIC_URL", b_public.as_str()),
+        ("GIG_DB_PATH", db_path.to_str().unwrap()),
+        ("GIG_OIDC_ISSUER", idp.issuer.as_str()),
+        ("GIG_OIDC_CLIENT_ID", CLIENT_ID),
+        ("GIG_OIDC_CLIENT_SECRET_FILE", secret_file.to_str().unwrap()),
+        ("GIG_OIDC_REDIRECT_URL", a_redirect.as_str()),
+    ]);
+    wait_ready(&b).await;
+
+    // The flow cookie A signed is verified by B: the key is the database's (the vault's), not the process's.
+    let mut browser = Browser::new();
+    let mut callback = browser.authorize(&base(&a), AtProvider::Login("alice")).await;
+    callback.set_port(Some(b_port)).unwrap();
+    let response = browser.get(callback.as_str()).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::SEE_OTHER,
+        "{}",
+        response.text().await.unwrap()
+    );
+    let me: Value = browser.get(&format!("{b_public}/api/me")).await.json().await.unwrap();
+    assert_eq!(me["subject"], "alice", "{me}");
+}
