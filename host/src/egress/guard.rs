@@ -111,9 +111,9 @@ fn forbidden_v6(ip: Ipv6Addr) -> Option<&'static str> {
     let segments = ip.segments();
     // IPv4-compatible (::a.b.c.d, deprecated), NAT64 (64:ff9b::/96) and 6to4 (2002::/16) embed an IPv4
     // address that a translator may dial: judged by that address.
-    let embedded = if segments[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_loopback() && !ip.is_unspecified() {
-        Some(Ipv4Addr::from(((segments[6] as u32) << 16) | segments[7] as u32))
-    } else if segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0] {
+    let compatible = segments[..6] == [0, 0, 0, 0, 0, 0] && !ip.is_loopback() && !ip.is_unspecified();
+    let nat64 = segments[..6] == [0x64, 0xff9b, 0, 0, 0, 0];
+    let embedded = if compatible || nat64 {
         Some(Ipv4Addr::from(((segments[6] as u32) << 16) | segments[7] as u32))
     } else if segments[0] == 0x2002 {
         Some(Ipv4Addr::from(((segments[1] as u32) << 16) | segments[2] as u32))

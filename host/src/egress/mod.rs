@@ -60,14 +60,17 @@ pub struct Proxy {
     audit: Option<AuditLog>,
 }
 
+/// A CONNECT decision's key: (host, port, the server's declared hosts), so a changed egress list is asked
+/// about afresh.
+pub(crate) type AllowKey = (String, u16, Vec<String>);
+
 /// One sandbox as the proxy knows it: whom it runs for, where it connects from, its open tunnels, and the
 /// CONNECT decisions plugins allowed to be reused.
 pub(crate) struct Caller {
     pub tenant: Tenant,
     pub jail: Ipv4Addr,
     pub tunnels: Arc<Semaphore>,
-    /// (host, port, declared hosts) → allowed until.
-    pub allowed: Mutex<HashMap<(String, u16, Vec<String>), Instant>>,
+    pub allowed: Mutex<HashMap<AllowKey, Instant>>,
 }
 
 impl Proxy {

@@ -589,7 +589,7 @@ impl Tunnel {
             OutBody::Upstream {
                 inner: body,
                 scrubber,
-                record: Some(record),
+                record: Some(Box::new(record)),
             },
         ))
     }
@@ -826,7 +826,7 @@ enum OutBody {
     Upstream {
         inner: Incoming,
         scrubber: Option<Scrubber>,
-        record: Option<RequestRecord>,
+        record: Option<Box<RequestRecord>>,
     },
 }
 

@@ -1,0 +1,547 @@
+//! The egress proxy with real parts (issue #5, "Acceptance"): the gateway runs in a network namespace with
+//! no uplink but a veth to an "outside" test namespace, where an HTTPS API (Node, with a CA the test makes)
+//! listens on 198.51.100.2. A stdio MCP server in a real sandbox runs curl, Node 22 (`fetch` with
+//! `NODE_USE_ENV_PROXY`) and Python (`urllib`) in its jail; the test drives it through the gateway's MCP
+//! endpoint and checks what the upstream received, what the jail saw, and what the audit log holds.
+//! Needs root, bubblewrap, iproute2, nftables, curl and Node 22 (`make test` installs them).
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Netns, TestGateway, run, run_python_client_in};
+use serde_json::{Value, json};
+
+const API: &str = "api.test.example";
+const OTHER: &str = "other.test.example";
+
+struct World {
+    gw: Netns,
+    _outside: Netns,
+    _upstream: common::Guard,
+    upstream_log: std::path::PathBuf,
+    files: tempfile::TempDir,
+}
+
+/// The test CA and the upstream's certificate for its names, written as PEM files.
+fn make_certificates(dir: &std::path::Path) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "egress test CA");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
+    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let names = vec![API.to_owned(), OTHER.to_owned(), "198.51.100.2".to_owned()];
+    let cert = rcgen::CertificateParams::new(names)
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
+    std::fs::write(dir.join("upstream.pem"), cert.pem()).unwrap();
+    std::fs::write(dir.join("upstream-key.pem"), key.serialize_pem()).unwrap();
+}
+
+/// The gateway's namespace, linked only to the "outside" namespace, where the HTTPS API listens.
+fn world() -> World {
+    let gw = Netns::new("eg");
+    let outside = Netns::new("eo");
+    let tag = format!("{}{}", std::process::id() % 100_000, gw.name.len());
+    let (a, b) = (format!("tea{tag}"), format!("teb{tag}"));
+    run(&[
+        "ip",
+        "link",
+        "add",
+        &a,
+        "netns",
+        &gw.name,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &b,
+        "netns",
+        &outside.name,
+    ]);
+    run(&["ip", "-n", &gw.name, "addr", "add", "198.51.100.1/24", "dev", &a]);
+    run(&["ip", "-n", &outside.name, "addr", "add", "198.51.100.2/24", "dev", &b]);
+    run(&["ip", "-n", &gw.name, "link", "set", &a, "up"]);
+    run(&["ip", "-n", &outside.name, "link", "set", &b, "up"]);
+    run(&["ip", "-n", &gw.name, "route", "add", "default", "via", "198.51.100.2"]);
+
+    let files = tempfile::tempdir().unwrap();
+    make_certificates(files.path());
+    let upstream_log = files.path().join("upstream.log");
+    let script = common::repo_root().join("tests/support/egress-upstream.js");
+    let child = outside
+        .command()
+        .arg(common::node_bin())
+        .arg(&script)
+        .arg(files.path().join("upstream.pem"))
+        .arg(files.path().join("upstream-key.pem"))
+        .args(["198.51.100.2", "443"])
+        .stdout(std::fs::File::create(&upstream_log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let upstream = common::Guard(child);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !std::fs::read_to_string(&upstream_log)
+        .unwrap_or_default()
+        .contains("listening")
+    {
+        assert!(Instant::now() < deadline, "the test upstream did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    World {
+        gw,
+        _outside: outside,
+        _upstream: upstream,
+        upstream_log,
+        files,
+    }
+}
+
+/// Node 22's directory (Node 20's `fetch` ignores HTTPS_PROXY).
+fn node22() -> std::path::PathBuf {
+    common::repo_root().join("tests/deps/node_modules/node")
+}
+
+fn start_gateway(world: &World, max_tunnels: &str) -> TestGateway {
+    let ca = world.files.path().join("ca.pem");
+    let resolve = format!("{API}=198.51.100.2,{OTHER}=198.51.100.2,loop.test.example=127.0.0.1");
+    TestGateway::start_in(
+        Some(&world.gw),
+        &[
+            ("GIG_LISTEN", "127.0.0.1:8080"),
+            ("GIG_PROXY_PORT", "8081"),
+            ("GIG_EGRESS_EXTRA_CA", ca.to_str().unwrap()),
+            ("GIG_EGRESS_RESOLVE", &resolve),
+            ("GIG_EGRESS_ALLOW_ADDRS", "198.51.100.2/32"),
+            ("GIG_EGRESS_MAX_TUNNELS", max_tunnels),
+        ],
+    )
+}
+
+/// Adds the client server, declares its hosts, gives it a credential for api.test.example, and puts it
+/// in a profile; returns the profile's token.
+fn add_client_server(gateway: &TestGateway, secret: &str) -> String {
+    let support = common::repo_root().join("tests/support");
+    let node22 = node22();
+    let node22_bin = node22.join("bin/node");
+    gateway.cli_ok(&[
+        "server",
+        "add",
+        "web",
+        "--command",
+        &common::node_bin(),
+        "--arg",
+        support.join("egress-client-server.js").to_str().unwrap(),
+        "--mount",
+        support.to_str().unwrap(),
+        "--mount",
+        node22.to_str().unwrap(),
+        "--env",
+        &format!("EGRESS_TEST_NODE22={}", node22_bin.display()),
+        "--egress",
+        &format!("{API},{OTHER},loop.test.example,127.0.0.1,169.254.169.254,10.0.0.1"),
+    ]);
+    let mut child = Command::new(common::gigmcp_bin())
+        .args([
+            "credential",
+            "set",
+            "web",
+            "api",
+            "--hosts",
+            API,
+            "--header",
+            "Authorization",
+            "--format",
+            "Bearer {secret}",
+        ])
+        .env("GIG_DATA_DIR", gateway.dir.path())
+        .env("GIG_MASTER_KEY", common::MASTER_KEY)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(secret.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "credential set failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = gateway.create_profile("eg");
+    gateway.cli_ok(&["profile", "add-server", "eg", "web"]);
+    token
+}
+
+/// Runs tool calls in one MCP session from inside the gateway's namespace; returns each call's JSON result
+/// and the client's whole output (what the server said, as the MCP client saw it).
+fn call(world: &World, token: &str, calls: &[(&str, Value)]) -> (Vec<Value>, String) {
+    let plan: Vec<Value> = calls
+        .iter()
+        .map(|(tool, args)| json!({"tool": format!("web_{tool}"), "arguments": args}))
+        .collect();
+    let (ok, stdout, stderr) = run_python_client_in(
+        Some(&world.gw),
+        "call_tools.py",
+        &[
+            "--url",
+            "http://127.0.0.1:8080/mcp/p/eg",
+            "--token",
+            token,
+            "--calls",
+            &serde_json::to_string(&plan).unwrap(),
+            "--timeout",
+            "170",
+            "--request-timeout",
+            "90",
+        ],
+    );
+    assert!(ok, "client failed\n{stdout}\n{stderr}");
+    let out: Value = serde_json::from_str(&stdout).unwrap();
+    let results = out["data"]["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| match &r["text"] {
+            Value::String(text) => serde_json::from_str(text).unwrap_or_else(|_| json!({"unparsed": text})),
+            _ => json!({"call_failed": r}),
+        })
+        .collect();
+    (results, stdout)
+}
+
+fn fetch(client: &str, url: &str, headers: Value) -> Value {
+    json!({"client": client, "url": url, "headers": headers, "save": true})
+}
+
+/// The gateway's audit events of a kind, waiting (bounded) until at least `at_least` are written: the
+/// audit writer is asynchronous.
+fn audit_events(gateway: &TestGateway, kind: &str, at_least: usize) -> Vec<Value> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let conn = rusqlite::Connection::open(gateway.dir.path().join("gigmcp.db")).unwrap();
+        let mut stmt = conn
+            .prepare("SELECT kind, profile, server, outcome, detail FROM audit_events WHERE kind = ?1 ORDER BY id")
+            .unwrap();
+        let events: Vec<Value> = stmt
+            .query_map([kind], |r| {
+                let detail: String = r.get(4)?;
+                Ok(json!({
+                    "kind": r.get::<_, String>(0)?,
+                    "profile": r.get::<_, Option<String>>(1)?,
+                    "server": r.get::<_, Option<String>>(2)?,
+                    "outcome": r.get::<_, String>(3)?,
+                    "detail": serde_json::from_str::<Value>(&detail).unwrap(),
+                }))
+            })
+            .unwrap()
+            .map(Result::unwrap)
+            .collect();
+        if events.len() >= at_least || Instant::now() > deadline {
+            return events;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Every file under `dir`, read (the jail's writable files, through /proc/<pid>/root).
+fn read_tree(dir: &std::path::Path, out: &mut Vec<(std::path::PathBuf, Vec<u8>)>) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else { continue };
+        if kind.is_dir() {
+            read_tree(&path, out);
+        } else if kind.is_file()
+            && let Ok(bytes) = std::fs::read(&path)
+        {
+            out.push((path, bytes));
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &str) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
+}
+
+#[test]
+fn egress_proxy_injects_refuses_and_scrubs_with_real_clients() {
+    let world = world();
+    let secret = format!("sk-live-{}-{:x}", std::process::id(), rand_u64());
+    let gateway = start_gateway(&world, "3");
+    let token = add_client_server(&gateway, &secret);
+    let bearer = json!({"Authorization": "Bearer ${API_TOKEN}"});
+    let bare = json!({"Authorization": "${API_TOKEN}"});
+    let echo = format!("https://{API}/echo?via=proxy");
+    let reflect = format!("https://{API}/reflect?header=authorization");
+    let calls: Vec<(&str, Value)> = vec![
+        ("fetch", fetch("curl", &echo, bearer.clone())),
+        ("fetch", fetch("node", &echo, bearer.clone())),
+        ("fetch", fetch("python", &echo, bearer.clone())),
+        ("fetch", fetch("curl", &reflect, bare.clone())),
+        ("fetch", fetch("node", &reflect, bearer.clone())),
+        ("fetch", fetch("python", &reflect, bare.clone())),
+        (
+            "fetch",
+            fetch("curl", "https://not-declared.test.example/echo", json!({})),
+        ),
+        (
+            "fetch",
+            fetch(
+                "curl",
+                &echo,
+                json!({"Host": OTHER, "Authorization": "Bearer ${API_TOKEN}"}),
+            ),
+        ),
+        ("fetch", fetch("curl", &format!("https://{OTHER}/echo"), bearer.clone())),
+        (
+            "fetch",
+            fetch("python", &format!("https://{OTHER}/echo"), bearer.clone()),
+        ),
+        ("fetch", fetch("curl", &format!("http://{API}/echo"), json!({}))),
+        ("fetch", fetch("curl", "https://127.0.0.1/echo", json!({}))),
+        (
+            "fetch",
+            fetch("curl", "https://169.254.169.254/latest/meta-data/", json!({})),
+        ),
+        ("fetch", fetch("curl", "https://10.0.0.1/", json!({}))),
+        ("fetch", fetch("curl", "https://loop.test.example/", json!({}))),
+        ("tunnels", json!({"count": 4, "host": API})),
+        ("fetch", fetch("curl", &format!("https://{API}/echo"), json!({}))),
+        ("env", json!({})),
+    ];
+    let (results, client_output) = call(&world, &token, &calls);
+    let r = |i: usize| &results[i];
+
+    // The three clients reached the upstream through the proxy, which put the real secret in the
+    // configured header and format.
+    for (i, client) in ["curl", "node", "python"].iter().enumerate() {
+        assert_eq!(r(i)["status"], 200, "{client} failed: {}", r(i));
+        let seen = &serde_json::from_str::<Value>(r(i)["body"].as_str().unwrap()).unwrap()["headers"];
+        assert!(
+            seen["authorization"].as_str().unwrap().starts_with("Bearer gigph_"),
+            "{client}: the echo reached the jail unscrubbed or without the placeholder: {seen}"
+        );
+        assert_eq!(seen["accept-encoding"], "identity", "{client}: {seen}");
+    }
+    let upstream_log = std::fs::read_to_string(&world.upstream_log).unwrap();
+    let received: Vec<Value> = upstream_log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["path"] == "/echo" || v["path"] == "/reflect")
+        .collect();
+    let with_secret = |agent: &str| {
+        received.iter().any(|v| {
+            v["headers"]["authorization"] == format!("Bearer {secret}")
+                && v["headers"]["user-agent"]
+                    .as_str()
+                    .is_some_and(|ua| ua.to_ascii_lowercase().contains(agent))
+        })
+    };
+    for agent in ["curl", "node", "python"] {
+        assert!(
+            with_secret(agent),
+            "the upstream never got the secret from {agent}: {upstream_log}"
+        );
+    }
+    assert!(
+        received
+            .iter()
+            .all(|v| v["headers"]["host"].as_str().unwrap_or("").starts_with(API)),
+        "a request reached the upstream for another host: {upstream_log}"
+    );
+
+    // A reflected secret comes back as the placeholder, in headers and body, for every client.
+    for i in 3..6 {
+        assert_eq!(r(i)["status"], 200, "reflect {i}: {}", r(i));
+        let body: Value = serde_json::from_str(r(i)["body"].as_str().unwrap()).unwrap();
+        assert!(
+            body["reflected"].as_str().unwrap().starts_with("Bearer gigph_"),
+            "{body}"
+        );
+    }
+    for i in [4, 5] {
+        let reflected = &r(i)["headers"]["x-reflected"];
+        assert!(reflected.as_str().unwrap().starts_with("Bearer gigph_"), "{}", r(i));
+    }
+    assert!(
+        r(3)["received_headers"]
+            .as_str()
+            .unwrap()
+            .contains("x-reflected: Bearer gigph_"),
+        "curl saw: {}",
+        r(3)
+    );
+
+    // Refusals.
+    assert_eq!(r(6)["status"], 0, "a host not declared was tunnelled: {}", r(6));
+    assert!(r(6)["stderr"].as_str().unwrap().contains("403"), "{}", r(6));
+    assert_eq!(
+        r(7)["status"],
+        403,
+        "a Host header other than the CONNECT host passed: {}",
+        r(7)
+    );
+    assert!(
+        r(7)["body"]
+            .as_str()
+            .unwrap()
+            .contains("differs from the tunnel's host"),
+        "{}",
+        r(7)
+    );
+    for i in [8, 9] {
+        assert_eq!(
+            r(i)["status"],
+            403,
+            "a placeholder went to a host it is not bound to: {}",
+            r(i)
+        );
+        assert!(
+            r(i)["body"].as_str().unwrap().contains("may not be sent to"),
+            "{}",
+            r(i)
+        );
+    }
+    assert_eq!(r(10)["status"], 405, "plain HTTP was proxied: {}", r(10));
+    assert!(
+        r(10)["body"].as_str().unwrap().contains("plain HTTP is not proxied"),
+        "{}",
+        r(10)
+    );
+    for i in 11..15 {
+        assert_eq!(r(i)["status"], 0, "an internal address was tunnelled: {}", r(i));
+        assert!(r(i)["stderr"].as_str().unwrap().contains("403"), "{}", r(i));
+    }
+    // The tunnel cap (3): the fourth tunnel at once is refused cleanly, and the cap frees again.
+    let lines: Vec<&str> = r(15).as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    assert!(lines[0].contains(" 200 "), "{lines:?}");
+    assert!(
+        lines[3].starts_with("HTTP/1.1 429"),
+        "the fourth tunnel was not refused: {lines:?}"
+    );
+    assert_eq!(r(16)["status"], 200, "tunnels were not freed: {}", r(16));
+
+    // The audit log of record: one event per request, and one per refused CONNECT, with the reason.
+    let requests = audit_events(&gateway, "egress.request", 10);
+    let ok_requests: Vec<&Value> = requests
+        .iter()
+        .filter(|e| e["detail"]["status"] == 200 && e["detail"]["host"] == API)
+        .collect();
+    assert!(ok_requests.len() >= 7, "{requests:#?}");
+    let first = ok_requests[0];
+    assert_eq!(first["profile"], "eg");
+    assert_eq!(first["server"], "web");
+    assert_eq!(first["detail"]["method"], "GET");
+    assert_eq!(first["detail"]["path"], "/echo", "the query string must not be audited");
+    assert_eq!(first["detail"]["decision"], "allow");
+    assert_eq!(first["detail"]["credentials"], json!(["api"]));
+    assert!(first["detail"]["bytes_down"].as_u64().unwrap() > 0);
+    let codes: Vec<&str> = requests.iter().filter_map(|e| e["detail"]["code"].as_str()).collect();
+    assert!(codes.contains(&"host-mismatch"), "{codes:?}");
+    assert_eq!(
+        codes.iter().filter(|c| **c == "placeholder-host-not-allowed").count(),
+        2,
+        "{codes:?}"
+    );
+    let connects = audit_events(&gateway, "egress.connect", 7);
+    let connect_codes: Vec<(String, String)> = connects
+        .iter()
+        .map(|e| {
+            (
+                e["detail"]["target"].as_str().unwrap_or("").to_owned(),
+                e["detail"]["code"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let has = |target: &str, code: &str| connect_codes.iter().any(|(t, c)| t == target && c == code);
+    assert!(
+        has("not-declared.test.example:443", "policy-denied"),
+        "{connect_codes:?}"
+    );
+    for target in [
+        "127.0.0.1:443",
+        "169.254.169.254:443",
+        "10.0.0.1:443",
+        "loop.test.example:443",
+    ] {
+        assert!(
+            has(target, "address-forbidden"),
+            "{target} was not refused by the guard: {connect_codes:?}"
+        );
+    }
+    assert!(
+        connect_codes.iter().any(|(_, c)| c == "not-connect"),
+        "{connect_codes:?}"
+    );
+    assert!(has(&format!("{API}:443"), "too-many-tunnels"), "{connect_codes:?}");
+
+    // Invariant 1: the real secret is nowhere the server can reach or has said.
+    let env_names: Vec<&str> = r(17).as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    for name in [
+        "HTTPS_PROXY",
+        "NODE_USE_ENV_PROXY",
+        "SSL_CERT_FILE",
+        "NODE_EXTRA_CA_CERTS",
+        "API_TOKEN",
+    ] {
+        assert!(env_names.contains(&name), "{name} missing from the jail: {env_names:?}");
+    }
+    // The jail's processes: those of a sandbox uid in another mount namespace (bubblewrap itself runs as
+    // the sandbox uid in the host's).
+    let own_mounts = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+    let pids: Vec<u32> = gateway
+        .sandbox_processes()
+        .into_iter()
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).is_ok_and(|ns| ns != own_mounts))
+        .collect();
+    assert!(!pids.is_empty(), "no sandbox process found");
+    let mut files = Vec::new();
+    let mut placeholders_seen = 0;
+    for pid in &pids {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        assert!(
+            !contains(&environ, &secret),
+            "the secret is in the environment of jail process {pid}"
+        );
+        if contains(&environ, "gigph_") {
+            placeholders_seen += 1;
+        }
+        read_tree(std::path::Path::new(&format!("/proc/{pid}/root/tmp")), &mut files);
+    }
+    assert!(
+        placeholders_seen > 0,
+        "the scan never saw the placeholder: it proves nothing"
+    );
+    assert!(
+        files.iter().any(|(p, _)| p.to_string_lossy().contains("response-")),
+        "the jail's saved responses were not found"
+    );
+    for (path, bytes) in &files {
+        assert!(
+            !contains(bytes, &secret),
+            "the secret is in the jail's file {}",
+            path.display()
+        );
+    }
+    assert!(!client_output.contains(&secret), "the server's output holds the secret");
+    assert!(!gateway.log().contains(&secret), "the gateway's log holds the secret");
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(Instant::now().elapsed().as_nanos());
+    h.finish()
+}

@@ -1,0 +1,57 @@
+// The "outside" HTTPS API for the egress tests (no dependencies; any Node >= 18).
+// Usage: node egress-upstream.js <cert.pem> <key.pem> <address> <port>
+// Routes:
+//   /echo                     {method, path, query, headers}: what arrived
+//   /reflect?header=NAME      the value of header NAME, back in the `x-reflected` header and in the body
+//   /download?bytes=N         N bytes of 'a'
+// Every request is appended (method, path, headers) to the log printed on stdout, one JSON line each.
+"use strict";
+const https = require("https");
+const fs = require("fs");
+
+const [cert, key, address, port] = process.argv.slice(2);
+const server = https.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key) }, (req, res) => {
+  const url = new URL(req.url, "https://upstream.invalid");
+  process.stdout.write(JSON.stringify({ method: req.method, path: url.pathname, headers: req.headers }) + "\n");
+  let body = [];
+  req.on("data", (c) => body.push(c));
+  req.on("end", () => {
+    if (url.pathname === "/download") {
+      const n = Number(url.searchParams.get("bytes") || "0");
+      res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(n) });
+      const chunk = Buffer.alloc(64 * 1024, "a");
+      let left = n;
+      const pump = () => {
+        while (left > 0) {
+          const piece = left >= chunk.length ? chunk : chunk.subarray(0, left);
+          left -= piece.length;
+          if (!res.write(piece)) return res.once("drain", pump);
+        }
+        res.end();
+      };
+      return pump();
+    }
+    if (url.pathname === "/reflect") {
+      const name = (url.searchParams.get("header") || "authorization").toLowerCase();
+      const value = req.headers[name] || "";
+      const text = JSON.stringify({ reflected: value, note: "the upstream echoes " + name + ": " + value });
+      res.writeHead(200, { "content-type": "application/json", "x-reflected": value });
+      // Two writes, the secret split between them, so the proxy must scrub across chunks.
+      const half = Math.floor(text.length / 2);
+      res.write(text.slice(0, half));
+      return setTimeout(() => res.end(text.slice(half)), 20);
+    }
+    res.writeHead(200, { "content-type": "application/json" });
+    res.end(
+      JSON.stringify({
+        method: req.method,
+        path: url.pathname,
+        query: url.search,
+        headers: req.headers,
+        body: Buffer.concat(body).toString(),
+      }),
+    );
+  });
+});
+server.keepAliveTimeout = 60000;
+server.listen(Number(port), address, () => process.stdout.write(JSON.stringify({ listening: true }) + "\n"));
