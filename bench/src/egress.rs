@@ -84,9 +84,11 @@ pub async fn run(args: EgressArgs) -> Result<bool> {
     let name = format!("gigbench-egress-{}", std::process::id());
     let netns = Netns::create(&name)?;
     let exe = std::env::current_exe()?;
-    let mut command = Command::new("ip");
+    // nsenter, not `ip netns exec`: the latter mounts a sysfs of its own, which hides the cgroup hierarchy the
+    // gateway's sandboxes need.
+    let mut command = Command::new("nsenter");
     command
-        .args(["netns", "exec", &name])
+        .arg(format!("--net=/run/netns/{name}"))
         .arg(exe)
         .arg("egress")
         .args(std::env::args_os().skip(2))
@@ -104,8 +106,7 @@ pub async fn run(args: EgressArgs) -> Result<bool> {
     }
 }
 
-/// A network namespace with only a loopback interface, and `/etc/netns/<name>/hosts` naming the upstream
-/// (`ip netns exec` mounts it over /etc/hosts, so mitmproxy's resolver finds it too).
+/// A network namespace with only a loopback interface.
 struct Netns {
     name: String,
 }
@@ -115,9 +116,6 @@ impl Netns {
         ip(&["netns", "add", name])?;
         let netns = Self { name: name.to_owned() };
         ip(&["-n", name, "link", "set", "lo", "up"])?;
-        let etc = Path::new("/etc/netns").join(name);
-        std::fs::create_dir_all(&etc)?;
-        std::fs::write(etc.join("hosts"), format!("127.0.0.1 localhost\n127.0.0.1 {HOST}\n"))?;
         Ok(netns)
     }
 }
@@ -125,7 +123,6 @@ impl Netns {
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = ip(&["netns", "delete", &self.name]);
-        let _ = std::fs::remove_dir_all(Path::new("/etc/netns").join(&self.name));
     }
 }
 
@@ -220,17 +217,18 @@ struct Client {
 }
 
 impl Client {
-    /// `tcp` is connected to the upstream itself (`tunnel: None`) or to a proxy.
+    /// `tcp` is connected to the upstream itself (`connect: None`) or to a proxy, asked to CONNECT to
+    /// `connect`. TLS names `HOST` and requests carry `authority` in `Host` either way.
     async fn open(
         mut tcp: TcpStream,
-        tunnel: bool,
+        connect: Option<&str>,
         authority: &str,
         roots: &str,
         authorization: String,
     ) -> Result<Self> {
         tcp.set_nodelay(true)?;
-        if tunnel {
-            tcp.write_all(format!("CONNECT {authority} HTTP/1.1\r\nHost: {authority}\r\n\r\n").as_bytes())
+        if let Some(target) = connect {
+            tcp.write_all(format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n").as_bytes())
                 .await?;
             let mut head = Vec::new();
             while !head.ends_with(b"\r\n\r\n") {
@@ -599,7 +597,7 @@ async fn measure(args: EgressArgs) -> Result<bool> {
     let real = format!("Bearer {SECRET}");
     let mut direct = Client::open(
         TcpStream::connect(upstream).await?,
-        false,
+        None,
         &authority,
         &ca.ca_pem,
         real.clone(),
@@ -608,16 +606,19 @@ async fn measure(args: EgressArgs) -> Result<bool> {
     .context("direct")?;
     let mut gig = Client::open(
         connect_from_netns(jail.netns.clone(), jail.proxy).await?,
-        true,
+        Some(authority.as_str()),
         &authority,
         &jail.ca_pem,
         format!("Bearer {}", jail.placeholder),
     )
     .await
     .context("through Gig'MCP's egress proxy")?;
+    // mitmproxy resolves names itself (and this namespace has no resolver for the upstream's): it is asked for
+    // the address, and takes the name to verify the upstream with from the client's SNI.
+    let upstream_text = upstream.to_string();
     let mut mitm_client = Client::open(
         TcpStream::connect(mitm.addr).await?,
-        true,
+        Some(upstream_text.as_str()),
         &authority,
         &mitm.ca_pem,
         real,
