@@ -139,7 +139,22 @@ async fn guard_api(State(state): State<Arc<ControlState>>, request: Request, nex
         ))
         .into_response();
     }
-    next.run(request).await
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    // axum answers a known path with an unsupported method with an empty 405: give it the API's envelope.
+    if response.status() == StatusCode::METHOD_NOT_ALLOWED {
+        let mut refused = ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            format!("{method} is not allowed here; see /api/openapi.json"),
+        )
+        .into_response();
+        if let Some(allow) = response.headers().get(header::ALLOW) {
+            refused.headers_mut().insert(header::ALLOW, allow.clone());
+        }
+        return refused;
+    }
+    response
 }
 
 /// Runs store work off the async runtime.
