@@ -537,6 +537,23 @@ fn egress_proxy_injects_refuses_and_scrubs_with_real_clients() {
     }
     assert!(!client_output.contains(&secret), "the server's output holds the secret");
     assert!(!gateway.log().contains(&secret), "the gateway's log holds the secret");
+
+    // A running gateway applies a changed egress list to the next tunnel.
+    assert!(gateway.cli_ok(&["server", "list"]).contains(API));
+    let out = gateway.cli(&["server", "set", "web", "--egress", "a.*.example"]);
+    assert!(!out.status.success(), "an invalid egress list was accepted");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("invalid --egress"),
+        "{out:?}"
+    );
+    gateway.cli_ok(&["server", "set", "web", "--egress", OTHER]);
+    let (after, _) = call(&world, &token, &[("fetch", fetch("curl", &echo, json!({})))]);
+    assert_eq!(
+        after[0]["status"], 0,
+        "a host removed from the egress list was tunnelled: {}",
+        after[0]
+    );
+    assert!(after[0]["stderr"].as_str().unwrap().contains("403"), "{}", after[0]);
 }
 
 fn rand_u64() -> u64 {

@@ -208,6 +208,23 @@ mod tests {
     }
 
     #[test]
+    fn the_ca_survives_a_restart_through_the_vault() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = crate::config::MasterKey::parse(&"ab".repeat(32)).unwrap();
+        let open = || {
+            let store = Arc::new(crate::store::Store::open(&dir.path().join("db.sqlite")).unwrap());
+            Vault::open(store, &key).unwrap()
+        };
+        let first = GatewayCa::load_or_create(&open()).unwrap();
+        let again = GatewayCa::load_or_create(&open()).unwrap();
+        assert_eq!(first.cert_pem(), again.cert_pem());
+        assert!(first.cert_pem().starts_with("-----BEGIN CERTIFICATE-----"));
+        // A leaf made after the restart still chains to the certificate jails were given before it.
+        let leaf = again.leaf("api.example.com").unwrap();
+        assert_eq!(leaf.cert[1], first.cert_der);
+    }
+
+    #[test]
     fn leaves_chain_to_the_ca_and_are_cached() {
         let key = KeyPair::generate().unwrap();
         let cert = ca_params().unwrap().self_signed(&key).unwrap();
