@@ -61,11 +61,17 @@ struct Idp {
 
 impl Idp {
     fn start(port: u16, gateway_ports: &[u16], accounts: Value) -> Self {
+        Self::start_with(port, gateway_ports, accounts, false)
+    }
+
+    /// `userinfo_only`: the ID token carries only `sub`; the claims come from the userinfo endpoint.
+    fn start_with(port: u16, gateway_ports: &[u16], accounts: Value, userinfo_only: bool) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let accounts_path = dir.path().join("accounts.json");
         std::fs::write(&accounts_path, accounts.to_string()).unwrap();
         let config = json!({
             "port": port,
+            "userinfo_only": userinfo_only,
             "accounts": accounts_path,
             "clients": [{
                 "client_id": CLIENT_ID,
@@ -761,4 +767,34 @@ async fn a_login_started_at_one_gateway_finishes_at_another_on_the_same_database
     );
     let me: Value = browser.get(&format!("{b_public}/api/me")).await.json().await.unwrap();
     assert_eq!(me["subject"], "alice", "{me}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn claims_released_only_at_userinfo_reach_the_mapper() {
+    let (idp_port, gw_port) = (free_port(), free_port());
+    let idp = Idp::start_with(
+        idp_port,
+        &[gw_port],
+        json!({"carol": {"name": "Carol", "groups": ["ops"]}}),
+        true,
+    );
+    let gw = gateway(gw_port, &idp.issuer, &[("GIG_OIDC_SCOPES", "profile groups")]);
+    wait_ready(&gw).await;
+    gw.cli_ok(&[
+        "plugin",
+        "config",
+        "claims-mapper",
+        r#"{"roles_claim": "/groups", "role_map": {"ops": "admin"}}"#,
+    ]);
+    // Without the userinfo claims carol has no group, hence no role, and would be refused.
+    assert_eq!(role_at_login(&gw, "carol", "admin").await, "admin");
+    let mut browser = Browser::new();
+    browser.login(&base(&gw), "carol").await;
+    let me: Value = browser
+        .get(&format!("{}/api/me", base(&gw)))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["name"], "Carol", "{me}");
 }

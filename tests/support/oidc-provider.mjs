@@ -13,7 +13,10 @@
 //   { "alice": { "name": "Alice", "email": "alice@example.test", "groups": ["ops"] } }
 // It is read at every lookup, so a test may change a user's claims between logins. An unknown login is
 // refused. Every claim of the account goes into the ID token (conformIdTokenClaims: false), the way
-// providers configured for role claims do. Prints "listening on <issuer>" once it accepts connections.
+// providers configured for role claims do; with "userinfo_only": true in config.json the ID token carries
+// only `sub` and the claims are released at the userinfo endpoint alone (conformIdTokenClaims: true), for
+// the scopes profile, email and groups.
+// Prints "listening on <issuer>" once it accepts connections.
 
 import { readFileSync } from 'node:fs';
 
@@ -36,9 +39,12 @@ const provider = new Provider(issuer, {
     if (!claims) return undefined;
     return { accountId: id, claims: async () => ({ ...claims, sub: id }) };
   },
-  // Every claim the accounts use is released with the openid scope.
-  claims: { openid: ['sub', 'groups', 'roles', 'name', 'email', 'gigmcp_profiles'] },
-  conformIdTokenClaims: false,
+  // Every claim the accounts use is released with the openid scope; in userinfo_only mode, with scopes
+  // of their own, which the ID token then does not carry.
+  claims: config.userinfo_only
+    ? { openid: ['sub'], profile: ['name'], email: ['email'], groups: ['groups', 'roles', 'gigmcp_profiles'] }
+    : { openid: ['sub', 'groups', 'roles', 'name', 'email', 'gigmcp_profiles'] },
+  conformIdTokenClaims: Boolean(config.userinfo_only),
   features: {
     devInteractions: { enabled: true },
     rpInitiatedLogout: { enabled: true },

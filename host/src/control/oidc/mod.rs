@@ -27,8 +27,8 @@ use openidconnect::core::{
 use openidconnect::{
     AdditionalClaims, AuthType, AuthorizationCode, Client, ClientId, ClientSecret, CsrfToken, EmptyExtraTokenFields,
     EndSessionUrl, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenFields, IssuerUrl, LogoutRequest, Nonce,
-    PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout, RedirectUrl,
-    RequestTokenError, Scope, StandardErrorResponse, StandardTokenResponse, TokenResponse,
+    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout,
+    RedirectUrl, RequestTokenError, Scope, StandardErrorResponse, StandardTokenResponse, TokenResponse, UserInfoClaims,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -505,8 +505,30 @@ async fn complete_login(
         issuer: Some(issuer.clone()),
         subject: Some(subject.clone()),
     };
-    let claims_json = serde_json::to_value(claims).unwrap_or(Value::Null);
-    // 6. The auth-mapper plugins decide who this is to the gateway.
+    // 6. The userinfo endpoint's claims too, when the provider has one: some release roles and groups only
+    // there. Its subject must be the ID token's; where both state a claim, the ID token's wins.
+    let mut all_claims = serde_json::Map::new();
+    if let Ok(request) = provider
+        .client
+        .user_info(tokens.access_token().clone(), Some(claims.subject().clone()))
+    {
+        let info: UserInfoClaims<OtherClaims, CoreGenderClaim> =
+            request.request_async(&oidc.http).await.map_err(|e| {
+                with_who(ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "userinfo_failed",
+                    format!("the identity provider's userinfo endpoint failed: {}", error_chain(&e)),
+                ))
+            })?;
+        if let Ok(Value::Object(map)) = serde_json::to_value(&info) {
+            all_claims.extend(map);
+        }
+    }
+    if let Ok(Value::Object(map)) = serde_json::to_value(claims) {
+        all_claims.extend(map);
+    }
+    let claims_json = Value::Object(all_claims);
+    // 7. The auth-mapper plugins decide who this is to the gateway.
     let identity = Identity {
         issuer: issuer.clone(),
         subject: subject.clone(),
@@ -549,7 +571,7 @@ async fn complete_login(
         role,
         profiles: principal.profiles.clone(),
     };
-    // 7. The user (refreshed role and grant) and a session.
+    // 8. The user (refreshed role and grant) and a session.
     let control = state.clone();
     let (user_id, session_cookie) = tokio::task::spawn_blocking(move || {
         let id = control.store.upsert_user(&user)?;
