@@ -302,6 +302,16 @@ impl Browser {
         panic!("the provider never sent the browser back to the gateway (last at {url})");
     }
 
+    /// The whole login, which must succeed: back to `/` with a session.
+    async fn login_ok(&mut self, gateway: &str, subject: &str) {
+        let response = self.login(gateway, subject).await;
+        let status = response.status();
+        if status != StatusCode::SEE_OTHER {
+            panic!("login as {subject}: {status} {}", response.text().await.unwrap());
+        }
+        assert_eq!(response.headers()["location"], "/");
+    }
+
     /// The whole login; returns the callback's response.
     async fn login(&mut self, gateway: &str, subject: &str) -> reqwest::Response {
         let callback = self.authorize(gateway, AtProvider::Login(subject)).await;
@@ -384,14 +394,7 @@ async fn a_whole_login_gives_a_session_that_creates_a_profile_and_logout_ends_it
     let mut browser = Browser::new();
 
     // The login: provider forms, back to the gateway with a session cookie.
-    let response = browser.login(&origin, "alice").await;
-    assert_eq!(
-        response.status(),
-        StatusCode::SEE_OTHER,
-        "{}",
-        response.text().await.unwrap()
-    );
-    assert_eq!(response.headers()["location"], "/");
+    browser.login_ok(&origin, "alice").await;
     let gw_url = Url::parse(&origin).unwrap();
     assert!(browser.cookie(&gw_url, "gigmcp_session").is_some());
     assert!(
@@ -526,8 +529,7 @@ async fn refused_logins_change_nothing() {
 
     // And the same gateway still logs in a browser that is in time (the refusals broke nothing).
     let mut browser = Browser::new();
-    let response = browser.login(&origin, "alice").await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    browser.login_ok(&origin, "alice").await;
     assert_eq!(count(&gw, "SELECT count(*) FROM users"), 1);
 }
 
@@ -562,13 +564,7 @@ async fn id_tokens_for_another_audience_or_nonce_are_refused() {
     // The same path, untampered, logs in: the refusals above are the audience's and the nonce's.
     set_mode("pass").await;
     let mut browser = Browser::new();
-    let response = browser.login(&origin, "alice").await;
-    assert_eq!(
-        response.status(),
-        StatusCode::SEE_OTHER,
-        "{}",
-        response.text().await.unwrap()
-    );
+    browser.login_ok(&origin, "alice").await;
     let me: Value = browser.get(&format!("{origin}/api/me")).await.json().await.unwrap();
     assert_eq!(me["issuer"], issuer.as_str(), "{me}");
 }
@@ -601,8 +597,7 @@ async fn a_provider_down_at_start_up_makes_the_api_wait_while_mcp_works() {
     let _idp = Idp::start(idp_port, &[gw_port], json!({"alice": {"roles": ["user"]}}));
     wait_ready(&gw).await;
     let mut browser = Browser::new();
-    let response = browser.login(&origin, "alice").await;
-    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    browser.login_ok(&origin, "alice").await;
     assert_eq!(browser.get(&format!("{origin}/api/me")).await.status(), 200);
     assert!(
         gw.log().contains("OIDC discovery failed"),
@@ -789,7 +784,7 @@ async fn claims_released_only_at_userinfo_reach_the_mapper() {
     // Without the userinfo claims carol has no group, hence no role, and would be refused.
     assert_eq!(role_at_login(&gw, "carol", "admin").await, "admin");
     let mut browser = Browser::new();
-    browser.login(&base(&gw), "carol").await;
+    browser.login_ok(&base(&gw), "carol").await;
     let me: Value = browser
         .get(&format!("{}/api/me", base(&gw)))
         .await
