@@ -529,8 +529,20 @@ async fn refused_logins_change_nothing() {
 
     // And the same gateway still logs in a browser that is in time (the refusals broke nothing).
     let mut browser = Browser::new();
-    browser.login_ok(&origin, "alice").await;
+    let callback = browser.authorize(&origin, AtProvider::Login("alice")).await;
+    let flow = browser.cookie(&gw_url, "gigmcp_oidc_flow").unwrap();
+    let response = browser.get(callback.as_str()).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert_eq!(count(&gw, "SELECT count(*) FROM users"), 1);
+    assert_eq!(count(&gw, "SELECT count(*) FROM web_sessions"), 1);
+
+    // Replaying that answer with its flow cookie: the provider refuses the used code; no second session.
+    browser.set_cookie(&gw_url, "gigmcp_oidc_flow", &flow);
+    let response = browser.get(callback.as_str()).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(error_code(&body), "code_refused", "{body}");
+    assert_eq!(count(&gw, "SELECT count(*) FROM web_sessions"), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
