@@ -95,6 +95,10 @@ impl Store {
         conn.pragma_update(None, "journal_mode", "WAL")?;
         conn.pragma_update(None, "foreign_keys", "ON")?;
         conn.pragma_update(None, "synchronous", "NORMAL")?;
+        // Several connections write (the gateway's, the control plane's, the CLI's): a transaction that reads
+        // and then writes must take the write lock up front, where the busy timeout waits for it. A deferred
+        // one that finds another connection committed meanwhile fails at once with "database is locked".
+        conn.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
         migrations::apply(&mut conn)?;
         let auth = Connection::open_with_flags(
             path,

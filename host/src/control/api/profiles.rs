@@ -47,7 +47,8 @@ pub struct NewTokenView {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateProfile {
-    /// 1–64 characters from a-z, 0-9, '-' and '_'.
+    /// 1–63 characters from a-z, 0-9 and '-', starting with a letter or digit.
+    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9-]{0,62}$"))]
     pub slug: String,
     /// A display name.
     #[serde(default)]

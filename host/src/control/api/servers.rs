@@ -46,6 +46,8 @@ pub struct RunningView {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateServer {
+    /// 1–63 characters from a-z, 0-9, '-' and '_', starting with a letter or digit.
+    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9_-]{0,62}$"))]
     pub name: String,
     /// Names are exposed as `<prefix>_<name>` (default: the server's name; empty: the plain names).
     pub prefix: Option<String>,

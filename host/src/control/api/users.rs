@@ -82,6 +82,10 @@ pub async fn update(
 ) -> Result<Json<UserView>, ApiError> {
     caller.require_admin()?;
     let id = parse_id(&id)?;
+    if id == caller.user {
+        // A lone admin must not lock everyone out; another admin can change it.
+        return Err(ApiError::conflict("you cannot change your own role"));
+    }
     blocking(&state, move |state| {
         if !state.store.set_user_role(id, body.role).map_err(ApiError::internal)? {
             return Err(ApiError::not_found(format!("no user {id}")));
