@@ -26,9 +26,11 @@ use crate::store::plugins::NewAuditEvent;
 
 /// The CONNECT request's head may be this long at most.
 const MAX_HEAD: usize = 16 * 1024;
-/// How long a jail may take to send its CONNECT, and the upstream to accept a connection.
+/// How long a jail may take to send its CONNECT (and then its TLS handshake).
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a tunnel may wait for (the headers of) its next request.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// Why a CONNECT was refused: the status, a code for the audit log, and what the jail is told.
 struct Refusal {
@@ -101,7 +103,10 @@ pub(super) async fn serve(proxy: Arc<Proxy>, caller: Arc<Caller>, stream: TcpStr
     {
         return;
     }
-    let tls = match proxy.accept_tls(&host, stream).await {
+    let tls = match tokio::time::timeout(HEAD_TIMEOUT, proxy.accept_tls(&host, stream))
+        .await
+        .unwrap_or_else(|_| Err(std::io::Error::other("no TLS handshake in time")))
+    {
         Ok(tls) => tls,
         Err(e) => {
             tracing::debug!(server = %caller.tenant.server, host, "TLS from the jail failed: {e}");
@@ -129,7 +134,10 @@ pub(super) async fn serve(proxy: Arc<Proxy>, caller: Arc<Caller>, stream: TcpStr
         addr: opened.addr,
     });
     let service = hyper::service::service_fn(move |request| tunnel.clone().handle(request));
+    // A tunnel holds one of the sandbox's permits: a client that sends nothing for a while loses it.
     let _ = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(IDLE_TIMEOUT)
         .keep_alive(true)
         .serve_connection(TokioIo::new(tls), service)
         .await;
@@ -607,22 +615,30 @@ impl Tunnel {
                 ),
             ));
         }
-        let authority = request
+        let host = request
             .headers()
             .get(header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_owned)
-            .or_else(|| request.uri().authority().map(|a| a.to_string()))
-            .ok_or_else(|| Refusal::new(StatusCode::BAD_REQUEST, "no-host", "the request has no Host header"))?;
-        if !host_matches(&authority, &self.host, self.port) {
+            .map(|h| h.to_str().unwrap_or("(not text)").to_owned());
+        // An absolute-form target (`GET https://name/ HTTP/1.1`) names a host too: it must agree as well.
+        let target = request.uri().authority().map(|a| a.to_string());
+        if host.is_none() && target.is_none() {
             return Err(Refusal::new(
-                StatusCode::FORBIDDEN,
-                "host-mismatch",
-                format!(
-                    "Host {authority:?} differs from the tunnel's host {}:{}",
-                    self.host, self.port
-                ),
+                StatusCode::BAD_REQUEST,
+                "no-host",
+                "the request has no Host header",
             ));
+        }
+        for authority in host.iter().chain(target.iter()) {
+            if !host_matches(authority, &self.host, self.port) {
+                return Err(Refusal::new(
+                    StatusCode::FORBIDDEN,
+                    "host-mismatch",
+                    format!(
+                        "Host {authority:?} differs from the tunnel's host {}:{}",
+                        self.host, self.port
+                    ),
+                ));
+            }
         }
         Ok(())
     }
