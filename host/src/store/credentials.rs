@@ -119,6 +119,26 @@ impl Store {
         Ok(id)
     }
 
+    /// Stores `sealed` at `slot` unless a secret is there already; whether it was stored. One transaction, so
+    /// of several processes creating the same secret at once exactly one wins.
+    pub fn insert_secret_if_absent(&self, slot: &SecretSlot, sealed: &Sealed) -> Result<bool> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let exists = tx
+            .query_row(
+                "SELECT 1 FROM secrets WHERE kind = ?1 AND owner = ?2 AND name = ?3",
+                params![slot.kind.as_str(), slot.owner.to_string(), slot.name.as_str()],
+                |_| Ok(()),
+            )
+            .optional()?
+            .is_some();
+        if !exists {
+            upsert_secret(&tx, slot, sealed)?;
+        }
+        tx.commit()?;
+        Ok(!exists)
+    }
+
     pub fn secret(&self, slot: &SecretSlot) -> Result<Option<(SecretId, Sealed)>> {
         let owner = slot.owner.to_string();
         let conn = self.lock();

@@ -286,6 +286,18 @@ impl Vault {
         }
     }
 
+    /// The secret at `slot`, made by `make` and stored if there is none yet. Processes sharing the database
+    /// that start at once agree: only the first stored secret is kept, and every caller returns that one.
+    /// Not for credentials.
+    pub fn get_or_create(&self, slot: &SecretSlot, make: impl FnOnce() -> Secret) -> Result<Secret, VaultError> {
+        if let Some(secret) = self.get(slot)? {
+            return Ok(secret);
+        }
+        let sealed = self.keys.seal(slot, &[], &make());
+        self.store.insert_secret_if_absent(slot, &sealed)?;
+        self.get(slot)?.ok_or_else(|| VaultError::NoSecret(slot.to_string()))
+    }
+
     /// Removes the secret at `slot`; whether there was one. Not for credentials (`delete_credential`).
     pub fn delete(&self, slot: &SecretSlot) -> Result<bool, VaultError> {
         refuse_credential_slot(slot)?;
@@ -438,6 +450,37 @@ mod tests {
         assert!(vault.delete(&ca_slot("ca")).unwrap());
         assert!(!vault.delete(&ca_slot("ca")).unwrap());
         assert!(vault.get(&ca_slot("ca")).unwrap().is_none());
+    }
+
+    #[test]
+    fn get_or_create_keeps_the_first_secret() {
+        let (_dir, store) = store();
+        let vault = Vault::open(store.clone(), &MasterKey(KEY_A)).unwrap();
+        let first = vault
+            .get_or_create(&ca_slot("k"), || Secret::new(b"first".to_vec()))
+            .unwrap();
+        assert_eq!(first.expose(), b"first");
+        // Another process on the same database gets the same secret; its own is never stored.
+        let other = Vault::open(store, &MasterKey(KEY_A)).unwrap();
+        let again = other
+            .get_or_create(&ca_slot("k"), || Secret::new(b"second".to_vec()))
+            .unwrap();
+        assert_eq!(again.expose(), b"first");
+        // Even when it looked before the first was stored.
+        assert!(
+            !other
+                .store
+                .insert_secret_if_absent(
+                    &ca_slot("k"),
+                    &other.keys.seal(&ca_slot("k"), &[], &Secret::new(b"late".to_vec()))
+                )
+                .unwrap()
+        );
+        assert_eq!(other.get(&ca_slot("k")).unwrap().unwrap().expose(), b"first");
+        assert!(matches!(
+            vault.get_or_create(&spec("s", None, "github").slot(), || Secret::new(b"x".to_vec())),
+            Err(VaultError::CredentialSlot)
+        ));
     }
 
     #[test]

@@ -63,18 +63,10 @@ impl FlowKey {
         }
     }
 
-    /// The key kept in the vault, made on first use. Two gateways starting at once on a new database may both
-    /// write one: each re-reads what was kept, so they agree unless one read before the other wrote (then the
-    /// logins it started fail at the other, once, until restart).
+    /// The key kept in the vault, made on first use. Gateways starting at once on a new database agree on
+    /// one key (the vault keeps the first stored).
     pub fn load_or_create(vault: &Vault) -> Result<Self, OidcError> {
-        let slot = Self::slot();
-        let secret = match vault.get(&slot)? {
-            Some(secret) => secret,
-            None => {
-                vault.put(&slot, &Secret::new(rand::random::<[u8; 32]>().to_vec()))?;
-                vault.get(&slot)?.ok_or(OidcError::BadKey)?
-            }
-        };
+        let secret = vault.get_or_create(&Self::slot(), || Secret::new(rand::random::<[u8; 32]>().to_vec()))?;
         let bytes: [u8; 32] = secret.expose().try_into().map_err(|_| OidcError::BadKey)?;
         Ok(Self::new(bytes))
     }
