@@ -538,6 +538,32 @@ fn egress_proxy_injects_refuses_and_scrubs_with_real_clients() {
     assert!(!client_output.contains(&secret), "the server's output holds the secret");
     assert!(!gateway.log().contains(&secret), "the gateway's log holds the secret");
 
+    // The proxy serves the jail's address only: a connection from any other source (here the gateway's own
+    // namespace, which can reach the host-side address) is refused.
+    let proxy = pids
+        .iter()
+        .find_map(|pid| {
+            let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+            environ.split(|b| *b == 0).find_map(|e| {
+                e.strip_prefix(b"HTTPS_PROXY=http://")
+                    .map(|v| String::from_utf8_lossy(v).into_owned())
+            })
+        })
+        .expect("the jail has HTTPS_PROXY");
+    let (proxy_host, proxy_port) = proxy.trim_end_matches('/').rsplit_once(':').unwrap();
+    let answer = world
+        .gw
+        .command()
+        .args(["python3", "-c", RAW_CONNECT, proxy_host, proxy_port, API])
+        .output()
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer.stdout);
+    assert!(
+        answer.starts_with("HTTP/1.1 403"),
+        "a foreign source was served: {answer}"
+    );
+    assert!(answer.contains("unknown source"), "{answer}");
+
     // A running gateway applies a changed egress list to the next tunnel.
     assert!(gateway.cli_ok(&["server", "list"]).contains(API));
     let out = gateway.cli(&["server", "set", "web", "--egress", "a.*.example"]);
@@ -554,6 +580,40 @@ fn egress_proxy_injects_refuses_and_scrubs_with_real_clients() {
         after[0]
     );
     assert!(after[0]["stderr"].as_str().unwrap().contains("403"), "{}", after[0]);
+}
+
+/// Sends a CONNECT to (host, port) and prints the whole answer.
+const RAW_CONNECT: &str = "import socket,sys\ns=socket.create_connection((sys.argv[1],int(sys.argv[2])),timeout=10)\n\
+s.sendall(('CONNECT %s:443 HTTP/1.1\\r\\nHost: %s:443\\r\\n\\r\\n' % (sys.argv[3], sys.argv[3])).encode())\n\
+data=b''\nwhile True:\n c=s.recv(4096)\n if not c: break\n data+=c\nprint(data.decode())\n";
+
+#[test]
+fn bad_egress_settings_stop_start_up_with_a_clear_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.pem");
+    for (name, value, expected) in [
+        ("GIG_EGRESS_RESOLVE", "api.example.com", "GIG_EGRESS_RESOLVE"),
+        ("GIG_EGRESS_RESOLVE", "api.example.com=not-an-ip", "not an IP address"),
+        ("GIG_EGRESS_ALLOW_ADDRS", "10.0.0.0/33", "GIG_EGRESS_ALLOW_ADDRS"),
+        ("GIG_EGRESS_MAX_TUNNELS", "0", "GIG_EGRESS_MAX_TUNNELS"),
+        ("GIG_EGRESS_EXTRA_CA", missing.to_str().unwrap(), "cannot read"),
+    ] {
+        let out = Command::new(common::gigmcp_bin())
+            .arg("serve")
+            .env("GIG_DATA_DIR", dir.path())
+            .env("GIG_MASTER_KEY", common::MASTER_KEY)
+            .env("GIG_LISTEN", "127.0.0.1:0")
+            .env(name, value)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name}={value} was accepted");
+        assert!(stderr.contains(expected), "{name}={value}: {stderr}");
+    }
+    assert!(
+        !dir.path().join("gigmcp.db").exists(),
+        "a refused start-up changed the data directory"
+    );
 }
 
 fn rand_u64() -> u64 {
