@@ -228,6 +228,120 @@ fn encode_query_value(value: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vault::{CredentialId, CredentialName, CredentialSpec, EnvName, Format, HostList, SecretId};
+
+    fn credential(id: i64, name: &str, hosts: &str) -> Credential {
+        Credential {
+            id: CredentialId(id),
+            spec: CredentialSpec {
+                server: crate::names::ServerName::parse("web").unwrap(),
+                profile: None,
+                name: CredentialName::parse(name).unwrap(),
+                hosts: HostList::parse(hosts).unwrap(),
+                header: crate::vault::HeaderName::parse("Authorization").unwrap(),
+                format: Format::parse("Bearer {secret}").unwrap(),
+                env_name: EnvName::parse("API_TOKEN").unwrap(),
+            },
+            placeholder: Placeholder::generate(),
+            secret: SecretId(id),
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| {
+                (
+                    HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                    HeaderValue::from_str(v).unwrap(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn placeholders_are_found_in_headers_and_the_query() {
+        let api = credential(1, "api", "api.example.com");
+        let ph = api.placeholder.as_str().to_owned();
+        let h = headers(&[("authorization", &ph), ("x-key", &format!("k={ph};v=1"))]);
+        let query = format!("a=1&key=pre{ph}&b=2");
+        let found = discover(&h, Some(&query), std::slice::from_ref(&api), |_| true).unwrap();
+        assert_eq!(found.sites.len(), 3);
+        // Alone in its credential's header: the credential's format goes around it.
+        assert!(
+            found
+                .sites
+                .iter()
+                .any(|s| s.location == PlaceholderLocation::Header("authorization".into())
+                    && s.before == "Bearer "
+                    && s.after.is_empty())
+        );
+        assert!(
+            found
+                .sites
+                .iter()
+                .any(|s| s.location == PlaceholderLocation::Header("x-key".into())
+                    && s.before == "k="
+                    && s.after == ";v=1")
+        );
+        assert!(
+            found
+                .sites
+                .iter()
+                .any(|s| s.location == PlaceholderLocation::Query("key".into()) && s.before == "pre")
+        );
+    }
+
+    #[test]
+    fn a_placeholder_for_a_host_its_credential_does_not_allow_refuses_the_request() {
+        let api = credential(1, "api", "api.example.com");
+        let h = headers(&[("authorization", &format!("Bearer {}", api.placeholder.as_str()))]);
+        let refused = discover(&h, None, std::slice::from_ref(&api), |_| false).unwrap_err();
+        assert_eq!(refused.credential, "api");
+        // Another server's placeholder (not among this caller's credentials) is only data.
+        let foreign = Placeholder::generate();
+        let h = headers(&[("authorization", foreign.as_str())]);
+        assert!(
+            discover(&h, None, std::slice::from_ref(&api), |_| false)
+                .unwrap()
+                .sites
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn operations_substitute_granted_secrets_and_report_them() {
+        let api = credential(1, "api", "api.example.com");
+        let granted = vec![Granted {
+            credential: api.clone(),
+            secret: Arc::new(Secret::new(b"s3cr3t&x=1".to_vec())),
+        }];
+        let ops = vec![
+            RequestOp::SetHeader {
+                name: "Authorization".into(),
+                value: vec![
+                    TemplatePart::Literal("Bearer ".into()),
+                    TemplatePart::Secret(granted[0].handle()),
+                ],
+            },
+            RequestOp::SetQuery {
+                name: "key".into(),
+                value: vec![TemplatePart::Secret(granted[0].handle())],
+            },
+            RequestOp::RemoveHeader("x-drop".into()),
+        ];
+        let mut h = headers(&[("x-drop", "1"), ("accept", "*/*")]);
+        let (query, injected) = apply(&ops, &mut h, Some("a=1&key=old"), &granted).unwrap();
+        assert_eq!(h["authorization"], "Bearer s3cr3t&x=1");
+        assert!(h["authorization"].is_sensitive());
+        assert!(!h.contains_key("x-drop"));
+        assert_eq!(query.as_deref(), Some("a=1&key=s3cr3t%26x%3D1"));
+        assert_eq!(injected.len(), 1);
+        assert_eq!(injected[0].0.as_slice(), b"s3cr3t&x=1");
+        assert_eq!(injected[0].1, api.placeholder.as_str().as_bytes());
+    }
 
     #[test]
     fn reserved_headers_cannot_be_set_by_plugins() {
