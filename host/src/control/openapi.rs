@@ -34,6 +34,8 @@ pub struct Operation {
     binary_body: bool,
     status: u16,
     response: Option<SchemaFn>,
+    /// OpenAPI links from the success response: (target operationId, parameter, runtime expression).
+    links: Vec<(&'static str, &'static str, &'static str)>,
 }
 
 impl Operation {
@@ -49,6 +51,7 @@ impl Operation {
             binary_body: false,
             status: 200,
             response: None,
+            links: Vec::new(),
         }
     }
 
@@ -94,6 +97,13 @@ impl Operation {
     pub fn returns<R: JsonSchema>(mut self, status: u16) -> Self {
         self.status = status;
         self.response = Some(subschema::<R>);
+        self
+    }
+
+    /// Where the success response leads: `operation` takes its `parameter` from `expression` (like
+    /// `$response.body#/slug`). Lets clients, and stateful testers, follow from a created object to its uses.
+    pub fn link(mut self, operation: &'static str, parameter: &'static str, expression: &'static str) -> Self {
+        self.links.push((operation, parameter, expression));
         self
     }
 
@@ -181,6 +191,18 @@ impl Api {
                 }),
                 None => json!({"description": "success, no content"}),
             };
+            let mut success = success;
+            if !op.links.is_empty() {
+                // One link per target operation, with every parameter given for it.
+                let mut links = Map::new();
+                for (target, parameter, expression) in &op.links {
+                    let link = links
+                        .entry(capitalized(target))
+                        .or_insert_with(|| json!({"operationId": target, "parameters": {}}));
+                    link["parameters"][*parameter] = json!(expression);
+                }
+                success["links"] = Value::Object(links);
+            }
             answers.insert(op.status.to_string(), success);
             for (status, description) in ERROR_STATUSES {
                 answers.insert(
@@ -242,6 +264,14 @@ pub struct ErrorBody {
     pub message: String,
 }
 
+fn capitalized(word: &str) -> String {
+    let mut chars = word.chars();
+    chars
+        .next()
+        .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+        .unwrap_or_default()
+}
+
 fn path_parameters(path: &str) -> impl Iterator<Item = &str> {
     path.split('/')
         .filter_map(|segment| segment.strip_prefix('{')?.strip_suffix('}'))
@@ -286,4 +316,85 @@ fn query_parameters(schema: &Schema, generator: &SchemaGenerator) -> Vec<Value> 
             })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refs(value: &Value, out: &mut Vec<String>) {
+        match value {
+            Value::Object(map) => {
+                if let Some(Value::String(r)) = map.get("$ref") {
+                    out.push(r.clone());
+                }
+                map.values().for_each(|v| refs(v, out));
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+
+    #[test]
+    fn every_route_of_the_api_is_in_the_document() {
+        let api = crate::control::api::api();
+        let doc = api.document();
+        let mut ids = std::collections::HashSet::new();
+        let mut count = 0;
+        for op in api.operations() {
+            count += 1;
+            let entry = &doc["paths"][op.path][op.method.as_str().to_ascii_lowercase()];
+            assert!(entry.is_object(), "{} {} is not in the document", op.method, op.path);
+            assert!(ids.insert(op.id), "operationId {} is used twice", op.id);
+            for name in path_parameters(op.path) {
+                let declared = entry["parameters"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|p| p["name"] == name && p["in"] == "path");
+                assert!(
+                    declared,
+                    "{} {}: path parameter {name} is not declared",
+                    op.method, op.path
+                );
+            }
+            assert!(entry["responses"]["400"].is_object() && entry["responses"]["401"].is_object());
+            for (target, _, _) in &op.links {
+                assert!(
+                    api.operations().any(|o| o.id == *target),
+                    "{}: link to unknown {target}",
+                    op.id
+                );
+            }
+        }
+        let documented: usize = doc["paths"]
+            .as_object()
+            .unwrap()
+            .values()
+            .map(|m| m.as_object().unwrap().len())
+            .sum();
+        assert_eq!(documented, count, "the document has operations the router does not");
+    }
+
+    #[test]
+    fn every_schema_reference_resolves() {
+        let doc = crate::control::api::api().document();
+        let mut found = Vec::new();
+        refs(&doc, &mut found);
+        assert!(!found.is_empty());
+        for reference in found {
+            let name = reference
+                .strip_prefix("#/components/schemas/")
+                .unwrap_or_else(|| panic!("{reference}"));
+            assert!(
+                doc["components"]["schemas"][name].is_object(),
+                "{reference} does not resolve"
+            );
+        }
+        // Requests are strict: unknown fields are refused, and the document says so.
+        assert_eq!(
+            doc["components"]["schemas"]["CreateProfile"]["additionalProperties"],
+            false
+        );
+    }
 }

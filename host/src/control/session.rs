@@ -105,7 +105,12 @@ fn session_token(headers: &HeaderMap) -> Option<TokenHash> {
 /// without `Origin` passes only with `Sec-Fetch-Site: same-origin`. Anything else (no header at all, another
 /// site, `null`) is refused.
 pub fn same_origin(headers: &HeaderMap, state: &ControlState) -> bool {
-    let expected = state.public_url.origin().ascii_serialization();
+    origin_allowed(headers, &state.public_url)
+}
+
+/// [`same_origin`] for a public URL.
+pub fn origin_allowed(headers: &HeaderMap, public_url: &url::Url) -> bool {
+    let expected = public_url.origin().ascii_serialization();
     match headers.get(header::ORIGIN) {
         Some(origin) => origin.to_str().is_ok_and(|o| o == expected),
         None => headers
@@ -291,5 +296,44 @@ pub fn admin(command: AdminCommand, env: &crate::config::Env) -> anyhow::Result<
             );
             Ok(())
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn csrf_check_wants_the_public_origin_or_a_same_origin_fetch() {
+        let url = url::Url::parse("https://mcp.example.com/some/path").unwrap();
+        assert!(origin_allowed(&headers(&[("origin", "https://mcp.example.com")]), &url));
+        for refused in [
+            vec![],
+            vec![("origin", "https://evil.example")],
+            vec![("origin", "http://mcp.example.com")],
+            vec![("origin", "https://mcp.example.com:8443")],
+            vec![("origin", "null")],
+            vec![("sec-fetch-site", "cross-site")],
+            vec![("sec-fetch-site", "same-site")],
+            vec![("origin", "https://evil.example"), ("sec-fetch-site", "same-origin")],
+        ] {
+            assert!(!origin_allowed(&headers(&refused), &url), "{refused:?} passed");
+        }
+        assert!(origin_allowed(&headers(&[("sec-fetch-site", "same-origin")]), &url));
+    }
+
+    #[test]
+    fn the_session_cookie_is_found_among_others() {
+        let map = headers(&[("cookie", "a=1; gigmcp_session=tok; b=2")]);
+        assert_eq!(session_token(&map), Some(TokenHash::of("tok")));
+        assert_eq!(session_token(&headers(&[("cookie", "gigmcp_session_x=tok")])), None);
     }
 }

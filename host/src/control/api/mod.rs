@@ -60,7 +60,12 @@ pub fn api() -> Api {
                 "Create a profile owned by the caller; its token is shown once",
             )
             .body::<profiles::CreateProfile>()
-            .returns::<profiles::CreatedProfile>(201),
+            .returns::<profiles::CreatedProfile>(201)
+            .link("getProfile", "slug", "$response.body#/profile/slug")
+            .link("renameProfile", "slug", "$response.body#/profile/slug")
+            .link("setProfileServers", "slug", "$response.body#/profile/slug")
+            .link("rotateProfileToken", "slug", "$response.body#/profile/slug")
+            .link("deleteProfile", "slug", "$response.body#/profile/slug"),
             post(profiles::create),
         )
         .route(
@@ -125,7 +130,10 @@ pub fn api() -> Api {
         .route(
             Op::post("/api/servers", "addServer", "servers", "Define a server (admins)")
                 .body::<servers::CreateServer>()
-                .returns::<servers::ServerView>(201),
+                .returns::<servers::ServerView>(201)
+                .link("getServer", "name", "$response.body#/name")
+                .link("restartServer", "name", "$response.body#/name")
+                .link("removeServer", "name", "$response.body#/name"),
             post(servers::create),
         )
         .route(
@@ -178,7 +186,9 @@ pub fn api() -> Api {
                 "Create or replace a credential (write-only secret)",
             )
             .body::<credentials::SetCredential>()
-            .returns::<credentials::CredentialView>(200),
+            .returns::<credentials::CredentialView>(200)
+            .link("deleteCredential", "server", "$response.body#/server")
+            .link("deleteCredential", "name", "$response.body#/name"),
             put(credentials::set),
         )
         .route(
