@@ -491,6 +491,22 @@ async fn refused_logins_change_nothing() {
     let response = browser.get(callback.as_str()).await;
     assert_refused(&gw, response, StatusCode::BAD_REQUEST, "state_mismatch").await;
 
+    // An answer naming another issuer (RFC 9207 mix-up defence; oidc-provider declares that it names itself).
+    let mut browser = Browser::new();
+    let mut callback = browser.authorize(&origin, AtProvider::Login("alice")).await;
+    let pairs: Vec<(String, String)> = callback.query_pairs().into_owned().collect();
+    assert!(pairs.iter().any(|(k, v)| k == "iss" && *v == idp.issuer), "{callback}");
+    let pairs = pairs.into_iter().map(|(k, v)| {
+        if k == "iss" {
+            (k, "https://attacker.example".into())
+        } else {
+            (k, v)
+        }
+    });
+    callback.query_pairs_mut().clear().extend_pairs(pairs);
+    let response = browser.get(callback.as_str()).await;
+    assert_refused(&gw, response, StatusCode::BAD_REQUEST, "issuer_mismatch").await;
+
     // A tampered flow cookie (its payload changed: the signature no longer matches).
     let mut browser = Browser::new();
     let callback = browser.authorize(&origin, AtProvider::Login("alice")).await;

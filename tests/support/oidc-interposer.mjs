@@ -58,6 +58,9 @@ const server = createServer(async (req, res) => {
       const answer = await fetch(`${upstream}/.well-known/openid-configuration`);
       const doc = await answer.json();
       upstreamTokenEndpoint = doc.token_endpoint;
+      // The browser's answers come from the upstream and name it (RFC 9207 `iss`), not this issuer: do not
+      // declare that they name the issuer.
+      delete doc.authorization_response_iss_parameter_supported;
       return reply(res, 200, { ...doc, issuer, jwks_uri: `${issuer}/jwks`, token_endpoint: `${issuer}/token` });
     }
     if (req.method === 'GET' && req.url === '/jwks') {

@@ -20,15 +20,17 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 use openidconnect::core::{
-    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreClientAuthMethod, CoreErrorResponseType,
-    CoreGenderClaim, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm, CoreJwsSigningAlgorithm, CoreRevocableToken,
-    CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
+    CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreClaimName, CoreClaimType, CoreClientAuthMethod,
+    CoreErrorResponseType, CoreGenderClaim, CoreGrantType, CoreJsonWebKey, CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm, CoreJwsSigningAlgorithm, CoreResponseMode, CoreResponseType, CoreRevocableToken,
+    CoreRevocationErrorResponse, CoreSubjectIdentifierType, CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
-    AdditionalClaims, AuthType, AuthorizationCode, Client, ClientId, ClientSecret, CsrfToken, EmptyExtraTokenFields,
-    EndSessionUrl, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenFields, IssuerUrl, LogoutRequest, Nonce,
-    OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadataWithLogout,
-    RedirectUrl, RequestTokenError, Scope, StandardErrorResponse, StandardTokenResponse, TokenResponse, UserInfoClaims,
+    AdditionalClaims, AdditionalProviderMetadata, AuthType, AuthorizationCode, Client, ClientId, ClientSecret,
+    CsrfToken, EmptyExtraTokenFields, EndSessionUrl, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenFields,
+    IssuerUrl, LogoutProviderMetadata, LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
+    PostLogoutRedirectUrl, ProviderMetadata, RedirectUrl, RequestTokenError, Scope, StandardErrorResponse,
+    StandardTokenResponse, TokenResponse, UserInfoClaims,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -93,10 +95,37 @@ type OidcClient = Client<
     EndpointMaybeSet,
 >;
 
+/// Discovery fields the crate does not read itself: RFC 9207's flag (the provider names itself in its answers
+/// to the browser, which defeats mix-up attacks) and RP-Initiated Logout's endpoint (through
+/// `LogoutProviderMetadata`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct IssuerInAnswers {
+    authorization_response_iss_parameter_supported: Option<bool>,
+}
+
+impl AdditionalProviderMetadata for IssuerInAnswers {}
+
+type Metadata = ProviderMetadata<
+    LogoutProviderMetadata<IssuerInAnswers>,
+    CoreAuthDisplay,
+    CoreClientAuthMethod,
+    CoreClaimName,
+    CoreClaimType,
+    CoreGrantType,
+    CoreJweContentEncryptionAlgorithm,
+    CoreJweKeyManagementAlgorithm,
+    CoreJsonWebKey,
+    CoreResponseMode,
+    CoreResponseType,
+    CoreSubjectIdentifierType,
+>;
+
 /// What discovery found: a client for the provider, and where its users log out.
 struct Provider {
     client: OidcClient,
     end_session: Option<EndSessionUrl>,
+    /// The issuer the provider's answers to the browser must name (`iss`), when it declares that it names one.
+    answers_name: Option<String>,
 }
 
 #[derive(Debug, Error)]
@@ -200,10 +229,13 @@ impl Oidc {
 
     async fn discover(&self) -> Result<Provider, String> {
         let issuer = IssuerUrl::new(self.settings.issuer.clone()).map_err(|e| e.to_string())?;
-        let metadata = ProviderMetadataWithLogout::discover_async(issuer, &self.http)
+        let metadata = Metadata::discover_async(issuer, &self.http)
             .await
             .map_err(|e| error_chain(&e))?;
-        let end_session = metadata.additional_metadata().end_session_endpoint.clone();
+        let extra = metadata.additional_metadata();
+        let end_session = extra.end_session_endpoint.clone();
+        let answers_name = (extra.additional_metadata.authorization_response_iss_parameter_supported == Some(true))
+            .then(|| metadata.issuer().as_str().to_owned());
         // Basic authentication unless the provider says it only takes the secret in the body.
         let auth_type = match metadata.token_endpoint_auth_methods_supported() {
             Some(methods)
@@ -221,7 +253,11 @@ impl Oidc {
         )
         .set_redirect_uri(RedirectUrl::from_url(self.settings.redirect_url.clone()))
         .set_auth_type(auth_type);
-        Ok(Provider { client, end_session })
+        Ok(Provider {
+            client,
+            end_session,
+            answers_name,
+        })
     }
 
     /// `Set-Cookie` for a login's flow state; only `/auth/callback` (the redirect URL's path) receives it.
@@ -333,6 +369,8 @@ async fn login(State(state): State<Arc<ControlState>>) -> Response {
 struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
+    /// RFC 9207: the provider that answered.
+    iss: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
 }
@@ -450,7 +488,21 @@ async fn complete_login(
         )
     })?;
     let provider = oidc.provider().map_err(not_ready)?;
-    // 4. The code, exchanged with the verifier only this flow knows (PKCE).
+    // 4. The answer comes from our provider (RFC 9207, when it declares that it says so): a code another
+    // provider issued is never sent to ours.
+    if let Some(expected) = &provider.answers_name
+        && query.iss.as_deref() != Some(expected.as_str())
+    {
+        return Err(refused(
+            StatusCode::BAD_REQUEST,
+            "issuer_mismatch",
+            format!(
+                "the answer names issuer {:?}, not {expected}: it does not come from this gateway's identity provider",
+                query.iss.as_deref().unwrap_or("(none)")
+            ),
+        ));
+    }
+    // 5. The code, exchanged with the verifier only this flow knows (PKCE).
     let exchange = provider
         .client
         .exchange_code(AuthorizationCode::new(code))
@@ -480,7 +532,7 @@ async fn complete_login(
                 ),
             ),
         })?;
-    // 5. The ID token: signed by the provider, for this client, this flow (nonce), still valid.
+    // 6. The ID token: signed by the provider, for this client, this flow (nonce), still valid.
     let id_token = tokens.id_token().ok_or_else(|| {
         refused(
             StatusCode::BAD_GATEWAY,
@@ -505,7 +557,7 @@ async fn complete_login(
         issuer: Some(issuer.clone()),
         subject: Some(subject.clone()),
     };
-    // 6. The userinfo endpoint's claims too, when the provider has one: some release roles and groups only
+    // 7. The userinfo endpoint's claims too, when the provider has one: some release roles and groups only
     // there. Its subject must be the ID token's; where both state a claim, the ID token's wins.
     let mut all_claims = serde_json::Map::new();
     if let Ok(request) = provider
@@ -528,7 +580,7 @@ async fn complete_login(
         all_claims.extend(map);
     }
     let claims_json = Value::Object(all_claims);
-    // 7. The auth-mapper plugins decide who this is to the gateway.
+    // 8. The auth-mapper plugins decide who this is to the gateway.
     let identity = Identity {
         issuer: issuer.clone(),
         subject: subject.clone(),
@@ -571,7 +623,7 @@ async fn complete_login(
         role,
         profiles: principal.profiles.clone(),
     };
-    // 8. The user (refreshed role and grant) and a session.
+    // 9. The user (refreshed role and grant) and a session.
     let control = state.clone();
     let (user_id, session_cookie) = tokio::task::spawn_blocking(move || {
         let id = control.store.upsert_user(&user)?;
