@@ -319,6 +319,13 @@ fn egress_proxy_injects_refuses_and_scrubs_with_real_clients() {
         ("tunnels", json!({"count": 4, "host": API})),
         ("fetch", fetch("curl", &format!("https://{API}/echo"), json!({}))),
         ("env", json!({})),
+        // Domain fronting: the tunnel is opened to api.test.example, TLS and Host name other.test.example
+        // (with -k: the leaf names api.test.example, so only a client that ignores verification gets this far).
+        (
+            "run",
+            json!({"argv": ["curl", "-k", "-sS", "--max-time", "30", "-w", "\n%{http_code}", "--connect-to",
+                format!("{OTHER}:443:{API}:443"), format!("https://{OTHER}/echo")]}),
+        ),
     ];
     let (results, client_output) = call(&world, &token, &calls);
     let r = |i: usize| &results[i];
@@ -432,9 +439,16 @@ fn egress_proxy_injects_refuses_and_scrubs_with_real_clients() {
         "the fourth tunnel was not refused: {lines:?}"
     );
     assert_eq!(r(16)["status"], 200, "tunnels were not freed: {}", r(16));
+    let fronted = r(18)["stdout"].as_str().unwrap();
+    assert!(
+        fronted.ends_with("\n403"),
+        "a TLS name other than the CONNECT host passed: {}",
+        r(18)
+    );
+    assert!(fronted.contains("the names must match"), "{}", r(18));
 
     // The audit log of record: one event per request, and one per refused CONNECT, with the reason.
-    let requests = audit_events(&gateway, "egress.request", 10);
+    let requests = audit_events(&gateway, "egress.request", 11);
     let ok_requests: Vec<&Value> = requests
         .iter()
         .filter(|e| e["detail"]["status"] == 200 && e["detail"]["host"] == API)
@@ -450,6 +464,7 @@ fn egress_proxy_injects_refuses_and_scrubs_with_real_clients() {
     assert!(first["detail"]["bytes_down"].as_u64().unwrap() > 0);
     let codes: Vec<&str> = requests.iter().filter_map(|e| e["detail"]["code"].as_str()).collect();
     assert!(codes.contains(&"host-mismatch"), "{codes:?}");
+    assert!(codes.contains(&"sni-mismatch"), "{codes:?}");
     assert_eq!(
         codes.iter().filter(|c| **c == "placeholder-host-not-allowed").count(),
         2,
