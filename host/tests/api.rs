@@ -606,3 +606,217 @@ fn every_route_of_the_openapi_document_is_served_and_unknown_ones_are_not() {
         }
     });
 }
+
+#[test]
+fn plugins_are_managed_through_the_api_by_admins_and_their_policy_applies_at_once() {
+    let api = Api::start();
+    let component = gigmcp::plugins::defaults::component("tool-filter").unwrap().to_vec();
+    runtime().block_on(async {
+        let admin = api.login(&[]).await;
+        let upload = |query: &str, bytes: Vec<u8>| {
+            api.http
+                .post(api.url(&format!("/api/plugins?{query}")))
+                .header("cookie", &admin.cookie)
+                .header("origin", api.origin())
+                .header("content-type", "application/octet-stream")
+                .body(bytes)
+                .send()
+        };
+        // Refused uploads change nothing.
+        for (query, bytes) in [
+            (format!("name=mine&sha256={}", "0".repeat(64)), component.clone()),
+            ("name=mine&kind=egress-policy".to_owned(), component.clone()),
+            ("name=mine".to_owned(), b"not a component".to_vec()),
+            ("name=Not_Valid".to_owned(), component.clone()),
+        ] {
+            let response = upload(&query, bytes).await.unwrap();
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{query}");
+        }
+        let (status, _) = api.call(&admin, Method::GET, "/api/plugins/mine", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        let response = upload("name=mine&kind=mcp-filter", component.clone()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let plugin: Value = response.json().await.unwrap();
+        assert_eq!(plugin["kind"], "mcp-filter");
+        assert!(plugin["config_schema"].is_object(), "{plugin}");
+
+        let (status, body) = api
+            .call(
+                &admin,
+                Method::PUT,
+                "/api/plugins/mine/config",
+                Some(json!({"config": {"nonsense": 1}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "the schema refuses it: {body}");
+
+        // A server in a profile, then a policy that denies its tool, bound through the API.
+        api.call(
+            &admin,
+            Method::POST,
+            "/api/servers",
+            Some(json!({"name": "echo", "builtin": "echo"})),
+        )
+        .await;
+        let (_, created) = api
+            .call(&admin, Method::POST, "/api/profiles", Some(json!({"slug": "team"})))
+            .await;
+        api.call(
+            &admin,
+            Method::PUT,
+            "/api/profiles/team/servers",
+            Some(json!({"servers": ["echo"]})),
+        )
+        .await;
+        let deny = json!({"config": {"profiles": {"team": {"deny": ["echo/echo"]}}}});
+        let (status, body) = api
+            .call(&admin, Method::PUT, "/api/plugins/mine/config", Some(deny))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = api
+            .call(
+                &admin,
+                Method::POST,
+                "/api/plugins/mine/bindings",
+                Some(json!({"order": 5})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["bindings"], json!([{"profile": null, "order": 5}]));
+
+        let mut client = RawClient::new(api.gw.url("team"), created["token"].as_str().unwrap().to_owned());
+        client.initialize().await;
+        let mut denied = false;
+        for i in 0..100 {
+            let reply = client
+                .call(
+                    json!(i),
+                    "tools/call",
+                    json!({"name": "echo_echo", "arguments": {"message": "x"}}),
+                )
+                .await;
+            if reply["error"]["code"] == -32001 {
+                denied = true;
+                break;
+            }
+            // The gateway picks up the binding within a second.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(denied, "the plugin bound through the API did not deny the tool");
+        let (_, events) = api
+            .call(&admin, Method::GET, "/api/audit?kind=mcp.tool_call&decision=deny", None)
+            .await;
+        assert!(!events["items"].as_array().unwrap().is_empty(), "{events}");
+
+        // Rollback returns to the previous configuration; disable, metrics, unbind, remove.
+        let (status, body) = api.call(&admin, Method::POST, "/api/plugins/mine/rollback", None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["config"], json!({}), "{body}");
+        let (status, body) = api
+            .call(
+                &admin,
+                Method::PUT,
+                "/api/plugins/mine/enabled",
+                Some(json!({"enabled": false})),
+            )
+            .await;
+        assert_eq!((status, body["enabled"].clone()), (StatusCode::OK, json!(false)));
+        let (status, metrics) = api.call(&admin, Method::GET, "/api/plugins/mine/metrics", None).await;
+        assert_eq!(status, StatusCode::OK, "{metrics}");
+        assert!(metrics["calls"].is_u64());
+        let (status, body) = api
+            .call(&admin, Method::DELETE, "/api/plugins/mine/bindings", None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["bindings"], json!([]));
+        let (status, _) = api.call(&admin, Method::DELETE, "/api/plugins/mine", None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (status, _) = api.call(&admin, Method::GET, "/api/plugins/mine", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        let (_, changes) = api
+            .call(&admin, Method::GET, "/api/audit?kind=api.plugin.*&limit=500", None)
+            .await;
+        let kinds: Vec<&str> = changes["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap())
+            .collect();
+        for expected in [
+            "api.plugin.add",
+            "api.plugin.config",
+            "api.plugin.bind",
+            "api.plugin.rollback",
+            "api.plugin.disable",
+            "api.plugin.unbind",
+            "api.plugin.remove",
+        ] {
+            assert!(kinds.contains(&expected), "no {expected} in {kinds:?}");
+        }
+    });
+}
+
+#[test]
+fn admins_manage_users_and_a_deleted_user_loses_their_session() {
+    let api = Api::start();
+    runtime().block_on(async {
+        let admin = api.login(&[]).await;
+        let alice = api.login(&["--as", "alice", "--role", "user"]).await;
+        let (_, me) = api.call(&alice, Method::GET, "/api/me", None).await;
+        let alice_id = me["id"].as_i64().unwrap();
+        let (_, admin_me) = api.call(&admin, Method::GET, "/api/me", None).await;
+
+        let (status, _) = api.call(&alice, Method::GET, "/api/plugins", None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, user) = api
+            .call(
+                &admin,
+                Method::PATCH,
+                &format!("/api/users/{alice_id}"),
+                Some(json!({"role": "admin"})),
+            )
+            .await;
+        assert_eq!((status, user["role"].clone()), (StatusCode::OK, json!("admin")));
+        let (status, _) = api.call(&alice, Method::GET, "/api/plugins", None).await;
+        assert_eq!(status, StatusCode::OK, "the new role applies to the running session");
+
+        let own = format!("/api/users/{}", admin_me["id"]);
+        let (status, _) = api
+            .call(&admin, Method::PATCH, &own, Some(json!({"role": "user"})))
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        let (status, _) = api.call(&admin, Method::DELETE, &own, None).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        let (status, body) = api
+            .call(
+                &admin,
+                Method::PATCH,
+                &format!("/api/users/{alice_id}"),
+                Some(json!({"role": "root"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+        let (_, list) = api.call(&admin, Method::GET, "/api/users?limit=1", None).await;
+        assert_eq!(list["items"].as_array().unwrap().len(), 1);
+        let (_, rest) = api
+            .call(
+                &admin,
+                Method::GET,
+                &format!("/api/users?after={}", list["next"].as_str().unwrap()),
+                None,
+            )
+            .await;
+        assert_eq!(rest["items"].as_array().unwrap().len(), 1, "{rest}");
+        assert!(rest["next"].is_null());
+
+        let (status, _) = api
+            .call(&admin, Method::DELETE, &format!("/api/users/{alice_id}"), None)
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (status, _) = api.call(&alice, Method::GET, "/api/me", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    });
+}
