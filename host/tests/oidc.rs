@@ -507,6 +507,19 @@ async fn refused_logins_change_nothing() {
     let response = browser.get(callback.as_str()).await;
     assert_refused(&gw, response, StatusCode::BAD_REQUEST, "issuer_mismatch").await;
 
+    // An answer that repeats a parameter (which of two states would count?).
+    let mut browser = Browser::new();
+    let mut callback = browser.authorize(&origin, AtProvider::Login("alice")).await;
+    let state = callback
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    callback.query_pairs_mut().append_pair("state", &state);
+    let response = browser.get(callback.as_str()).await;
+    assert_refused(&gw, response, StatusCode::BAD_REQUEST, "malformed_answer").await;
+
     // A tampered flow cookie (its payload changed: the signature no longer matches).
     let mut browser = Browser::new();
     let callback = browser.authorize(&origin, AtProvider::Login("alice")).await;

@@ -15,7 +15,7 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -134,6 +134,8 @@ pub enum OidcError {
     Vault(#[from] VaultError),
     #[error("the OIDC flow-signing key in the vault is not 32 bytes; delete it (it is recreated at start-up)")]
     BadKey,
+    #[error("cannot make the HTTP client for the identity provider: {0}")]
+    Http(String),
 }
 
 /// The OpenID Connect client of the control plane. Discovery runs in the background until it succeeds
@@ -159,7 +161,7 @@ impl Oidc {
             .redirect(reqwest::redirect::Policy::none())
             .timeout(HTTP_TIMEOUT)
             .build()
-            .unwrap_or_default();
+            .map_err(|e| OidcError::Http(e.to_string()))?;
         let oidc = Arc::new(Self {
             provider: RwLock::new(Err(format!(
                 "OIDC discovery of {} has not completed yet",
@@ -365,7 +367,9 @@ async fn login(State(state): State<Arc<ControlState>>) -> Response {
     redirect(url.as_str(), vec![cookie])
 }
 
-#[derive(Debug, Deserialize)]
+/// The provider's answer, from the query string. Parsed by hand rather than with axum's `Query`, so a
+/// malformed or repeated parameter is a refused login (audited, in the error envelope), not a bare 400.
+#[derive(Debug, Default)]
 struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
@@ -373,6 +377,30 @@ struct CallbackQuery {
     iss: Option<String>,
     error: Option<String>,
     error_description: Option<String>,
+}
+
+impl CallbackQuery {
+    fn parse(query: Option<&str>) -> Result<Self, Refused> {
+        let mut parsed = Self::default();
+        for (key, value) in url::form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+            let slot = match key.as_ref() {
+                "code" => &mut parsed.code,
+                "state" => &mut parsed.state,
+                "iss" => &mut parsed.iss,
+                "error" => &mut parsed.error,
+                "error_description" => &mut parsed.error_description,
+                _ => continue,
+            };
+            if slot.replace(value.into_owned()).is_some() {
+                return Err(refused(
+                    StatusCode::BAD_REQUEST,
+                    "malformed_answer",
+                    format!("the provider's answer repeats the parameter {key}"),
+                ));
+            }
+        }
+        Ok(parsed)
+    }
 }
 
 /// Why a login failed: the response and the audit event's reason.
@@ -397,17 +425,17 @@ fn refused(status: StatusCode, code: &'static str, message: impl Into<String>) -
 }
 
 /// Finishes a login. The flow cookie is cleared whatever happens: a flow is used once.
-async fn callback(
-    State(state): State<Arc<ControlState>>,
-    headers: HeaderMap,
-    Query(query): Query<CallbackQuery>,
-) -> Response {
+async fn callback(State(state): State<Arc<ControlState>>, headers: HeaderMap, RawQuery(query): RawQuery) -> Response {
     let oidc = match configured(&state) {
         Ok(oidc) => oidc.clone(),
         Err(e) => return e.into_response(),
     };
     let clear_flow = oidc.flow_cookie("", 0);
-    match complete_login(&state, &oidc, &headers, query).await {
+    let login = match CallbackQuery::parse(query.as_deref()) {
+        Ok(query) => complete_login(&state, &oidc, &headers, query).await,
+        Err(refusal) => Err(refusal),
+    };
+    match login {
         Ok(session_cookie) => redirect("/", vec![clear_flow, session_cookie]),
         Err(refusal) => {
             let Refused { error, issuer, subject } = refusal;
