@@ -421,7 +421,19 @@ impl Launcher {
         }
         // The proxy listens once the host-side address exists, before the server runs.
         if let Some((egress, proxy, jail_ip, tenant)) = egress {
-            sandbox.egress = Some(egress.open(proxy, jail_ip, tenant).map_err(SandboxError::Egress)?);
+            // The previous sandbox of this slot closed its listener when it ended, but the task holding it
+            // may not have been dropped yet: a busy address is retried briefly.
+            let mut tries = 0;
+            let opened = loop {
+                match egress.clone().open(proxy, jail_ip, tenant.clone()) {
+                    Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 50 => {
+                        tries += 1;
+                        tokio::time::sleep(Duration::from_millis(20)).await;
+                    }
+                    opened => break opened,
+                }
+            };
+            sandbox.egress = Some(opened.map_err(SandboxError::Egress)?);
         }
         // Released: the jail goes on to run the server.
         block_write.write_all(b"1").map_err(SandboxError::Spawn)?;
