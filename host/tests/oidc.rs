@@ -627,6 +627,8 @@ async fn a_provider_down_at_start_up_makes_the_api_wait_while_mcp_works() {
     assert!(message.contains("discovery"), "{body}");
     let response = http.get(format!("{origin}/auth/login")).send().await.unwrap();
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().get("set-cookie").is_none(), "no login flow starts");
+    assert_eq!(count(&gw, "SELECT count(*) FROM users"), 0);
 
     // MCP keeps working.
     let token = gw.create_profile("ops");
