@@ -368,6 +368,9 @@ pub struct OidcSettings {
     /// Scopes asked for besides `openid` (`GIG_OIDC_SCOPES`, space or comma separated; default
     /// `profile email`).
     pub scopes: Vec<String>,
+    /// PEM certificates trusted for the provider besides the public roots (`GIG_OIDC_CA_FILE`): a provider
+    /// with a certificate of a private CA.
+    pub extra_roots_pem: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for OidcSettings {
@@ -379,6 +382,7 @@ impl std::fmt::Debug for OidcSettings {
             .field("redirect_url", &self.redirect_url.as_str())
             .field("flow_ttl", &self.flow_ttl)
             .field("scopes", &self.scopes)
+            .field("extra_roots_pem", &self.extra_roots_pem.as_ref().map(|p| p.len()))
             .finish()
     }
 }
@@ -430,7 +434,27 @@ pub fn oidc_settings(env: &Env) -> Result<Option<OidcSettings>, ConfigError> {
         .filter(|s| !s.is_empty() && *s != "openid")
         .map(str::to_owned)
         .collect();
+    let extra_roots_pem = match env.get("GIG_OIDC_CA_FILE") {
+        None => None,
+        Some(path) => {
+            let pem = std::fs::read(path).map_err(|source| ConfigError::File {
+                name: "GIG_OIDC_CA_FILE",
+                path: path.to_owned(),
+                source,
+            })?;
+            let ok = reqwest::Certificate::from_pem_bundle(&pem).is_ok_and(|certs| !certs.is_empty());
+            if !ok {
+                return Err(ConfigError::Invalid {
+                    name: "GIG_OIDC_CA_FILE",
+                    value: path.to_owned(),
+                    hint: "give a file of PEM certificates (-----BEGIN CERTIFICATE-----) to trust for the provider",
+                });
+            }
+            Some(pem)
+        }
+    };
     Ok(Some(OidcSettings {
+        extra_roots_pem,
         issuer: env.get("GIG_OIDC_ISSUER").unwrap_or_default().to_owned(),
         client_id: env.get("GIG_OIDC_CLIENT_ID").unwrap_or_default().to_owned(),
         client_secret: secret,
@@ -604,10 +628,14 @@ mod tests {
         )
         .unwrap_err();
         assert!(err.to_string().contains("GIG_OIDC_ISSUER, GIG_OIDC_CLIENT_ID"), "{err}");
+        let not_pem = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(not_pem.path(), "not a certificate").unwrap();
         for (name, value) in [
             ("GIG_OIDC_ISSUER", "not a url"),
             ("GIG_OIDC_REDIRECT_URL", "ftp://x/cb"),
             ("GIG_OIDC_FLOW_TTL", "forever"),
+            ("GIG_OIDC_CA_FILE", not_pem.path().to_str().unwrap()),
+            ("GIG_OIDC_CA_FILE", "/nonexistent/ca.pem"),
         ] {
             let mut pairs: Vec<_> = full.iter().copied().filter(|(k, _)| *k != name).collect();
             pairs.push((name, value));

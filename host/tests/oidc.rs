@@ -61,17 +61,17 @@ struct Idp {
 
 impl Idp {
     fn start(port: u16, gateway_ports: &[u16], accounts: Value) -> Self {
-        Self::start_with(port, gateway_ports, accounts, false)
+        Self::start_with(port, gateway_ports, accounts, json!({}))
     }
 
-    /// `userinfo_only`: the ID token carries only `sub`; the claims come from the userinfo endpoint.
-    fn start_with(port: u16, gateway_ports: &[u16], accounts: Value, userinfo_only: bool) -> Self {
+    /// `options` go into the provider's configuration: `userinfo_only` (the ID token carries only `sub`, the
+    /// claims come from the userinfo endpoint), `tls` (`{"cert", "key"}` PEM files: it serves HTTPS).
+    fn start_with(port: u16, gateway_ports: &[u16], accounts: Value, options: Value) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let accounts_path = dir.path().join("accounts.json");
         std::fs::write(&accounts_path, accounts.to_string()).unwrap();
-        let config = json!({
+        let mut config = json!({
             "port": port,
-            "userinfo_only": userinfo_only,
             "accounts": accounts_path,
             "clients": [{
                 "client_id": CLIENT_ID,
@@ -82,6 +82,10 @@ impl Idp {
                     .map(|p| format!("http://127.0.0.1:{p}/")).collect::<Vec<_>>(),
             }],
         });
+        config
+            .as_object_mut()
+            .unwrap()
+            .extend(options.as_object().unwrap().clone());
         let config_path = dir.path().join("provider.json");
         std::fs::write(&config_path, config.to_string()).unwrap();
         let (guard, issuer) = start_node("oidc-provider.mjs", &[config_path.to_str().unwrap()]);
@@ -177,11 +181,17 @@ enum AtProvider<'a> {
 
 impl Browser {
     fn new() -> Self {
+        Self::trusting(None)
+    }
+
+    /// A browser that also trusts the certificates of `ca_pem`.
+    fn trusting(ca_pem: Option<&[u8]>) -> Self {
+        let mut http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
+        if let Some(pem) = ca_pem {
+            http = http.add_root_certificate(reqwest::Certificate::from_pem(pem).unwrap());
+        }
         Self {
-            http: reqwest::Client::builder()
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .unwrap(),
+            http: http.build().unwrap(),
             jar: HashMap::new(),
         }
     }
@@ -814,7 +824,7 @@ async fn claims_released_only_at_userinfo_reach_the_mapper() {
         idp_port,
         &[gw_port],
         json!({"carol": {"name": "Carol", "groups": ["ops"]}}),
-        true,
+        json!({"userinfo_only": true}),
     );
     let gw = gateway(gw_port, &idp.issuer, &[("GIG_OIDC_SCOPES", "profile groups")]);
     wait_ready(&gw).await;
@@ -835,4 +845,78 @@ async fn claims_released_only_at_userinfo_reach_the_mapper() {
         .await
         .unwrap();
     assert_eq!(me["name"], "Carol", "{me}");
+}
+
+/// A test CA and a certificate of it for 127.0.0.1: (CA PEM path, certificate path, key path).
+fn tls_files(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
+    let ca_key = rcgen::KeyPair::generate().unwrap();
+    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "oidc test CA");
+    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    ca_params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let issuer = rcgen::Issuer::new(ca_params, ca_key);
+    let key = rcgen::KeyPair::generate().unwrap();
+    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&key, &issuer)
+        .unwrap();
+    let paths = (
+        dir.join("ca.pem"),
+        dir.join("provider.pem"),
+        dir.join("provider-key.pem"),
+    );
+    std::fs::write(&paths.0, ca.pem()).unwrap();
+    std::fs::write(&paths.1, cert.pem()).unwrap();
+    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
+    paths
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_provider_with_a_private_ca_is_trusted_only_through_gig_oidc_ca_file() {
+    let files = tempfile::tempdir().unwrap();
+    let (ca, cert, key) = tls_files(files.path());
+    let (idp_port, trusting_port, plain_port) = (free_port(), free_port(), free_port());
+    let idp = Idp::start_with(
+        idp_port,
+        &[trusting_port, plain_port],
+        json!({"alice": {"roles": ["user"]}}),
+        json!({"tls": {"cert": cert, "key": key}}),
+    );
+    assert!(idp.issuer.starts_with("https://"), "{}", idp.issuer);
+
+    // Without the CA, discovery fails on the certificate, and the API says so.
+    let plain = gateway(plain_port, &idp.issuer, &[]);
+    let http = reqwest::Client::new();
+    let mut message = String::new();
+    for _ in 0..40 {
+        let response = http.get(format!("{}/api/me", base(&plain))).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+        let body: Value = response.json().await.unwrap();
+        message = body["error"]["message"].as_str().unwrap_or_default().to_owned();
+        if message.contains("failed") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    assert!(message.to_lowercase().contains("certificate"), "{message}");
+
+    // With it, the whole login works over TLS.
+    let trusting = gateway(
+        trusting_port,
+        &idp.issuer,
+        &[("GIG_OIDC_CA_FILE", ca.to_str().unwrap())],
+    );
+    wait_ready(&trusting).await;
+    let mut browser = Browser::trusting(Some(&std::fs::read(&ca).unwrap()));
+    browser.login_ok(&base(&trusting), "alice").await;
+    let me: Value = browser
+        .get(&format!("{}/api/me", base(&trusting)))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["issuer"], idp.issuer.as_str(), "{me}");
 }

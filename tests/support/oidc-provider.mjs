@@ -4,7 +4,7 @@
 // Usage: node oidc-provider.mjs <config.json>   (Node 22: tests/deps/node_modules/.bin/node)
 //
 // config.json:
-//   { "port": 9123,
+//   { "port": 9123, "userinfo_only": false, "tls": null,
 //     "clients": [{ "client_id": "...", "client_secret": "...", "redirect_uris": ["..."],
 //                   "post_logout_redirect_uris": ["..."] }],
 //     "accounts": "/path/accounts.json" }
@@ -19,13 +19,15 @@
 // Prints "listening on <issuer>" once it accepts connections.
 
 import { readFileSync } from 'node:fs';
+import { createServer } from 'node:https';
 
 const { default: Provider } = await import(
   new URL('../deps/node_modules/oidc-provider/lib/index.js', import.meta.url)
 );
 
 const config = JSON.parse(readFileSync(process.argv[2], 'utf8'));
-const issuer = `http://127.0.0.1:${config.port}`;
+// With "tls": {"cert": <PEM file>, "key": <PEM file>}, the provider serves HTTPS (a certificate for 127.0.0.1).
+const issuer = `${config.tls ? 'https' : 'http'}://127.0.0.1:${config.port}`;
 
 function account(id) {
   const accounts = JSON.parse(readFileSync(config.accounts, 'utf8'));
@@ -54,9 +56,13 @@ const provider = new Provider(issuer, {
   ttl: { Session: 600, Interaction: 600, Grant: 600, AccessToken: 600, IdToken: 600, AuthorizationCode: 60 },
 });
 
-const server = provider.listen(config.port, '127.0.0.1', () => {
-  console.log(`listening on ${issuer}`);
-});
+const listening = () => console.log(`listening on ${issuer}`);
+const server = config.tls
+  ? createServer(
+      { cert: readFileSync(config.tls.cert), key: readFileSync(config.tls.key) },
+      provider.callback(),
+    ).listen(config.port, '127.0.0.1', listening)
+  : provider.listen(config.port, '127.0.0.1', listening);
 
 for (const signal of ['SIGTERM', 'SIGINT']) {
   process.on(signal, () => {

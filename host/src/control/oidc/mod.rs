@@ -156,12 +156,16 @@ impl Oidc {
     /// the current tokio runtime.
     pub fn start(settings: OidcSettings, vault: &Vault, public_url: &url::Url) -> Result<Arc<Self>, OidcError> {
         let flow_key = FlowKey::load_or_create(vault)?;
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             // openidconnect's advice: never follow redirects from the provider (SSRF).
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(HTTP_TIMEOUT)
-            .build()
-            .map_err(|e| OidcError::Http(e.to_string()))?;
+            .timeout(HTTP_TIMEOUT);
+        if let Some(pem) = &settings.extra_roots_pem {
+            for certificate in reqwest::Certificate::from_pem_bundle(pem).map_err(|e| OidcError::Http(e.to_string()))? {
+                http = http.add_root_certificate(certificate);
+            }
+        }
+        let http = http.build().map_err(|e| OidcError::Http(e.to_string()))?;
         let oidc = Arc::new(Self {
             provider: RwLock::new(Err(format!(
                 "OIDC discovery of {} has not completed yet",
