@@ -440,17 +440,7 @@ fn sandbox_limits(memory: Option<&str>, pids: Option<u64>) -> Result<Option<crat
     }
     let env = Env::from_process();
     let defaults = config::sandbox_settings(&env, &Paths::from_env(&env)?)?.default_limits;
-    let memory_bytes = match memory {
-        None => defaults.memory_bytes,
-        Some(text) => crate::sandbox::limits::parse_size(text)
-            .with_context(|| format!("invalid --memory {text:?}: give a size like 512m or 2g"))?,
-    };
-    let pids = match pids {
-        None => defaults.pids,
-        Some(n) if n >= 8 => n,
-        Some(n) => bail!("invalid --pids {n}: give at least 8"),
-    };
-    Ok(Some(crate::sandbox::Limits { memory_bytes, pids }))
+    Ok(crate::ops::sandbox_limits(memory, pids, defaults)?)
 }
 
 fn init_tracing() {

@@ -387,6 +387,29 @@ impl Ops<'_> {
     }
 }
 
+/// A sandboxed server's memory and process limits (`--memory`/`--pids`, or `memory`/`pids` in the API):
+/// either given alone takes the gateway's default for the other; neither gives `None` (the defaults).
+pub fn sandbox_limits(
+    memory: Option<&str>,
+    pids: Option<u64>,
+    defaults: crate::sandbox::Limits,
+) -> Result<Option<crate::sandbox::Limits>, OpsError> {
+    if memory.is_none() && pids.is_none() {
+        return Ok(None);
+    }
+    let memory_bytes = match memory {
+        None => defaults.memory_bytes,
+        Some(text) => crate::sandbox::limits::parse_size(text)
+            .ok_or_else(|| OpsError::Invalid(format!("invalid memory limit {text:?}: give a size like 512m or 2g")))?,
+    };
+    let pids = match pids {
+        None => defaults.pids,
+        Some(n) if n >= 8 => n,
+        Some(n) => return Err(OpsError::Invalid(format!("invalid process limit {n}: give at least 8"))),
+    };
+    Ok(Some(crate::sandbox::Limits { memory_bytes, pids }))
+}
+
 /// A profile's display name: at most 200 characters, no control characters.
 fn check_display_name(name: &str) -> Result<(), OpsError> {
     if name.chars().count() > 200 || name.chars().any(char::is_control) {

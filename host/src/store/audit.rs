@@ -83,32 +83,37 @@ impl Store {
         args.push(SqlValue::Integer(limit as i64));
         let conn = self.lock();
         let mut stmt = conn.prepare(&sql)?;
-        let rows = stmt.query_map(params_from_iter(args), |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, String>(6)?,
-                r.get::<_, String>(7)?,
-            ))
-        })?;
-        rows.map(|row| {
-            let (id, time_ms, kind, actor, profile, server, outcome, detail) = row?;
-            Ok(AuditEvent {
-                id,
-                time_ms,
-                kind,
-                actor,
-                profile,
-                server,
-                outcome,
-                detail: serde_json::from_str(&detail)
-                    .map_err(|e| StoreError::Corrupt(format!("audit event {id}: {e}")))?,
-            })
-        })
-        .collect()
+        let rows = stmt.query_map(params_from_iter(args), audit_row)?;
+        rows.map(|row| decode_audit_row(row?)).collect()
     }
+}
+
+type AuditRow = (i64, i64, String, String, Option<String>, Option<String>, String, String);
+
+/// The columns `id, time_ms, kind, actor, profile, server, outcome, detail` of `audit_events`.
+pub(super) fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
+    Ok((
+        r.get(0)?,
+        r.get(1)?,
+        r.get(2)?,
+        r.get(3)?,
+        r.get(4)?,
+        r.get(5)?,
+        r.get(6)?,
+        r.get(7)?,
+    ))
+}
+
+pub(super) fn decode_audit_row(row: AuditRow) -> Result<AuditEvent, StoreError> {
+    let (id, time_ms, kind, actor, profile, server, outcome, detail) = row;
+    Ok(AuditEvent {
+        id,
+        time_ms,
+        kind,
+        actor,
+        profile,
+        server,
+        outcome,
+        detail: serde_json::from_str(&detail).map_err(|e| StoreError::Corrupt(format!("audit event {id}: {e}")))?,
+    })
 }

@@ -641,32 +641,9 @@ impl Store {
             "SELECT id, time_ms, kind, actor, profile, server, outcome, detail FROM audit_events
              WHERE id > ?1 ORDER BY id LIMIT ?2",
         )?;
-        let rows = stmt.query_map(params![after, limit as i64], |r| {
-            Ok((
-                r.get::<_, i64>(0)?,
-                r.get::<_, i64>(1)?,
-                r.get::<_, String>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, Option<String>>(4)?,
-                r.get::<_, Option<String>>(5)?,
-                r.get::<_, String>(6)?,
-                r.get::<_, String>(7)?,
-            ))
-        })?;
-        rows.map(|row| {
-            let (id, time_ms, kind, actor, profile, server, outcome, detail) = row?;
-            Ok(AuditEvent {
-                id,
-                time_ms,
-                kind,
-                actor,
-                profile,
-                server,
-                outcome,
-                detail: serde_json::from_str(&detail).map_err(corrupt)?,
-            })
-        })
-        .collect()
+        let rows = stmt.query_map(params![after, limit as i64], super::audit::audit_row)?;
+        rows.map(|row| super::audit::decode_audit_row(row?).map_err(corrupt))
+            .collect()
     }
 
     pub fn audit_webhook_set(&self, name: &PluginName, url: &str) -> Result<()> {

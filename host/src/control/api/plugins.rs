@@ -279,17 +279,37 @@ pub async fn configure(
     blocking(&state, move |state| Ok(Json(detail(state, &name)?))).await
 }
 
+/// Applies an admin's change to a plugin; answers with the plugin as it is now.
+async fn change<F>(
+    state: Arc<ControlState>,
+    caller: Caller,
+    name: String,
+    apply: F,
+) -> Result<Json<PluginDetail>, ApiError>
+where
+    F: FnOnce(&Ops<'_>, &PluginName) -> Result<(), ApiError> + Send + 'static,
+{
+    caller.require_admin()?;
+    let name = parse_name(&name)?;
+    blocking(&state, move |state| {
+        apply(&ops(state, &caller), &name)?;
+        Ok(Json(detail(state, &name)?))
+    })
+    .await
+}
+
+fn profile_of(slug: Option<&str>) -> Result<Option<ProfileSlug>, ApiError> {
+    Ok(slug.map(ProfileSlug::parse).transpose()?)
+}
+
 pub async fn set_enabled(
     State(state): State<Arc<ControlState>>,
     caller: Caller,
     PathParams(name): PathParams<String>,
     Body(body): Body<Enabled>,
 ) -> Result<Json<PluginDetail>, ApiError> {
-    caller.require_admin()?;
-    let name = parse_name(&name)?;
-    blocking(&state, move |state| {
-        ops(state, &caller).plugin_set_enabled(&name, body.enabled)?;
-        Ok(Json(detail(state, &name)?))
+    change(state, caller, name, move |ops, name| {
+        Ok(ops.plugin_set_enabled(name, body.enabled)?)
     })
     .await
 }
@@ -300,12 +320,9 @@ pub async fn bind(
     PathParams(name): PathParams<String>,
     Body(body): Body<Bind>,
 ) -> Result<Json<PluginDetail>, ApiError> {
-    caller.require_admin()?;
-    let name = parse_name(&name)?;
-    let profile = body.profile.as_deref().map(ProfileSlug::parse).transpose()?;
-    blocking(&state, move |state| {
-        ops(state, &caller).plugin_bind(&name, profile.as_ref(), body.order)?;
-        Ok(Json(detail(state, &name)?))
+    change(state, caller, name, move |ops, name| {
+        let profile = profile_of(body.profile.as_deref())?;
+        Ok(ops.plugin_bind(name, profile.as_ref(), body.order)?)
     })
     .await
 }
@@ -316,12 +333,9 @@ pub async fn unbind(
     PathParams(name): PathParams<String>,
     Query(query): Query<UnbindQuery>,
 ) -> Result<Json<PluginDetail>, ApiError> {
-    caller.require_admin()?;
-    let name = parse_name(&name)?;
-    let profile = query.profile.as_deref().map(ProfileSlug::parse).transpose()?;
-    blocking(&state, move |state| {
-        ops(state, &caller).plugin_unbind(&name, profile.as_ref())?;
-        Ok(Json(detail(state, &name)?))
+    change(state, caller, name, move |ops, name| {
+        let profile = profile_of(query.profile.as_deref())?;
+        Ok(ops.plugin_unbind(name, profile.as_ref())?)
     })
     .await
 }
@@ -331,11 +345,8 @@ pub async fn rollback(
     caller: Caller,
     PathParams(name): PathParams<String>,
 ) -> Result<Json<PluginDetail>, ApiError> {
-    caller.require_admin()?;
-    let name = parse_name(&name)?;
-    blocking(&state, move |state| {
-        ops(state, &caller).plugin_rollback(&name)?;
-        Ok(Json(detail(state, &name)?))
+    change(state, caller, name, |ops, name| {
+        ops.plugin_rollback(name).map(|_| ()).map_err(ApiError::from)
     })
     .await
 }

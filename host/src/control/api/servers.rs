@@ -108,23 +108,7 @@ fn definition(body: CreateServer, sandbox: &crate::sandbox::Settings) -> Result<
     let name = ServerName::parse(&body.name)?;
     let prefix = Prefix::parse(body.prefix.as_deref().unwrap_or(name.as_str()))?;
     let egress = servers::parse_egress(&body.egress.join(",")).map_err(invalid)?;
-    let limits = match (&body.memory, body.pids) {
-        (None, None) => None,
-        (memory, pids) => {
-            let defaults = sandbox.default_limits;
-            let memory_bytes = match memory {
-                None => defaults.memory_bytes,
-                Some(text) => crate::sandbox::limits::parse_size(text)
-                    .ok_or_else(|| ApiError::bad_request(format!("invalid memory {text:?}: give a size like 512m")))?,
-            };
-            let pids = match pids {
-                None => defaults.pids,
-                Some(n) if n >= 8 => n,
-                Some(n) => return Err(ApiError::bad_request(format!("invalid pids {n}: give at least 8"))),
-            };
-            Some(crate::sandbox::Limits { memory_bytes, pids })
-        }
-    };
+    let limits = crate::ops::sandbox_limits(body.memory.as_deref(), body.pids, sandbox.default_limits)?;
     let given = [body.command.is_some(), body.builtin.is_some(), body.url.is_some()];
     if given.iter().filter(|g| **g).count() != 1 {
         return Err(ApiError::bad_request("give exactly one of command, builtin and url"));

@@ -29,6 +29,15 @@ fn ops<'a>(state: &'a ControlState, caller: &Caller) -> Ops<'a> {
     }
 }
 
+fn view(state: &ControlState, id: UserId) -> Result<UserView, ApiError> {
+    let user = state
+        .store
+        .user(id)
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::not_found(format!("no user {id}")))?;
+    Ok(UserView::from(user))
+}
+
 fn parse_id(id: &str) -> Result<UserId, ApiError> {
     id.parse::<i64>()
         .map(UserId)
@@ -63,15 +72,7 @@ pub async fn get(
 ) -> Result<Json<UserView>, ApiError> {
     caller.require_admin()?;
     let id = parse_id(&id)?;
-    blocking(&state, move |state| {
-        let user = state
-            .store
-            .user(id)
-            .map_err(ApiError::internal)?
-            .ok_or_else(|| ApiError::not_found(format!("no user {id}")))?;
-        Ok(Json(UserView::from(user)))
-    })
-    .await
+    blocking(&state, move |state| Ok(Json(view(state, id)?))).await
 }
 
 pub async fn update(
@@ -91,12 +92,7 @@ pub async fn update(
             return Err(ApiError::not_found(format!("no user {id}")));
         }
         ops(state, &caller).record("user.update", None, None, json!({"user": id.0, "role": body.role}));
-        let user = state
-            .store
-            .user(id)
-            .map_err(ApiError::internal)?
-            .ok_or_else(|| ApiError::not_found(format!("no user {id}")))?;
-        Ok(Json(UserView::from(user)))
+        Ok(Json(view(state, id)?))
     })
     .await
 }
