@@ -51,7 +51,9 @@ fn make_certificates(dir: &std::path::Path) {
 fn world() -> World {
     let gw = Netns::new("eg");
     let outside = Netns::new("eo");
-    let tag = format!("{}{}", std::process::id() % 100_000, gw.name.len());
+    static WORLDS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = WORLDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tag = format!("{}x{n}", std::process::id() % 100_000);
     let (a, b) = (format!("tea{tag}"), format!("teb{tag}"));
     run(&[
         "ip",
@@ -274,64 +276,87 @@ fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle.as_bytes())
 }
 
-#[test]
-fn egress_proxy_injects_refuses_and_scrubs_with_real_clients() {
+/// A world, its gateway (tunnel cap `max_tunnels`), the client server with its credential, and the secret.
+struct Setup {
+    world: World,
+    gateway: TestGateway,
+    token: String,
+    secret: String,
+}
+
+fn setup(max_tunnels: &str) -> Setup {
     let world = world();
     let secret = format!("sk-live-{}-{:x}", std::process::id(), rand_u64());
-    let gateway = start_gateway(&world, "3");
+    let gateway = start_gateway(&world, max_tunnels);
     let token = add_client_server(&gateway, &secret);
-    let bearer = json!({"Authorization": "Bearer ${API_TOKEN}"});
+    Setup {
+        world,
+        gateway,
+        token,
+        secret,
+    }
+}
+
+fn echo_url() -> String {
+    format!("https://{API}/echo?via=proxy")
+}
+
+fn bearer() -> Value {
+    json!({"Authorization": "Bearer ${API_TOKEN}"})
+}
+
+/// The audit events' (target or host, code) pairs.
+fn codes(events: &[Value], what: &str) -> Vec<(String, String)> {
+    events
+        .iter()
+        .map(|e| {
+            (
+                e["detail"][what].as_str().unwrap_or("").to_owned(),
+                e["detail"]["code"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The jail's processes: those of a sandbox uid in another mount namespace (bubblewrap itself runs as the
+/// sandbox uid in the host's).
+fn jail_processes(gateway: &TestGateway) -> Vec<u32> {
+    let own_mounts = std::fs::read_link("/proc/self/ns/mnt").unwrap();
+    let pids: Vec<u32> = gateway
+        .sandbox_processes()
+        .into_iter()
+        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).is_ok_and(|ns| ns != own_mounts))
+        .collect();
+    assert!(!pids.is_empty(), "no sandbox process found");
+    pids
+}
+
+/// Invariant 1 through the proxy: curl, Node 22 and Python in a real jail call the upstream with the
+/// placeholder; the upstream receives the real secret in the credential's header and format; a reflected
+/// secret comes back as the placeholder; the secret is in no environment, file or output of the jail.
+#[test]
+fn a_server_calls_its_api_with_a_secret_it_never_holds() {
+    let Setup {
+        world,
+        gateway,
+        token,
+        secret,
+    } = setup("64");
     let bare = json!({"Authorization": "${API_TOKEN}"});
-    let echo = format!("https://{API}/echo?via=proxy");
+    let echo = echo_url();
     let reflect = format!("https://{API}/reflect?header=authorization");
     let calls: Vec<(&str, Value)> = vec![
-        ("fetch", fetch("curl", &echo, bearer.clone())),
-        ("fetch", fetch("node", &echo, bearer.clone())),
-        ("fetch", fetch("python", &echo, bearer.clone())),
+        ("fetch", fetch("curl", &echo, bearer())),
+        ("fetch", fetch("node", &echo, bearer())),
+        ("fetch", fetch("python", &echo, bearer())),
         ("fetch", fetch("curl", &reflect, bare.clone())),
-        ("fetch", fetch("node", &reflect, bearer.clone())),
+        ("fetch", fetch("node", &reflect, bearer())),
         ("fetch", fetch("python", &reflect, bare.clone())),
-        (
-            "fetch",
-            fetch("curl", "https://not-declared.test.example/echo", json!({})),
-        ),
-        (
-            "fetch",
-            fetch(
-                "curl",
-                &echo,
-                json!({"Host": OTHER, "Authorization": "Bearer ${API_TOKEN}"}),
-            ),
-        ),
-        ("fetch", fetch("curl", &format!("https://{OTHER}/echo"), bearer.clone())),
-        (
-            "fetch",
-            fetch("python", &format!("https://{OTHER}/echo"), bearer.clone()),
-        ),
-        ("fetch", fetch("curl", &format!("http://{API}/echo"), json!({}))),
-        ("fetch", fetch("curl", "https://127.0.0.1/echo", json!({}))),
-        (
-            "fetch",
-            fetch("curl", "https://169.254.169.254/latest/meta-data/", json!({})),
-        ),
-        ("fetch", fetch("curl", "https://10.0.0.1/", json!({}))),
-        ("fetch", fetch("curl", "https://loop.test.example/", json!({}))),
-        ("tunnels", json!({"count": 4, "host": API})),
-        ("fetch", fetch("curl", &format!("https://{API}/echo"), json!({}))),
         ("env", json!({})),
-        // Domain fronting: the tunnel is opened to api.test.example, TLS and Host name other.test.example
-        // (with -k: the leaf names api.test.example, so only a client that ignores verification gets this far).
-        (
-            "run",
-            json!({"argv": ["curl", "-k", "-sS", "--max-time", "30", "-w", "\n%{http_code}", "--connect-to",
-                format!("{OTHER}:443:{API}:443"), format!("https://{OTHER}/echo")]}),
-        ),
     ];
     let (results, client_output) = call(&world, &token, &calls);
     let r = |i: usize| &results[i];
 
-    // The three clients reached the upstream through the proxy, which put the real secret in the
-    // configured header and format.
     for (i, client) in ["curl", "node", "python"].iter().enumerate() {
         assert_eq!(r(i)["status"], 200, "{client} failed: {}", r(i));
         let seen = &serde_json::from_str::<Value>(r(i)["body"].as_str().unwrap()).unwrap()["headers"];
@@ -347,26 +372,15 @@ fn egress_proxy_injects_refuses_and_scrubs_with_real_clients() {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v["path"] == "/echo" || v["path"] == "/reflect")
         .collect();
-    let with_secret = |agent: &str| {
-        received.iter().any(|v| {
+    for agent in ["curl", "node", "python"] {
+        let got = received.iter().any(|v| {
             v["headers"]["authorization"] == format!("Bearer {secret}")
                 && v["headers"]["user-agent"]
                     .as_str()
                     .is_some_and(|ua| ua.to_ascii_lowercase().contains(agent))
-        })
-    };
-    for agent in ["curl", "node", "python"] {
-        assert!(
-            with_secret(agent),
-            "the upstream never got the secret from {agent}: {upstream_log}"
-        );
+        });
+        assert!(got, "the upstream never got the secret from {agent}: {upstream_log}");
     }
-    assert!(
-        received
-            .iter()
-            .all(|v| v["headers"]["host"].as_str().unwrap_or("").starts_with(API)),
-        "a request reached the upstream for another host: {upstream_log}"
-    );
 
     // A reflected secret comes back as the placeholder, in headers and body, for every client.
     for i in 3..6 {
@@ -381,129 +395,29 @@ fn egress_proxy_injects_refuses_and_scrubs_with_real_clients() {
         let reflected = &r(i)["headers"]["x-reflected"];
         assert!(reflected.as_str().unwrap().starts_with("Bearer gigph_"), "{}", r(i));
     }
+    let curl_headers = r(3)["received_headers"].as_str().unwrap();
     assert!(
-        r(3)["received_headers"]
-            .as_str()
-            .unwrap()
-            .contains("x-reflected: Bearer gigph_"),
+        curl_headers.contains("x-reflected: Bearer gigph_"),
         "curl saw: {}",
         r(3)
     );
 
-    // Refusals.
-    assert_eq!(r(6)["status"], 0, "a host not declared was tunnelled: {}", r(6));
-    assert!(r(6)["stderr"].as_str().unwrap().contains("403"), "{}", r(6));
-    assert_eq!(
-        r(7)["status"],
-        403,
-        "a Host header other than the CONNECT host passed: {}",
-        r(7)
-    );
-    assert!(
-        r(7)["body"]
-            .as_str()
-            .unwrap()
-            .contains("differs from the tunnel's host"),
-        "{}",
-        r(7)
-    );
-    for i in [8, 9] {
-        assert_eq!(
-            r(i)["status"],
-            403,
-            "a placeholder went to a host it is not bound to: {}",
-            r(i)
-        );
-        assert!(
-            r(i)["body"].as_str().unwrap().contains("may not be sent to"),
-            "{}",
-            r(i)
-        );
-    }
-    assert_eq!(r(10)["status"], 405, "plain HTTP was proxied: {}", r(10));
-    assert!(
-        r(10)["body"].as_str().unwrap().contains("plain HTTP is not proxied"),
-        "{}",
-        r(10)
-    );
-    for i in 11..15 {
-        assert_eq!(r(i)["status"], 0, "an internal address was tunnelled: {}", r(i));
-        assert!(r(i)["stderr"].as_str().unwrap().contains("403"), "{}", r(i));
-    }
-    // The tunnel cap (3): the fourth tunnel at once is refused cleanly, and the cap frees again.
-    let lines: Vec<&str> = r(15).as_array().unwrap().iter().map(|l| l.as_str().unwrap()).collect();
-    assert_eq!(lines.len(), 4, "{lines:?}");
-    assert!(lines[0].contains(" 200 "), "{lines:?}");
-    assert!(
-        lines[3].starts_with("HTTP/1.1 429"),
-        "the fourth tunnel was not refused: {lines:?}"
-    );
-    assert_eq!(r(16)["status"], 200, "tunnels were not freed: {}", r(16));
-    let fronted = r(18)["stdout"].as_str().unwrap();
-    assert!(
-        fronted.ends_with("\n403"),
-        "a TLS name other than the CONNECT host passed: {}",
-        r(18)
-    );
-    assert!(fronted.contains("the names must match"), "{}", r(18));
-
-    // The audit log of record: one event per request, and one per refused CONNECT, with the reason.
-    let requests = audit_events(&gateway, "egress.request", 11);
-    let ok_requests: Vec<&Value> = requests
-        .iter()
-        .filter(|e| e["detail"]["status"] == 200 && e["detail"]["host"] == API)
-        .collect();
-    assert!(ok_requests.len() >= 7, "{requests:#?}");
-    let first = ok_requests[0];
+    // One audit event per request, in SQLite.
+    let requests = audit_events(&gateway, "egress.request", 6);
+    assert_eq!(requests.len(), 6, "{requests:#?}");
+    let first = &requests[0];
     assert_eq!(first["profile"], "eg");
     assert_eq!(first["server"], "web");
+    assert_eq!(first["detail"]["host"], API);
     assert_eq!(first["detail"]["method"], "GET");
     assert_eq!(first["detail"]["path"], "/echo", "the query string must not be audited");
+    assert_eq!(first["detail"]["status"], 200);
     assert_eq!(first["detail"]["decision"], "allow");
     assert_eq!(first["detail"]["credentials"], json!(["api"]));
     assert!(first["detail"]["bytes_down"].as_u64().unwrap() > 0);
-    let codes: Vec<&str> = requests.iter().filter_map(|e| e["detail"]["code"].as_str()).collect();
-    assert!(codes.contains(&"host-mismatch"), "{codes:?}");
-    assert!(codes.contains(&"sni-mismatch"), "{codes:?}");
-    assert_eq!(
-        codes.iter().filter(|c| **c == "placeholder-host-not-allowed").count(),
-        2,
-        "{codes:?}"
-    );
-    let connects = audit_events(&gateway, "egress.connect", 7);
-    let connect_codes: Vec<(String, String)> = connects
-        .iter()
-        .map(|e| {
-            (
-                e["detail"]["target"].as_str().unwrap_or("").to_owned(),
-                e["detail"]["code"].as_str().unwrap_or("").to_owned(),
-            )
-        })
-        .collect();
-    let has = |target: &str, code: &str| connect_codes.iter().any(|(t, c)| t == target && c == code);
-    assert!(
-        has("not-declared.test.example:443", "policy-denied"),
-        "{connect_codes:?}"
-    );
-    for target in [
-        "127.0.0.1:443",
-        "169.254.169.254:443",
-        "10.0.0.1:443",
-        "loop.test.example:443",
-    ] {
-        assert!(
-            has(target, "address-forbidden"),
-            "{target} was not refused by the guard: {connect_codes:?}"
-        );
-    }
-    assert!(
-        connect_codes.iter().any(|(_, c)| c == "not-connect"),
-        "{connect_codes:?}"
-    );
-    assert!(has(&format!("{API}:443"), "too-many-tunnels"), "{connect_codes:?}");
 
-    // Invariant 1: the real secret is nowhere the server can reach or has said.
-    let env_names: Vec<&str> = r(17).as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    // The real secret is nowhere the server can reach or has said.
+    let env_names: Vec<&str> = r(6).as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
     for name in [
         "HTTPS_PROXY",
         "NODE_USE_ENV_PROXY",
@@ -513,18 +427,9 @@ fn egress_proxy_injects_refuses_and_scrubs_with_real_clients() {
     ] {
         assert!(env_names.contains(&name), "{name} missing from the jail: {env_names:?}");
     }
-    // The jail's processes: those of a sandbox uid in another mount namespace (bubblewrap itself runs as
-    // the sandbox uid in the host's).
-    let own_mounts = std::fs::read_link("/proc/self/ns/mnt").unwrap();
-    let pids: Vec<u32> = gateway
-        .sandbox_processes()
-        .into_iter()
-        .filter(|pid| std::fs::read_link(format!("/proc/{pid}/ns/mnt")).is_ok_and(|ns| ns != own_mounts))
-        .collect();
-    assert!(!pids.is_empty(), "no sandbox process found");
     let mut files = Vec::new();
     let mut placeholders_seen = 0;
-    for pid in &pids {
+    for pid in jail_processes(&gateway) {
         let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
         assert!(
             !contains(&environ, &secret),
@@ -552,10 +457,165 @@ fn egress_proxy_injects_refuses_and_scrubs_with_real_clients() {
     }
     assert!(!client_output.contains(&secret), "the server's output holds the secret");
     assert!(!gateway.log().contains(&secret), "the gateway's log holds the secret");
+}
+
+/// Invariant 3: the proxy forwards only to the host the tunnel was opened for (Host header and SNI must
+/// match the CONNECT host), and a placeholder is replaced only for the hosts its credential allows.
+#[test]
+fn no_domain_fronting_and_placeholders_go_only_to_their_hosts() {
+    let Setup {
+        world,
+        gateway,
+        token,
+        secret,
+    } = setup("64");
+    let calls: Vec<(&str, Value)> = vec![
+        (
+            "fetch",
+            fetch(
+                "curl",
+                &echo_url(),
+                json!({"Host": OTHER, "Authorization": "Bearer ${API_TOKEN}"}),
+            ),
+        ),
+        ("fetch", fetch("curl", &format!("https://{OTHER}/echo"), bearer())),
+        ("fetch", fetch("python", &format!("https://{OTHER}/echo"), bearer())),
+        // The tunnel is opened to api.test.example, TLS and Host name other.test.example (with -k: the leaf
+        // names api.test.example, so only a client that ignores verification gets this far).
+        (
+            "run",
+            json!({"argv": ["curl", "-k", "-sS", "--max-time", "30", "-w", "\n%{http_code}", "--connect-to",
+                format!("{OTHER}:443:{API}:443"), format!("https://{OTHER}/echo")]}),
+        ),
+    ];
+    let (results, _) = call(&world, &token, &calls);
+    let r = |i: usize| &results[i];
+    assert_eq!(
+        r(0)["status"],
+        403,
+        "a Host header other than the CONNECT host passed: {}",
+        r(0)
+    );
+    assert!(
+        r(0)["body"]
+            .as_str()
+            .unwrap()
+            .contains("differs from the tunnel's host"),
+        "{}",
+        r(0)
+    );
+    for i in [1, 2] {
+        assert_eq!(
+            r(i)["status"],
+            403,
+            "a placeholder went to a host it is not bound to: {}",
+            r(i)
+        );
+        assert!(
+            r(i)["body"].as_str().unwrap().contains("may not be sent to"),
+            "{}",
+            r(i)
+        );
+    }
+    let fronted = r(3)["stdout"].as_str().unwrap();
+    assert!(
+        fronted.ends_with("\n403"),
+        "a TLS name other than the CONNECT host passed: {}",
+        r(3)
+    );
+    assert!(fronted.contains("the names must match"), "{}", r(3));
+
+    let upstream_log = std::fs::read_to_string(&world.upstream_log).unwrap();
+    assert!(
+        !upstream_log.contains("/echo"),
+        "a refused request reached the upstream: {upstream_log}"
+    );
+    assert!(
+        !upstream_log.contains(&secret),
+        "the secret left for a host not allowed: {upstream_log}"
+    );
+    let requests = audit_events(&gateway, "egress.request", 4);
+    let seen = codes(&requests, "host");
+    let has = |host: &str, code: &str| seen.iter().any(|(h, c)| h == host && c == code);
+    assert!(has(API, "host-mismatch"), "{seen:?}");
+    assert!(has(API, "sni-mismatch"), "{seen:?}");
+    let wrong_host = seen
+        .iter()
+        .filter(|(h, c)| h == OTHER && c == "placeholder-host-not-allowed")
+        .count();
+    assert_eq!(wrong_host, 2, "{seen:?}");
+    assert!(requests.iter().all(|e| e["outcome"] == "denied"), "{requests:#?}");
+}
+
+/// Policy at CONNECT (hosts the server did not declare), plain HTTP, and the dial guard on the resolved
+/// address (127.0.0.1, 169.254.169.254, 10.0.0.1, a name resolving to loopback) refuse before anything is
+/// dialed; a source other than the jail is refused; a changed egress list applies to the next tunnel.
+#[test]
+fn policy_and_the_dial_guard_refuse_before_dialing() {
+    let Setup {
+        world, gateway, token, ..
+    } = setup("64");
+    let calls: Vec<(&str, Value)> = vec![
+        (
+            "fetch",
+            fetch("curl", "https://not-declared.test.example/echo", json!({})),
+        ),
+        ("fetch", fetch("curl", &format!("http://{API}/echo"), json!({}))),
+        ("fetch", fetch("curl", "https://127.0.0.1/echo", json!({}))),
+        (
+            "fetch",
+            fetch("curl", "https://169.254.169.254/latest/meta-data/", json!({})),
+        ),
+        ("fetch", fetch("curl", "https://10.0.0.1/", json!({}))),
+        ("fetch", fetch("curl", "https://loop.test.example/", json!({}))),
+        ("fetch", fetch("python", "https://loop.test.example/", json!({}))),
+    ];
+    let (results, _) = call(&world, &token, &calls);
+    let r = |i: usize| &results[i];
+    assert_eq!(r(0)["status"], 0, "a host not declared was tunnelled: {}", r(0));
+    assert!(r(0)["stderr"].as_str().unwrap().contains("403"), "{}", r(0));
+    assert_eq!(r(1)["status"], 405, "plain HTTP was proxied: {}", r(1));
+    assert!(
+        r(1)["body"].as_str().unwrap().contains("plain HTTP is not proxied"),
+        "{}",
+        r(1)
+    );
+    for i in 2..6 {
+        assert_eq!(r(i)["status"], 0, "an internal address was tunnelled: {}", r(i));
+        assert!(r(i)["stderr"].as_str().unwrap().contains("403"), "{}", r(i));
+    }
+    assert_eq!(r(6)["status"], 0, "python reached loopback: {}", r(6));
+    assert!(r(6)["error"].as_str().unwrap().contains("403"), "{}", r(6));
+
+    let connects = audit_events(&gateway, "egress.connect", 7);
+    let seen = codes(&connects, "target");
+    let has = |target: &str, code: &str| seen.iter().any(|(t, c)| t == target && c == code);
+    assert!(has("not-declared.test.example:443", "policy-denied"), "{seen:?}");
+    for target in [
+        "127.0.0.1:443",
+        "169.254.169.254:443",
+        "10.0.0.1:443",
+        "loop.test.example:443",
+    ] {
+        assert!(
+            has(target, "address-forbidden"),
+            "{target} was not refused by the guard: {seen:?}"
+        );
+    }
+    assert!(seen.iter().any(|(_, c)| c == "not-connect"), "{seen:?}");
+    let policy = connects
+        .iter()
+        .find(|e| e["detail"]["code"] == "policy-denied")
+        .unwrap();
+    assert_eq!(policy["detail"]["plugin"], "egress-allowlist", "{policy}");
+    assert!(
+        audit_events(&gateway, "egress.request", 0).is_empty(),
+        "a refused tunnel carried a request"
+    );
 
     // The proxy serves the jail's address only: a connection from any other source (here the gateway's own
     // namespace, which can reach the host-side address) is refused.
-    let proxy = pids
+    let proxy = jail_processes(&gateway)
         .iter()
         .find_map(|pid| {
             let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
@@ -587,14 +647,49 @@ fn egress_proxy_injects_refuses_and_scrubs_with_real_clients() {
         String::from_utf8_lossy(&out.stderr).contains("invalid --egress"),
         "{out:?}"
     );
+    let (before, _) = call(&world, &token, &[("fetch", fetch("curl", &echo_url(), json!({})))]);
+    assert_eq!(before[0]["status"], 200, "{}", before[0]);
     gateway.cli_ok(&["server", "set", "web", "--egress", OTHER]);
-    let (after, _) = call(&world, &token, &[("fetch", fetch("curl", &echo, json!({})))]);
+    let (after, _) = call(&world, &token, &[("fetch", fetch("curl", &echo_url(), json!({})))]);
     assert_eq!(
         after[0]["status"], 0,
         "a host removed from the egress list was tunnelled: {}",
         after[0]
     );
     assert!(after[0]["stderr"].as_str().unwrap().contains("403"), "{}", after[0]);
+}
+
+/// `GIG_EGRESS_MAX_TUNNELS`: a tunnel over the cap gets a clean 429 (audited), and closing tunnels frees it.
+#[test]
+fn the_tunnel_cap_is_a_clean_refusal_and_frees_again() {
+    let Setup {
+        world, gateway, token, ..
+    } = setup("3");
+    let calls: Vec<(&str, Value)> = vec![
+        ("tunnels", json!({"count": 4, "host": API})),
+        ("fetch", fetch("curl", &echo_url(), json!({}))),
+    ];
+    let (results, _) = call(&world, &token, &calls);
+    let lines: Vec<&str> = results[0]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    for line in &lines[..3] {
+        assert!(line.contains(" 200 "), "{lines:?}");
+    }
+    assert!(
+        lines[3].starts_with("HTTP/1.1 429"),
+        "the fourth tunnel was not refused: {lines:?}"
+    );
+    assert_eq!(results[1]["status"], 200, "tunnels were not freed: {}", results[1]);
+    let connects = audit_events(&gateway, "egress.connect", 1);
+    assert_eq!(
+        codes(&connects, "target"),
+        [(format!("{API}:443"), "too-many-tunnels".to_owned())]
+    );
 }
 
 /// Sends a CONNECT to (host, port) and prints the whole answer.
