@@ -121,6 +121,16 @@ impl Proxy {
     }
 }
 
+impl Drop for Proxy {
+    /// The CA file goes with the gateway (jails still running keep their bind mount of it).
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.ca_file);
+        if let Some(dir) = self.ca_file.parent() {
+            let _ = std::fs::remove_dir(dir);
+        }
+    }
+}
+
 /// The CA certificate, in a directory a sandbox uid can traverse (bubblewrap mounts it as that uid; the
 /// data directory is usually private). Public material only; the directory and file belong to the gateway.
 fn write_ca_file(instance: &str, pem: &str) -> Result<PathBuf, EgressError> {
