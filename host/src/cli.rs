@@ -249,7 +249,7 @@ fn server(command: ServerCommand) -> Result<()> {
         ServerCommand::Set(set) => {
             let name = ServerName::parse(&set.name)?;
             let egress = servers::parse_egress(&set.egress)?;
-            let def = servers::set_egress(&store, &name, egress)?;
+            let def = ops.set_server_egress(&name, egress)?;
             match def.spec.egress() {
                 [] => println!("server {name} declares no egress hosts"),
                 hosts => println!("server {name} may reach: {}", hosts.join(",")),

@@ -460,6 +460,31 @@ fn a_profile_made_through_the_api_serves_mcp_and_every_change_is_audited() {
         assert!(servers["target"].is_string());
         let (_, seen_by_alice) = api.call(&alice, Method::GET, "/api/servers/echo", None).await;
         assert!(seen_by_alice["target"].is_null(), "{seen_by_alice}");
+        let (status, updated) = api
+            .call(
+                &admin,
+                Method::PATCH,
+                "/api/servers/echo",
+                Some(json!({"egress": ["api.github.com"]})),
+            )
+            .await;
+        assert_eq!(
+            (status, updated["egress"].clone()),
+            (StatusCode::OK, json!(["api.github.com"]))
+        );
+        let (status, _) = api
+            .call(
+                &admin,
+                Method::PATCH,
+                "/api/servers/echo",
+                Some(json!({"egress": ["not a host!"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, _) = api
+            .call(&alice, Method::PATCH, "/api/servers/echo", Some(json!({"egress": []})))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
         let (status, restarted) = api.call(&admin, Method::POST, "/api/servers/echo/restart", None).await;
         assert_eq!(status, StatusCode::OK, "{restarted}");
 
@@ -488,6 +513,7 @@ fn a_profile_made_through_the_api_serves_mcp_and_every_change_is_audited() {
                     "api.profile.set_servers",
                     "api.profile.rotate_token",
                     "api.server.add",
+                    "api.server.set_egress",
                 ],
             )
             .await;

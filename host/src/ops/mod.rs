@@ -291,6 +291,21 @@ impl Ops<'_> {
         Ok(())
     }
 
+    /// Replaces the hosts a sandboxed server declares it needs (the egress-allowlist plugin's input).
+    pub fn set_server_egress(&self, name: &ServerName, egress: Vec<String>) -> Result<ServerDef, OpsError> {
+        let def = crate::servers::set_egress(self.store, name, egress).map_err(|e| match e {
+            crate::servers::SetEgressError::Store(e) => e.into(),
+            crate::servers::SetEgressError::Spec(e) => OpsError::Invalid(e.to_string()),
+        })?;
+        self.record(
+            "server.set_egress",
+            None,
+            Some(name.as_str()),
+            json!({"egress": def.spec.egress()}),
+        );
+        Ok(def)
+    }
+
     // ---- credentials
 
     /// Creates or replaces a credential; returns it and whether it replaced one.

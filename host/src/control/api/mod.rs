@@ -133,6 +133,7 @@ pub fn api() -> Api {
                 .returns::<servers::ServerView>(201)
                 .link("getServer", "name", "$response.body#/name")
                 .link("restartServer", "name", "$response.body#/name")
+                .link("updateServer", "name", "$response.body#/name")
                 .link("removeServer", "name", "$response.body#/name"),
             post(servers::create),
         )
@@ -145,6 +146,17 @@ pub fn api() -> Api {
             )
             .returns::<servers::ServerView>(200),
             get(servers::get),
+        )
+        .route(
+            Op::patch(
+                "/api/servers/{name}",
+                "updateServer",
+                "servers",
+                "Replace the hosts a server may reach through the egress proxy (admins)",
+            )
+            .body::<servers::UpdateServer>()
+            .returns::<servers::ServerView>(200),
+            patch(servers::update),
         )
         .route(
             Op::delete(

@@ -76,6 +76,13 @@ pub struct CreateServer {
     pub egress: Vec<String>,
 }
 
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateServer {
+    /// Replace the hosts it may reach through the egress proxy (empty: none).
+    pub egress: Vec<String>,
+}
+
 #[derive(Serialize, JsonSchema)]
 pub struct Restarted {
     /// How many running processes were stopped (they start again on next use).
@@ -235,6 +242,22 @@ pub async fn create(
     blocking(&state, move |state| {
         ops(state, &caller).add_server(&def)?;
         Ok((StatusCode::CREATED, Json(view(&def, true, Vec::new()))))
+    })
+    .await
+}
+
+pub async fn update(
+    State(state): State<Arc<ControlState>>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+    Body(body): Body<UpdateServer>,
+) -> Result<Json<ServerView>, ApiError> {
+    caller.require_admin()?;
+    let name = ServerName::parse(&name).map_err(|_| ApiError::not_found(format!("no server named {name:?}")))?;
+    let egress = servers::parse_egress(&body.egress.join(",")).map_err(invalid)?;
+    blocking(&state, move |state| {
+        let def = ops(state, &caller).set_server_egress(&name, egress)?;
+        Ok(Json(view(&def, true, running_of(state, name.as_str()))))
     })
     .await
 }
