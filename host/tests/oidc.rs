@@ -920,3 +920,20 @@ async fn a_provider_with_a_private_ca_is_trusted_only_through_gig_oidc_ca_file()
         .unwrap();
     assert_eq!(me["issuer"], idp.issuer.as_str(), "{me}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_go_on_after_the_provider_rotates_its_signing_keys() {
+    let (idp_port, gw_port) = (free_port(), free_port());
+    let accounts = json!({"alice": {"roles": ["user"]}});
+    let idp = Idp::start(idp_port, &[gw_port], accounts.clone());
+    let gw = gateway(gw_port, &idp.issuer, &[]);
+    wait_ready(&gw).await;
+    Browser::new().login_ok(&base(&gw), "alice").await;
+
+    // The provider restarts with a new signing key (tests/support/oidc-provider.mjs makes one at every start):
+    // the gateway's discovered keys no longer verify its ID tokens until it looks again.
+    drop(idp);
+    let _idp = Idp::start(idp_port, &[gw_port], accounts);
+    Browser::new().login_ok(&base(&gw), "alice").await;
+    assert!(gw.log().contains("OIDC keys refreshed"), "the refresh is logged");
+}

@@ -18,6 +18,7 @@
 // the scopes profile, email and groups.
 // Prints "listening on <issuer>" once it accepts connections.
 
+import { generateKeyPairSync, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:https';
 
@@ -34,8 +35,13 @@ function account(id) {
   return Object.hasOwn(accounts, id) ? accounts[id] : undefined;
 }
 
+// A signing key of its own at every start: restarting the provider rotates its keys.
+const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const signingKey = { ...privateKey.export({ format: 'jwk' }), kid: randomUUID(), alg: 'RS256', use: 'sig' };
+
 const provider = new Provider(issuer, {
   clients: config.clients,
+  jwks: { keys: [signingKey] },
   async findAccount(_ctx, id) {
     const claims = account(id);
     if (!claims) return undefined;

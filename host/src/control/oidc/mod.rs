@@ -11,8 +11,8 @@
 //! kept in the vault ([`SecretKind::OidcFlowKey`]): it survives restarts and is shared by every gateway on the
 //! same database, so a login may start on one gateway and come back to another. See README.md in this folder.
 
-use std::sync::{Arc, RwLock};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
@@ -26,11 +26,11 @@ use openidconnect::core::{
     CoreRevocationErrorResponse, CoreSubjectIdentifierType, CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
-    AdditionalClaims, AdditionalProviderMetadata, AuthType, AuthorizationCode, Client, ClientId, ClientSecret,
-    CsrfToken, EmptyExtraTokenFields, EndSessionUrl, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenFields,
-    IssuerUrl, LogoutProviderMetadata, LogoutRequest, Nonce, OAuth2TokenResponse, PkceCodeChallenge, PkceCodeVerifier,
-    PostLogoutRedirectUrl, ProviderMetadata, RedirectUrl, RequestTokenError, Scope, StandardErrorResponse,
-    StandardTokenResponse, TokenResponse, UserInfoClaims,
+    AdditionalClaims, AdditionalProviderMetadata, AuthType, AuthorizationCode, ClaimsVerificationError, Client,
+    ClientId, ClientSecret, CsrfToken, EmptyExtraTokenFields, EndSessionUrl, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, IdTokenFields, IssuerUrl, LogoutProviderMetadata, LogoutRequest, Nonce, OAuth2TokenResponse,
+    PkceCodeChallenge, PkceCodeVerifier, PostLogoutRedirectUrl, ProviderMetadata, RedirectUrl, RequestTokenError,
+    Scope, StandardErrorResponse, StandardTokenResponse, TokenResponse, UserInfoClaims,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -54,6 +54,9 @@ const MAX_BACKOFF: Duration = Duration::from_secs(15);
 /// refresh keeps what the last success found.
 const REFRESH: Duration = Duration::from_secs(15 * 60);
 const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
+/// An ID token whose signature the known keys do not verify makes the gateway fetch the keys again, at most
+/// this often.
+const MIN_KEY_REFRESH: Duration = Duration::from_secs(10);
 
 // ---- the openidconnect client, typed for claims the gateway does not know in advance
 
@@ -149,6 +152,7 @@ pub struct Oidc {
     secure_cookies: bool,
     /// Where the provider sends users back after logging out: the public URL's root.
     post_logout_redirect: url::Url,
+    last_key_refresh: Mutex<Option<Instant>>,
 }
 
 impl Oidc {
@@ -176,6 +180,7 @@ impl Oidc {
             http,
             secure_cookies: public_url.scheme() == "https",
             post_logout_redirect: public_url.join("/").unwrap_or_else(|_| public_url.clone()),
+            last_key_refresh: Mutex::new(None),
         });
         tokio::spawn(oidc.clone().discover_until_ready());
         Ok(oidc)
@@ -229,6 +234,30 @@ impl Oidc {
             match self.discover().await {
                 Ok(provider) => self.set_provider(Ok(Arc::new(provider))),
                 Err(reason) => tracing::warn!(%issuer, "OIDC refresh failed, keeping the last discovery: {reason}"),
+            }
+        }
+    }
+
+    /// Discovery again now, for keys the provider rotated in, at most once per [`MIN_KEY_REFRESH`]; the new
+    /// provider if it succeeded.
+    async fn refresh_keys(&self) -> Option<Arc<Provider>> {
+        {
+            let mut last = self.last_key_refresh.lock().unwrap_or_else(|e| e.into_inner());
+            if last.is_some_and(|at| at.elapsed() < MIN_KEY_REFRESH) {
+                return None;
+            }
+            *last = Some(Instant::now());
+        }
+        match self.discover().await {
+            Ok(provider) => {
+                let provider = Arc::new(provider);
+                self.set_provider(Ok(provider.clone()));
+                tracing::info!(issuer = %self.settings.issuer, "OIDC keys refreshed: an ID token was signed with a key not seen before");
+                Some(provider)
+            }
+            Err(reason) => {
+                tracing::warn!(issuer = %self.settings.issuer, "OIDC key refresh failed: {reason}");
+                None
             }
         }
     }
@@ -572,16 +601,24 @@ async fn complete_login(
             "the identity provider answered without an ID token",
         )
     })?;
-    let verifier = provider.client.id_token_verifier();
-    let claims = id_token
-        .claims(&verifier, &Nonce::new(flow.nonce.clone()))
-        .map_err(|e| {
-            refused(
-                StatusCode::UNAUTHORIZED,
-                "id_token_invalid",
-                format!("the ID token was not accepted: {}", error_chain(&e)),
-            )
-        })?;
+    let nonce = Nonce::new(flow.nonce.clone());
+    let mut provider = provider;
+    let mut verified = id_token.claims(&provider.client.id_token_verifier(), &nonce);
+    // A signature that the discovered keys do not verify may be made with a key the provider rotated in
+    // since: look at its keys again (rate-limited) and verify once more.
+    if matches!(verified, Err(ClaimsVerificationError::SignatureVerification(_)))
+        && let Some(fresh) = oidc.refresh_keys().await
+    {
+        provider = fresh;
+        verified = id_token.claims(&provider.client.id_token_verifier(), &nonce);
+    }
+    let claims = verified.map_err(|e| {
+        refused(
+            StatusCode::UNAUTHORIZED,
+            "id_token_invalid",
+            format!("the ID token was not accepted: {}", error_chain(&e)),
+        )
+    })?;
     let issuer = claims.issuer().as_str().to_owned();
     let subject = claims.subject().as_str().to_owned();
     let with_who = |error: ApiError| Refused {
