@@ -39,6 +39,11 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
     let config = gw.dir.path().join("schemathesis.toml");
     std::fs::write(&config, "[auth.openapi.session]\napi_key = \"${GIG_TEST_SESSION}\"\n").unwrap();
     let session = cookie.split_once('=').unwrap().1.to_owned();
+    // Every check but positive_data_acceptance: the API validates more than JSON Schema can say (host
+    // patterns, formats, limits that depend on each other), so some schema-valid requests are rightly 400s.
+    // The rest — no 5xx, statuses, content types, schemas and headers as documented, invalid data and missing
+    // auth refused, deleted objects gone, created ones reachable, methods outside the document refused — run.
+    let checks = std::env::var("GIG_SCHEMATHESIS_CHECKS").unwrap_or_else(|_| "all".to_owned());
     // A fixed seed, so a failure reproduces; GIG_SCHEMATHESIS_SEED explores others.
     let seed = std::env::var("GIG_SCHEMATHESIS_SEED").unwrap_or_else(|_| "6".to_owned());
     let report = gw.dir.path().join("schemathesis");
@@ -54,8 +59,9 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
             "--header",
             &format!("Origin: {base}"),
             "--checks",
-            "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,\
-             response_headers_conformance,negative_data_rejection",
+            &checks,
+            "--exclude-checks",
+            "positive_data_acceptance",
             "--phases",
             "examples,coverage,fuzzing,stateful",
             "--max-examples",
