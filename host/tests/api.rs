@@ -131,7 +131,7 @@ fn error_code(body: &Value) -> &str {
 }
 
 #[test]
-fn a_login_link_works_once_and_its_session_reaches_the_api() {
+fn a_login_link_works_once_and_its_session_token_is_stored_only_as_a_hash() {
     let api = Api::start();
     runtime().block_on(async {
         let (status, body) = api
@@ -327,20 +327,6 @@ fn a_non_owner_gets_404_on_another_users_profile() {
             )
             .await;
         assert_eq!(status, StatusCode::OK);
-        // Servers and plugins are admins' (invariant 7); users may not see other users.
-        let (status, _) = api
-            .call(
-                &alice,
-                Method::POST,
-                "/api/servers",
-                Some(json!({"name": "x", "builtin": "echo"})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::FORBIDDEN);
-        for path in ["/api/plugins", "/api/users"] {
-            let (status, _) = api.call(&alice, Method::GET, path, None).await;
-            assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
-        }
     });
 }
 
@@ -877,5 +863,84 @@ fn admins_manage_users_and_a_deleted_user_loses_their_session() {
         assert_eq!(status, StatusCode::NO_CONTENT);
         let (status, _) = api.call(&alice, Method::GET, "/api/me", None).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
+    });
+}
+
+/// Invariant 7: only the operator (CLI) and admins (API) define servers and plugins — a server's command,
+/// mounts, environment and URL are powers over the host. A user's attempts are refused and change nothing.
+#[test]
+fn only_admins_define_servers_and_plugins() {
+    let api = Api::start();
+    let component = gigmcp::plugins::defaults::component("tool-filter").unwrap().to_vec();
+    runtime().block_on(async {
+        let admin = api.login(&[]).await;
+        let alice = api.login(&["--as", "alice", "--role", "user"]).await;
+        api.call(
+            &admin,
+            Method::POST,
+            "/api/servers",
+            Some(json!({"name": "echo", "builtin": "echo"})),
+        )
+        .await;
+        for (method, path, body) in [
+            (
+                Method::POST,
+                "/api/servers",
+                Some(json!({"name": "sh", "command": "/bin/sh"})),
+            ),
+            (
+                Method::PATCH,
+                "/api/servers/echo",
+                Some(json!({"egress": ["evil.example"]})),
+            ),
+            (Method::DELETE, "/api/servers/echo", None),
+            (Method::POST, "/api/servers/echo/restart", None),
+            (Method::GET, "/api/plugins", None),
+            (
+                Method::PUT,
+                "/api/plugins/tool-filter/config",
+                Some(json!({"config": {}})),
+            ),
+            (
+                Method::PUT,
+                "/api/plugins/tool-filter/enabled",
+                Some(json!({"enabled": false})),
+            ),
+            (
+                Method::POST,
+                "/api/plugins/tool-filter/bindings",
+                Some(json!({"order": 1})),
+            ),
+            (Method::DELETE, "/api/plugins/tool-filter", None),
+            (Method::GET, "/api/users", None),
+        ] {
+            let (status, body) = api.call(&alice, method.clone(), path, body).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {body}");
+        }
+        let upload = api
+            .http
+            .post(api.url("/api/plugins?name=mine"))
+            .header("cookie", &alice.cookie)
+            .header("origin", api.origin())
+            .header("content-type", "application/octet-stream")
+            .body(component)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(upload.status(), StatusCode::FORBIDDEN);
+
+        let (_, servers) = api.call(&admin, Method::GET, "/api/servers", None).await;
+        assert_eq!(servers["items"].as_array().unwrap().len(), 1, "{servers}");
+        assert_eq!(servers["items"][0]["egress"], json!([]));
+        let (_, plugins) = api.call(&admin, Method::GET, "/api/plugins", None).await;
+        let names: Vec<&str> = plugins["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert!(names.contains(&"tool-filter") && !names.contains(&"mine"), "{names:?}");
+        let (_, filter) = api.call(&admin, Method::GET, "/api/plugins/tool-filter", None).await;
+        assert_eq!(filter["enabled"], true);
     });
 }
