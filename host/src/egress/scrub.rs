@@ -3,14 +3,17 @@
 //! (invariant 1: an upstream that echoes the header it received — an error page, a "whoami" endpoint —
 //! must not hand the secret to the server). Bodies are scanned as they stream, across chunk boundaries.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use zeroize::Zeroizing;
 
 /// Replaces secrets by placeholders in a stream of chunks. Holds back at most the longest secret's length
-/// minus one byte between chunks, so a secret split across two chunks is still found.
+/// minus one byte between chunks, so a secret split across two chunks is still found. A chunk without a
+/// secret passes without being copied; candidates are found with `memchr` on the secrets' first bytes.
 pub struct Scrubber {
     /// (secret, placeholder), the secret zeroized when the scrubber goes.
     needles: Vec<(Zeroizing<Vec<u8>>, Vec<u8>)>,
+    /// The distinct first bytes of the secrets.
+    firsts: Vec<u8>,
     carry: Zeroizing<Vec<u8>>,
     hold: usize,
 }
@@ -21,8 +24,12 @@ impl Scrubber {
         // Longest first, so a secret that contains another is replaced whole.
         needles.sort_by_key(|(s, _)| std::cmp::Reverse(s.len()));
         let hold = needles.iter().map(|(s, _)| s.len()).max().unwrap_or(1) - 1;
+        let mut firsts: Vec<u8> = needles.iter().map(|(s, _)| s[0]).collect();
+        firsts.sort_unstable();
+        firsts.dedup();
         Self {
             needles,
+            firsts,
             carry: Zeroizing::new(Vec::new()),
             hold,
         }
@@ -36,17 +43,25 @@ impl Scrubber {
     pub fn scrub_all(&self, value: &[u8]) -> Vec<u8> {
         let mut out = Vec::with_capacity(value.len());
         let consumed = self.scan(value, value.len(), &mut out);
-        debug_assert_eq!(consumed, value.len());
+        out.extend_from_slice(&value[consumed..]);
         out
     }
 
     /// The next chunk of the stream, scrubbed; some bytes may be held back until the next call.
-    pub fn push(&mut self, chunk: &[u8]) -> Bytes {
+    pub fn push(&mut self, chunk: Bytes) -> Bytes {
         if self.needles.is_empty() {
-            return Bytes::copy_from_slice(chunk);
+            return chunk;
+        }
+        if self.carry.is_empty() {
+            let safe = chunk.len().saturating_sub(self.hold);
+            if self.candidate(&chunk[..safe]).is_none() {
+                // Nothing to replace before `safe`: pass that part as it is, hold the rest back.
+                self.carry.extend_from_slice(&chunk[safe..]);
+                return chunk.slice(..safe);
+            }
         }
         let mut buf = std::mem::take(&mut self.carry);
-        buf.extend_from_slice(chunk);
+        buf.extend_from_slice(&chunk);
         // Bytes from `safe` on could start a secret that the next chunk completes.
         let safe = buf.len().saturating_sub(self.hold);
         let mut out = Vec::with_capacity(buf.len());
@@ -58,35 +73,42 @@ impl Scrubber {
     /// The bytes held back, scrubbed: the end of the stream.
     pub fn finish(&mut self) -> Bytes {
         let buf = std::mem::take(&mut self.carry);
-        let mut out = BytesMut::with_capacity(buf.len());
-        let mut scrubbed = Vec::new();
-        self.scan(&buf, buf.len(), &mut scrubbed);
-        out.extend_from_slice(&scrubbed);
-        out.freeze()
+        Bytes::from(self.scrub_all(&buf))
+    }
+
+    /// Where the next byte that could start a secret is.
+    fn candidate(&self, hay: &[u8]) -> Option<usize> {
+        match self.firsts.as_slice() {
+            [] => None,
+            [a] => memchr::memchr(*a, hay),
+            [a, b] => memchr::memchr2(*a, *b, hay),
+            [a, b, c] => memchr::memchr3(*a, *b, *c, hay),
+            firsts => hay.iter().position(|b| firsts.contains(b)),
+        }
     }
 
     /// Copies `buf` to `out` with every secret starting before `until` replaced; returns how far it got
-    /// (at least `until`, more when a secret starting before `until` ends after it).
+    /// (at least `until`, more when a secret starting before `until` ends after it). Bytes from there on
+    /// are the caller's.
     fn scan(&self, buf: &[u8], until: usize, out: &mut Vec<u8>) -> usize {
         let mut i = 0;
         let mut copied = 0;
         while i < until {
-            let byte = buf[i];
-            let found = self
-                .needles
-                .iter()
-                .find(|(secret, _)| secret[0] == byte && buf[i..].starts_with(secret));
-            match found {
+            let Some(offset) = self.candidate(&buf[i..until]) else {
+                break;
+            };
+            let at = i + offset;
+            match self.needles.iter().find(|(secret, _)| buf[at..].starts_with(secret)) {
                 Some((secret, placeholder)) => {
-                    out.extend_from_slice(&buf[copied..i]);
+                    out.extend_from_slice(&buf[copied..at]);
                     out.extend_from_slice(placeholder);
-                    i += secret.len();
+                    i = at + secret.len();
                     copied = i;
                 }
-                None => i += 1,
+                None => i = at + 1,
             }
         }
-        let end = i.max(copied);
+        let end = until.max(copied);
         out.extend_from_slice(&buf[copied..end]);
         end
     }
@@ -107,7 +129,7 @@ mod tests {
         let mut s = scrubber();
         let mut out = Vec::new();
         for c in chunks {
-            out.extend_from_slice(&s.push(c));
+            out.extend_from_slice(&s.push(Bytes::copy_from_slice(c)));
         }
         out.extend_from_slice(&s.finish());
         out
@@ -135,6 +157,24 @@ mod tests {
         assert_eq!(stream(&[b"s3cr3t-valu", b"E"]), b"s3cr3t-valuE");
         assert_eq!(stream(&[b"s3cr3t-value"]), b"gigph_A");
         assert_eq!(stream(&[b"s3cr3t-values3cr3t-value"]), b"gigph_Agigph_A");
+    }
+
+    #[test]
+    fn many_secrets_with_distinct_first_bytes_are_all_replaced() {
+        let mut s = Scrubber::new(
+            ["alpha1", "bravo22", "charlie333", "delta4444"]
+                .iter()
+                .enumerate()
+                .map(|(i, n)| (Zeroizing::new(n.as_bytes().to_vec()), format!("P{i}").into_bytes()))
+                .collect(),
+        );
+        let text = b"x alpha1 bravo22 charlie333 delta4444 alphabet";
+        let mut out = Vec::new();
+        for c in text.chunks(5) {
+            out.extend_from_slice(&s.push(Bytes::copy_from_slice(c)));
+        }
+        out.extend_from_slice(&s.finish());
+        assert_eq!(out, b"x P0 P1 P2 P3 alphabet");
     }
 
     #[test]

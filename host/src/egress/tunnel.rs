@@ -864,7 +864,7 @@ impl Body for OutBody {
                     Poll::Ready(Some(Ok(frame))) => {
                         let frame = match frame.into_data() {
                             Ok(data) => match scrubber {
-                                Some(s) => s.push(&data),
+                                Some(s) => s.push(data),
                                 None => data,
                             },
                             // Trailers could carry a reflected secret too: dropped when scrubbing.
