@@ -10,45 +10,20 @@
 mod common;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
-use common::{Guard, RawClient, TestGateway, free_port, repo_root, test_deps_path};
+use common::{Guard, RawClient, TestGateway, free_port, repo_root};
 use reqwest::{StatusCode, Url};
 use serde_json::{Value, json};
 
 const CLIENT_ID: &str = "gigmcp-tests";
 const CLIENT_SECRET: &str = "a-client-secret-for-tests-only";
 
-fn node22() -> PathBuf {
-    test_deps_path("tests/deps/node_modules/.bin/node")
-}
-
-/// Runs a support script with Node 22 and waits for its "listening on <url>" line.
+/// Runs a support script with Node 22 and waits until it listens; returns its URL.
 fn start_node(script: &str, args: &[&str]) -> (Guard, String) {
-    let mut child = Command::new(node22())
-        .arg(repo_root().join("tests/support").join(script))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let guard = Guard(child);
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Some(url) = line.strip_prefix("listening on ") {
-                let _ = tx.send(url.trim().to_owned());
-            }
-        }
-    });
-    let url = rx
-        .recv_timeout(Duration::from_secs(30))
-        .unwrap_or_else(|_| panic!("{script} did not start"));
-    (guard, url)
+    common::start_node22(&repo_root().join("tests/support").join(script), args)
 }
 
 /// The OpenID provider, with a client registered for each gateway port given, and the test's accounts.

@@ -581,10 +581,16 @@ pub fn add_probe(gateway: &TestGateway, name: &str) {
 /// The conformance fixture server (tests/conformance/fixture_server.mjs, Node 22) on a free loopback port;
 /// returns its MCP URL.
 pub fn start_conformance_fixture() -> (Guard, String) {
+    start_node22(&repo_root().join("tests/conformance/fixture_server.mjs"), &["0"])
+}
+
+/// Runs a script with Node 22 (from tests/deps) and waits for the "listening on <url>" line it prints on
+/// standard output; returns the process and the URL.
+pub fn start_node22(script: &std::path::Path, args: &[&str]) -> (Guard, String) {
     let node = test_deps_path("tests/deps/node_modules/.bin/node");
     let mut child = Command::new(node)
-        .arg(repo_root().join("tests/conformance/fixture_server.mjs"))
-        .arg("0")
+        .arg(script)
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
@@ -601,7 +607,7 @@ pub fn start_conformance_fixture() -> (Guard, String) {
     });
     let url = rx
         .recv_timeout(Duration::from_secs(30))
-        .expect("conformance fixture did not start");
+        .unwrap_or_else(|_| panic!("{} did not start", script.display()));
     (guard, url)
 }
 

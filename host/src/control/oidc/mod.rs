@@ -472,7 +472,13 @@ async fn callback(State(state): State<Arc<ControlState>>, headers: HeaderMap, Ra
         Ok(session_cookie) => redirect("/", vec![clear_flow, session_cookie]),
         Err(refusal) => {
             let Refused { error, issuer, subject } = refusal;
-            tracing::warn!(code = error.code, "login refused: {}", error.message);
+            tracing::warn!(
+                code = error.code,
+                issuer = issuer.as_deref().unwrap_or("-"),
+                subject = subject.as_deref().unwrap_or("-"),
+                "login refused: {}",
+                error.message
+            );
             state.audit.record(NewAuditEvent {
                 kind: "auth.login".into(),
                 actor: "anonymous".into(),
