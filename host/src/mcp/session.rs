@@ -261,7 +261,7 @@ impl Session {
                 let started = Instant::now();
                 let audited = params.clone();
                 let reply = self.call_named(id, ListKind::Tools, method, params, origin).await;
-                self.audit_tool_call(audited.as_ref(), &reply, started.elapsed()).await;
+                self.audit_tool_call(audited.as_ref(), &reply, started.elapsed());
                 reply
             }
             "prompts/get" => self.call_named(id, ListKind::Prompts, method, params, origin).await,
@@ -277,15 +277,13 @@ impl Session {
     /// Records a tool call in the audit log: who (the profile's token and this session), which server and
     /// tool, how long it took, its outcome, and the *shape* of its arguments — never their values, which
     /// may hold anything a user typed.
-    async fn audit_tool_call(&self, params: Option<&Value>, reply: &Value, took: Duration) {
+    fn audit_tool_call(&self, params: Option<&Value>, reply: &Value, took: Duration) {
         let Some(audit) = self.runtime.deps.audit.as_ref() else {
             return;
         };
         let exposed = params.and_then(|p| p.get("name")).and_then(Value::as_str);
-        let routed = match exposed {
-            Some(name) => self.route_name(ListKind::Tools, name).await,
-            None => None,
-        };
+        // The routing table as the call left it: no refresh (an unknown name was just looked for).
+        let routed = exposed.and_then(|name| lock(&self.runtime.routes).resolve_name(ListKind::Tools, name));
         let outcome = match (reply.get("error"), reply.get("result")) {
             (Some(error), _) if error.get("code").and_then(Value::as_i64) == Some(DENIED_BY_POLICY) => "deny",
             (Some(_), _) => "error",
@@ -306,7 +304,7 @@ impl Session {
             kind: "mcp.tool_call".into(),
             actor: format!("profile:{}", self.runtime.slug),
             profile: Some(self.runtime.slug.to_string()),
-            server: routed.map(|(slot, _)| slot.def.name.to_string()),
+            server: routed.map(|(server, _)| server.to_string()),
             outcome: outcome.into(),
             detail,
         });
