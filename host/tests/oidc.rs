@@ -399,6 +399,12 @@ async fn a_whole_login_gives_a_session_that_creates_a_profile_and_logout_ends_it
     let init = client.initialize().await;
     assert!(init["result"]["protocolVersion"].is_string(), "{init}");
 
+    // Logging in again in the same browser replaces its session: the old token ends.
+    let first = browser.cookie(&gw_url, "gigmcp_session").unwrap();
+    browser.login_ok(&origin, "alice").await;
+    assert_ne!(browser.cookie(&gw_url, "gigmcp_session").unwrap(), first);
+    assert_eq!(count(&gw, "SELECT count(*) FROM web_sessions"), 1);
+
     // A cross-site logout is refused and ends nothing.
     let response = browser
         .post(&format!("{origin}/auth/logout"), "https://evil.example", None)

@@ -698,10 +698,13 @@ async fn complete_login(
         role,
         profiles: principal.profiles.clone(),
     };
-    // 9. The user (refreshed role and grant) and a session.
+    // 9. The user (refreshed role and grant) and a new session; a session this browser still had ends, so a
+    // login never leaves an older token alive beside the new one.
     let control = state.clone();
+    let headers = headers.clone();
     let (user_id, session_cookie) = tokio::task::spawn_blocking(move || {
         let id = control.store.upsert_user(&user)?;
+        control.sessions.end(&headers)?;
         Ok::<_, crate::store::StoreError>((id, control.sessions.create(id)?))
     })
     .await
