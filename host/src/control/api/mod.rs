@@ -37,7 +37,9 @@ pub fn api() -> Api {
             get(openapi),
         )
         .route(
-            Op::get("/api/me", "getMe", "me", "The logged-in user").returns::<UserView>(200),
+            Op::get("/api/me", "getMe", "me", "The logged-in user")
+                .returns::<UserView>(200)
+                .link("getUser", "id", "$response.body#/id"),
             get(me),
         )
         // profiles
