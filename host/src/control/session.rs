@@ -331,6 +331,37 @@ mod tests {
     }
 
     #[test]
+    fn a_session_cookie_is_httponly_lax_secure_on_https_and_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(&dir.path().join("db.sqlite")).unwrap());
+        let user = store
+            .upsert_user(&NewUser {
+                issuer: "test".into(),
+                subject: "u".into(),
+                name: None,
+                email: None,
+                role: Role::User,
+                profiles: ProfileAccess::Only(Vec::new()),
+            })
+            .unwrap();
+        for secure in [true, false] {
+            let sessions = Sessions::new(store.clone(), Duration::from_secs(3600), secure);
+            let cookie = sessions.create(user).unwrap();
+            let cookie = cookie.to_str().unwrap().to_owned();
+            for attribute in ["HttpOnly", "SameSite=Lax", "Path=/", "Max-Age=3600"] {
+                assert!(cookie.contains(attribute), "{cookie}");
+            }
+            assert_eq!(cookie.contains("Secure"), secure, "{cookie}");
+            let request = headers(&[("cookie", cookie.split(';').next().unwrap())]);
+            assert_eq!(sessions.user(&request).unwrap().unwrap().id, user);
+            assert!(sessions.end(&request).unwrap());
+            assert!(sessions.user(&request).unwrap().is_none());
+            assert!(!sessions.end(&request).unwrap());
+            assert!(sessions.clear_cookie().to_str().unwrap().contains("Max-Age=0"));
+        }
+    }
+
+    #[test]
     fn the_session_cookie_is_found_among_others() {
         let map = headers(&[("cookie", "a=1; gigmcp_session=tok; b=2")]);
         assert_eq!(session_token(&map), Some(TokenHash::of("tok")));
