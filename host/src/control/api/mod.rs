@@ -366,8 +366,11 @@ async fn unknown_route() -> ApiError {
     ApiError::not_found("no such API route; see /api/openapi.json")
 }
 
+/// The document is made once: it depends on the code only.
 async fn openapi() -> Response {
-    Json(api().document()).into_response()
+    static DOCUMENT: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
+    let document = DOCUMENT.get_or_init(|| Bytes::from(api().document().to_string()));
+    ([(header::CONTENT_TYPE, "application/json")], document.clone()).into_response()
 }
 
 async fn me(State(state): State<Arc<ControlState>>, caller: Caller) -> Result<Json<UserView>, ApiError> {
