@@ -246,8 +246,13 @@ impl Browser {
     /// Starts a login at the gateway and goes through the provider's pages; returns the URL the provider
     /// sends the browser back to (the gateway's callback, not yet visited).
     async fn authorize(&mut self, gateway: &str, at_provider: AtProvider<'_>) -> Url {
+        self.authorize_from(gateway, "/auth/login", at_provider).await
+    }
+
+    /// The same, starting at `start` (a path on the gateway, such as `/auth/login?return_to=…`).
+    async fn authorize_from(&mut self, gateway: &str, start: &str, at_provider: AtProvider<'_>) -> Url {
         let callback = format!("{gateway}/auth/callback");
-        let mut url = Url::parse(&format!("{gateway}/auth/login")).unwrap();
+        let mut url = Url::parse(&format!("{gateway}{start}")).unwrap();
         let mut response = self.get(url.as_str()).await;
         for _ in 0..20 {
             if response.status().is_redirection() {
@@ -399,11 +404,28 @@ async fn a_whole_login_gives_a_session_that_creates_a_profile_and_logout_ends_it
     let init = client.initialize().await;
     assert!(init["result"]["protocolVersion"].is_string(), "{init}");
 
-    // Logging in again in the same browser replaces its session: the old token ends.
+    // Logging in again in the same browser replaces its session: the old token ends. This time the login
+    // asks to come back to a page of the dashboard.
     let first = browser.cookie(&gw_url, "gigmcp_session").unwrap();
-    browser.login_ok(&origin, "alice").await;
+    let callback = browser
+        .authorize_from(
+            &origin,
+            "/auth/login?return_to=%2Fprofiles%2Falices%3Ftab%3Dtokens",
+            AtProvider::Login("alice"),
+        )
+        .await;
+    let response = browser.get(callback.as_str()).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert_eq!(response.headers()["location"], "/profiles/alices?tab=tokens");
     assert_ne!(browser.cookie(&gw_url, "gigmcp_session").unwrap(), first);
     assert_eq!(count(&gw, "SELECT count(*) FROM web_sessions"), 1);
+
+    // A login may not be asked to end up on another site.
+    let response = browser
+        .get(&format!("{origin}/auth/login?return_to=https%3A%2F%2Fevil.example%2F"))
+        .await;
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    assert!(response.headers().get("set-cookie").is_none());
 
     // A cross-site logout is refused and ends nothing.
     let response = browser

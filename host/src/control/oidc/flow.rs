@@ -27,6 +27,35 @@ pub struct Flow {
     pub verifier: String,
     /// Unix seconds after which the flow is refused.
     pub expires_at: u64,
+    /// Where the browser goes once logged in: a path on this gateway ([`ReturnTo`]).
+    #[serde(default = "root")]
+    pub return_to: String,
+}
+
+fn root() -> String {
+    "/".to_owned()
+}
+
+/// A place on this gateway to return to after logging in: a path, never another origin. Parsed at
+/// `/auth/login`, so the callback redirects only to what was checked there (and signed into the flow).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnTo(String);
+
+impl ReturnTo {
+    /// `/`-rooted, not `//` or `/\` (which browsers read as another host), no control characters or spaces,
+    /// at most 512 bytes.
+    pub fn parse(text: &str) -> Option<Self> {
+        let ok = text.starts_with('/')
+            && !text.starts_with("//")
+            && !text.starts_with("/\\")
+            && text.len() <= 512
+            && !text.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\');
+        ok.then(|| Self(text.to_owned()))
+    }
+
+    pub fn into_string(self) -> String {
+        self.0
+    }
 }
 
 #[derive(Debug, Error, PartialEq, Eq)]
@@ -129,7 +158,29 @@ mod tests {
             nonce: "n".repeat(22),
             verifier: "v".repeat(43),
             expires_at,
+            return_to: "/".into(),
         }
+    }
+
+    #[test]
+    fn return_to_is_a_path_on_this_gateway_only() {
+        for good in ["/", "/profiles/team?tab=tokens", "/a/b#c"] {
+            assert!(ReturnTo::parse(good).is_some(), "{good}");
+        }
+        for bad in [
+            "https://evil.example/",
+            "//evil.example/x",
+            "/\\evil.example",
+            "/\\\\evil",
+            "evil",
+            "",
+            "/a b",
+            "/a\nLocation: x",
+            "/x\\y",
+        ] {
+            assert!(ReturnTo::parse(bad).is_none(), "{bad:?}");
+        }
+        assert!(ReturnTo::parse(&format!("/{}", "a".repeat(600))).is_none());
     }
 
     #[test]

@@ -42,7 +42,7 @@ use crate::config::OidcSettings;
 use crate::plugins::hooks::{AuthOutcome, CallContext, Identity};
 use crate::store::plugins::NewAuditEvent;
 use crate::store::users::{NewUser, Role};
-use flow::{Flow, FlowError, FlowKey, cookie, same_secret};
+use flow::{Flow, FlowError, FlowKey, ReturnTo, cookie, same_secret};
 
 mod flow;
 use crate::vault::{Vault, VaultError};
@@ -366,12 +366,27 @@ fn redirect(location: &str, cookies: Vec<HeaderValue>) -> Response {
 }
 
 /// Starts a login: a fresh state, nonce and PKCE verifier go into the signed flow cookie, and the browser to
-/// the provider's authorization endpoint.
-async fn login(State(state): State<Arc<ControlState>>) -> Response {
+/// the provider's authorization endpoint. `?return_to=<path>` says where to go once logged in (default `/`).
+async fn login(State(state): State<Arc<ControlState>>, RawQuery(query): RawQuery) -> Response {
     let oidc = match configured(&state) {
         Ok(oidc) => oidc,
         Err(e) => return e.into_response(),
     };
+    let mut return_to = ReturnTo::parse("/").expect("/ is a path");
+    for (key, value) in url::form_urlencoded::parse(query.as_deref().unwrap_or("").as_bytes()) {
+        if key != "return_to" {
+            continue;
+        }
+        match ReturnTo::parse(&value) {
+            Some(path) => return_to = path,
+            None => {
+                return ApiError::bad_request(
+                    "return_to must be a path on this gateway, like /profiles (not another site, at most 512 bytes)",
+                )
+                .into_response();
+            }
+        }
+    }
     let provider = match oidc.provider() {
         Ok(provider) => provider,
         Err(reason) => return not_ready(reason).into_response(),
@@ -395,6 +410,7 @@ async fn login(State(state): State<Arc<ControlState>>) -> Response {
         nonce: nonce.secret().clone(),
         verifier: verifier.secret().clone(),
         expires_at: now_secs() + ttl,
+        return_to: return_to.into_string(),
     };
     let cookie = oidc.flow_cookie(&oidc.flow_key.sign(&flow), ttl);
     redirect(url.as_str(), vec![cookie])
@@ -469,7 +485,8 @@ async fn callback(State(state): State<Arc<ControlState>>, headers: HeaderMap, Ra
         Err(refusal) => Err(refusal),
     };
     match login {
-        Ok(session_cookie) => redirect("/", vec![clear_flow, session_cookie]),
+        // Checked at /auth/login and signed into the flow: a path on this gateway.
+        Ok((session_cookie, return_to)) => redirect(&return_to, vec![clear_flow, session_cookie]),
         Err(refusal) => {
             let Refused { error, issuer, subject } = refusal;
             tracing::warn!(
@@ -511,7 +528,7 @@ async fn complete_login(
     oidc: &Oidc,
     headers: &HeaderMap,
     query: CallbackQuery,
-) -> Result<HeaderValue, Refused> {
+) -> Result<(HeaderValue, String), Refused> {
     // 1. The flow this browser started, unaltered and in time.
     let cookie = cookie(headers, FLOW_COOKIE).filter(|c| !c.is_empty()).ok_or_else(|| {
         refused(
@@ -726,7 +743,9 @@ async fn complete_login(
             "mapped_user": principal.user,
         }),
     });
-    Ok(session_cookie)
+    // Signed at /auth/login after it was checked; checked again all the same, it is a redirect target.
+    let return_to = ReturnTo::parse(&flow.return_to).map_or_else(|| "/".to_owned(), ReturnTo::into_string);
+    Ok((session_cookie, return_to))
 }
 
 /// Ends the caller's session (any session, with or without an identity provider), then sends the browser to
