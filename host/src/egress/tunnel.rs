@@ -120,6 +120,10 @@ pub(super) async fn serve(proxy: Arc<Proxy>, caller: Arc<Caller>, stream: TcpStr
         Some(sni) => *sni == host,
         None => host.parse::<IpAddr>().is_ok(),
     };
+    // The upstream connection is driven by this task, beside the jail's: the response body passes from one
+    // to the other without waking another thread.
+    let (connections_tx, connections) = tokio::sync::mpsc::unbounded_channel();
+    let _ = connections_tx.send(opened.connection);
     let tunnel = Arc::new(Tunnel {
         proxy,
         caller,
@@ -132,15 +136,32 @@ pub(super) async fn serve(proxy: Arc<Proxy>, caller: Arc<Caller>, stream: TcpStr
         granted: opened.granted,
         upstream: tokio::sync::Mutex::new(Some(opened.upstream)),
         addr: opened.addr,
+        connections: connections_tx,
     });
     let service = hyper::service::service_fn(move |request| tunnel.clone().handle(request));
     // A tunnel holds one of the sandbox's permits: a client that sends nothing for a while loses it.
-    let _ = hyper::server::conn::http1::Builder::new()
+    let server = hyper::server::conn::http1::Builder::new()
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(IDLE_TIMEOUT)
         .keep_alive(true)
-        .serve_connection(TokioIo::new(tls), service)
-        .await;
+        .serve_connection(TokioIo::new(tls), service);
+    tokio::select! {
+        _ = server => {}
+        () = drive_upstream(connections) => {}
+    }
+}
+
+/// Drives the tunnel's upstream connections (the first, and any dialed again) until the tunnel ends.
+async fn drive_upstream(mut connections: tokio::sync::mpsc::UnboundedReceiver<UpstreamConnection>) {
+    use futures_util::StreamExt;
+    let mut running = futures_util::stream::FuturesUnordered::new();
+    loop {
+        tokio::select! {
+            Some(connection) = connections.recv() => running.push(connection),
+            Some(_) = running.next(), if !running.is_empty() => {}
+            else => std::future::pending::<()>().await,
+        }
+    }
 }
 
 /// Reads `CONNECT host:port HTTP/1.1` and its headers; anything else is refused with a reason.
@@ -232,10 +253,13 @@ async fn refuse_connect(
 }
 
 type UpstreamSender = hyper::client::conn::http1::SendRequest<Counted>;
+type UpstreamConnection =
+    hyper::client::conn::http1::Connection<TokioIo<tokio_rustls::client::TlsStream<TcpStream>>, Counted>;
 
 /// What a CONNECT opens: the upstream connection and what the tunnel's requests need.
 struct Opened {
     upstream: UpstreamSender,
+    connection: UpstreamConnection,
     addr: SocketAddr,
     declared: Vec<String>,
     credentials: Vec<crate::vault::Credential>,
@@ -248,9 +272,10 @@ async fn open(proxy: &Arc<Proxy>, caller: &Caller, host: &str, port: u16) -> Res
     let (declared, credentials, granted) = proxy.caller_state(caller, host, port).await?;
     proxy.connect_allowed(caller, host, port, &declared).await?;
     let addr = proxy.resolve(host, port).await?;
-    let upstream = proxy.dial(host, addr).await?;
+    let (upstream, connection) = proxy.dial(host, addr).await?;
     Ok(Opened {
         upstream,
+        connection,
         addr,
         declared,
         credentials,
@@ -370,7 +395,7 @@ impl Proxy {
 
     /// Dials the upstream over TLS (public roots plus `GIG_EGRESS_EXTRA_CA`) and starts an HTTP/1.1
     /// client connection on it, kept for the tunnel's requests.
-    async fn dial(&self, host: &str, addr: SocketAddr) -> Result<UpstreamSender, Refusal> {
+    async fn dial(&self, host: &str, addr: SocketAddr) -> Result<(UpstreamSender, UpstreamConnection), Refusal> {
         let failed = |m: String| Refusal::new(StatusCode::BAD_GATEWAY, "upstream-failed", m);
         let tcp = tokio::time::timeout(DIAL_TIMEOUT, TcpStream::connect(addr))
             .await
@@ -389,8 +414,7 @@ impl Proxy {
         let (sender, connection) = hyper::client::conn::http1::handshake(TokioIo::new(tls))
             .await
             .map_err(|e| failed(format!("HTTP with {host} failed: {e}")))?;
-        tokio::spawn(connection);
-        Ok(sender)
+        Ok((sender, connection))
     }
 
     /// Terminates the jail's TLS with the leaf for `host` (HTTP/1.1 only).
@@ -444,6 +468,8 @@ struct Tunnel {
     granted: Vec<Granted>,
     /// `None` after the upstream closed the connection; the next request dials again (same checked address).
     upstream: tokio::sync::Mutex<Option<UpstreamSender>>,
+    /// Where a connection dialed again goes to be driven by the tunnel's task.
+    connections: tokio::sync::mpsc::UnboundedSender<UpstreamConnection>,
     addr: SocketAddr,
 }
 
@@ -707,7 +733,10 @@ impl Tunnel {
             None => false,
         };
         if !usable {
-            *upstream = Some(self.proxy.dial(&self.host, self.addr).await?);
+            let (sender, connection) = self.proxy.dial(&self.host, self.addr).await?;
+            // The tunnel's task drives it; if the tunnel is ending, so is this request.
+            let _ = self.connections.send(connection);
+            *upstream = Some(sender);
         }
         let sender = upstream.as_mut().expect("set above");
         sender
