@@ -779,6 +779,41 @@ fn plugins_are_managed_through_the_api_by_admins_and_their_policy_applies_at_onc
         let (status, _) = api.call(&admin, Method::GET, "/api/plugins/mine", None).await;
         assert_eq!(status, StatusCode::NOT_FOUND);
 
+        // Webhooks audit sinks deliver to: https only (or loopback http); the event does not hold the URL.
+        let (status, body) = api
+            .call(
+                &admin,
+                Method::PUT,
+                "/api/webhooks/siem",
+                Some(json!({"url": "http://siem.example.com/in"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let (status, body) = api
+            .call(
+                &admin,
+                Method::PUT,
+                "/api/webhooks/siem",
+                Some(json!({"url": "https://siem.example.com/in?key=k3y"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (_, hooks) = api.call(&admin, Method::GET, "/api/webhooks", None).await;
+        assert_eq!(hooks["items"][0]["name"], "siem", "{hooks}");
+        assert!(api.gw.cli_ok(&["plugin", "webhook", "list"]).contains("webhook:siem"));
+        let (status, _) = api.call(&admin, Method::DELETE, "/api/webhooks/siem", None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (status, _) = api.call(&admin, Method::DELETE, "/api/webhooks/siem", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let set = api
+            .events_with(
+                &admin,
+                "/api/audit?kind=api.webhook.*",
+                &["api.webhook.set", "api.webhook.remove"],
+            )
+            .await;
+        assert!(!set.to_string().contains("k3y"), "{set}");
+
         let expected = [
             "api.plugin.add",
             "api.plugin.config",
@@ -913,6 +948,12 @@ fn only_admins_define_servers_and_plugins() {
             ),
             (Method::DELETE, "/api/plugins/tool-filter", None),
             (Method::GET, "/api/users", None),
+            (Method::GET, "/api/webhooks", None),
+            (
+                Method::PUT,
+                "/api/webhooks/x",
+                Some(json!({"url": "https://x.example"})),
+            ),
         ] {
             let (status, body) = api.call(&alice, method.clone(), path, body).await;
             assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {body}");

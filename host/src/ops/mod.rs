@@ -395,6 +395,24 @@ impl Ops<'_> {
         Ok(revision)
     }
 
+    /// Registers (or re-points) the webhook `webhook:<name>` that audit sinks may deliver to: https, or http
+    /// to a loopback address.
+    pub fn set_webhook(&self, name: &PluginName, url: &str) -> Result<String, OpsError> {
+        let url = crate::plugins::audit::check_webhook_url(url).map_err(OpsError::Invalid)?;
+        self.store.audit_webhook_set(name, &url)?;
+        // The URL may carry a token in its path or query: the event names the webhook, not where it points.
+        self.record("webhook.set", None, None, json!({"webhook": name.as_str()}));
+        Ok(url)
+    }
+
+    pub fn remove_webhook(&self, name: &PluginName) -> Result<(), OpsError> {
+        if !self.store.audit_webhook_remove(name)? {
+            return Err(OpsError::NotFound(format!("no webhook named {name}")));
+        }
+        self.record("webhook.remove", None, None, json!({"webhook": name.as_str()}));
+        Ok(())
+    }
+
     /// Records a plugin added or configured through [`crate::plugins::manage`].
     pub fn record_plugin(&self, verb: &str, name: &PluginName, mut detail: Value) {
         detail["plugin"] = Value::from(name.as_str());

@@ -11,7 +11,6 @@ use serde_json::{Value, json};
 
 use super::PluginKind;
 use super::artifacts::Sha256;
-use super::audit::check_webhook_url;
 use super::harness::Harness;
 use super::hooks::{
     AuditEvent, CallContext, EgressRequest, Grant, HttpRequestLine, Identity, McpRequest, McpResponse, OutboundRequest,
@@ -222,15 +221,11 @@ async fn dispatch(command: PluginCommand, paths: &Paths) -> Result<()> {
             );
         }
         PluginCommand::Webhook(WebhookCommand::Add { name, url }) => {
-            let name = PluginName::parse(&name)?;
-            let url = check_webhook_url(&url).map_err(anyhow::Error::msg)?;
-            store.audit_webhook_set(&name, &url)?;
+            ops.set_webhook(&PluginName::parse(&name)?, &url)?;
             println!("audit sinks can now deliver to webhook:{name}");
         }
         PluginCommand::Webhook(WebhookCommand::Remove { name }) => {
-            if !store.audit_webhook_remove(&PluginName::parse(&name)?)? {
-                bail!("no webhook named {name}");
-            }
+            ops.remove_webhook(&PluginName::parse(&name)?)?;
             println!("removed webhook {name}");
         }
         PluginCommand::Webhook(WebhookCommand::List) => {

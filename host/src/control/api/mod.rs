@@ -319,6 +319,40 @@ pub fn api() -> Api {
             .returns::<plugins::MetricsView>(200),
             get(plugins::metrics),
         )
+        // webhooks audit sinks deliver to
+        .route(
+            Op::get(
+                "/api/webhooks",
+                "listWebhooks",
+                "plugins",
+                "Webhooks audit sinks may deliver to (admins)",
+            )
+            .query::<PageQuery>()
+            .returns::<Page<plugins::WebhookView>>(200),
+            get(plugins::webhooks),
+        )
+        .route(
+            Op::put(
+                "/api/webhooks/{name}",
+                "setWebhook",
+                "plugins",
+                "Register or re-point the webhook audit sinks reach as webhook:<name> (admins)",
+            )
+            .body::<plugins::SetWebhook>()
+            .returns::<plugins::WebhookView>(200)
+            .link("removeWebhook", "name", "$response.body#/name"),
+            put(plugins::set_webhook),
+        )
+        .route(
+            Op::delete(
+                "/api/webhooks/{name}",
+                "removeWebhook",
+                "plugins",
+                "Remove a webhook (admins)",
+            )
+            .no_content(),
+            delete(plugins::remove_webhook),
+        )
         // audit
         .route(
             Op::get("/api/audit", "listAudit", "audit", "The audit log, newest first")

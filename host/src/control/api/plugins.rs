@@ -392,3 +392,72 @@ pub async fn metrics(
     })
     .await
 }
+
+#[derive(Serialize, JsonSchema)]
+pub struct WebhookView {
+    /// Audit sinks deliver to it as `webhook:<name>`.
+    pub name: String,
+    pub url: String,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetWebhook {
+    /// https://…, or http:// to a loopback address.
+    pub url: String,
+}
+
+pub async fn webhooks(
+    State(state): State<Arc<ControlState>>,
+    caller: Caller,
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<WebhookView>>, ApiError> {
+    caller.require_admin()?;
+    let limit = page.limit()?;
+    blocking(&state, move |state| {
+        let after = page.after.unwrap_or_default();
+        let views: Vec<WebhookView> = state
+            .store
+            .audit_webhooks()
+            .map_err(OpsError::from)?
+            .into_iter()
+            .filter(|(name, _)| name.as_str() > after.as_str())
+            .take(limit + 1)
+            .map(|(name, url)| WebhookView { name, url })
+            .collect();
+        Ok(Json(Page::cut(views, limit, |w| w.name.clone())))
+    })
+    .await
+}
+
+pub async fn set_webhook(
+    State(state): State<Arc<ControlState>>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+    Body(body): Body<SetWebhook>,
+) -> Result<Json<WebhookView>, ApiError> {
+    caller.require_admin()?;
+    let name = PluginName::parse(&name)?;
+    blocking(&state, move |state| {
+        let url = ops(state, &caller).set_webhook(&name, &body.url)?;
+        Ok(Json(WebhookView {
+            name: name.to_string(),
+            url,
+        }))
+    })
+    .await
+}
+
+pub async fn remove_webhook(
+    State(state): State<Arc<ControlState>>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_admin()?;
+    let name = PluginName::parse(&name).map_err(|_| ApiError::not_found(format!("no webhook named {name:?}")))?;
+    blocking(&state, move |state| {
+        ops(state, &caller).remove_webhook(&name)?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
