@@ -985,3 +985,70 @@ fn only_admins_define_servers_and_plugins() {
         assert_eq!(filter["enabled"], true);
     });
 }
+
+#[test]
+fn a_profile_granted_by_the_auth_mapper_can_be_read_but_only_its_owner_changes_it() {
+    use gigmcp::plugins::hooks::ProfileAccess;
+    use gigmcp::store::users::{LOGIN_LINK_ISSUER, NewUser, Role};
+    let api = Api::start();
+    runtime().block_on(async {
+        let alice = api.login(&["--as", "alice", "--role", "user"]).await;
+        let carol = api.login(&["--as", "carol", "--role", "user"]).await;
+        api.call(
+            &alice,
+            Method::POST,
+            "/api/profiles",
+            Some(json!({"slug": "alice-team"})),
+        )
+        .await;
+        api.call(
+            &alice,
+            Method::POST,
+            "/api/profiles",
+            Some(json!({"slug": "alice-private"})),
+        )
+        .await;
+        let (status, _) = api.call(&carol, Method::GET, "/api/profiles/alice-team", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        // What an auth-mapper grant leaves in the users table at carol's next login.
+        let store = gigmcp::store::Store::open(&api.gw.dir.path().join("gigmcp.db")).unwrap();
+        store
+            .upsert_user(&NewUser {
+                issuer: LOGIN_LINK_ISSUER.into(),
+                subject: "carol".into(),
+                name: Some("carol".into()),
+                email: None,
+                role: Role::User,
+                profiles: ProfileAccess::Only(vec!["alice-team".into()]),
+            })
+            .unwrap();
+
+        let (status, profile) = api.call(&carol, Method::GET, "/api/profiles/alice-team", None).await;
+        assert_eq!(status, StatusCode::OK, "{profile}");
+        let (_, list) = api.call(&carol, Method::GET, "/api/profiles", None).await;
+        let slugs: Vec<&str> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["slug"].as_str().unwrap())
+            .collect();
+        assert_eq!(slugs, ["alice-team"]);
+        for (method, path, body) in [
+            (
+                Method::PATCH,
+                "/api/profiles/alice-team",
+                Some(json!({"name": "carol's"})),
+            ),
+            (Method::POST, "/api/profiles/alice-team/token", None),
+            (Method::DELETE, "/api/profiles/alice-team", None),
+        ] {
+            let (status, body) = api.call(&carol, method.clone(), path, body).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {body}");
+        }
+        let (status, _) = api.call(&carol, Method::GET, "/api/profiles/alice-private", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (_, profile) = api.call(&alice, Method::GET, "/api/profiles/alice-team", None).await;
+        assert_eq!(profile["name"], "", "a refused change changed something");
+    });
+}
