@@ -238,7 +238,14 @@ impl Store {
         subject: &str,
         role: Role,
     ) -> Result<(), StoreError> {
-        self.lock().execute(
+        let conn = self.lock();
+        // Used and expired links are of no use (their events are in the audit log): drop them as new ones
+        // are made, so the table stays small.
+        conn.execute(
+            "DELETE FROM login_links WHERE used_at IS NOT NULL OR expires_at <= ?1",
+            [now()],
+        )?;
+        conn.execute(
             "INSERT INTO login_links (token_hash, expires_at, subject, role) VALUES (?1, ?2, ?3, ?4)",
             params![&token.0[..], expires_at, subject, role.as_str()],
         )?;
