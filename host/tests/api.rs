@@ -21,8 +21,12 @@ struct Browser {
 
 impl Api {
     fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    fn start_with(env: &[(&str, &str)]) -> Self {
         Self {
-            gw: TestGateway::start(),
+            gw: TestGateway::start_with(env),
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 // A refused oversized body leaves its connection unusable: never reuse one.
@@ -1050,5 +1054,23 @@ fn a_profile_granted_by_the_auth_mapper_can_be_read_but_only_its_owner_changes_i
         assert_eq!(status, StatusCode::NOT_FOUND);
         let (_, profile) = api.call(&alice, Method::GET, "/api/profiles/alice-team", None).await;
         assert_eq!(profile["name"], "", "a refused change changed something");
+    });
+}
+
+#[test]
+fn a_session_ends_when_gig_session_ttl_has_passed() {
+    let api = Api::start_with(&[("GIG_SESSION_TTL", "1s")]);
+    runtime().block_on(async {
+        let path = api.login_link(&[]);
+        let response = api.http.get(api.url(&path)).send().await.unwrap();
+        let set_cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(set_cookie.contains("Max-Age=1"), "{set_cookie}");
+        let browser = Browser {
+            cookie: set_cookie.split(';').next().unwrap().to_owned(),
+        };
+        // Whatever the machine's speed, more than the TTL has passed after this.
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        let (status, body) = api.call(&browser, Method::GET, "/api/me", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     });
 }
