@@ -47,21 +47,37 @@ impl Scrubber {
         out
     }
 
-    /// The next chunk of the stream, scrubbed; some bytes may be held back until the next call.
-    pub fn push(&mut self, chunk: Bytes) -> Bytes {
+    /// The next chunk of the stream, scrubbed, in two pieces to send in order (either may be empty): the
+    /// bytes held back from the previous chunk, then this chunk's. Some bytes may be held back in turn.
+    /// In the common case (no byte that could start a secret) nothing is copied but the held-back tail.
+    pub fn push(&mut self, chunk: Bytes) -> (Bytes, Bytes) {
         if self.needles.is_empty() {
-            return chunk;
+            return (Bytes::new(), chunk);
         }
-        if self.carry.is_empty() {
-            let safe = chunk.len().saturating_sub(self.hold);
-            if self.candidate(&chunk[..safe]).is_none() {
-                // Nothing to replace before `safe`: pass that part as it is, hold the rest back.
-                self.carry.extend_from_slice(&chunk[safe..]);
-                return chunk.slice(..safe);
+        let mut held = Bytes::new();
+        if !self.carry.is_empty() {
+            if self.candidate(&self.carry).is_some() {
+                // A secret may start in the held-back bytes: scan them with this chunk.
+                return (self.scan_joined(&chunk), Bytes::new());
             }
+            // No secret can start there: they go out as they are.
+            held = Bytes::from(std::mem::take(&mut *self.carry));
         }
+        let safe = chunk.len().saturating_sub(self.hold);
+        if self.candidate(&chunk[..safe]).is_none() {
+            self.carry.extend_from_slice(&chunk[safe..]);
+            return (held, chunk.slice(..safe));
+        }
+        let mut out = Vec::with_capacity(chunk.len());
+        let consumed = self.scan(&chunk, safe, &mut out);
+        self.carry.extend_from_slice(&chunk[consumed..]);
+        (held, Bytes::from(out))
+    }
+
+    /// The held-back bytes and `chunk` scanned as one.
+    fn scan_joined(&mut self, chunk: &[u8]) -> Bytes {
         let mut buf = std::mem::take(&mut self.carry);
-        buf.extend_from_slice(&chunk);
+        buf.extend_from_slice(chunk);
         // Bytes from `safe` on could start a secret that the next chunk completes.
         let safe = buf.len().saturating_sub(self.hold);
         let mut out = Vec::with_capacity(buf.len());
@@ -129,7 +145,9 @@ mod tests {
         let mut s = scrubber();
         let mut out = Vec::new();
         for c in chunks {
-            out.extend_from_slice(&s.push(Bytes::copy_from_slice(c)));
+            let (held, rest) = s.push(Bytes::copy_from_slice(c));
+            out.extend_from_slice(&held);
+            out.extend_from_slice(&rest);
         }
         out.extend_from_slice(&s.finish());
         out
@@ -171,7 +189,9 @@ mod tests {
         let text = b"x alpha1 bravo22 charlie333 delta4444 alphabet";
         let mut out = Vec::new();
         for c in text.chunks(5) {
-            out.extend_from_slice(&s.push(Bytes::copy_from_slice(c)));
+            let (held, rest) = s.push(Bytes::copy_from_slice(c));
+            out.extend_from_slice(&held);
+            out.extend_from_slice(&rest);
         }
         out.extend_from_slice(&s.finish());
         assert_eq!(out, b"x P0 P1 P2 P3 alphabet");

@@ -623,6 +623,7 @@ impl Tunnel {
             OutBody::Upstream {
                 inner: body,
                 scrubber,
+                queued: None,
                 record: Some(Box::new(record)),
             },
         ))
@@ -871,6 +872,8 @@ enum OutBody {
     Upstream {
         inner: Incoming,
         scrubber: Option<Scrubber>,
+        /// The second piece of the last scrubbed chunk, sent on the next poll.
+        queued: Option<Bytes>,
         record: Option<Box<RequestRecord>>,
     },
 }
@@ -885,15 +888,30 @@ impl Body for OutBody {
             OutBody::Upstream {
                 inner,
                 scrubber,
+                queued,
                 record,
             } => loop {
+                if let Some(data) = queued.take() {
+                    if let Some(r) = record {
+                        r.bytes_down += data.len() as u64;
+                    }
+                    return Poll::Ready(Some(Ok(Frame::data(data))));
+                }
                 match Pin::new(&mut *inner).poll_frame(cx) {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
                     Poll::Ready(Some(Ok(frame))) => {
                         let frame = match frame.into_data() {
                             Ok(data) => match scrubber {
-                                Some(s) => s.push(data),
+                                Some(s) => {
+                                    let (held, rest) = s.push(data);
+                                    if held.is_empty() {
+                                        rest
+                                    } else {
+                                        *queued = (!rest.is_empty()).then_some(rest);
+                                        held
+                                    }
+                                }
                                 None => data,
                             },
                             // Trailers could carry a reflected secret too: dropped when scrubbing.
