@@ -1074,3 +1074,90 @@ fn a_session_ends_when_gig_session_ttl_has_passed() {
         assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
     });
 }
+
+#[test]
+fn conflicting_changes_are_refused_with_409_or_404_and_change_nothing() {
+    let api = Api::start();
+    runtime().block_on(async {
+        let admin = api.login(&[]).await;
+        for server in [
+            json!({"name": "echo", "builtin": "echo"}),
+            json!({"name": "echo2", "builtin": "echo", "prefix": "echo"}),
+            json!({"name": "remote", "url": "https://mcp.example.com/mcp"}),
+        ] {
+            let (status, body) = api.call(&admin, Method::POST, "/api/servers", Some(server)).await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+        }
+        let (status, _) = api
+            .call(
+                &admin,
+                Method::POST,
+                "/api/servers",
+                Some(json!({"name": "echo", "builtin": "echo"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        api.call(
+            &admin,
+            Method::POST,
+            "/api/profiles",
+            Some(json!({"slug": "team", "name": "T"})),
+        )
+        .await;
+        let (status, _) = api
+            .call(
+                &admin,
+                Method::POST,
+                "/api/profiles",
+                Some(json!({"slug": "team", "name": "other"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        let (status, body) = api
+            .call(
+                &admin,
+                Method::PUT,
+                "/api/profiles/team/servers",
+                Some(json!({"servers": ["echo"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+
+        for (servers, expected) in [
+            (json!(["echo", "echo2"]), StatusCode::CONFLICT),
+            (json!(["echo", "echo"]), StatusCode::BAD_REQUEST),
+            (json!(["echo", "missing"]), StatusCode::NOT_FOUND),
+        ] {
+            let (status, body) = api
+                .call(
+                    &admin,
+                    Method::PUT,
+                    "/api/profiles/team/servers",
+                    Some(json!({"servers": servers})),
+                )
+                .await;
+            assert_eq!(status, expected, "{servers}: {body}");
+        }
+        let (status, body) = api.call(&admin, Method::DELETE, "/api/servers/echo", None).await;
+        assert_eq!(status, StatusCode::CONFLICT, "a server in use stays: {body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("team"), "{body}");
+        let credential =
+            json!({"server": "remote", "name": "key", "hosts": "mcp.example.com", "secret": "s3cr3t-value"});
+        let (status, body) = api
+            .call(&admin, Method::PUT, "/api/credentials", Some(credential))
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::CONFLICT,
+            "a remote server holds no credential: {body}"
+        );
+
+        let (_, profile) = api.call(&admin, Method::GET, "/api/profiles/team", None).await;
+        assert_eq!(profile["servers"], json!(["echo"]));
+        assert_eq!(profile["name"], "T");
+        let (_, servers) = api.call(&admin, Method::GET, "/api/servers", None).await;
+        assert_eq!(servers["items"].as_array().unwrap().len(), 3);
+        let (_, credentials) = api.call(&admin, Method::GET, "/api/credentials", None).await;
+        assert_eq!(credentials["items"], json!([]));
+    });
+}
