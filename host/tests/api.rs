@@ -1084,6 +1084,8 @@ fn conflicting_changes_are_refused_with_409_or_404_and_change_nothing() {
             json!({"name": "echo", "builtin": "echo"}),
             json!({"name": "echo2", "builtin": "echo", "prefix": "echo"}),
             json!({"name": "remote", "url": "https://mcp.example.com/mcp"}),
+            json!({"name": "plain1", "builtin": "echo", "prefix": ""}),
+            json!({"name": "plain2", "builtin": "echo", "prefix": ""}),
         ] {
             let (status, body) = api.call(&admin, Method::POST, "/api/servers", Some(server)).await;
             assert_eq!(status, StatusCode::CREATED, "{body}");
@@ -1125,6 +1127,8 @@ fn conflicting_changes_are_refused_with_409_or_404_and_change_nothing() {
 
         for (servers, expected) in [
             (json!(["echo", "echo2"]), StatusCode::CONFLICT),
+            // Both expose the plain name `echo`: found by starting each (sandboxed) and listing its tools.
+            (json!(["plain1", "plain2"]), StatusCode::CONFLICT),
             (json!(["echo", "echo"]), StatusCode::BAD_REQUEST),
             (json!(["echo", "missing"]), StatusCode::NOT_FOUND),
         ] {
@@ -1137,6 +1141,10 @@ fn conflicting_changes_are_refused_with_409_or_404_and_change_nothing() {
                 )
                 .await;
             assert_eq!(status, expected, "{servers}: {body}");
+            if servers == json!(["plain1", "plain2"]) {
+                let message = body["error"]["message"].as_str().unwrap();
+                assert!(message.contains("would be exposed by both"), "{message}");
+            }
         }
         let (status, body) = api.call(&admin, Method::DELETE, "/api/servers/echo", None).await;
         assert_eq!(status, StatusCode::CONFLICT, "a server in use stays: {body}");
@@ -1156,7 +1164,7 @@ fn conflicting_changes_are_refused_with_409_or_404_and_change_nothing() {
         assert_eq!(profile["servers"], json!(["echo"]));
         assert_eq!(profile["name"], "T");
         let (_, servers) = api.call(&admin, Method::GET, "/api/servers", None).await;
-        assert_eq!(servers["items"].as_array().unwrap().len(), 3);
+        assert_eq!(servers["items"].as_array().unwrap().len(), 5);
         let (_, credentials) = api.call(&admin, Method::GET, "/api/credentials", None).await;
         assert_eq!(credentials["items"], json!([]));
     });
