@@ -63,22 +63,21 @@ fn slot() -> SecretSlot {
 impl GatewayCa {
     /// The CA of this database: loaded from the vault, or made and stored there on first start.
     pub fn load_or_create(vault: &Vault) -> Result<Self, CaError> {
-        let (key_pem, cert_pem) = match vault.get(&slot())? {
-            Some(secret) => {
-                let text = std::str::from_utf8(secret.expose()).map_err(|e| CaError::Stored(e.to_string()))?;
-                let at = text
-                    .find("-----BEGIN CERTIFICATE-----")
-                    .ok_or_else(|| CaError::Stored("no certificate".into()))?;
-                (text[..at].to_owned(), text[at..].to_owned())
-            }
+        let secret = match vault.get(&slot())? {
+            Some(secret) => secret,
             None => {
                 let key = KeyPair::generate()?;
                 let cert = ca_params()?.self_signed(&key)?;
-                let (key_pem, cert_pem) = (key.serialize_pem(), cert.pem());
-                vault.put(&slot(), &Secret::new(format!("{key_pem}{cert_pem}").into_bytes()))?;
-                (key_pem, cert_pem)
+                let fresh = Secret::new(format!("{}{}", key.serialize_pem(), cert.pem()).into_bytes());
+                // Insert-if-absent: gateways starting at once on a new database agree on one CA.
+                vault.get_or_create(&slot(), || fresh)?
             }
         };
+        let text = std::str::from_utf8(secret.expose()).map_err(|e| CaError::Stored(e.to_string()))?;
+        let at = text
+            .find("-----BEGIN CERTIFICATE-----")
+            .ok_or_else(|| CaError::Stored("no certificate".into()))?;
+        let (key_pem, cert_pem) = (text[..at].to_owned(), text[at..].to_owned());
         Self::from_pem(&key_pem, &cert_pem)
     }
 
