@@ -448,6 +448,9 @@ fn free_port() -> Result<u16> {
 struct PathResult {
     latencies_ns: Vec<u64>,
     downloads_bps: Vec<f64>,
+    /// CPU time the proxy's processes spent on the downloads, and the MiB downloaded (proxied paths only).
+    proxy_cpu: Duration,
+    proxy_mib: f64,
     failures: usize,
     first_error: Option<String>,
 }
@@ -461,6 +464,11 @@ impl PathResult {
         v.sort_unstable();
         let i = ((v.len() - 1) as f64 * q).round() as usize;
         Some(v[i] as f64 / 1e6)
+    }
+
+    /// The proxy's CPU milliseconds per MiB downloaded through it.
+    fn cpu_ms_per_mib(&self) -> Option<f64> {
+        (self.proxy_mib > 0.0).then(|| self.proxy_cpu.as_secs_f64() * 1e3 / self.proxy_mib)
     }
 
     fn download_mib_s(&self) -> Option<f64> {
@@ -637,7 +645,17 @@ async fn measure(args: EgressArgs) -> Result<bool> {
     for round in 0..args.rounds.max(1) {
         for (i, client) in [&mut direct, &mut gig, &mut mitm_client].into_iter().enumerate() {
             let _ = requests(client, per_round, Some(&mut results[i])).await;
+            // The proxy's CPU for the download: the gateway's process tree, or mitmdump's.
+            let proxy = [None, Some(gateway_pid), mitm.child.id()][i];
+            let cpu_before = proxy.map(procs::cpu_of_tree);
+            let done = results[i].downloads_bps.len();
             download(client, download_len, &mut results[i]).await;
+            if let (Some(pid), Some(before)) = (proxy, cpu_before)
+                && results[i].downloads_bps.len() > done
+            {
+                results[i].proxy_cpu += procs::cpu_of_tree(pid).saturating_sub(before);
+                results[i].proxy_mib += download_len as f64 / 1048576.0;
+            }
         }
         eprintln!("[bench] egress round {}/{} done", round + 1, args.rounds);
     }
@@ -683,14 +701,17 @@ fn report(args: &EgressArgs, names: &[&str; 3], results: &[PathResult; 3]) -> (S
         args.warmup,
         args.download_mib
     ));
-    out.push_str("| path | p50 ms | p90 ms | p99 ms | download MiB/s | failures |\n|---|---|---|---|---|---|\n");
+    out.push_str(
+        "| path | p50 ms | p90 ms | p99 ms | download MiB/s | proxy CPU ms/MiB | failures |\n|---|---|---|---|---|---|---|\n",
+    );
     for (name, r) in names.iter().zip(results) {
         out.push_str(&format!(
-            "| {name} | {} | {} | {} | {} | {}{} |\n",
+            "| {name} | {} | {} | {} | {} | {} | {}{} |\n",
             ms(r.quantile(0.5)),
             ms(r.quantile(0.9)),
             ms(r.quantile(0.99)),
             mibs(r.download_mib_s()),
+            r.cpu_ms_per_mib().map_or("-".to_owned(), |v| format!("{v:.2}")),
             r.failures,
             r.first_error.as_ref().map(|e| format!(" ({e})")).unwrap_or_default()
         ));
@@ -699,6 +720,7 @@ fn report(args: &EgressArgs, names: &[&str; 3], results: &[PathResult; 3]) -> (S
     let added = gig.quantile(0.5).zip(direct.quantile(0.5)).map(|(g, d)| g - d);
     let vs_mitm = gig.download_mib_s().zip(mitm.download_mib_s()).map(|(g, m)| g / m);
     let vs_direct = gig.download_mib_s().zip(direct.download_mib_s()).map(|(g, d)| g / d);
+    let cpu_vs_mitm = mitm.cpu_ms_per_mib().zip(gig.cpu_ms_per_mib()).map(|(m, g)| m / g);
     let failures: usize = results.iter().map(|r| r.failures).sum();
     let verdict = |ok: bool| if ok { "met" } else { "**missed**" };
     let added_ok = added.is_some_and(|a| a <= 0.3);
@@ -706,13 +728,15 @@ fn report(args: &EgressArgs, names: &[&str; 3], results: &[PathResult; 3]) -> (S
     let direct_ok = vs_direct.is_some_and(|r| r >= 0.8);
     out.push_str(&format!(
         "\nAdded p50 latency through Gig'MCP vs direct: {} ms (target ≤ 0.3 ms: {}). Download throughput: {} × \
-         mitmproxy's (target ≥ 4×: {}), {} of direct (target ≥ 80 %: {}). Failed checks: {failures}.\n",
+         mitmproxy's (target ≥ 4×: {}), {} of direct (target ≥ 80 %: {}). CPU per MiB proxied: mitmproxy \
+         spends {} × what Gig'MCP's gateway spends. Failed checks: {failures}.\n",
         ms(added),
         verdict(added_ok),
         vs_mitm.map_or("-".into(), |r| format!("{r:.1}")),
         verdict(mitm_ok),
         vs_direct.map_or("-".into(), |r| format!("{:.0} %", r * 100.0)),
         verdict(direct_ok),
+        cpu_vs_mitm.map_or("-".into(), |r| format!("{r:.1}")),
     ));
     (out, failures == 0)
 }
