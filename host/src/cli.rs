@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self, Env, MasterKey, Paths, ServeConfig};
@@ -242,8 +242,23 @@ fn server(command: ServerCommand) -> Result<()> {
     let ops = operator(&store);
     match command {
         ServerCommand::Add(add) => {
-            let def = server_def(add)?;
-            ops.add_server(&def)?;
+            let env = Env::from_process();
+            let paths = Paths::from_env(&env)?;
+            let defaults = config::sandbox_settings(&env, &paths)?.default_limits;
+            let def = ops.add_server_from(server_input(add), defaults, &paths.servers_dir)?;
+            if let ServerSpec::Stdio {
+                package: Some(installed),
+                ..
+            } = &def.spec
+            {
+                println!(
+                    "installed {} {} ({}) into {}",
+                    installed.package,
+                    installed.version,
+                    installed.integrity,
+                    installed.dir.display()
+                );
+            }
             println!("added server {}", def.name);
         }
         ServerCommand::Set(set) => {
@@ -288,16 +303,6 @@ fn server(command: ServerCommand) -> Result<()> {
         ServerCommand::Status => print_status()?,
     }
     Ok(())
-}
-
-/// The host's Node.js, resolved (the sandbox sees it only under /usr).
-fn host_node() -> Result<String> {
-    for candidate in ["/usr/bin/node", "/usr/local/bin/node"] {
-        if std::path::Path::new(candidate).is_file() {
-            return Ok(std::fs::canonicalize(candidate)?.display().to_string());
-        }
-    }
-    bail!("Node.js is not installed on this host; install it, or give --runtime <path to node>")
 }
 
 /// How old the status file may be before the gateway is taken to be down.
@@ -345,102 +350,25 @@ fn print_status() -> Result<()> {
 }
 
 /// Parses `server add` into a definition; every part is validated before anything is written.
-fn server_def(add: ServerAdd) -> Result<ServerDef> {
-    let name = ServerName::parse(&add.name)?;
-    let prefix = Prefix::parse(add.prefix.as_deref().unwrap_or(name.as_str()))?;
-    let limits = sandbox_limits(add.memory.as_deref(), add.pids)?;
-    let egress = servers::parse_egress(add.egress.as_deref().unwrap_or(""))?;
-    let spec = if let Some(url) = add.url {
-        ServerSpec::Http {
-            url: servers::parse_url(&url)?,
-        }
-    } else if let Some(builtin) = add.builtin {
-        ServerSpec::Builtin {
-            builtin: Builtin::parse(&builtin)?,
-            limits,
-            egress,
-        }
-    } else if add.npm.is_some() || add.pypi.is_some() {
-        let env: std::collections::BTreeMap<String, String> = add
-            .env
-            .iter()
-            .map(|e| servers::parse_env(e))
-            .collect::<Result<_, _>>()?;
-        let mut mounts: Vec<servers::Mount> = add
-            .mounts
-            .iter()
-            .map(|m| servers::parse_mount(m))
-            .collect::<Result<_, _>>()?;
-        let paths = Paths::from_env(&Env::from_process())?;
-        let install = match (&add.npm, &add.pypi) {
-            (Some(spec), _) => {
-                let node = match &add.runtime {
-                    Some(r) => servers::parse_command(r)?,
-                    None => host_node()?,
-                };
-                crate::registry::install_npm(&paths.servers_dir, name.as_str(), spec, add.bin.as_deref(), &node)?
-            }
-            (None, Some(spec)) => {
-                let python = servers::parse_command(add.runtime.as_deref().unwrap_or("/usr/bin/python3"))?;
-                crate::registry::install_pypi(&paths.servers_dir, name.as_str(), spec, add.bin.as_deref(), &python)?
-            }
-            (None, None) => unreachable!("checked above"),
-        };
-        let dir = install.installed.dir.display().to_string();
-        mounts.insert(0, servers::parse_mount(&dir)?);
-        let mut args = install.args;
-        args.extend(add.args);
-        println!(
-            "installed {} {} ({}) into {dir}",
-            install.installed.package, install.installed.version, install.installed.integrity
-        );
-        ServerSpec::Stdio {
-            command: install.command,
-            args,
-            env,
-            mounts,
-            limits,
-            package: Some(Box::new(install.installed)),
-            egress,
-        }
-    } else {
-        let command = add
-            .command
-            .context("give --command, --url, --builtin, --npm or --pypi")?;
-        ServerSpec::Stdio {
-            command: servers::parse_command(&command)?,
-            args: add.args,
-            env: add
-                .env
-                .iter()
-                .map(|e| servers::parse_env(e))
-                .collect::<Result<_, _>>()?,
-            mounts: add
-                .mounts
-                .iter()
-                .map(|m| servers::parse_mount(m))
-                .collect::<Result<_, _>>()?,
-            limits,
-            package: None,
-            egress,
-        }
-    };
-    Ok(ServerDef {
-        name,
-        prefix,
+fn server_input(add: ServerAdd) -> crate::ops::ServerInput {
+    crate::ops::ServerInput {
+        name: add.name,
+        prefix: add.prefix,
         per_session: add.per_session,
-        spec,
-    })
-}
-
-/// `--memory` and `--pids`: either given alone takes the gateway's default for the other.
-fn sandbox_limits(memory: Option<&str>, pids: Option<u64>) -> Result<Option<crate::sandbox::Limits>> {
-    if memory.is_none() && pids.is_none() {
-        return Ok(None);
+        command: add.command,
+        builtin: add.builtin,
+        url: add.url,
+        npm: add.npm,
+        pypi: add.pypi,
+        bin: add.bin,
+        runtime: add.runtime,
+        args: add.args,
+        env: add.env,
+        mounts: add.mounts,
+        memory: add.memory,
+        pids: add.pids,
+        egress: add.egress.into_iter().collect(),
     }
-    let env = Env::from_process();
-    let defaults = config::sandbox_settings(&env, &Paths::from_env(&env)?)?.default_limits;
-    Ok(crate::ops::sandbox_limits(memory, pids, defaults)?)
 }
 
 fn init_tracing() {

@@ -144,3 +144,76 @@ async fn pypi_servers_install_from_wheels_and_run_on_the_system_python() {
         .await;
     assert!(text(&reply).contains("UTC"), "{reply}");
 }
+
+/// A session of the control plane from a single-use login link (the API's own tests cover sessions).
+async fn admin_cookie(gateway: &TestGateway, http: &reqwest::Client) -> String {
+    let printed = gateway.cli_ok(&["admin", "login-link"]);
+    let url = printed.trim();
+    let path = &url[url.find("/auth/link/").expect("a login URL")..];
+    let response = http.get(format!("http://{}{path}", gateway.addr)).send().await.unwrap();
+    let set_cookie = response.headers()["set-cookie"].to_str().unwrap();
+    set_cookie.split(';').next().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn the_rest_api_installs_npm_servers_with_the_clis_code() {
+    let (gateway, servers) = gateway();
+    let token = gateway.create_profile("team");
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let cookie = admin_cookie(&gateway, &http).await;
+    let post = |body: Value| {
+        http.post(format!("http://{}/api/servers", gateway.addr))
+            .header("cookie", &cookie)
+            .header("origin", format!("http://{}", gateway.addr))
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+    };
+    let installs = || std::fs::read_dir(servers.path()).unwrap().count();
+
+    // Bad input is refused before anything is installed.
+    for bad in [
+        json!({"name": "every", "npm": "@modelcontextprotocol/server-everything"}),
+        json!({"name": "every", "npm": "@modelcontextprotocol/server-everything@2026.8.31", "url": "https://x.example/mcp"}),
+        json!({"name": "every", "builtin": "echo", "bin": "x"}),
+        json!({"name": "every", "npm": "@modelcontextprotocol/server-everything@2026.8.31", "runtime": "node"}),
+    ] {
+        let response = post(bad.clone()).await.unwrap();
+        assert_eq!(response.status(), 400, "{bad}: {}", response.text().await.unwrap());
+    }
+    assert_eq!(installs(), 0, "a refused request installed something");
+
+    let response = post(json!({"name": "every", "npm": "@modelcontextprotocol/server-everything@2026.8.31"}))
+        .await
+        .unwrap();
+    let status = response.status();
+    let created: Value = response.json().await.unwrap();
+    assert_eq!(status, 201, "{created}");
+    assert!(
+        created["target"].as_str().unwrap().contains("server-everything"),
+        "{created}"
+    );
+    assert_eq!(installs(), 1);
+
+    // The name is taken: refused before installing, the existing server's files untouched.
+    let response = post(json!({"name": "every", "npm": "@modelcontextprotocol/server-everything@2026.8.31"}))
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 409);
+    assert_eq!(installs(), 1);
+
+    gateway.cli_ok(&["profile", "add-server", "team", "every"]);
+    let mut client = RawClient::new(gateway.url("team"), token);
+    client.initialize().await;
+    let echoed = client
+        .call(
+            json!(1),
+            "tools/call",
+            json!({"name": "every_echo", "arguments": {"message": "installed through the API"}}),
+        )
+        .await;
+    assert!(text(&echoed).contains("installed through the API"), "{echoed}");
+}

@@ -41,6 +41,8 @@ pub struct ControlState {
     pub max_body_bytes: usize,
     /// How sandboxes are made: adding a server to a profile probes its names in one, as the CLI does.
     pub sandbox: crate::sandbox::Settings,
+    /// Where npm and PyPI servers are installed (`GIG_SERVERS_DIR`).
+    pub servers_dir: std::path::PathBuf,
 }
 
 /// The one error shape of the API: `{"error":{"code","message"}}`.
@@ -203,6 +205,7 @@ impl ControlState {
             gateway,
             max_body_bytes: config.max_body_bytes,
             sandbox: config.sandbox.clone(),
+            servers_dir: config.paths.servers_dir.clone(),
         }))
     }
 }

@@ -4,6 +4,9 @@
 
 use std::collections::HashMap;
 
+mod server_input;
+pub use server_input::{Defined, ServerInput};
+
 use serde_json::{Value, json};
 use thiserror::Error;
 
@@ -264,6 +267,24 @@ impl Ops<'_> {
     }
 
     // ---- servers (the operator and admins only: invariant 7)
+
+    /// Defines a server from what a front end received (installing its package, if it names one) and adds
+    /// it; what was installed is removed again if the server cannot be added.
+    pub fn add_server_from(
+        &self,
+        input: ServerInput,
+        default_limits: crate::sandbox::Limits,
+        servers_dir: &std::path::Path,
+    ) -> Result<ServerDef, OpsError> {
+        let defined = input.define(default_limits, servers_dir, |name| self.store.server(name).is_ok())?;
+        match self.add_server(&defined.def) {
+            Ok(()) => Ok(defined.def.clone()),
+            Err(e) => {
+                defined.discard();
+                Err(e)
+            }
+        }
+    }
 
     pub fn add_server(&self, def: &ServerDef) -> Result<(), OpsError> {
         self.store.add_server(def)?;

@@ -13,9 +13,9 @@ use serde::{Deserialize, Serialize};
 
 use super::{Body, Page, PageQuery, PathParams, Query};
 use crate::control::{ApiError, Caller, ControlState, blocking};
-use crate::names::{Prefix, ServerName};
-use crate::ops::{Actor, Ops};
-use crate::servers::{self, Builtin, ServerDef, ServerSpec};
+use crate::names::ServerName;
+use crate::ops::{Actor, Ops, ServerInput};
+use crate::servers::{self, ServerDef, ServerSpec};
 
 #[derive(Serialize, JsonSchema)]
 pub struct ServerView {
@@ -59,6 +59,14 @@ pub struct CreateServer {
     pub builtin: Option<String>,
     /// A streamable-HTTP MCP server's URL.
     pub url: Option<String>,
+    /// An npm package to install (`<package>@<exact version>`, install scripts off) and run with Node.
+    pub npm: Option<String>,
+    /// A PyPI package to install (`<package>==<exact version>`, wheels only) and run.
+    pub pypi: Option<String>,
+    /// With npm or pypi: which of the package's executables to run.
+    pub bin: Option<String>,
+    /// With npm or pypi: the interpreter (default: the host's node, or /usr/bin/python3).
+    pub runtime: Option<String>,
     #[serde(default)]
     pub args: Vec<String>,
     /// The server's environment (it gets nothing else).
@@ -110,62 +118,26 @@ fn invalid(e: impl std::fmt::Display) -> ApiError {
     ApiError::bad_request(e.to_string())
 }
 
-/// Parses a request into a definition; every part is validated before anything is written.
-fn definition(body: CreateServer, sandbox: &crate::sandbox::Settings) -> Result<ServerDef, ApiError> {
-    let name = ServerName::parse(&body.name)?;
-    let prefix = Prefix::parse(body.prefix.as_deref().unwrap_or(name.as_str()))?;
-    let egress = servers::parse_egress(&body.egress.join(",")).map_err(invalid)?;
-    let limits = crate::ops::sandbox_limits(body.memory.as_deref(), body.pids, sandbox.default_limits)?;
-    let given = [body.command.is_some(), body.builtin.is_some(), body.url.is_some()];
-    if given.iter().filter(|g| **g).count() != 1 {
-        return Err(ApiError::bad_request("give exactly one of command, builtin and url"));
-    }
-    let spec = if let Some(url) = body.url {
-        if limits.is_some()
-            || !egress.is_empty()
-            || !body.args.is_empty()
-            || !body.env.is_empty()
-            || !body.mounts.is_empty()
-        {
-            return Err(ApiError::bad_request(
-                "a streamable-HTTP server is not sandboxed: args, env, mounts, memory, pids and egress do not apply",
-            ));
-        }
-        ServerSpec::Http {
-            url: servers::parse_url(&url).map_err(invalid)?,
-        }
-    } else if let Some(builtin) = body.builtin {
-        ServerSpec::Builtin {
-            builtin: Builtin::parse(&builtin).map_err(invalid)?,
-            limits,
-            egress,
-        }
-    } else {
-        let command = body.command.unwrap_or_default();
-        for (key, value) in &body.env {
-            servers::parse_env(&format!("{key}={value}")).map_err(invalid)?;
-        }
-        ServerSpec::Stdio {
-            command: servers::parse_command(&command).map_err(invalid)?,
-            args: body.args,
-            env: body.env,
-            mounts: body
-                .mounts
-                .iter()
-                .map(|m| servers::parse_mount(m))
-                .collect::<Result<_, _>>()
-                .map_err(invalid)?,
-            limits,
-            package: None,
-            egress,
-        }
-    };
-    Ok(ServerDef {
-        name,
-        prefix,
+/// The request as the input `server add` takes too (one definition code for both: `ops::ServerInput`).
+fn input(body: CreateServer) -> ServerInput {
+    ServerInput {
+        name: body.name,
+        prefix: body.prefix,
         per_session: body.per_session,
-        spec,
-    })
+        command: body.command,
+        builtin: body.builtin,
+        url: body.url,
+        npm: body.npm,
+        pypi: body.pypi,
+        bin: body.bin,
+        runtime: body.runtime,
+        args: body.args,
+        env: body.env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        mounts: body.mounts,
+        memory: body.memory,
+        pids: body.pids,
+        egress: body.egress,
+    }
 }
 
 fn ops<'a>(state: &'a ControlState, caller: &Caller) -> Ops<'a> {
@@ -238,9 +210,10 @@ pub async fn create(
     Body(body): Body<CreateServer>,
 ) -> Result<(StatusCode, Json<ServerView>), ApiError> {
     caller.require_admin()?;
-    let def = definition(body, &state.sandbox)?;
+    let input = input(body);
+    // An npm or PyPI install can take a while: it runs off the runtime, like every store write.
     blocking(&state, move |state| {
-        ops(state, &caller).add_server(&def)?;
+        let def = ops(state, &caller).add_server_from(input, state.sandbox.default_limits, &state.servers_dir)?;
         Ok((StatusCode::CREATED, Json(view(&def, true, Vec::new()))))
     })
     .await
