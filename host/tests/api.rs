@@ -719,6 +719,22 @@ fn plugins_are_managed_through_the_api_by_admins_and_their_policy_applies_at_onc
             Some(json!({"servers": ["echo"]})),
         )
         .await;
+        // A client that has called the tool (so its name is routed) before the policy exists: once the
+        // policy applies, the tool is both hidden from lists and refused by name (-32001); a client that
+        // first listed tools after the policy would not find the name at all (a different error).
+        let mut client = RawClient::new(api.gw.url("team"), created["token"].as_str().unwrap().to_owned());
+        client.initialize().await;
+        let first = client
+            .call(
+                json!("before"),
+                "tools/call",
+                json!({"name": "echo_echo", "arguments": {"message": "x"}}),
+            )
+            .await;
+        assert!(
+            first.get("result").is_some(),
+            "before the policy the tool works: {first}"
+        );
         let deny = json!({"config": {"profiles": {"team": {"deny": ["echo/echo"]}}}});
         let (status, body) = api
             .call(&admin, Method::PUT, "/api/plugins/mine/config", Some(deny))
@@ -735,9 +751,8 @@ fn plugins_are_managed_through_the_api_by_admins_and_their_policy_applies_at_onc
         assert_eq!(status, StatusCode::OK, "{body}");
         assert_eq!(body["bindings"], json!([{"profile": null, "order": 5}]));
 
-        let mut client = RawClient::new(api.gw.url("team"), created["token"].as_str().unwrap().to_owned());
-        client.initialize().await;
         let mut denied = false;
+        let mut last = Value::Null;
         for i in 0..300 {
             let reply = client
                 .call(
@@ -750,10 +765,14 @@ fn plugins_are_managed_through_the_api_by_admins_and_their_policy_applies_at_onc
                 denied = true;
                 break;
             }
+            last = reply;
             // The gateway picks up the binding within a second or so (longer on a loaded machine).
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        assert!(denied, "the plugin bound through the API did not deny the tool");
+        assert!(
+            denied,
+            "the plugin bound through the API did not deny the tool; last reply: {last}"
+        );
         let events = api.events(&admin, "/api/audit?kind=mcp.tool_call&decision=deny").await;
         assert!(!events["items"].as_array().unwrap().is_empty(), "{events}");
 
