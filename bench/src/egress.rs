@@ -738,6 +738,14 @@ fn report(args: &EgressArgs, names: &[&str; 3], results: &[PathResult; 3]) -> (S
         verdict(direct_ok),
         cpu_vs_mitm.map_or("-".into(), |r| format!("{r:.1}")),
     ));
+    out.push_str(
+        "\nReading the throughput: the load generator (the upstream's TLS and the client's) and the proxy share the \
+         machine's cores. Direct, a byte is encrypted once and decrypted once; through an intercepting proxy it is \
+         also decrypted and encrypted again, so the proxied path does about twice the CPU work per byte and, with \
+         every core busy, its wall-clock rate stays near half of direct on a 2-core machine, whatever the proxy. \
+         The proxy's own CPU per MiB (its process tree's CPU time over the downloads) does not depend on the \
+         number of cores: compare the proxies there.\n",
+    );
     (out, failures == 0)
 }
 
