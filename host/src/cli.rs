@@ -542,6 +542,9 @@ fn print_demo(address: std::net::SocketAddr, token: &str) {
     println!("Connect Claude Code:");
     println!("  claude mcp add --transport http gigmcp {url} --header \"Authorization: Bearer {token}\"");
     println!();
+    println!("REST API: http://{address}/api (document: /api/openapi.json); log in with a single-use link:");
+    println!("  GIG_DATA_DIR=<this data dir> gigmcp admin login-link");
+    println!();
 }
 
 async fn shutdown_signal() {
