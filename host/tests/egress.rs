@@ -7,11 +7,10 @@
 
 mod common;
 
-use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Netns, TestGateway, run, run_python_client_in};
+use common::{Netns, TestGateway, run_python_client_in};
 use serde_json::{Value, json};
 
 const API: &str = "api.test.example";
@@ -49,32 +48,7 @@ fn make_certificates(dir: &std::path::Path) {
 
 /// The gateway's namespace, linked only to the "outside" namespace, where the HTTPS API listens.
 fn world() -> World {
-    let gw = Netns::new("eg");
-    let outside = Netns::new("eo");
-    static WORLDS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let n = WORLDS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    let tag = format!("{}x{n}", std::process::id() % 100_000);
-    let (a, b) = (format!("tea{tag}"), format!("teb{tag}"));
-    run(&[
-        "ip",
-        "link",
-        "add",
-        &a,
-        "netns",
-        &gw.name,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        &b,
-        "netns",
-        &outside.name,
-    ]);
-    run(&["ip", "-n", &gw.name, "addr", "add", "198.51.100.1/24", "dev", &a]);
-    run(&["ip", "-n", &outside.name, "addr", "add", "198.51.100.2/24", "dev", &b]);
-    run(&["ip", "-n", &gw.name, "link", "set", &a, "up"]);
-    run(&["ip", "-n", &outside.name, "link", "set", &b, "up"]);
-    run(&["ip", "-n", &gw.name, "route", "add", "default", "via", "198.51.100.2"]);
+    let (gw, outside) = common::linked_to_outside("eg", "eo");
 
     let files = tempfile::tempdir().unwrap();
     make_certificates(files.path());
@@ -153,8 +127,8 @@ fn add_client_server(gateway: &TestGateway, secret: &str) -> String {
         "--egress",
         &format!("{API},{OTHER},loop.test.example,127.0.0.1,169.254.169.254,10.0.0.1"),
     ]);
-    let mut child = Command::new(common::gigmcp_bin())
-        .args([
+    gateway.cli_with_input(
+        &[
             "credential",
             "set",
             "web",
@@ -165,20 +139,8 @@ fn add_client_server(gateway: &TestGateway, secret: &str) -> String {
             "Authorization",
             "--format",
             "Bearer {secret}",
-        ])
-        .env("GIG_DATA_DIR", gateway.dir.path())
-        .env("GIG_MASTER_KEY", common::MASTER_KEY)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(secret.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "credential set failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
+        secret,
     );
     let token = gateway.create_profile("eg");
     gateway.cli_ok(&["profile", "add-server", "eg", "web"]);

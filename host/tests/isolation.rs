@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Netns, TestGateway, run, run_python_client_in};
+use common::{Netns, TestGateway, run_python_client_in};
 use serde_json::{Value, json};
 
 /// Accepts connections forever on (address, port): a service that must stay out of a sandbox's reach.
@@ -60,30 +60,7 @@ struct World {
 /// exists only in the test's namespaces) which is its default route, with a service listening there and a
 /// host service listening on all addresses of the gateway's namespace.
 fn world() -> World {
-    let gw = Netns::new("g");
-    let outside = Netns::new("o");
-    let tag = format!("{}{}", std::process::id() % 100_000, gw.name.len());
-    let (a, b) = (format!("tva{tag}"), format!("tvb{tag}"));
-    run(&[
-        "ip",
-        "link",
-        "add",
-        &a,
-        "netns",
-        &gw.name,
-        "type",
-        "veth",
-        "peer",
-        "name",
-        &b,
-        "netns",
-        &outside.name,
-    ]);
-    run(&["ip", "-n", &gw.name, "addr", "add", "198.51.100.1/24", "dev", &a]);
-    run(&["ip", "-n", &outside.name, "addr", "add", "198.51.100.2/24", "dev", &b]);
-    run(&["ip", "-n", &gw.name, "link", "set", &a, "up"]);
-    run(&["ip", "-n", &outside.name, "link", "set", &b, "up"]);
-    run(&["ip", "-n", &gw.name, "route", "add", "default", "via", "198.51.100.2"]);
+    let (gw, outside) = common::linked_to_outside("g", "o");
     let services = vec![
         outside.spawn(&["python3", "-c", LISTENER, "198.51.100.2", "8000"]),
         gw.spawn(&["python3", "-c", LISTENER, "0.0.0.0", "9999"]),

@@ -3,30 +3,13 @@
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
-
 use common::{RawClient, TestGateway};
 use serde_json::{Value, json};
 
 fn set_credential(gateway: &TestGateway, args: &[&str], secret: &str) {
-    let mut child = Command::new(common::gigmcp_bin())
-        .args(["credential", "set"])
-        .args(args)
-        .env("GIG_DATA_DIR", gateway.dir.path())
-        .env("GIG_MASTER_KEY", common::MASTER_KEY)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(secret.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "credential set failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut argv = vec!["credential", "set"];
+    argv.extend(args);
+    gateway.cli_with_input(&argv, secret);
 }
 
 async fn jail_env(client: &RawClient, id: i64) -> Value {

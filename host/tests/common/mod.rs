@@ -253,6 +253,31 @@ impl TestGateway {
             .unwrap()
     }
 
+    /// Runs the CLI with `input` on its standard input (secrets are read only from there); returns its stdout,
+    /// failing the test with its stderr if it fails.
+    pub fn cli_with_input(&self, args: &[&str], input: &str) -> String {
+        use std::io::Write;
+        let mut child = Command::new(gigmcp_bin())
+            .args(args)
+            .env("GIG_DATA_DIR", self.dir.path())
+            .env("GIG_MASTER_KEY", MASTER_KEY)
+            .envs(self.extra_env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "gigmcp {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     /// Runs the CLI and returns its stdout, failing the test with its stderr if it fails.
     pub fn cli_ok(&self, args: &[&str]) -> String {
         let out = self.cli(args);
@@ -657,6 +682,40 @@ impl Netns {
             .unwrap();
         Guard(child)
     }
+}
+
+/// A gateway's namespace linked by a veth only to an "outside" namespace: the gateway's side is
+/// 198.51.100.1 with its default route via the outside's 198.51.100.2 (a documentation address that exists
+/// only in the test's namespaces). Returns (gateway side, outside).
+pub fn linked_to_outside(gw_tag: &str, outside_tag: &str) -> (Netns, Netns) {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static LINKS: AtomicU32 = AtomicU32::new(0);
+    let gw = Netns::new(gw_tag);
+    let outside = Netns::new(outside_tag);
+    let n = LINKS.fetch_add(1, Ordering::Relaxed);
+    let tag = format!("{}x{n}", std::process::id() % 100_000);
+    let (a, b) = (format!("tva{tag}"), format!("tvb{tag}"));
+    run(&[
+        "ip",
+        "link",
+        "add",
+        &a,
+        "netns",
+        &gw.name,
+        "type",
+        "veth",
+        "peer",
+        "name",
+        &b,
+        "netns",
+        &outside.name,
+    ]);
+    run(&["ip", "-n", &gw.name, "addr", "add", "198.51.100.1/24", "dev", &a]);
+    run(&["ip", "-n", &outside.name, "addr", "add", "198.51.100.2/24", "dev", &b]);
+    run(&["ip", "-n", &gw.name, "link", "set", &a, "up"]);
+    run(&["ip", "-n", &outside.name, "link", "set", &b, "up"]);
+    run(&["ip", "-n", &gw.name, "route", "add", "default", "via", "198.51.100.2"]);
+    (gw, outside)
 }
 
 impl Drop for Netns {
