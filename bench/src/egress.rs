@@ -353,38 +353,6 @@ fn find_jail(gateway_pid: u32, variable: &str) -> Option<Jail> {
     None
 }
 
-async fn cli_with_input(gigmcp: &Path, data: &Path, master_key: &str, args: &[&str], input: &str) -> Result<()> {
-    let mut child = Command::new(gigmcp)
-        .args(args)
-        .env("GIG_DATA_DIR", data)
-        .env("GIG_MASTER_KEY", master_key)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let mut stdin = child.stdin.take().context("stdin")?;
-    stdin.write_all(input.as_bytes()).await?;
-    drop(stdin);
-    let output = child.wait_with_output().await?;
-    if !output.status.success() {
-        bail!(
-            "gigmcp {} failed: {}{}",
-            args.join(" "),
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(())
-}
-
-fn random_hex(bytes: usize) -> Result<String> {
-    use std::io::Read;
-    let mut buf = vec![0u8; bytes];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut buf)?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
-}
-
 // ---------------------------------------------------------------- mitmproxy
 
 struct Mitm {
@@ -535,7 +503,7 @@ async fn measure(args: EgressArgs) -> Result<bool> {
 
     // The gateway under test: the echo server in a sandbox, allowed to reach the upstream, with a credential
     // for it.
-    let master_key = random_hex(32)?;
+    let master_key = gateway::master_key()?;
     let spec = gateway::Spec {
         name: "gigmcp",
         profile: "bench",
@@ -559,10 +527,10 @@ async fn measure(args: EgressArgs) -> Result<bool> {
         &["server", "set", "echo", "--egress", &authority],
     )
     .await?;
-    cli_with_input(
+    gateway::cli_with_input(
         &args.gigmcp,
         &gw.data,
-        &master_key,
+        Some(&master_key),
         &[
             "credential",
             "set",

@@ -64,7 +64,8 @@ pub fn tail(path: &Path) -> String {
     lines[lines.len().saturating_sub(15)..].join("\n")
 }
 
-fn master_key() -> Result<String> {
+/// A random master key (64 hex characters).
+pub fn master_key() -> Result<String> {
     use std::io::Read;
     let mut bytes = [0u8; 32];
     std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
@@ -73,17 +74,38 @@ fn master_key() -> Result<String> {
 
 /// Runs a `gigmcp` CLI command on a data directory; gives its output (stdout then stderr).
 pub async fn cli(gigmcp: &Path, data: &Path, cli_args: &[&str]) -> Result<String> {
-    let output = tokio::time::timeout(
-        Duration::from_secs(120),
-        Command::new(gigmcp)
-            .args(cli_args)
-            .env("GIG_DATA_DIR", data)
-            .stdin(Stdio::null())
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .with_context(|| format!("gigmcp {} took over 2 minutes", cli_args.join(" ")))??;
+    cli_with_input(gigmcp, data, None, cli_args, "").await
+}
+
+/// Like `cli`, with `input` on standard input (where secrets are read from) and a master key when given.
+pub async fn cli_with_input(
+    gigmcp: &Path,
+    data: &Path,
+    master_key: Option<&str>,
+    cli_args: &[&str],
+    input: &str,
+) -> Result<String> {
+    let mut command = Command::new(gigmcp);
+    command
+        .args(cli_args)
+        .env("GIG_DATA_DIR", data)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    if let Some(key) = master_key {
+        command.env("GIG_MASTER_KEY", key);
+    }
+    let run = async {
+        let mut child = command.spawn()?;
+        let mut stdin = child.stdin.take().context("no stdin")?;
+        stdin.write_all(input.as_bytes()).await?;
+        drop(stdin);
+        Ok::<_, anyhow::Error>(child.wait_with_output().await?)
+    };
+    let output = tokio::time::timeout(Duration::from_secs(120), run)
+        .await
+        .with_context(|| format!("gigmcp {} took over 2 minutes", cli_args.join(" ")))??;
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
