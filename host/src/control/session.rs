@@ -91,14 +91,19 @@ impl Sessions {
 
 /// The hash of the session token in the request's cookies.
 fn session_token(headers: &HeaderMap) -> Option<TokenHash> {
+    cookie(headers, COOKIE_NAME).map(|value| TokenHash::of(value.trim()))
+}
+
+/// The value of cookie `name` in the request, if any.
+pub(crate) fn cookie<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(';'))
         .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(name, _)| *name == COOKIE_NAME)
-        .map(|(_, value)| TokenHash::of(value.trim()))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
 }
 
 /// CSRF protection for state-changing requests: the `Origin` must be the public URL's origin; a request

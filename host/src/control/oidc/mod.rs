@@ -39,10 +39,11 @@ use thiserror::Error;
 
 use super::{ApiError, ControlState};
 use crate::config::OidcSettings;
+use crate::control::session::cookie;
 use crate::plugins::hooks::{AuthOutcome, CallContext, Identity};
 use crate::store::plugins::NewAuditEvent;
 use crate::store::users::{NewUser, Role};
-use flow::{Flow, FlowError, FlowKey, ReturnTo, cookie, same_secret};
+use flow::{Flow, FlowError, FlowKey, ReturnTo, same_secret};
 
 mod flow;
 use crate::vault::{Vault, VaultError};
