@@ -449,7 +449,7 @@ fn serve(dev: bool) -> Result<()> {
         .with_context(|| format!("cannot create GIG_DATA_DIR {}", config.paths.data_dir.display()))?;
     let store = Arc::new(Store::open(&config.paths.db_path)?);
     // A wrong master key stops start-up here, with a message saying so, never as garbage later.
-    crate::vault::Vault::open(store.clone(), &config.master_key)?;
+    let vault = Arc::new(crate::vault::Vault::open(store.clone(), &config.master_key)?);
     let demo_token = if dev { Some(prepare_demo(&store)?) } else { None };
     let http = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(10))
@@ -468,7 +468,7 @@ fn serve(dev: bool) -> Result<()> {
         let egress = crate::egress::Proxy::start(
             egress_settings,
             store.clone(),
-            Arc::new(crate::vault::Vault::open(store.clone(), &config.master_key)?),
+            vault,
             plugins.clone(),
             Some(audit.clone()),
             &config.sandbox.instance,
