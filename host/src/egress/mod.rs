@@ -46,7 +46,12 @@ pub enum EgressError {
     CaFile { path: String, source: std::io::Error },
     #[error("cannot set up TLS for upstreams: {0}")]
     Tls(#[from] rustls::Error),
+    #[error("cannot start the egress proxy's threads: {0}")]
+    Workers(std::io::Error),
 }
+
+/// The proxy's threads: one per CPU, at most this many.
+const MAX_WORKERS: usize = 8;
 
 /// The proxy: shared by every sandbox's listener.
 pub struct Proxy {
@@ -58,6 +63,46 @@ pub struct Proxy {
     store: Arc<Store>,
     vault: Arc<Vault>,
     audit: Option<AuditLog>,
+    workers: Workers,
+}
+
+/// The proxy's own threads, each a single-threaded runtime: a sandbox's listener and all its tunnels run on
+/// one of them (assigned in turn), so that a tunnel's I/O never wakes another thread. On the gateway's
+/// shared multi-threaded runtime, every event of a download woke an idle worker: a kept-alive request paid
+/// about 0.1 ms more and a download about a tenth more CPU (`gigmcp-bench egress`).
+struct Workers {
+    handles: Vec<tokio::runtime::Handle>,
+    next: std::sync::atomic::AtomicUsize,
+    /// Dropped with the proxy: each thread then ends its runtime.
+    _stop: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Workers {
+    fn start(count: usize) -> std::io::Result<Self> {
+        let mut handles = Vec::with_capacity(count);
+        let mut stops = Vec::with_capacity(count);
+        for i in 0..count {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+            handles.push(runtime.handle().clone());
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            stops.push(stop);
+            std::thread::Builder::new()
+                .name(format!("gigmcp-egress-{i}"))
+                .spawn(move || {
+                    let _ = runtime.block_on(stopped);
+                })?;
+        }
+        Ok(Self {
+            handles,
+            next: std::sync::atomic::AtomicUsize::new(0),
+            _stop: stops,
+        })
+    }
+
+    fn pick(&self) -> &tokio::runtime::Handle {
+        let i = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        &self.handles[i % self.handles.len()]
+    }
 }
 
 /// A CONNECT decision's key: (host, port, the server's declared hosts), so a changed egress list is asked
@@ -97,6 +142,8 @@ impl Proxy {
                 .with_root_certificates(roots)
                 .with_no_client_auth();
         upstream_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WORKERS));
+        let workers = Workers::start(threads).map_err(EgressError::Workers)?;
         Ok(Arc::new(Self {
             settings,
             ca,
@@ -106,6 +153,7 @@ impl Proxy {
             store,
             vault,
             audit,
+            workers,
         }))
     }
 
@@ -117,6 +165,19 @@ impl Proxy {
     pub(crate) fn record(&self, event: NewAuditEvent) {
         if let Some(audit) = &self.audit {
             audit.record(event);
+        }
+    }
+
+    /// Records `event` once the current task yields, when the response it describes has gone out: handing it
+    /// to the audit writer wakes another thread, which on a busy CPU would otherwise run before the last
+    /// bytes of the response are written.
+    pub(crate) fn record_after_yield(self: &Arc<Self>, event: NewAuditEvent) {
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                let proxy = self.clone();
+                runtime.spawn(async move { proxy.record(event) });
+            }
+            Err(_) => self.record(event),
         }
     }
 }
@@ -181,6 +242,9 @@ impl EgressPort for Proxy {
         jail: Ipv4Addr,
         tenant: Tenant,
     ) -> std::io::Result<Box<dyn std::any::Any + Send + Sync>> {
+        let worker = self.workers.pick().clone();
+        // The listener is registered with its worker's runtime, where its tunnels will run.
+        let _entered = worker.enter();
         let socket = tokio::net::TcpSocket::new_v4()?;
         // A previous sandbox of this slot may leave connections in TIME_WAIT on the same address.
         socket.set_reuseaddr(true)?;
@@ -192,7 +256,7 @@ impl EgressPort for Proxy {
             tunnels: Arc::new(Semaphore::new(self.settings.max_tunnels)),
             allowed: Mutex::default(),
         });
-        let task = tokio::spawn(accept(self, listener, caller));
+        let task = worker.spawn(accept(self, listener, caller));
         Ok(Box::new(Listening { task }))
     }
 

@@ -494,7 +494,7 @@ struct RequestRecord {
 
 impl RequestRecord {
     fn record(&self) {
-        self.proxy.record(NewAuditEvent {
+        self.proxy.record_after_yield(NewAuditEvent {
             kind: "egress.request".into(),
             actor: format!("server:{}", self.caller.tenant.server),
             profile: self.caller.tenant.profile.as_ref().map(|p| p.to_string()),
