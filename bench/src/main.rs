@@ -171,7 +171,9 @@ fn main() -> std::process::ExitCode {
             .map_err(anyhow::Error::from)
             .and_then(|rt| rt.block_on(canned::serve(listen)))
             .map(|()| true),
-        Command::Egress(args) => runtime(2).map_err(anyhow::Error::from).and_then(|rt| {
+        // One thread for the whole load generator (the client and the upstream): it never competes with
+        // itself for a CPU, and the split layout gives it exactly one.
+        Command::Egress(args) => runtime(1).map_err(anyhow::Error::from).and_then(|rt| {
             rt.block_on(async {
                 tokio::select! {
                     outcome = egress::run(*args) => outcome,

@@ -221,6 +221,59 @@ pub fn meminfo() -> HashMap<String, u64> {
         .collect()
 }
 
+/// Restricts every thread of `root`'s process tree to `cpus`; threads and processes they start later inherit
+/// it.
+pub fn pin_tree(root: u32, cpus: &[usize]) -> std::io::Result<()> {
+    for pid in tree(root) {
+        pin_threads(&format!("/proc/{pid}/task"), cpus)?;
+    }
+    Ok(())
+}
+
+/// Restricts every thread of this process to `cpus`.
+pub fn pin_self(cpus: &[usize]) -> std::io::Result<()> {
+    pin_threads("/proc/self/task", cpus)
+}
+
+/// The CPUs this process may run on now.
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is valid; sched_getaffinity fills it and CPU_ISSET reads it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|c| libc::CPU_ISSET(*c, &set))
+            .collect()
+    }
+}
+
+fn pin_threads(tasks: &str, cpus: &[usize]) -> std::io::Result<()> {
+    for task in std::fs::read_dir(tasks)?.flatten() {
+        let Some(tid) = task.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else {
+            continue;
+        };
+        // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET and sched_setaffinity get valid pointers
+        // and the set's size.
+        let result = unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            for cpu in cpus {
+                libc::CPU_SET(*cpu, &mut set);
+            }
+            libc::sched_setaffinity(tid, std::mem::size_of::<libc::cpu_set_t>(), &set)
+        };
+        // A thread that ended meanwhile is no error.
+        if result != 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() != Some(libc::ESRCH) {
+                return Err(e);
+            }
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
