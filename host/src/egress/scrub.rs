@@ -6,8 +6,9 @@
 use bytes::Bytes;
 use zeroize::Zeroizing;
 
-/// Replaces secrets by placeholders in a stream of chunks. Holds back at most the longest secret's length
-/// minus one byte between chunks, so a secret split across two chunks is still found. A chunk without a
+/// Replaces secrets by placeholders in a stream of chunks. Holds back between chunks only a chunk's end
+/// that begins a secret (at most the longest secret's length minus one byte), so a secret split across two
+/// chunks is still found. A chunk without a
 /// secret passes without being copied; candidates are found with `memchr` on the secrets' first bytes.
 pub struct Scrubber {
     /// (secret, placeholder), the secret zeroized when the scrubber goes.
@@ -63,7 +64,7 @@ impl Scrubber {
             // No secret can start there: they go out as they are.
             held = Bytes::from(std::mem::take(&mut *self.carry));
         }
-        let safe = chunk.len().saturating_sub(self.hold);
+        let safe = self.keep_from(&chunk);
         if self.candidate(&chunk[..safe]).is_none() {
             self.carry.extend_from_slice(&chunk[safe..]);
             return (held, chunk.slice(..safe));
@@ -79,7 +80,7 @@ impl Scrubber {
         let mut buf = std::mem::take(&mut self.carry);
         buf.extend_from_slice(chunk);
         // Bytes from `safe` on could start a secret that the next chunk completes.
-        let safe = buf.len().saturating_sub(self.hold);
+        let safe = self.keep_from(&buf);
         let mut out = Vec::with_capacity(buf.len());
         let consumed = self.scan(&buf, safe, &mut out);
         self.carry = Zeroizing::new(buf[consumed..].to_vec());
@@ -90,6 +91,26 @@ impl Scrubber {
     pub fn finish(&mut self) -> Bytes {
         let buf = std::mem::take(&mut self.carry);
         Bytes::from(self.scrub_all(&buf))
+    }
+
+    /// Where the bytes start that a later chunk could complete into a secret: the first of the last `hold`
+    /// positions from which the rest of `buf` is a proper prefix of a secret, or `buf.len()`. Only those
+    /// are held back: a chunk that does not end inside a possible secret goes out whole, in one piece.
+    fn keep_from(&self, buf: &[u8]) -> usize {
+        let mut i = buf.len().saturating_sub(self.hold);
+        while let Some(offset) = self.candidate(&buf[i..]) {
+            let at = i + offset;
+            let rest = &buf[at..];
+            if self
+                .needles
+                .iter()
+                .any(|(secret, _)| rest.len() < secret.len() && secret.starts_with(rest))
+            {
+                return at;
+            }
+            i = at + 1;
+        }
+        buf.len()
     }
 
     /// Where the next byte that could start a secret is.
@@ -195,6 +216,50 @@ mod tests {
         }
         out.extend_from_slice(&s.finish());
         assert_eq!(out, b"x P0 P1 P2 P3 alphabet");
+    }
+
+    #[test]
+    fn only_a_possible_start_of_a_secret_is_held_back() {
+        let mut s = scrubber();
+        // Nothing at the end could begin a secret: the chunk goes out whole, nothing is held.
+        let (held, rest) = s.push(Bytes::from_static(b"plain text, no secret here"));
+        assert!(held.is_empty());
+        assert_eq!(&rest[..], b"plain text, no secret here");
+        assert_eq!(&s.finish()[..], b"");
+        // A chunk ending with the start of a secret keeps exactly that start.
+        let mut s = scrubber();
+        let (held, rest) = s.push(Bytes::from_static(b"token: s3cr"));
+        assert_eq!((&held[..], &rest[..]), (&b""[..], &b"token: "[..]));
+        let (held, rest) = s.push(Bytes::from_static(b"3t-value."));
+        assert_eq!([&held[..], &rest[..]].concat(), b"gigph_A.");
+    }
+
+    #[test]
+    fn overlapping_secrets_stream_as_they_scrub_whole() {
+        let secrets = ["abab", "aba", "ba", "bb"];
+        let make = || {
+            Scrubber::new(
+                secrets
+                    .iter()
+                    .enumerate()
+                    .map(|(i, n)| (Zeroizing::new(n.as_bytes().to_vec()), format!("<{i}>").into_bytes()))
+                    .collect(),
+            )
+        };
+        for text in [&b"abababbaab"[..], b"aababab", b"bbabababa", b"xabx", b"ab", b"babb"] {
+            let whole = make().scrub_all(text);
+            for size in 1..=text.len() {
+                let mut s = make();
+                let mut out = Vec::new();
+                for c in text.chunks(size) {
+                    let (held, rest) = s.push(Bytes::copy_from_slice(c));
+                    out.extend_from_slice(&held);
+                    out.extend_from_slice(&rest);
+                }
+                out.extend_from_slice(&s.finish());
+                assert_eq!(out, whole, "{} in chunks of {size}", String::from_utf8_lossy(text));
+            }
+        }
     }
 
     #[test]
