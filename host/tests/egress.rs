@@ -263,6 +263,11 @@ fn echo_url() -> String {
     format!("https://{API}/echo?via=proxy")
 }
 
+/// The upstream's endpoint that sends the Authorization header it received back, in a header and the body.
+fn reflect_url() -> String {
+    format!("https://{API}/reflect?header=authorization")
+}
+
 fn bearer() -> Value {
     json!({"Authorization": "Bearer ${API_TOKEN}"})
 }
@@ -306,7 +311,7 @@ fn a_server_calls_its_api_with_a_secret_it_never_holds() {
     } = setup("64");
     let bare = json!({"Authorization": "${API_TOKEN}"});
     let echo = echo_url();
-    let reflect = format!("https://{API}/reflect?header=authorization");
+    let reflect = reflect_url();
     let calls: Vec<(&str, Value)> = vec![
         ("fetch", fetch("curl", &echo, bearer())),
         ("fetch", fetch("node", &echo, bearer())),
@@ -319,6 +324,13 @@ fn a_server_calls_its_api_with_a_secret_it_never_holds() {
     let (results, client_output) = call(&world, &token, &calls);
     let r = |i: usize| &results[i];
 
+    // curl offers h2 and gets it from the proxy; Node's fetch and Python's urllib speak HTTP/1.1.
+    assert_eq!(
+        r(0)["http_version"],
+        "2",
+        "curl did not speak h2 in the tunnel: {}",
+        r(0)
+    );
     for (i, client) in ["curl", "node", "python"].iter().enumerate() {
         assert_eq!(r(i)["status"], 200, "{client} failed: {}", r(i));
         let seen = &serde_json::from_str::<Value>(r(i)["body"].as_str().unwrap()).unwrap()["headers"];
@@ -619,6 +631,83 @@ fn policy_and_the_dial_guard_refuse_before_dialing() {
         after[0]
     );
     assert!(after[0]["stderr"].as_str().unwrap().contains("403"), "{}", after[0]);
+}
+
+/// HTTP/2 inside the tunnel: streams of one connection, sent at once, each get their secret injected and
+/// their reflection scrubbed over the tunnel's one upstream connection (HTTP/1.1, in turn); an `:authority`
+/// other than the CONNECT host is refused per stream, and HTTP/1.1 is still served to a client that asks
+/// for it.
+#[test]
+fn h2_streams_in_one_tunnel_are_each_checked_and_injected() {
+    let eg = setup("64");
+    let (world, gateway, secret) = (&eg.world, &eg.gateway, &eg.secret);
+    let reflect = reflect_url();
+    let parallel = format!(
+        "curl -sS --max-time 30 --parallel --parallel-max 4 \
+         -H \"Authorization: Bearer $API_TOKEN\" -w '%{{http_version}} %{{http_code}} %{{num_connects}}\\n' \
+         -o /tmp/p1 '{reflect}&n=1' -o /tmp/p2 '{reflect}&n=2' -o /tmp/p3 '{reflect}&n=3' -o /tmp/p4 '{reflect}&n=4' \
+         && cat /tmp/p1 /tmp/p2 /tmp/p3 /tmp/p4"
+    );
+    let calls: Vec<(&str, Value)> = vec![
+        ("run", json!({"argv": ["sh", "-c", parallel]})),
+        (
+            "run",
+            json!({"argv": ["curl", "-sS", "--max-time", "30", "--http1.1", "-w", "\n%{http_version} %{http_code}",
+                "-H", format!("Host: {OTHER}"), echo_url()]}),
+        ),
+        (
+            "run",
+            json!({"argv": ["curl", "-sS", "--max-time", "30", "--http2", "-w", "\n%{http_version} %{http_code}",
+                "-H", format!("Host: {OTHER}"), echo_url()]}),
+        ),
+    ];
+    let (results, _) = call(world, &eg.token, &calls);
+    let r = |i: usize| &results[i];
+    let out = r(0)["stdout"].as_str().unwrap();
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| l.starts_with('2') || l.starts_with('1'))
+        .collect();
+    assert_eq!(
+        lines.iter().filter(|l| l.starts_with("2 200")).count(),
+        4,
+        "four h2 streams did not all succeed: {}",
+        r(0)
+    );
+    // One connection (one tunnel) for all four streams.
+    let connects: u32 = lines
+        .iter()
+        .filter_map(|l| l.split(' ').nth(2)?.parse::<u32>().ok())
+        .sum();
+    assert_eq!(connects, 1, "the streams did not share one tunnel: {}", r(0));
+    assert_eq!(out.matches("\"reflected\":\"Bearer gigph_").count(), 4, "{}", r(0));
+    assert!(!out.contains(secret.as_str()), "a reflected secret reached the jail");
+    let upstream_log = std::fs::read_to_string(&world.upstream_log).unwrap();
+    let injected = upstream_log
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter(|v| v["path"] == "/reflect" && v["headers"]["authorization"] == format!("Bearer {secret}"))
+        .count();
+    assert_eq!(injected, 4, "{upstream_log}");
+    for (i, version) in [(1, "1.1"), (2, "2")] {
+        let out = r(i)["stdout"].as_str().unwrap();
+        assert!(
+            out.ends_with(&format!("\n{version} 403")),
+            "Host other than the tunnel's over HTTP/{version} was not refused: {}",
+            r(i)
+        );
+        assert!(out.contains("differs from the tunnel's host"), "{}", r(i));
+    }
+    let requests = audit_events(gateway, "egress.request", 6);
+    assert_eq!(requests.len(), 6, "{requests:#?}");
+    assert_eq!(
+        requests
+            .iter()
+            .filter(|e| e["detail"]["code"] == "host-mismatch")
+            .count(),
+        2,
+        "{requests:#?}"
+    );
 }
 
 /// `GIG_EGRESS_MAX_TUNNELS`: a tunnel over the cap gets a clean 429 (audited), and closing tunnels frees it.

@@ -3,7 +3,8 @@
 // Tools:
 //   fetch {client: "curl"|"node"|"python", url, headers?: {name: value}, save?: bool}  (`${VAR}` in a value
 //       is replaced by the server's environment variable VAR)
-//       runs the client against url; returns {status, body, headers (response), stderr}; with save, the body
+//       runs the client against url; returns {status, body, headers (response), stderr} (curl: also
+//       http_version, "2" when it spoke HTTP/2 inside the tunnel); with save, the body
 //       is also written to a file under /tmp (so that the test can scan the jail's writable files)
 //   tunnels {count, host}  opens `count` CONNECT tunnels to the proxy at once (without TLS) and returns the
 //       status line each got, then closes them all
@@ -46,7 +47,7 @@ function runClient(client, url, headers) {
   let cmd, args;
   if (client === "curl") {
     cmd = "curl";
-    args = ["-sS", "--max-time", "30", "-D", "/tmp/curl-headers.txt", "-w", "\n%{http_code}", url];
+    args = ["-sS", "--max-time", "30", "-D", "/tmp/curl-headers.txt", "-w", "\n%{http_code} %{http_version}", url];
     for (const [k, v] of Object.entries(headers)) args.push("-H", `${k}: ${v}`);
   } else if (client === "node") {
     cmd = NODE22;
@@ -66,8 +67,10 @@ function runClient(client, url, headers) {
       received = fs.readFileSync("/tmp/curl-headers.txt", "utf8");
       fs.unlinkSync("/tmp/curl-headers.txt");
     } catch {}
+    const [code, version] = out.slice(cut + 1).split(" ");
     return {
-      status: Number(out.slice(cut + 1)) || 0,
+      status: Number(code) || 0,
+      http_version: version,
       body: out.slice(0, cut),
       received_headers: received,
       stderr: r.stderr,

@@ -5,9 +5,10 @@
 //! 2. `CONNECT host:port` is asked of the `egress-policy` plugins, the name resolved, the resolved address
 //!    checked by the dial guard (`guard.rs`), the upstream dialed over TLS (`tunnel.rs`);
 //! 3. the proxy terminates the jail's TLS with a leaf for that host signed by the gateway CA (`ca.rs`) and
-//!    serves HTTP/1.1 inside; each request is checked (Host and SNI equal the CONNECT host; policy again
-//!    with method and path), its placeholders found and the `credential-injector` plugins' operations
-//!    applied, secrets substituted only for hosts their credential allows (`inject.rs`);
+//!    serves HTTP/1.1 or h2 inside (the client's choice); each request is checked (Host and SNI equal the
+//!    CONNECT host; policy again with method and path), its placeholders found and the
+//!    `credential-injector` plugins' operations applied, secrets substituted only for hosts their
+//!    credential allows (`inject.rs`);
 //! 4. the response comes back scrubbed of every secret injected into its request (`scrub.rs`), and one
 //!    audit event is recorded per request.
 

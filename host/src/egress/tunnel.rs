@@ -31,6 +31,8 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a tunnel may wait for (the headers of) its next request.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+/// Concurrent HTTP/2 streams in one tunnel. They share the tunnel's upstream connection (HTTP/1.1), in turn.
+const MAX_STREAMS: u32 = 32;
 
 /// Why a CONNECT was refused: the status, a code for the audit log, and what the jail is told.
 struct Refusal {
@@ -137,17 +139,87 @@ pub(super) async fn serve(proxy: Arc<Proxy>, caller: Arc<Caller>, stream: TcpStr
         upstream: tokio::sync::Mutex::new(Some(opened.upstream)),
         addr: opened.addr,
         connections: connections_tx,
+        activity: Arc::new(Activity::new()),
     });
+    let h2 = tls.get_ref().1.alpn_protocol() == Some(b"h2");
+    let activity = tunnel.activity.clone();
     let service = hyper::service::service_fn(move |request| tunnel.clone().handle(request));
     // A tunnel holds one of the sandbox's permits: a client that sends nothing for a while loses it.
-    let server = hyper::server::conn::http1::Builder::new()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(IDLE_TIMEOUT)
-        .keep_alive(true)
-        .serve_connection(TokioIo::new(tls), service);
-    tokio::select! {
-        _ = server => {}
-        () = drive_upstream(connections) => {}
+    if h2 {
+        let server = hyper::server::conn::http2::Builder::new(hyper_util::rt::TokioExecutor::new())
+            .timer(hyper_util::rt::TokioTimer::new())
+            .max_concurrent_streams(MAX_STREAMS)
+            .serve_connection(TokioIo::new(tls), service);
+        tokio::select! {
+            _ = server => {}
+            () = drive_upstream(connections) => {}
+            () = activity.idle() => {}
+        }
+    } else {
+        let server = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(IDLE_TIMEOUT)
+            .keep_alive(true)
+            .serve_connection(TokioIo::new(tls), service);
+        tokio::select! {
+            _ = server => {}
+            () = drive_upstream(connections) => {}
+        }
+    }
+}
+
+/// When an HTTP/2 tunnel last did something: hyper's HTTP/1.1 server ends a connection that sends no request
+/// for `IDLE_TIMEOUT`, its HTTP/2 server has no such limit, so the tunnel keeps this itself.
+struct Activity {
+    /// Tokio's clock (the same as the system's outside tests with paused time).
+    started: tokio::time::Instant,
+    /// Milliseconds after `started` of the last request or response body frame.
+    last: AtomicU64,
+    /// Requests waiting for their upstream's response head (which may take long, silently).
+    waiting: std::sync::atomic::AtomicUsize,
+}
+
+impl Activity {
+    fn new() -> Self {
+        Self {
+            started: tokio::time::Instant::now(),
+            last: AtomicU64::new(0),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        self.last
+            .store(self.started.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    /// Returns once nothing has happened for `IDLE_TIMEOUT` with no request waiting.
+    async fn idle(&self) {
+        loop {
+            tokio::time::sleep(IDLE_TIMEOUT / 8).await;
+            let idle_ms = (self.started.elapsed().as_millis() as u64).saturating_sub(self.last.load(Ordering::Relaxed));
+            if self.waiting.load(Ordering::Relaxed) == 0 && idle_ms >= IDLE_TIMEOUT.as_millis() as u64 {
+                return;
+            }
+        }
+    }
+}
+
+/// A request counted as waiting for its response head while this lives.
+struct Waiting<'a>(&'a Activity);
+
+impl<'a> Waiting<'a> {
+    fn new(activity: &'a Activity) -> Self {
+        activity.touch();
+        activity.waiting.fetch_add(1, Ordering::Relaxed);
+        Self(activity)
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.touch();
+        self.0.waiting.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -417,7 +489,7 @@ impl Proxy {
         Ok((sender, connection))
     }
 
-    /// Terminates the jail's TLS with the leaf for `host` (HTTP/1.1 only).
+    /// Terminates the jail's TLS with the leaf for `host` (h2 or HTTP/1.1, as the client prefers).
     async fn accept_tls(
         &self,
         host: &str,
@@ -430,7 +502,7 @@ impl Proxy {
                 .map_err(std::io::Error::other)?
                 .with_no_client_auth()
                 .with_cert_resolver(Arc::new(FixedLeaf(leaf)));
-        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
         tokio_rustls::TlsAcceptor::from(Arc::new(config)).accept(stream).await
     }
 }
@@ -471,6 +543,7 @@ struct Tunnel {
     /// Where a connection dialed again goes to be driven by the tunnel's task.
     connections: tokio::sync::mpsc::UnboundedSender<UpstreamConnection>,
     addr: SocketAddr,
+    activity: Arc<Activity>,
 }
 
 /// What one request's audit event says; recorded when the response body ends (or the request is refused).
@@ -538,7 +611,10 @@ impl Tunnel {
             bytes_down: 0,
             started: Instant::now(),
         };
-        match self.forward(request, &mut record).await {
+        let waiting = Waiting::new(&self.activity);
+        let outcome = self.forward(request, &mut record).await;
+        drop(waiting);
+        match outcome {
             Ok(response) => Ok(response),
             Err(refusal) => {
                 record.status = refusal.status.as_u16();
@@ -595,6 +671,7 @@ impl Tunnel {
             .parse()
             .map_err(|_| Refusal::new(StatusCode::BAD_REQUEST, "bad-request", "the request target is invalid"))?;
         strip_hop_by_hop(&mut parts.headers);
+        to_http1(&mut parts, &self.host, self.port);
         let body = Counted {
             inner: body,
             count: record.bytes_up.clone(),
@@ -625,6 +702,7 @@ impl Tunnel {
                 scrubber,
                 queued: None,
                 record: Some(Box::new(record)),
+                activity: self.activity.clone(),
             },
         ))
     }
@@ -775,6 +853,38 @@ impl RequestRecord {
     }
 }
 
+/// A request as the upstream's HTTP/1.1 connection takes it: an HTTP/2 request (from a jail that chose h2)
+/// names its host in `:authority` only, and may split its cookies over several fields (RFC 9113, 8.2.3).
+/// Requests over HTTP/1.1 are left as they are.
+fn to_http1(parts: &mut http::request::Parts, host: &str, port: u16) {
+    if parts.version != http::Version::HTTP_2 {
+        return;
+    }
+    parts.version = http::Version::HTTP_11;
+    if !parts.headers.contains_key(header::HOST) {
+        // The authority was checked against the tunnel's host (`check_names`); without one, the tunnel's.
+        let authority = if port == 443 {
+            host.to_owned()
+        } else {
+            format!("{host}:{port}")
+        };
+        if let Ok(value) = HeaderValue::from_str(&authority) {
+            parts.headers.insert(header::HOST, value);
+        }
+    }
+    let cookies: Vec<&[u8]> = parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
+    if cookies.len() > 1
+        && let Ok(joined) = HeaderValue::from_bytes(&cookies.join(&b"; "[..]))
+    {
+        parts.headers.insert(header::COOKIE, joined);
+    }
+}
+
 /// Whether a `Host` value names `host:port` (the port may be left out when it is 443).
 fn host_matches(authority: &str, host: &str, port: u16) -> bool {
     let (name, given_port) = match authority.rsplit_once(':') {
@@ -875,6 +985,8 @@ enum OutBody {
         /// The second piece of the last scrubbed chunk, sent on the next poll.
         queued: Option<Bytes>,
         record: Option<Box<RequestRecord>>,
+        /// The tunnel's: a body still flowing keeps an HTTP/2 tunnel from being idle.
+        activity: Arc<Activity>,
     },
 }
 
@@ -890,6 +1002,7 @@ impl Body for OutBody {
                 scrubber,
                 queued,
                 record,
+                activity,
             } => loop {
                 if let Some(data) = queued.take() {
                     if let Some(r) = record {
@@ -901,6 +1014,7 @@ impl Body for OutBody {
                     Poll::Pending => return Poll::Pending,
                     Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
                     Poll::Ready(Some(Ok(frame))) => {
+                        activity.touch();
                         let frame = match frame.into_data() {
                             Ok(data) => match scrubber {
                                 Some(s) => {
@@ -972,6 +1086,43 @@ impl Drop for OutBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn an_h2_tunnel_is_idle_only_without_traffic_and_waiting_requests() {
+        let activity = Activity::new();
+        // A request waiting for its response head keeps the tunnel, however long the upstream takes.
+        let waiting = Waiting::new(&activity);
+        let idle = tokio::time::timeout(IDLE_TIMEOUT * 3, activity.idle()).await;
+        assert!(idle.is_err(), "a tunnel with a waiting request went idle");
+        drop(waiting);
+        // Body frames keep it too.
+        let started = tokio::time::Instant::now();
+        let busy = async {
+            for _ in 0..10 {
+                tokio::time::sleep(IDLE_TIMEOUT / 4).await;
+                activity.touch();
+            }
+            std::future::pending::<()>().await
+        };
+        tokio::select! {
+            () = activity.idle() => {}
+            () = busy => {}
+        }
+        let lasted = started.elapsed();
+        assert!(
+            lasted >= IDLE_TIMEOUT * 5 / 2,
+            "went idle while frames flowed ({lasted:?})"
+        );
+        // Then nothing: idle within a check interval after IDLE_TIMEOUT.
+        let started = tokio::time::Instant::now();
+        activity.touch();
+        activity.idle().await;
+        let lasted = started.elapsed();
+        assert!(
+            lasted >= IDLE_TIMEOUT && lasted <= IDLE_TIMEOUT + IDLE_TIMEOUT / 8,
+            "{lasted:?}"
+        );
+    }
 
     #[test]
     fn host_headers_must_name_the_connect_host() {
