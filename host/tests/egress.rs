@@ -634,9 +634,9 @@ fn policy_and_the_dial_guard_refuse_before_dialing() {
 }
 
 /// HTTP/2 inside the tunnel: streams of one connection, sent at once, each get their secret injected and
-/// their reflection scrubbed over the tunnel's one upstream connection (HTTP/1.1, in turn); an `:authority`
-/// other than the CONNECT host is refused per stream, and HTTP/1.1 is still served to a client that asks
-/// for it.
+/// their reflection scrubbed, side by side on upstream connections of their own; sequential HTTP/1.1
+/// requests reuse one upstream connection; an `:authority` (or `Host`) other than the CONNECT host is
+/// refused per request.
 #[test]
 fn h2_streams_in_one_tunnel_are_each_checked_and_injected() {
     let eg = setup("64");
@@ -648,8 +648,13 @@ fn h2_streams_in_one_tunnel_are_each_checked_and_injected() {
          -o /tmp/p1 '{reflect}&n=1' -o /tmp/p2 '{reflect}&n=2' -o /tmp/p3 '{reflect}&n=3' -o /tmp/p4 '{reflect}&n=4' \
          && cat /tmp/p1 /tmp/p2 /tmp/p3 /tmp/p4"
     );
+    let sequential = format!(
+        "curl -sS --max-time 30 --http1.1 -H \"Authorization: Bearer $API_TOKEN\" -w '%{{num_connects}}\\n' \
+         -o /dev/null '{reflect}&n=5' -o /dev/null '{reflect}&n=6'"
+    );
     let calls: Vec<(&str, Value)> = vec![
         ("run", json!({"argv": ["sh", "-c", parallel]})),
+        ("run", json!({"argv": ["sh", "-c", sequential]})),
         (
             "run",
             json!({"argv": ["curl", "-sS", "--max-time", "30", "--http1.1", "-w", "\n%{http_version} %{http_code}",
@@ -688,8 +693,31 @@ fn h2_streams_in_one_tunnel_are_each_checked_and_injected() {
         .filter_map(|l| serde_json::from_str::<Value>(l).ok())
         .filter(|v| v["path"] == "/reflect" && v["headers"]["authorization"] == format!("Bearer {secret}"))
         .count();
-    assert_eq!(injected, 4, "{upstream_log}");
-    for (i, version) in [(1, "1.1"), (2, "2")] {
+    assert_eq!(injected, 6, "{upstream_log}");
+    // Streams sent at once run side by side on connections of their own (a response never waits for another
+    // stream's to be read); sequential requests of an HTTP/1.1 tunnel reuse one.
+    let peer = |n: u32| {
+        upstream_log
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|v| v["query"].as_str().is_some_and(|q| q.ends_with(&format!("&n={n}"))))
+            .map(|v| v["peer"].clone())
+            .unwrap_or_else(|| panic!("no request n={n} upstream: {upstream_log}"))
+    };
+    let mut parallel_peers: Vec<String> = (1..=4).map(|n| peer(n).to_string()).collect();
+    parallel_peers.sort();
+    parallel_peers.dedup();
+    assert!(
+        parallel_peers.len() > 1,
+        "h2 streams were serialized on one upstream connection: {upstream_log}"
+    );
+    assert_eq!(r(1)["stdout"], "1\n0\n", "curl opened more than one tunnel: {}", r(1));
+    assert_eq!(
+        peer(5),
+        peer(6),
+        "a kept-alive tunnel dialed the upstream again: {upstream_log}"
+    );
+    for (i, version) in [(2, "1.1"), (3, "2")] {
         let out = r(i)["stdout"].as_str().unwrap();
         assert!(
             out.ends_with(&format!("\n{version} 403")),
@@ -698,8 +726,8 @@ fn h2_streams_in_one_tunnel_are_each_checked_and_injected() {
         );
         assert!(out.contains("differs from the tunnel's host"), "{}", r(i));
     }
-    let requests = audit_events(gateway, "egress.request", 6);
-    assert_eq!(requests.len(), 6, "{requests:#?}");
+    let requests = audit_events(gateway, "egress.request", 8);
+    assert_eq!(requests.len(), 8, "{requests:#?}");
     assert_eq!(
         requests
             .iter()

@@ -4,7 +4,8 @@
 //   /echo                     {method, path, query, headers}: what arrived
 //   /reflect?header=NAME      the value of header NAME, back in the `x-reflected` header and in the body
 //   /download?bytes=N         N bytes of 'a'
-// Every request is appended (method, path, headers) to the log printed on stdout, one JSON line each.
+// Every request is appended (method, path, query, headers, the connection's peer port) to the log printed on
+// stdout, one JSON line each.
 "use strict";
 const https = require("https");
 const fs = require("fs");
@@ -12,7 +13,9 @@ const fs = require("fs");
 const [cert, key, address, port] = process.argv.slice(2);
 const server = https.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key) }, (req, res) => {
   const url = new URL(req.url, "https://upstream.invalid");
-  process.stdout.write(JSON.stringify({ method: req.method, path: url.pathname, headers: req.headers }) + "\n");
+  process.stdout.write(
+    JSON.stringify({ method: req.method, path: url.pathname, query: url.search, headers: req.headers, peer: req.socket.remotePort }) + "\n",
+  );
   let body = [];
   req.on("data", (c) => body.push(c));
   req.on("end", () => {

@@ -31,7 +31,7 @@ const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long a tunnel may wait for (the headers of) its next request.
 const IDLE_TIMEOUT: Duration = Duration::from_secs(120);
-/// Concurrent HTTP/2 streams in one tunnel. They share the tunnel's upstream connection (HTTP/1.1), in turn.
+/// Concurrent HTTP/2 streams in one tunnel, and so upstream connections (HTTP/1.1, one request at a time).
 const MAX_STREAMS: u32 = 32;
 
 /// Why a CONNECT was refused: the status, a code for the audit log, and what the jail is told.
@@ -136,7 +136,7 @@ pub(super) async fn serve(proxy: Arc<Proxy>, caller: Arc<Caller>, stream: TcpStr
         declared: opened.declared,
         credentials: opened.credentials,
         granted: opened.granted,
-        upstream: tokio::sync::Mutex::new(Some(opened.upstream)),
+        upstream: tokio::sync::Mutex::new(vec![opened.upstream]),
         addr: opened.addr,
         connections: connections_tx,
         activity: Arc::new(Activity::new()),
@@ -538,8 +538,10 @@ struct Tunnel {
     declared: Vec<String>,
     credentials: Vec<crate::vault::Credential>,
     granted: Vec<Granted>,
-    /// `None` after the upstream closed the connection; the next request dials again (same checked address).
-    upstream: tokio::sync::Mutex<Option<UpstreamSender>>,
+    /// The tunnel's upstream connections (HTTP/1.1: one request at a time each), all to the checked address.
+    /// A request takes one that is free; when none is (h2 streams at once), it dials another, up to
+    /// `MAX_STREAMS`, so that one stream's response never waits for another's to be read. Closed ones go.
+    upstream: tokio::sync::Mutex<Vec<UpstreamSender>>,
     /// Where a connection dialed again goes to be driven by the tunnel's task.
     connections: tokio::sync::mpsc::UnboundedSender<UpstreamConnection>,
     addr: SocketAddr,
@@ -806,24 +808,28 @@ impl Tunnel {
     /// Sends on the tunnel's upstream connection, dialing again if the upstream closed it.
     async fn send(&self, request: Request<Counted>) -> Result<Response<Incoming>, Refusal> {
         let failed = |m: String| Refusal::new(StatusCode::BAD_GATEWAY, "upstream-failed", m);
-        let mut upstream = self.upstream.lock().await;
-        let usable = match upstream.as_mut() {
-            Some(sender) => sender.ready().await.is_ok(),
-            None => false,
+        let mut pool = self.upstream.lock().await;
+        pool.retain(|sender| !sender.is_closed());
+        let free = pool.iter().position(|sender| sender.is_ready());
+        let index = match free {
+            Some(index) => index,
+            None if pool.len() < MAX_STREAMS as usize => {
+                let (sender, connection) = self.proxy.dial(&self.host, self.addr).await?;
+                // The tunnel's task drives it; if the tunnel is ending, so is this request.
+                let _ = self.connections.send(connection);
+                pool.push(sender);
+                pool.len() - 1
+            }
+            // As many connections as streams, all busy: this request waits for the first.
+            None => 0,
         };
-        if !usable {
-            let (sender, connection) = self.proxy.dial(&self.host, self.addr).await?;
-            // The tunnel's task drives it; if the tunnel is ending, so is this request.
-            let _ = self.connections.send(connection);
-            *upstream = Some(sender);
-        }
-        let sender = upstream.as_mut().expect("set above");
+        let sender = &mut pool[index];
         sender
             .ready()
             .await
             .map_err(|e| failed(format!("the connection to {} closed: {e}", self.host)))?;
         let response = sender.send_request(request);
-        drop(upstream);
+        drop(pool);
         response
             .await
             .map_err(|e| failed(format!("{} did not answer: {e}", self.host)))
