@@ -655,6 +655,12 @@ fn h2_streams_in_one_tunnel_are_each_checked_and_injected() {
     let calls: Vec<(&str, Value)> = vec![
         ("run", json!({"argv": ["sh", "-c", parallel]})),
         ("run", json!({"argv": ["sh", "-c", sequential]})),
+        // A request body over h2 (no Content-Length from curl's side of the tunnel) reaches the upstream.
+        (
+            "run",
+            json!({"argv": ["curl", "-sS", "--max-time", "30", "--http2", "--data-binary", "payload over h2",
+                "-H", "Content-Type: text/plain", echo_url()]}),
+        ),
         (
             "run",
             json!({"argv": ["curl", "-sS", "--max-time", "30", "--http1.1", "-w", "\n%{http_version} %{http_code}",
@@ -717,7 +723,14 @@ fn h2_streams_in_one_tunnel_are_each_checked_and_injected() {
         peer(6),
         "a kept-alive tunnel dialed the upstream again: {upstream_log}"
     );
-    for (i, version) in [(2, "1.1"), (3, "2")] {
+    let posted: Value = serde_json::from_str(r(2)["stdout"].as_str().unwrap()).unwrap_or_default();
+    assert_eq!(
+        (&posted["method"], &posted["body"]),
+        (&json!("POST"), &json!("payload over h2")),
+        "{}",
+        r(2)
+    );
+    for (i, version) in [(3, "1.1"), (4, "2")] {
         let out = r(i)["stdout"].as_str().unwrap();
         assert!(
             out.ends_with(&format!("\n{version} 403")),
@@ -726,8 +739,8 @@ fn h2_streams_in_one_tunnel_are_each_checked_and_injected() {
         );
         assert!(out.contains("differs from the tunnel's host"), "{}", r(i));
     }
-    let requests = audit_events(gateway, "egress.request", 8);
-    assert_eq!(requests.len(), 8, "{requests:#?}");
+    let requests = audit_events(gateway, "egress.request", 9);
+    assert_eq!(requests.len(), 9, "{requests:#?}");
     assert_eq!(
         requests
             .iter()
