@@ -268,6 +268,16 @@ fn reflect_url() -> String {
     format!("https://{API}/reflect?header=authorization")
 }
 
+/// The upstream's log: its text (for messages) and the requests it received, one JSON record each.
+fn upstream_requests(world: &World) -> (String, Vec<Value>) {
+    let text = std::fs::read_to_string(&world.upstream_log).unwrap();
+    let requests = text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect();
+    (text, requests)
+}
+
 fn bearer() -> Value {
     json!({"Authorization": "Bearer ${API_TOKEN}"})
 }
@@ -340,10 +350,9 @@ fn a_server_calls_its_api_with_a_secret_it_never_holds() {
         );
         assert_eq!(seen["accept-encoding"], "identity", "{client}: {seen}");
     }
-    let upstream_log = std::fs::read_to_string(&world.upstream_log).unwrap();
-    let received: Vec<Value> = upstream_log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    let (upstream_log, requests) = upstream_requests(&world);
+    let received: Vec<&Value> = requests
+        .iter()
         .filter(|v| v["path"] == "/echo" || v["path"] == "/reflect")
         .collect();
     for agent in ["curl", "node", "python"] {
@@ -693,19 +702,17 @@ fn h2_streams_in_one_tunnel_are_each_checked_and_injected() {
     assert_eq!(connects, 1, "the streams did not share one tunnel: {}", r(0));
     assert_eq!(out.matches("\"reflected\":\"Bearer gigph_").count(), 4, "{}", r(0));
     assert!(!out.contains(secret.as_str()), "a reflected secret reached the jail");
-    let upstream_log = std::fs::read_to_string(&world.upstream_log).unwrap();
-    let injected = upstream_log
-        .lines()
-        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+    let (upstream_log, received) = upstream_requests(world);
+    let injected = received
+        .iter()
         .filter(|v| v["path"] == "/reflect" && v["headers"]["authorization"] == format!("Bearer {secret}"))
         .count();
     assert_eq!(injected, 6, "{upstream_log}");
     // Streams sent at once run side by side on connections of their own (a response never waits for another
     // stream's to be read); sequential requests of an HTTP/1.1 tunnel reuse one.
     let peer = |n: u32| {
-        upstream_log
-            .lines()
-            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        received
+            .iter()
             .find(|v| v["query"].as_str().is_some_and(|q| q.ends_with(&format!("&n={n}"))))
             .map(|v| v["peer"].clone())
             .unwrap_or_else(|| panic!("no request n={n} upstream: {upstream_log}"))
