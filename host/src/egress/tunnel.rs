@@ -810,6 +810,11 @@ impl Tunnel {
         let failed = |m: String| Refusal::new(StatusCode::BAD_GATEWAY, "upstream-failed", m);
         let mut pool = self.upstream.lock().await;
         pool.retain(|sender| !sender.is_closed());
+        if !pool.iter().any(|sender| sender.is_ready()) {
+            // A connection whose last response was just read turns free once the tunnel's task drives it
+            // again: let it, rather than dial a connection the tunnel does not need.
+            tokio::task::yield_now().await;
+        }
         let free = pool.iter().position(|sender| sender.is_ready());
         let index = match free {
             Some(index) => index,
