@@ -1,0 +1,275 @@
+//! `/api/servers`: defined and removed by admins only (a server's command, mounts, environment and URL are
+//! powers over the host: invariant 7). Any user may list them, to choose a profile's servers; only admins
+//! see how a server is run.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::api::{Body, Page, PageQuery, PathParams, Query};
+use crate::{ApiError, Caller, ControlState, blocking};
+use gigmcp_ops::{Actor, Ops, ServerInput};
+use gigmcp_types::names::ServerName;
+use gigmcp_types::server as servers;
+use gigmcp_types::server::{ServerDef, ServerSpec};
+
+#[derive(Serialize, JsonSchema)]
+pub struct ServerView {
+    pub name: String,
+    pub prefix: String,
+    pub per_session: bool,
+    /// stdio, builtin or http.
+    pub transport: String,
+    /// How it is run (command and arguments, built-in, or URL): shown to admins only.
+    pub target: Option<String>,
+    /// The hosts it declares it needs to reach.
+    pub egress: Vec<String>,
+    /// Its sandboxes running now.
+    pub running: Vec<RunningView>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct RunningView {
+    pub profile: String,
+    pub per_session: bool,
+    pub pid: Option<u32>,
+    pub address: Option<String>,
+    pub uptime_s: u64,
+    pub restarts: u32,
+    pub memory_bytes: Option<u64>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateServer {
+    /// 1–63 characters from a-z, 0-9, '-' and '_', starting with a letter or digit.
+    #[schemars(regex(pattern = r"^[a-z0-9][a-z0-9_-]{0,62}$"))]
+    pub name: String,
+    /// Names are exposed as `<prefix>_<name>` (default: the server's name; empty: the plain names).
+    pub prefix: Option<String>,
+    #[serde(default)]
+    pub per_session: bool,
+    /// Absolute path of a stdio MCP server, run in a sandbox.
+    pub command: Option<String>,
+    /// A built-in server: `echo`.
+    pub builtin: Option<String>,
+    /// A streamable-HTTP MCP server's URL.
+    pub url: Option<String>,
+    /// An npm package to install (`<package>@<exact version>`, install scripts off) and run with Node.
+    pub npm: Option<String>,
+    /// A PyPI package to install (`<package>==<exact version>`, wheels only) and run.
+    pub pypi: Option<String>,
+    /// With npm or pypi: which of the package's executables to run.
+    pub bin: Option<String>,
+    /// With npm or pypi: the interpreter (default: the host's node, or /usr/bin/python3).
+    pub runtime: Option<String>,
+    #[serde(default)]
+    pub args: Vec<String>,
+    /// The server's environment (it gets nothing else).
+    #[serde(default)]
+    pub env: BTreeMap<String, String>,
+    /// Host paths visible in the sandbox: `HOST[:SANDBOX][:rw]`.
+    #[serde(default)]
+    pub mounts: Vec<String>,
+    /// Memory limit of its sandbox, like `512m`.
+    pub memory: Option<String>,
+    /// Process limit of its sandbox (at least 8).
+    pub pids: Option<u64>,
+    /// Hosts it may reach through the egress proxy: host, host:port, *.domain.
+    #[serde(default)]
+    pub egress: Vec<String>,
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateServer {
+    /// Replace the hosts it may reach through the egress proxy (empty: none).
+    pub egress: Vec<String>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Restarted {
+    /// How many running processes were stopped (they start again on next use).
+    pub stopped: usize,
+}
+
+fn view(def: &ServerDef, admin: bool, running: Vec<RunningView>) -> ServerView {
+    let (transport, target) = match &def.spec {
+        ServerSpec::Stdio { command, args, .. } => ("stdio", format!("{command} {}", args.join(" "))),
+        ServerSpec::Builtin { builtin, .. } => ("builtin", format!("built-in {}", builtin.subcommand())),
+        ServerSpec::Http { url } => ("http", url.clone()),
+    };
+    ServerView {
+        name: def.name.to_string(),
+        prefix: def.prefix.as_str().to_owned(),
+        per_session: def.per_session,
+        transport: transport.to_owned(),
+        target: admin.then(|| target.trim_end().to_owned()),
+        egress: def.spec.egress().to_vec(),
+        running,
+    }
+}
+
+fn invalid(e: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(e.to_string())
+}
+
+/// The request as the input `server add` takes too (one definition code for both: `ops::ServerInput`).
+fn input(body: CreateServer) -> ServerInput {
+    ServerInput {
+        name: body.name,
+        prefix: body.prefix,
+        per_session: body.per_session,
+        command: body.command,
+        builtin: body.builtin,
+        url: body.url,
+        npm: body.npm,
+        pypi: body.pypi,
+        bin: body.bin,
+        runtime: body.runtime,
+        args: body.args,
+        env: body.env.into_iter().map(|(k, v)| format!("{k}={v}")).collect(),
+        mounts: body.mounts,
+        memory: body.memory,
+        pids: body.pids,
+        egress: body.egress,
+    }
+}
+
+fn ops<'a>(state: &'a ControlState, caller: &Caller) -> Ops<'a> {
+    Ops {
+        store: &state.store,
+        actor: Actor::User(caller.user),
+        audit: Some(&state.audit),
+    }
+}
+
+fn running_of(state: &ControlState, server: &str) -> Vec<RunningView> {
+    state
+        .gateway
+        .sandbox_statuses()
+        .into_iter()
+        .filter(|s| s.server == server)
+        .map(|s| RunningView {
+            profile: s.profile,
+            per_session: s.per_session,
+            pid: s.pid,
+            address: s.address,
+            uptime_s: s.uptime_s,
+            restarts: s.restarts,
+            memory_bytes: s.memory_bytes,
+        })
+        .collect()
+}
+
+pub async fn list(
+    State(state): State<Arc<ControlState>>,
+    caller: Caller,
+    Query(page): Query<PageQuery>,
+) -> Result<Json<Page<ServerView>>, ApiError> {
+    let limit = page.limit()?;
+    blocking(&state, move |state| {
+        let after = page.after.unwrap_or_default();
+        let views: Vec<ServerView> = state
+            .store
+            .list_servers()
+            .map_err(ApiError::internal)?
+            .iter()
+            .filter(|s| s.name.as_str() > after.as_str())
+            .take(limit + 1)
+            .map(|s| view(s, caller.is_admin(), running_of(state, s.name.as_str())))
+            .collect();
+        Ok(Json(Page::cut(views, limit, |s| s.name.clone())))
+    })
+    .await
+}
+
+pub async fn get(
+    State(state): State<Arc<ControlState>>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+) -> Result<Json<ServerView>, ApiError> {
+    let name = ServerName::parse(&name).map_err(|_| ApiError::not_found(format!("no server named {name:?}")))?;
+    blocking(&state, move |state| {
+        let def = state
+            .store
+            .server(&name)
+            .map_err(|e| ApiError::from(gigmcp_ops::OpsError::from(e)))?;
+        Ok(Json(view(&def, caller.is_admin(), running_of(state, name.as_str()))))
+    })
+    .await
+}
+
+pub async fn create(
+    State(state): State<Arc<ControlState>>,
+    caller: Caller,
+    Body(body): Body<CreateServer>,
+) -> Result<(StatusCode, Json<ServerView>), ApiError> {
+    caller.require_admin()?;
+    let input = input(body);
+    // An npm or PyPI install can take a while: it runs off the runtime, like every store write.
+    blocking(&state, move |state| {
+        let def = ops(state, &caller).add_server_from(input, state.sandbox.default_limits, &state.servers_dir)?;
+        Ok((StatusCode::CREATED, Json(view(&def, true, Vec::new()))))
+    })
+    .await
+}
+
+pub async fn update(
+    State(state): State<Arc<ControlState>>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+    Body(body): Body<UpdateServer>,
+) -> Result<Json<ServerView>, ApiError> {
+    caller.require_admin()?;
+    let name = ServerName::parse(&name).map_err(|_| ApiError::not_found(format!("no server named {name:?}")))?;
+    let egress = servers::parse_egress(&body.egress.join(",")).map_err(invalid)?;
+    blocking(&state, move |state| {
+        let def = ops(state, &caller).set_server_egress(&name, egress)?;
+        Ok(Json(view(&def, true, running_of(state, name.as_str()))))
+    })
+    .await
+}
+
+pub async fn delete(
+    State(state): State<Arc<ControlState>>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+) -> Result<StatusCode, ApiError> {
+    caller.require_admin()?;
+    let name = ServerName::parse(&name).map_err(|_| ApiError::not_found(format!("no server named {name:?}")))?;
+    blocking(&state, move |state| {
+        ops(state, &caller).remove_server(&name)?;
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
+}
+
+pub async fn restart(
+    State(state): State<Arc<ControlState>>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+) -> Result<Json<Restarted>, ApiError> {
+    caller.require_admin()?;
+    let name = ServerName::parse(&name).map_err(|_| ApiError::not_found(format!("no server named {name:?}")))?;
+    blocking(&state, move |state| {
+        state
+            .store
+            .server(&name)
+            .map_err(|e| ApiError::from(gigmcp_ops::OpsError::from(e)))?;
+        let stopped = state.gateway.restart_server(&name);
+        ops(state, &caller).record(
+            "server.restart",
+            None,
+            Some(name.as_str()),
+            serde_json::json!({"stopped": stopped}),
+        );
+        Ok(Json(Restarted { stopped }))
+    })
+    .await
+}

@@ -1,0 +1,577 @@
+//! The command line: the operator's tool. It works without an identity provider, so operators and tests can
+//! drive everything, and it shares the database with a running gateway, which picks up edits within a second.
+
+mod admin;
+mod plugin;
+mod vault;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use crate::config;
+use crate::config::{Env, Paths, ServeConfig};
+use gigmcp_mcp::runtime::Deps;
+use gigmcp_ops::{Actor, Ops};
+use gigmcp_sandbox::Launcher;
+use gigmcp_store::Store;
+use gigmcp_types::names::{Prefix, ProfileSlug, ServerName};
+use gigmcp_types::secret::MasterKey;
+use gigmcp_types::server as servers;
+use gigmcp_types::server::{Builtin, ServerDef, ServerSpec};
+
+#[derive(Parser)]
+#[command(
+    name = "gigmcp",
+    version,
+    about = "Gig'MCP: a security-first gateway for MCP servers"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per run
+enum Command {
+    /// Run the gateway (configured by GIG_* environment variables; see README.md).
+    Serve {
+        /// Development mode: generate a master key into the data directory if none is set, create a `demo`
+        /// profile with the built-in echo server, and print how to connect a client.
+        #[arg(long)]
+        dev: bool,
+    },
+    /// Manage profiles: named sets of servers, each served at /mcp/p/<slug> with its own token.
+    #[command(subcommand)]
+    Profile(ProfileCommand),
+    /// Manage servers (only the operator defines them: a server's command and URL are powers over the host).
+    #[command(subcommand)]
+    Server(ServerCommand),
+    /// Manage policy plugins: WebAssembly components that decide egress, credentials, logins, audit routing
+    /// and which MCP calls pass.
+    #[command(subcommand)]
+    Plugin(plugin::PluginCommand),
+    /// Manage credentials: secrets a server uses through the egress proxy while holding only a placeholder.
+    #[command(subcommand)]
+    Credential(vault::CredentialCommand),
+    /// The vault of secrets: check the master key, rotate it.
+    #[command(subcommand)]
+    Vault(vault::VaultCommand),
+    /// Administer the control plane: single-use login links for the web API (no identity provider needed).
+    #[command(subcommand)]
+    Admin(admin::AdminCommand),
+    /// Serve the built-in echo MCP server on stdin/stdout (one tool, `echo`).
+    McpEcho,
+}
+
+#[derive(Subcommand)]
+enum ProfileCommand {
+    /// Create a profile and print its token (shown this once only).
+    Create {
+        slug: String,
+        /// A display name.
+        #[arg(long, default_value = "")]
+        name: String,
+    },
+    /// List profiles.
+    List,
+    /// Delete a profile; its clients are disconnected and its servers stopped.
+    Delete { slug: String },
+    /// Manage a profile's token.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Add a server to a profile (refused if any of its tool or prompt names would collide).
+    AddServer { slug: String, server: String },
+    /// Remove a server from a profile.
+    RemoveServer { slug: String, server: String },
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Replace the profile's token; the old one stops working at once. Prints the new token once.
+    Rotate { slug: String },
+}
+
+#[derive(Subcommand)]
+#[allow(clippy::large_enum_variant)] // parsed once per run
+enum ServerCommand {
+    /// Define a server: a sandboxed stdio command, a built-in, or a streamable-HTTP URL.
+    Add(ServerAdd),
+    /// Change a server: `--egress h1,h2` replaces the hosts it declares (`--egress ''` clears them).
+    Set(ServerSet),
+    /// List servers.
+    List,
+    /// Remove a server (it must be in no profile).
+    Remove { name: String },
+    /// Show the running sandboxes of the gateway serving this data directory.
+    Status,
+}
+
+#[derive(Args)]
+struct ServerAdd {
+    name: String,
+    /// Absolute path of a stdio MCP server to run in a sandbox.
+    #[arg(long, conflicts_with_all = ["url", "builtin", "npm", "pypi"], required_unless_present_any = ["url", "builtin", "npm", "pypi"])]
+    command: Option<String>,
+    /// Install an npm package (`<package>@<exact version>`) and run it with Node, scripts off.
+    #[arg(long, conflicts_with_all = ["url", "builtin", "pypi"])]
+    npm: Option<String>,
+    /// Install a PyPI package (`<package>==<exact version>`, wheels only) and run its console script.
+    #[arg(long, conflicts_with_all = ["url", "builtin"])]
+    pypi: Option<String>,
+    /// With --npm or --pypi: which of the package's executables to run (default: the first, or the
+    /// package's name).
+    #[arg(long)]
+    bin: Option<String>,
+    /// With --npm or --pypi: the interpreter (default: the host's node, or /usr/bin/python3).
+    #[arg(long)]
+    runtime: Option<String>,
+    /// An argument for the server (repeat for more).
+    #[arg(long = "arg", allow_hyphen_values = true)]
+    args: Vec<String>,
+    /// An environment variable for the server, NAME=value (repeat for more).
+    #[arg(long = "env")]
+    env: Vec<String>,
+    /// A host path visible in the sandbox: HOST[:SANDBOX][:rw], read-only unless :rw (repeat for more).
+    #[arg(long = "mount")]
+    mounts: Vec<String>,
+    /// A streamable-HTTP MCP server.
+    #[arg(long, conflicts_with = "builtin")]
+    url: Option<String>,
+    /// A server built into gigmcp: echo.
+    #[arg(long)]
+    builtin: Option<String>,
+    /// Expose names as <prefix>_<name> (default: the server name; empty: the plain names).
+    #[arg(long)]
+    prefix: Option<String>,
+    /// One process per client session instead of one per profile.
+    #[arg(long)]
+    per_session: bool,
+    /// Memory limit of the server's sandbox, like 512m or 2g (default: GIG_SANDBOX_MEMORY, 1g).
+    #[arg(long, conflicts_with = "url")]
+    memory: Option<String>,
+    /// Process (and thread) limit of the server's sandbox (default: GIG_SANDBOX_PIDS, 256).
+    #[arg(long, conflicts_with = "url")]
+    pids: Option<u64>,
+    /// Hosts the server needs to reach through the egress proxy: host, host:port or host:*, comma separated
+    /// (a host may be *.domain). The egress-allowlist plugin allows them.
+    #[arg(long, conflicts_with = "url")]
+    egress: Option<String>,
+}
+
+#[derive(Args)]
+struct ServerSet {
+    name: String,
+    /// Replace the declared egress hosts (comma separated; '' clears them).
+    #[arg(long)]
+    egress: String,
+}
+
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::McpEcho => Ok(crate::echo::run()?),
+        Command::Serve { dev } => serve(dev),
+        Command::Profile(command) => profile(command),
+        Command::Server(command) => server(command),
+        Command::Plugin(command) => plugin::run(command, &Paths::from_env(&Env::from_process())?),
+        Command::Credential(command) => vault::credential(command, &Paths::from_env(&Env::from_process())?),
+        Command::Admin(command) => admin::admin(command, &Env::from_process()),
+        Command::Vault(command) => vault::vault(command, &Paths::from_env(&Env::from_process())?),
+    }
+}
+
+fn open_store() -> Result<Store> {
+    let paths = Paths::from_env(&Env::from_process())?;
+    Ok(Store::open(&paths.db_path)?)
+}
+
+fn operator(store: &Store) -> Ops<'_> {
+    Ops {
+        store,
+        actor: Actor::Operator,
+        audit: None,
+    }
+}
+
+fn profile(command: ProfileCommand) -> Result<()> {
+    let store = open_store()?;
+    let ops = operator(&store);
+    match command {
+        ProfileCommand::Create { slug, name } => {
+            let slug = ProfileSlug::parse(&slug)?;
+            let (profile, token) = ops.create_profile(&slug, &name, None)?;
+            println!("created profile {}", profile.slug);
+            println!("token (shown once; store it now): {}", token.reveal());
+        }
+        ProfileCommand::List => {
+            let configs: HashMap<_, _> = store.profile_configs()?.into_iter().map(|c| (c.id, c)).collect();
+            println!("{:<24} {:<24} SERVERS", "SLUG", "NAME");
+            for p in store.list_profiles()? {
+                let servers: Vec<String> = configs
+                    .get(&p.id)
+                    .map(|c| c.servers.iter().map(|s| s.name.to_string()).collect())
+                    .unwrap_or_default();
+                println!("{:<24} {:<24} {}", p.slug, p.name, servers.join(","));
+            }
+        }
+        ProfileCommand::Delete { slug } => {
+            ops.delete_profile(&ProfileSlug::parse(&slug)?)?;
+            println!("deleted profile {slug}");
+        }
+        ProfileCommand::Token(TokenCommand::Rotate { slug }) => {
+            let token = ops.rotate_token(&ProfileSlug::parse(&slug)?)?;
+            println!(
+                "new token for {slug} (shown once; the old one no longer works): {}",
+                token.reveal()
+            );
+        }
+        ProfileCommand::AddServer { slug, server } => {
+            let slug = ProfileSlug::parse(&slug)?;
+            let server = ServerName::parse(&server)?;
+            let env = Env::from_process();
+            let settings = config::sandbox_settings(&env, &Paths::from_env(&env)?)?;
+            ops.add_server_to_profile(&slug, &server, &settings)?;
+            println!("added {server} to profile {slug}");
+        }
+        ProfileCommand::RemoveServer { slug, server } => {
+            ops.remove_server_from_profile(&ProfileSlug::parse(&slug)?, &ServerName::parse(&server)?)?;
+            println!("removed {server} from profile {slug}");
+        }
+    }
+    Ok(())
+}
+
+fn server(command: ServerCommand) -> Result<()> {
+    let store = open_store()?;
+    let ops = operator(&store);
+    match command {
+        ServerCommand::Add(add) => {
+            let env = Env::from_process();
+            let paths = Paths::from_env(&env)?;
+            let defaults = config::sandbox_settings(&env, &paths)?.default_limits;
+            let def = ops.add_server_from(server_input(add), defaults, &paths.servers_dir)?;
+            if let ServerSpec::Stdio {
+                package: Some(installed),
+                ..
+            } = &def.spec
+            {
+                println!(
+                    "installed {} {} ({}) into {}",
+                    installed.package,
+                    installed.version,
+                    installed.integrity,
+                    installed.dir.display()
+                );
+            }
+            println!("added server {}", def.name);
+        }
+        ServerCommand::Set(set) => {
+            let name = ServerName::parse(&set.name)?;
+            let egress = servers::parse_egress(&set.egress)?;
+            let def = ops.set_server_egress(&name, egress)?;
+            match def.spec.egress() {
+                [] => println!("server {name} declares no egress hosts"),
+                hosts => println!("server {name} may reach: {}", hosts.join(",")),
+            }
+        }
+        ServerCommand::List => {
+            println!("{:<24} {:<16} {:<8} {:<32} TARGET", "NAME", "PREFIX", "MODE", "EGRESS");
+            for s in store.list_servers()? {
+                let target = match &s.spec {
+                    ServerSpec::Stdio { command, args, .. } => {
+                        format!("{command} {}", args.join(" "))
+                    }
+                    ServerSpec::Builtin { builtin, .. } => format!("built-in {}", builtin.subcommand()),
+                    ServerSpec::Http { url } => url.clone(),
+                };
+                let mode = if s.per_session { "session" } else { "profile" };
+                let egress = match s.spec.egress() {
+                    [] => "-".to_owned(),
+                    hosts => hosts.join(","),
+                };
+                println!(
+                    "{:<24} {:<16} {:<8} {:<32} {}",
+                    s.name,
+                    s.prefix.as_str(),
+                    mode,
+                    egress,
+                    target.trim_end()
+                );
+            }
+        }
+        ServerCommand::Remove { name } => {
+            let name = ServerName::parse(&name)?;
+            ops.remove_server(&name)?;
+            println!("removed server {name}");
+        }
+        ServerCommand::Status => print_status()?,
+    }
+    Ok(())
+}
+
+/// How old the status file may be before the gateway is taken to be down.
+const STATUS_STALE_SECS: u64 = 10;
+
+fn print_status() -> Result<()> {
+    let paths = Paths::from_env(&Env::from_process())?;
+    let file = paths.data_dir.join("status.json");
+    let not_running = || anyhow::anyhow!("no gateway is running on GIG_DATA_DIR={}", paths.data_dir.display());
+    let text = std::fs::read_to_string(&file).map_err(|_| not_running())?;
+    let status: gigmcp_mcp::gateway::Status = serde_json::from_str(&text).context("the status file is corrupt")?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    if now.saturating_sub(status.updated_at) > STATUS_STALE_SECS {
+        return Err(not_running());
+    }
+    println!(
+        "{:<20} {:<16} {:<8} {:>8} {:<15} {:>8} {:>8} {:>10}",
+        "SERVER", "PROFILE", "MODE", "PID", "ADDRESS", "UPTIME", "RESTARTS", "MEMORY"
+    );
+    for s in &status.sandboxes {
+        let mode = if s.per_session { "session" } else { "profile" };
+        let memory = s
+            .memory_bytes
+            .map(|b| format!("{:.1} MiB", b as f64 / 1048576.0))
+            .unwrap_or("-".into());
+        println!(
+            "{:<20} {:<16} {:<8} {:>8} {:<15} {:>7}s {:>8} {:>10}",
+            s.server,
+            s.profile,
+            mode,
+            s.pid.map(|p| p.to_string()).unwrap_or("-".into()),
+            s.address.as_deref().unwrap_or("-"),
+            s.uptime_s,
+            s.restarts,
+            memory
+        );
+    }
+    if status.sandboxes.is_empty() {
+        println!("(no sandbox running; servers start on first use)");
+    }
+    Ok(())
+}
+
+/// Parses `server add` into a definition; every part is validated before anything is written.
+fn server_input(add: ServerAdd) -> gigmcp_ops::ServerInput {
+    gigmcp_ops::ServerInput {
+        name: add.name,
+        prefix: add.prefix,
+        per_session: add.per_session,
+        command: add.command,
+        builtin: add.builtin,
+        url: add.url,
+        npm: add.npm,
+        pypi: add.pypi,
+        bin: add.bin,
+        runtime: add.runtime,
+        args: add.args,
+        env: add.env,
+        mounts: add.mounts,
+        memory: add.memory,
+        pids: add.pids,
+        egress: add.egress.into_iter().collect(),
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("GIG_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+/// In dev mode, a master key kept in the data directory (never in production: `serve` alone requires one).
+fn dev_master_key(data_dir: &std::path::Path) -> Result<MasterKey> {
+    let path: PathBuf = data_dir.join("dev-master-key");
+    if !path.exists() {
+        std::fs::create_dir_all(data_dir)?;
+        let mut key = [0u8; 32];
+        rand::RngCore::fill_bytes(&mut rand::rng(), &mut key);
+        write_private(&path, hex::encode(key).as_bytes())?;
+        eprintln!(
+            "\n  WARNING: GIG_MASTER_KEY is not set. Development mode generated one into {}.\n  \
+             Never use this in production: set GIG_MASTER_KEY (openssl rand -hex 32) or GIG_MASTER_KEY_FILE.\n",
+            path.display()
+        );
+    }
+    Ok(MasterKey::parse(&std::fs::read_to_string(&path)?)?)
+}
+
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut file = std::fs::OpenOptions::new()
+        .create_new(true)
+        .write(true)
+        .mode(0o600)
+        .open(path)?;
+    file.write_all(bytes)?;
+    Ok(())
+}
+
+/// Dev mode: the `demo` profile with the built-in echo server, and a fresh token to print (tokens are
+/// stored only as hashes, so the demo token is rotated at every start rather than kept anywhere).
+fn prepare_demo(store: &Store) -> Result<String> {
+    let slug = ProfileSlug::parse("demo")?;
+    let echo = ServerName::parse("echo")?;
+    if store.server(&echo).is_err() {
+        store.add_server(&ServerDef {
+            name: echo.clone(),
+            prefix: Prefix::parse("echo")?,
+            per_session: false,
+            spec: ServerSpec::Builtin {
+                builtin: Builtin::Echo,
+                limits: None,
+                egress: Vec::new(),
+            },
+        })?;
+    }
+    if store.profile_config(&slug).is_err() {
+        store.create_profile(&slug, "Demo")?;
+        store.add_server_to_profile(&slug, &echo)?;
+    }
+    Ok(store.rotate_token(&slug)?.reveal().to_owned())
+}
+
+fn serve(dev: bool) -> Result<()> {
+    let env = Env::from_process();
+    let paths = Paths::from_env(&env)?;
+    let generated = if dev {
+        Some(dev_master_key(&paths.data_dir)?)
+    } else {
+        None
+    };
+    let config = ServeConfig::from_env(&env, generated)?;
+    let egress_settings = config::egress_settings(&env, config.sandbox.proxy_port)?;
+    init_tracing();
+    std::fs::create_dir_all(&config.paths.data_dir)
+        .with_context(|| format!("cannot create GIG_DATA_DIR {}", config.paths.data_dir.display()))?;
+    let store = Arc::new(Store::open(&config.paths.db_path)?);
+    // A wrong master key stops start-up here, with a message saying so, never as garbage later.
+    let vault = Arc::new(gigmcp_vault::Vault::open(store.clone(), &config.master_key)?);
+    let demo_token = if dev { Some(prepare_demo(&store)?) } else { None };
+    let http = reqwest::Client::builder()
+        .connect_timeout(std::time::Duration::from_secs(10))
+        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    runtime.block_on(async move {
+        let mut launcher = Launcher::start(config.sandbox.clone())
+            .await
+            .context("cannot set up the sandboxes")?;
+        let plugins = gigmcp_plugins::start(
+            &store,
+            &config.paths.plugin_cache_dir,
+            &config.master_key,
+            gigmcp_default_plugins::COMPONENTS,
+        )
+        .await
+        .context("cannot start the plugin host")?;
+        tokio::spawn(gigmcp_plugins::watch(plugins.clone(), store.clone()));
+        let audit = gigmcp_audit::AuditLog::start(store.clone(), plugins.clone(), config.paths.data_dir.clone());
+        let egress = gigmcp_egress::Proxy::start(
+            egress_settings,
+            store.clone(),
+            vault,
+            plugins.clone(),
+            Some(audit.clone()),
+            &config.sandbox.instance,
+        )
+        .context("cannot start the egress proxy")?;
+        launcher.set_egress(egress);
+        let deps = Deps {
+            launcher,
+            http,
+            idle_timeout: config.idle_timeout,
+            plugins: Some(plugins.clone()),
+            store: Some(store.clone()),
+            audit: Some(audit.clone()),
+        };
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on GIG_LISTEN={}", config.listen))?;
+        let address = listener.local_addr()?;
+        let status_file = config.paths.data_dir.join("status.json");
+        let gateway = gigmcp_mcp::gateway::Gateway::new(store, deps, Some(status_file));
+        gateway.write_status(&[]).await;
+        tokio::spawn(gateway.clone().watch());
+        let control = gigmcp_control::ControlState::new(
+            &config.control(),
+            &config.master_key,
+            address,
+            plugins,
+            audit,
+            gateway.clone(),
+        )?;
+        let endpoint = Arc::new(gigmcp_mcp::endpoint::Endpoint {
+            gateway,
+            public_origin: config.public_origin.clone(),
+            max_body_bytes: config.max_body_bytes,
+        });
+        tracing::info!("Gig'MCP listening on http://{address}");
+        if let Some(token) = demo_token {
+            print_demo(address, &token);
+        }
+        let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
+        let gateway = endpoint.gateway.clone();
+        let stop = async move {
+            shutdown_signal().await;
+            tracing::info!("stopping: closing client sessions");
+            // Ending the sessions ends their open streams, which lets the connections close.
+            gateway.close_sessions();
+            let _ = stopping_tx.send(());
+        };
+        let serve = axum::serve(
+            listener,
+            gigmcp_mcp::endpoint::router(endpoint.clone()).merge(gigmcp_control::router(control)),
+        )
+        .with_graceful_shutdown(stop);
+        // Connections still open a few seconds after the signal do not hold the shutdown up.
+        let grace = async {
+            let _ = stopping_rx.await;
+            tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+        };
+        let served = tokio::select! {
+            served = serve => served,
+            () = grace => Ok(()),
+        };
+        endpoint.gateway.shutdown().await;
+        served?;
+        tracing::info!("Gig'MCP stopped");
+        Ok(())
+    })
+}
+
+fn print_demo(address: std::net::SocketAddr, token: &str) {
+    let url = format!("http://{address}/mcp/p/demo");
+    println!();
+    println!("Gig'MCP is serving the demo profile (the built-in echo server, tool `echo_echo`).");
+    println!("  endpoint: {url}");
+    println!("  token:    {token}");
+    println!("  (a new token is made at every start; the previous one no longer works)");
+    println!();
+    println!("Connect Claude Code:");
+    println!("  claude mcp add --transport http gigmcp {url} --header \"Authorization: Bearer {token}\"");
+    println!();
+    println!("REST API: http://{address}/api (document: /api/openapi.json); log in with a single-use link:");
+    println!("  GIG_DATA_DIR=<this data dir> gigmcp admin login-link");
+    println!();
+}
+
+async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

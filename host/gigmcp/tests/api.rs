@@ -1,0 +1,1191 @@
+//! The REST API against a real gateway: sessions from `gigmcp admin login-link`, the CSRF check, ownership
+//! (another user's profile is a 404), strict decoding, admin-only objects, the audit log, and a profile made
+//! through the API serving MCP with the token it returned.
+
+mod common;
+
+use common::{RawClient, TestGateway};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+struct Api {
+    gw: TestGateway,
+    http: reqwest::Client,
+}
+
+/// A logged-in browser: its session cookie.
+#[derive(Clone)]
+struct Browser {
+    cookie: String,
+}
+
+impl Api {
+    fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    fn start_with(env: &[(&str, &str)]) -> Self {
+        Self {
+            gw: TestGateway::start_with(env),
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                // A refused oversized body leaves its connection unusable: never reuse one.
+                .pool_max_idle_per_host(0)
+                .build()
+                .unwrap(),
+        }
+    }
+
+    fn origin(&self) -> String {
+        format!("http://{}", self.gw.addr)
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.gw.addr)
+    }
+
+    /// The path of a fresh login link printed by the CLI.
+    fn login_link(&self, args: &[&str]) -> String {
+        let mut argv = vec!["admin", "login-link"];
+        argv.extend(args);
+        let printed = self.gw.cli_ok(&argv);
+        let url = printed.trim();
+        let path = &url[url.find("/auth/link/").expect("a login URL")..];
+        path.to_owned()
+    }
+
+    async fn login(&self, args: &[&str]) -> Browser {
+        let path = self.login_link(args);
+        let response = self.http.get(self.url(&path)).send().await.unwrap();
+        assert_eq!(response.status(), StatusCode::SEE_OTHER);
+        let set_cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(set_cookie.contains("HttpOnly"), "{set_cookie}");
+        assert!(set_cookie.contains("SameSite=Lax"), "{set_cookie}");
+        let cookie = set_cookie.split(';').next().unwrap().to_owned();
+        assert!(cookie.starts_with("gigmcp_session="), "{cookie}");
+        Browser { cookie }
+    }
+
+    /// A same-origin request of a logged-in browser.
+    async fn call(&self, who: &Browser, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let mut request = self
+            .http
+            .request(method, self.url(path))
+            .header("cookie", &who.cookie)
+            .header("origin", self.origin());
+        if let Some(body) = body {
+            request = request
+                .header("content-type", "application/json")
+                .body(body.to_string());
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let text = response.text().await.unwrap();
+        let value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"))
+        };
+        (status, value)
+    }
+}
+
+impl Api {
+    /// An audit query once it has results: the audit writer batches events, so the newest appear shortly
+    /// after the request that caused them (bounded: at most 100 tries).
+    async fn events(&self, who: &Browser, query: &str) -> Value {
+        self.events_until(who, query, |_| true).await
+    }
+
+    /// Like `events`, until the kinds of the listed events include all of `kinds`.
+    async fn events_with(&self, who: &Browser, query: &str, kinds: &[&str]) -> Value {
+        self.events_until(who, query, |items| {
+            kinds.iter().all(|k| items.iter().any(|e| e["kind"] == *k))
+        })
+        .await
+    }
+
+    async fn events_until(&self, who: &Browser, query: &str, done: impl Fn(&[Value]) -> bool) -> Value {
+        let mut events = Value::Null;
+        for _ in 0..100 {
+            events = self.call(who, Method::GET, query, None).await.1;
+            if events["items"]
+                .as_array()
+                .is_some_and(|items| !items.is_empty() && done(items))
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        events
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn error_code(body: &Value) -> &str {
+    body["error"]["code"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no error envelope: {body}"))
+}
+
+#[test]
+fn a_login_link_works_once_and_its_session_token_is_stored_only_as_a_hash() {
+    let api = Api::start();
+    runtime().block_on(async {
+        let (status, body) = api
+            .call(
+                &Browser {
+                    cookie: "gigmcp_session=forged".into(),
+                },
+                Method::GET,
+                "/api/me",
+                None,
+            )
+            .await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(error_code(&body), "unauthenticated");
+
+        let path = api.login_link(&[]);
+        let first = api.http.get(api.url(&path)).send().await.unwrap();
+        assert_eq!(first.status(), StatusCode::SEE_OTHER);
+        let cookie = first.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let again = api.http.get(api.url(&path)).send().await.unwrap();
+        assert_eq!(again.status(), StatusCode::NOT_FOUND, "a login link is single-use");
+        assert!(again.headers().get("set-cookie").is_none());
+
+        let admin = Browser { cookie };
+        let (status, me) = api.call(&admin, Method::GET, "/api/me", None).await;
+        assert_eq!(status, StatusCode::OK, "{me}");
+        assert_eq!(me["role"], "admin");
+        assert_eq!(me["issuer"], "gigmcp:login-link");
+
+        // The session is stored as a hash only: the cookie's token is nowhere in the database files.
+        let token = admin.cookie.split_once('=').unwrap().1.to_owned();
+        for entry in std::fs::read_dir(api.gw.dir.path()).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                let bytes = std::fs::read(&path).unwrap();
+                assert!(
+                    !bytes.windows(token.len()).any(|w| w == token.as_bytes()),
+                    "session token found in {}",
+                    path.display()
+                );
+            }
+        }
+
+        // Logging in and the link are audited.
+        let events = api
+            .events_until(&admin, "/api/audit?kind=auth.login_link", |items| {
+                ["created", "ok", "refused"]
+                    .iter()
+                    .all(|o| items.iter().any(|e| e["outcome"] == *o))
+            })
+            .await;
+        let outcomes: Vec<&str> = events["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["outcome"].as_str().unwrap())
+            .collect();
+        assert!(
+            outcomes.contains(&"created") && outcomes.contains(&"ok") && outcomes.contains(&"refused"),
+            "{events}"
+        );
+    });
+}
+
+#[test]
+fn cross_site_post_without_a_same_origin_origin_is_refused_and_changes_nothing() {
+    let api = Api::start();
+    runtime().block_on(async {
+        let admin = api.login(&[]).await;
+        let post = |origin: Option<&str>, fetch_site: Option<&str>, slug: &str| {
+            let mut request = api
+                .http
+                .post(api.url("/api/profiles"))
+                .header("cookie", &admin.cookie)
+                .header("content-type", "application/json")
+                .body(json!({"slug": slug}).to_string());
+            if let Some(origin) = origin {
+                request = request.header("origin", origin);
+            }
+            if let Some(site) = fetch_site {
+                request = request.header("sec-fetch-site", site);
+            }
+            request.send()
+        };
+        for (origin, site) in [
+            (Some("https://evil.example"), None),
+            (Some("null"), None),
+            (Some("http://127.0.0.1:1"), None),
+            (None, None),
+            (None, Some("cross-site")),
+            (None, Some("same-site")),
+            (Some("https://evil.example"), Some("same-origin")),
+        ] {
+            let response = post(origin, site, "csrf").await.unwrap();
+            assert_eq!(
+                response.status(),
+                StatusCode::FORBIDDEN,
+                "origin {origin:?}, sec-fetch-site {site:?}"
+            );
+            let body: Value = response.json().await.unwrap();
+            assert_eq!(error_code(&body), "forbidden");
+        }
+        let (_, list) = api.call(&admin, Method::GET, "/api/profiles", None).await;
+        assert_eq!(list["items"], json!([]), "a refused request changed something");
+        assert!(!api.gw.cli_ok(&["profile", "list"]).contains("csrf"));
+
+        let origin = api.origin();
+        assert_eq!(
+            post(Some(&origin), None, "same").await.unwrap().status(),
+            StatusCode::CREATED
+        );
+        assert_eq!(
+            post(None, Some("same-origin"), "fetch").await.unwrap().status(),
+            StatusCode::CREATED
+        );
+    });
+}
+
+#[test]
+fn a_non_owner_gets_404_on_another_users_profile() {
+    let api = Api::start();
+    runtime().block_on(async {
+        let admin = api.login(&[]).await;
+        let alice = api.login(&["--as", "alice", "--role", "user"]).await;
+        let bob = api.login(&["--as", "bob", "--role", "user"]).await;
+        api.gw.create_profile("operators");
+
+        let (status, created) = api
+            .call(
+                &alice,
+                Method::POST,
+                "/api/profiles",
+                Some(json!({"slug": "alice-team", "name": "A"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        assert!(created["token"].as_str().unwrap().starts_with("gig_"));
+
+        for (method, path, body) in [
+            (Method::GET, "/api/profiles/alice-team", None),
+            (
+                Method::PATCH,
+                "/api/profiles/alice-team",
+                Some(json!({"name": "mine now"})),
+            ),
+            (
+                Method::PUT,
+                "/api/profiles/alice-team/servers",
+                Some(json!({"servers": []})),
+            ),
+            (Method::POST, "/api/profiles/alice-team/token", None),
+            (Method::DELETE, "/api/profiles/alice-team", None),
+            (Method::GET, "/api/profiles/no-such-profile", None),
+        ] {
+            let (status, body) = api.call(&bob, method.clone(), path, body).await;
+            assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
+            assert_eq!(error_code(&body), "not_found");
+        }
+        // The CLI's profiles have no owner: admins only.
+        let (status, _) = api.call(&alice, Method::GET, "/api/profiles/operators", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        let slugs = |list: &Value| -> Vec<String> {
+            list["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["slug"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        let (_, bobs) = api.call(&bob, Method::GET, "/api/profiles", None).await;
+        assert!(slugs(&bobs).is_empty(), "{bobs}");
+        let (_, alices) = api.call(&alice, Method::GET, "/api/profiles", None).await;
+        assert_eq!(slugs(&alices), ["alice-team"]);
+        let (_, all) = api.call(&admin, Method::GET, "/api/profiles", None).await;
+        assert_eq!(slugs(&all), ["alice-team", "operators"]);
+
+        // Nothing bob tried changed the profile.
+        let (_, profile) = api.call(&alice, Method::GET, "/api/profiles/alice-team", None).await;
+        assert_eq!(profile["name"], "A");
+        let (status, _) = api
+            .call(
+                &alice,
+                Method::PATCH,
+                "/api/profiles/alice-team",
+                Some(json!({"name": "B"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+    });
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_changes_nothing() {
+    let api = Api::start();
+    runtime().block_on(async {
+        let admin = api.login(&[]).await;
+        let (status, body) = api
+            .call(
+                &admin,
+                Method::POST,
+                "/api/profiles",
+                Some(json!({"slug": "x", "bogus_field": 1})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("bogus_field"),
+            "{body}"
+        );
+        let (status, body) = api
+            .call(
+                &admin,
+                Method::POST,
+                "/api/profiles",
+                Some(json!({"slug": "Not A Slug"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let (status, _) = api.call(&admin, Method::GET, "/api/profiles?limit=0", None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, body) = api.call(&admin, Method::GET, "/api/profiles?colour=red", None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body["error"]["message"].as_str().unwrap().contains("colour"), "{body}");
+
+        // Not JSON, too large.
+        let response = api
+            .http
+            .post(api.url("/api/profiles"))
+            .header("cookie", &admin.cookie)
+            .header("origin", api.origin())
+            .header("content-type", "text/plain")
+            .body("slug=x")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let big = json!({"slug": "big", "name": "n".repeat(5 * 1024 * 1024)});
+        let (status, body) = api.call(&admin, Method::POST, "/api/profiles", Some(big)).await;
+        assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+
+        let (status, body) = api.call(&admin, Method::GET, "/api/nothing-here", None).await;
+        assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+        let (status, body) = api.call(&admin, Method::PATCH, "/api/me", Some(json!({}))).await;
+        assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
+        assert_eq!(error_code(&body), "method_not_allowed");
+
+        let (_, list) = api.call(&admin, Method::GET, "/api/profiles", None).await;
+        assert_eq!(list["items"], json!([]));
+    });
+}
+
+#[test]
+fn a_profile_made_through_the_api_serves_mcp_and_every_change_is_audited() {
+    let api = Api::start();
+    runtime().block_on(async {
+        let admin = api.login(&[]).await;
+        let (status, server) = api
+            .call(
+                &admin,
+                Method::POST,
+                "/api/servers",
+                Some(json!({"name": "echo", "builtin": "echo"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{server}");
+        let alice = api.login(&["--as", "alice", "--role", "user"]).await;
+        let (_, created) = api
+            .call(&alice, Method::POST, "/api/profiles", Some(json!({"slug": "team"})))
+            .await;
+        let (status, profile) = api
+            .call(
+                &alice,
+                Method::PUT,
+                "/api/profiles/team/servers",
+                Some(json!({"servers": ["echo"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{profile}");
+        assert_eq!(profile["servers"], json!(["echo"]));
+
+        // The token shown once opens the profile's MCP endpoint; a rotated one replaces it at once.
+        let token = created["token"].as_str().unwrap().to_owned();
+        let mut client = RawClient::new(api.gw.url("team"), token.clone());
+        client.initialize().await;
+        let reply = client
+            .call(
+                json!(1),
+                "tools/call",
+                json!({"name": "echo_echo", "arguments": {"message": "hush-hush-value"}}),
+            )
+            .await;
+        assert!(reply["result"].is_object(), "{reply}");
+        let (_, rotated) = api.call(&alice, Method::POST, "/api/profiles/team/token", None).await;
+        assert_ne!(rotated["token"], created["token"]);
+        let stale = RawClient::new(api.gw.url("team"), token)
+            .post(json!({"jsonrpc":"2.0","id":0,"method":"ping"}).to_string())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(stale.status(), StatusCode::UNAUTHORIZED);
+
+        // Servers list their running sandboxes; admins see how a server runs, users do not.
+        let (_, servers) = api.call(&admin, Method::GET, "/api/servers/echo", None).await;
+        assert_eq!(servers["running"][0]["profile"], "team", "{servers}");
+        assert!(servers["target"].is_string());
+        let (_, seen_by_alice) = api.call(&alice, Method::GET, "/api/servers/echo", None).await;
+        assert!(seen_by_alice["target"].is_null(), "{seen_by_alice}");
+        let (status, updated) = api
+            .call(
+                &admin,
+                Method::PATCH,
+                "/api/servers/echo",
+                Some(json!({"egress": ["api.github.com"]})),
+            )
+            .await;
+        assert_eq!(
+            (status, updated["egress"].clone()),
+            (StatusCode::OK, json!(["api.github.com"]))
+        );
+        let (status, _) = api
+            .call(
+                &admin,
+                Method::PATCH,
+                "/api/servers/echo",
+                Some(json!({"egress": ["not a host!"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let (status, _) = api
+            .call(&alice, Method::PATCH, "/api/servers/echo", Some(json!({"egress": []})))
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, restarted) = api.call(&admin, Method::POST, "/api/servers/echo/restart", None).await;
+        assert_eq!(status, StatusCode::OK, "{restarted}");
+
+        // Audit: the tool call (shape of the arguments, not their value) and every change, with its actor.
+        let (_, me) = api.call(&alice, Method::GET, "/api/me", None).await;
+        let alice_actor = format!("user:{}", me["id"]);
+        let calls = api.events(&admin, "/api/audit?kind=mcp.tool_call&profile=team").await;
+        let call = &calls["items"][0];
+        assert_eq!(call["server"], "echo", "{calls}");
+        assert_eq!(call["outcome"], "ok");
+        assert_eq!(call["actor"], "profile:team");
+        assert_eq!(call["detail"]["upstream_tool"], "echo");
+        assert_eq!(call["detail"]["arguments"], json!({"message": "string"}));
+        assert!(call["detail"]["duration_ms"].is_number());
+        assert!(
+            !calls.to_string().contains("hush-hush-value"),
+            "argument values reached the audit log"
+        );
+
+        let changes = api
+            .events_with(
+                &admin,
+                "/api/audit?kind=api.*&limit=500",
+                &[
+                    "api.profile.create",
+                    "api.profile.set_servers",
+                    "api.profile.rotate_token",
+                    "api.server.add",
+                    "api.server.set_egress",
+                ],
+            )
+            .await;
+        let kinds: Vec<(String, String)> = changes["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| {
+                (
+                    e["kind"].as_str().unwrap().to_owned(),
+                    e["actor"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect();
+        for expected in [
+            "api.profile.create",
+            "api.profile.set_servers",
+            "api.profile.rotate_token",
+        ] {
+            assert!(
+                kinds.contains(&(expected.to_owned(), alice_actor.clone())),
+                "{expected} by {alice_actor}: {kinds:?}"
+            );
+        }
+        assert!(
+            kinds
+                .iter()
+                .any(|(k, a)| k == "api.server.add" && a.starts_with("user:")),
+            "{kinds:?}"
+        );
+        // Alice sees the events of her profile only.
+        let (_, hers) = api.call(&alice, Method::GET, "/api/audit?limit=500", None).await;
+        assert!(
+            hers["items"].as_array().unwrap().iter().all(|e| e["profile"] == "team"),
+            "{hers}"
+        );
+        // Keyset pagination walks the log without repeats.
+        let (_, first) = api.call(&admin, Method::GET, "/api/audit?limit=2", None).await;
+        let next = first["next"].as_str().expect("a next page");
+        let (_, second) = api
+            .call(&admin, Method::GET, &format!("/api/audit?limit=2&after={next}"), None)
+            .await;
+        assert!(second["items"][0]["id"].as_i64() < first["items"][1]["id"].as_i64());
+
+        // A CLI change is audited as the operator's.
+        api.gw.cli_ok(&["profile", "create", "cli-made"]);
+        let (_, cli) = api
+            .call(&admin, Method::GET, "/api/audit?kind=cli.profile.create", None)
+            .await;
+        assert_eq!(cli["items"][0]["actor"], "operator", "{cli}");
+    });
+}
+
+#[test]
+fn credentials_are_write_only_and_users_keep_to_their_own_profiles() {
+    let api = Api::start();
+    runtime().block_on(async {
+        let admin = api.login(&[]).await;
+        api.call(&admin, Method::POST, "/api/servers", Some(json!({"name": "echo", "builtin": "echo"})))
+            .await;
+        let alice = api.login(&["--as", "alice", "--role", "user"]).await;
+        let bob = api.login(&["--as", "bob", "--role", "user"]).await;
+        api.call(&alice, Method::POST, "/api/profiles", Some(json!({"slug": "team"}))).await;
+        let secret = "sk-live-0123456789abcdef";
+        let set = |profile: Option<&str>| {
+            json!({"server": "echo", "profile": profile, "name": "github", "hosts": "api.github.com", "secret": secret})
+        };
+        let (status, body) = api.call(&alice, Method::PUT, "/api/credentials", Some(set(None))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "server-wide is an admin's: {body}");
+        let (status, body) = api.call(&bob, Method::PUT, "/api/credentials", Some(set(Some("team")))).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
+        let (status, credential) = api.call(&alice, Method::PUT, "/api/credentials", Some(set(Some("team")))).await;
+        assert_eq!(status, StatusCode::OK, "{credential}");
+        assert_eq!(credential["env_name"], "GITHUB_TOKEN");
+        assert!(!credential.to_string().contains(secret));
+
+        let (_, listed) = api.call(&alice, Method::GET, "/api/credentials", None).await;
+        assert_eq!(listed["items"].as_array().unwrap().len(), 1, "{listed}");
+        assert!(!listed.to_string().contains(secret));
+        let (_, bobs) = api.call(&bob, Method::GET, "/api/credentials", None).await;
+        assert_eq!(bobs["items"], json!([]));
+        let (status, _) = api
+            .call(&bob, Method::DELETE, "/api/credentials/echo/github?profile=team", None)
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = api
+            .call(&alice, Method::DELETE, "/api/credentials/echo/github?profile=team", None)
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (_, after) = api.call(&admin, Method::GET, "/api/credentials", None).await;
+        assert_eq!(after["items"], json!([]));
+    });
+}
+
+#[test]
+fn every_route_of_the_openapi_document_is_served_and_unknown_ones_are_not() {
+    let api = Api::start();
+    runtime().block_on(async {
+        let admin = api.login(&[]).await;
+        let (status, doc) = api.call(&admin, Method::GET, "/api/openapi.json", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(doc["openapi"], "3.1.0");
+        let paths = doc["paths"].as_object().unwrap();
+        let mut operations = 0;
+        for (path, methods) in paths {
+            for method in methods.as_object().unwrap().keys() {
+                operations += 1;
+                let concrete = path
+                    .split('/')
+                    .map(|segment| if segment.starts_with('{') { "zz-none" } else { segment })
+                    .collect::<Vec<_>>()
+                    .join("/");
+                let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+                let response = api
+                    .http
+                    .request(method.clone(), api.url(&concrete))
+                    .header("cookie", &admin.cookie)
+                    .header("origin", api.origin())
+                    .send()
+                    .await
+                    .unwrap();
+                let status = response.status();
+                let body: Value = response.json().await.unwrap_or(Value::Null);
+                let unrouted = status == StatusCode::METHOD_NOT_ALLOWED
+                    || body["error"]["message"]
+                        .as_str()
+                        .is_some_and(|m| m.contains("no such API route"));
+                assert!(
+                    !unrouted,
+                    "{method} {path} is in the document but not served: {status} {body}"
+                );
+            }
+        }
+        // Every route the API serves is declared in one table that yields both the router and the document.
+        assert!(operations >= 30, "only {operations} operations documented");
+        for (path, method) in [
+            ("/api/profiles", "post"),
+            ("/api/profiles/{slug}/servers", "put"),
+            ("/api/servers/{name}/restart", "post"),
+            ("/api/credentials/{server}/{name}", "delete"),
+            ("/api/plugins/{name}/rollback", "post"),
+            ("/api/plugins/{name}/metrics", "get"),
+            ("/api/audit", "get"),
+            ("/api/users/{id}", "patch"),
+        ] {
+            assert!(
+                paths[path][method].is_object(),
+                "{method} {path} is missing from the document"
+            );
+        }
+    });
+}
+
+#[test]
+fn plugins_are_managed_through_the_api_by_admins_and_their_policy_applies_at_once() {
+    let api = Api::start();
+    let component = gigmcp_default_plugins::component("tool-filter").unwrap().to_vec();
+    runtime().block_on(async {
+        let admin = api.login(&[]).await;
+        let upload = |query: &str, bytes: Vec<u8>| {
+            api.http
+                .post(api.url(&format!("/api/plugins?{query}")))
+                .header("cookie", &admin.cookie)
+                .header("origin", api.origin())
+                .header("content-type", "application/octet-stream")
+                .body(bytes)
+                .send()
+        };
+        // Refused uploads change nothing.
+        for (query, bytes) in [
+            (format!("name=mine&sha256={}", "0".repeat(64)), component.clone()),
+            ("name=mine&kind=egress-policy".to_owned(), component.clone()),
+            ("name=mine".to_owned(), b"not a component".to_vec()),
+            ("name=Not_Valid".to_owned(), component.clone()),
+        ] {
+            let response = upload(&query, bytes).await.unwrap();
+            assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{query}");
+        }
+        let (status, _) = api.call(&admin, Method::GET, "/api/plugins/mine", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        let response = upload("name=mine&kind=mcp-filter", component.clone()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::CREATED);
+        let plugin: Value = response.json().await.unwrap();
+        assert_eq!(plugin["kind"], "mcp-filter");
+        assert!(plugin["config_schema"].is_object(), "{plugin}");
+
+        let (status, body) = api
+            .call(
+                &admin,
+                Method::PUT,
+                "/api/plugins/mine/config",
+                Some(json!({"config": {"nonsense": 1}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "the schema refuses it: {body}");
+
+        // A server in a profile, then a policy that denies its tool, bound through the API.
+        api.call(
+            &admin,
+            Method::POST,
+            "/api/servers",
+            Some(json!({"name": "echo", "builtin": "echo"})),
+        )
+        .await;
+        let (_, created) = api
+            .call(&admin, Method::POST, "/api/profiles", Some(json!({"slug": "team"})))
+            .await;
+        api.call(
+            &admin,
+            Method::PUT,
+            "/api/profiles/team/servers",
+            Some(json!({"servers": ["echo"]})),
+        )
+        .await;
+        // A client that has called the tool (so its name is routed) before the policy exists: once the
+        // policy applies, the tool is both hidden from lists and refused by name (-32001); a client that
+        // first listed tools after the policy would not find the name at all (a different error).
+        let mut client = RawClient::new(api.gw.url("team"), created["token"].as_str().unwrap().to_owned());
+        client.initialize().await;
+        let first = client
+            .call(
+                json!("before"),
+                "tools/call",
+                json!({"name": "echo_echo", "arguments": {"message": "x"}}),
+            )
+            .await;
+        assert!(
+            first.get("result").is_some(),
+            "before the policy the tool works: {first}"
+        );
+        let deny = json!({"config": {"profiles": {"team": {"deny": ["echo/echo"]}}}});
+        let (status, body) = api
+            .call(&admin, Method::PUT, "/api/plugins/mine/config", Some(deny))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = api
+            .call(
+                &admin,
+                Method::POST,
+                "/api/plugins/mine/bindings",
+                Some(json!({"order": 5})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["bindings"], json!([{"profile": null, "order": 5}]));
+
+        let mut denied = false;
+        let mut last = Value::Null;
+        for i in 0..300 {
+            let reply = client
+                .call(
+                    json!(i),
+                    "tools/call",
+                    json!({"name": "echo_echo", "arguments": {"message": "x"}}),
+                )
+                .await;
+            if reply["error"]["code"] == -32001 {
+                denied = true;
+                break;
+            }
+            last = reply;
+            // The gateway picks up the binding within a second or so (longer on a loaded machine).
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(
+            denied,
+            "the plugin bound through the API did not deny the tool; last reply: {last}"
+        );
+        let events = api.events(&admin, "/api/audit?kind=mcp.tool_call&decision=deny").await;
+        assert!(!events["items"].as_array().unwrap().is_empty(), "{events}");
+
+        // Rollback returns to the previous configuration; disable, metrics, unbind, remove.
+        let (status, body) = api.call(&admin, Method::POST, "/api/plugins/mine/rollback", None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["config"], json!({}), "{body}");
+        let (status, body) = api
+            .call(
+                &admin,
+                Method::PUT,
+                "/api/plugins/mine/enabled",
+                Some(json!({"enabled": false})),
+            )
+            .await;
+        assert_eq!((status, body["enabled"].clone()), (StatusCode::OK, json!(false)));
+        let (status, metrics) = api.call(&admin, Method::GET, "/api/plugins/mine/metrics", None).await;
+        assert_eq!(status, StatusCode::OK, "{metrics}");
+        assert!(metrics["calls"].is_u64());
+        let (status, body) = api
+            .call(&admin, Method::DELETE, "/api/plugins/mine/bindings", None)
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["bindings"], json!([]));
+        let (status, _) = api.call(&admin, Method::DELETE, "/api/plugins/mine", None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (status, _) = api.call(&admin, Method::GET, "/api/plugins/mine", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        // Webhooks audit sinks deliver to: https only (or loopback http); the event does not hold the URL.
+        let (status, body) = api
+            .call(
+                &admin,
+                Method::PUT,
+                "/api/webhooks/siem",
+                Some(json!({"url": "http://siem.example.com/in"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        let (status, body) = api
+            .call(
+                &admin,
+                Method::PUT,
+                "/api/webhooks/siem",
+                Some(json!({"url": "https://siem.example.com/in?key=k3y"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (_, hooks) = api.call(&admin, Method::GET, "/api/webhooks", None).await;
+        assert_eq!(hooks["items"][0]["name"], "siem", "{hooks}");
+        assert!(api.gw.cli_ok(&["plugin", "webhook", "list"]).contains("webhook:siem"));
+        let (status, _) = api.call(&admin, Method::DELETE, "/api/webhooks/siem", None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (status, _) = api.call(&admin, Method::DELETE, "/api/webhooks/siem", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let set = api
+            .events_with(
+                &admin,
+                "/api/audit?kind=api.webhook.*",
+                &["api.webhook.set", "api.webhook.remove"],
+            )
+            .await;
+        assert!(!set.to_string().contains("k3y"), "{set}");
+
+        let expected = [
+            "api.plugin.add",
+            "api.plugin.config",
+            "api.plugin.bind",
+            "api.plugin.rollback",
+            "api.plugin.disable",
+            "api.plugin.unbind",
+            "api.plugin.remove",
+        ];
+        let changes = api
+            .events_with(&admin, "/api/audit?kind=api.plugin.*&limit=500", &expected)
+            .await;
+        let kinds: Vec<&str> = changes["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["kind"].as_str().unwrap())
+            .collect();
+        for expected in expected {
+            assert!(kinds.contains(&expected), "no {expected} in {kinds:?}");
+        }
+    });
+}
+
+#[test]
+fn admins_manage_users_and_a_deleted_user_loses_their_session() {
+    let api = Api::start();
+    runtime().block_on(async {
+        let admin = api.login(&[]).await;
+        let alice = api.login(&["--as", "alice", "--role", "user"]).await;
+        let (_, me) = api.call(&alice, Method::GET, "/api/me", None).await;
+        let alice_id = me["id"].as_i64().unwrap();
+        let (_, admin_me) = api.call(&admin, Method::GET, "/api/me", None).await;
+
+        let (status, _) = api.call(&alice, Method::GET, "/api/plugins", None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        let (status, user) = api
+            .call(
+                &admin,
+                Method::PATCH,
+                &format!("/api/users/{alice_id}"),
+                Some(json!({"role": "admin"})),
+            )
+            .await;
+        assert_eq!((status, user["role"].clone()), (StatusCode::OK, json!("admin")));
+        let (status, _) = api.call(&alice, Method::GET, "/api/plugins", None).await;
+        assert_eq!(status, StatusCode::OK, "the new role applies to the running session");
+
+        let own = format!("/api/users/{}", admin_me["id"]);
+        let (status, _) = api
+            .call(&admin, Method::PATCH, &own, Some(json!({"role": "user"})))
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        let (status, _) = api.call(&admin, Method::DELETE, &own, None).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        let (status, body) = api
+            .call(
+                &admin,
+                Method::PATCH,
+                &format!("/api/users/{alice_id}"),
+                Some(json!({"role": "root"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+
+        let (_, list) = api.call(&admin, Method::GET, "/api/users?limit=1", None).await;
+        assert_eq!(list["items"].as_array().unwrap().len(), 1);
+        let (_, rest) = api
+            .call(
+                &admin,
+                Method::GET,
+                &format!("/api/users?after={}", list["next"].as_str().unwrap()),
+                None,
+            )
+            .await;
+        assert_eq!(rest["items"].as_array().unwrap().len(), 1, "{rest}");
+        assert!(rest["next"].is_null());
+
+        let (status, _) = api
+            .call(&admin, Method::DELETE, &format!("/api/users/{alice_id}"), None)
+            .await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (status, _) = api.call(&alice, Method::GET, "/api/me", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    });
+}
+
+/// Invariant 7: only the operator (CLI) and admins (API) define servers and plugins — a server's command,
+/// mounts, environment and URL are powers over the host. A user's attempts are refused and change nothing.
+#[test]
+fn only_admins_define_servers_and_plugins() {
+    let api = Api::start();
+    let component = gigmcp_default_plugins::component("tool-filter").unwrap().to_vec();
+    runtime().block_on(async {
+        let admin = api.login(&[]).await;
+        let alice = api.login(&["--as", "alice", "--role", "user"]).await;
+        api.call(
+            &admin,
+            Method::POST,
+            "/api/servers",
+            Some(json!({"name": "echo", "builtin": "echo"})),
+        )
+        .await;
+        for (method, path, body) in [
+            (
+                Method::POST,
+                "/api/servers",
+                Some(json!({"name": "sh", "command": "/bin/sh"})),
+            ),
+            (
+                Method::PATCH,
+                "/api/servers/echo",
+                Some(json!({"egress": ["evil.example"]})),
+            ),
+            (Method::DELETE, "/api/servers/echo", None),
+            (Method::POST, "/api/servers/echo/restart", None),
+            (Method::GET, "/api/plugins", None),
+            (
+                Method::PUT,
+                "/api/plugins/tool-filter/config",
+                Some(json!({"config": {}})),
+            ),
+            (
+                Method::PUT,
+                "/api/plugins/tool-filter/enabled",
+                Some(json!({"enabled": false})),
+            ),
+            (
+                Method::POST,
+                "/api/plugins/tool-filter/bindings",
+                Some(json!({"order": 1})),
+            ),
+            (Method::DELETE, "/api/plugins/tool-filter", None),
+            (Method::GET, "/api/users", None),
+            (Method::GET, "/api/webhooks", None),
+            (
+                Method::PUT,
+                "/api/webhooks/x",
+                Some(json!({"url": "https://x.example"})),
+            ),
+        ] {
+            let (status, body) = api.call(&alice, method.clone(), path, body).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {body}");
+        }
+        let upload = api
+            .http
+            .post(api.url("/api/plugins?name=mine"))
+            .header("cookie", &alice.cookie)
+            .header("origin", api.origin())
+            .header("content-type", "application/octet-stream")
+            .body(component)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(upload.status(), StatusCode::FORBIDDEN);
+
+        let (_, servers) = api.call(&admin, Method::GET, "/api/servers", None).await;
+        assert_eq!(servers["items"].as_array().unwrap().len(), 1, "{servers}");
+        assert_eq!(servers["items"][0]["egress"], json!([]));
+        let (_, plugins) = api.call(&admin, Method::GET, "/api/plugins", None).await;
+        let names: Vec<&str> = plugins["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].as_str().unwrap())
+            .collect();
+        assert!(names.contains(&"tool-filter") && !names.contains(&"mine"), "{names:?}");
+        let (_, filter) = api.call(&admin, Method::GET, "/api/plugins/tool-filter", None).await;
+        assert_eq!(filter["enabled"], true);
+    });
+}
+
+#[test]
+fn a_profile_granted_by_the_auth_mapper_can_be_read_but_only_its_owner_changes_it() {
+    use gigmcp_store::users::{LOGIN_LINK_ISSUER, NewUser};
+    use gigmcp_types::user::ProfileAccess;
+    use gigmcp_types::user::Role;
+    let api = Api::start();
+    runtime().block_on(async {
+        let alice = api.login(&["--as", "alice", "--role", "user"]).await;
+        let carol = api.login(&["--as", "carol", "--role", "user"]).await;
+        api.call(
+            &alice,
+            Method::POST,
+            "/api/profiles",
+            Some(json!({"slug": "alice-team"})),
+        )
+        .await;
+        api.call(
+            &alice,
+            Method::POST,
+            "/api/profiles",
+            Some(json!({"slug": "alice-private"})),
+        )
+        .await;
+        let (status, _) = api.call(&carol, Method::GET, "/api/profiles/alice-team", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+
+        // What an auth-mapper grant leaves in the users table at carol's next login.
+        let store = gigmcp_store::Store::open(&api.gw.dir.path().join("gigmcp.db")).unwrap();
+        store
+            .upsert_user(&NewUser {
+                issuer: LOGIN_LINK_ISSUER.into(),
+                subject: "carol".into(),
+                name: Some("carol".into()),
+                email: None,
+                role: Role::User,
+                profiles: ProfileAccess::Only(vec!["alice-team".into()]),
+            })
+            .unwrap();
+
+        let (status, profile) = api.call(&carol, Method::GET, "/api/profiles/alice-team", None).await;
+        assert_eq!(status, StatusCode::OK, "{profile}");
+        let (_, list) = api.call(&carol, Method::GET, "/api/profiles", None).await;
+        let slugs: Vec<&str> = list["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["slug"].as_str().unwrap())
+            .collect();
+        assert_eq!(slugs, ["alice-team"]);
+        for (method, path, body) in [
+            (
+                Method::PATCH,
+                "/api/profiles/alice-team",
+                Some(json!({"name": "carol's"})),
+            ),
+            (Method::POST, "/api/profiles/alice-team/token", None),
+            (Method::DELETE, "/api/profiles/alice-team", None),
+        ] {
+            let (status, body) = api.call(&carol, method.clone(), path, body).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {body}");
+        }
+        let (status, _) = api.call(&carol, Method::GET, "/api/profiles/alice-private", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (_, profile) = api.call(&alice, Method::GET, "/api/profiles/alice-team", None).await;
+        assert_eq!(profile["name"], "", "a refused change changed something");
+    });
+}
+
+#[test]
+fn a_session_ends_when_gig_session_ttl_has_passed() {
+    let api = Api::start_with(&[("GIG_SESSION_TTL", "1s")]);
+    runtime().block_on(async {
+        let path = api.login_link(&[]);
+        let response = api.http.get(api.url(&path)).send().await.unwrap();
+        let set_cookie = response.headers()["set-cookie"].to_str().unwrap().to_owned();
+        assert!(set_cookie.contains("Max-Age=1"), "{set_cookie}");
+        let browser = Browser {
+            cookie: set_cookie.split(';').next().unwrap().to_owned(),
+        };
+        // Whatever the machine's speed, more than the TTL has passed after this.
+        tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+        let (status, body) = api.call(&browser, Method::GET, "/api/me", None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+    });
+}
+
+#[test]
+fn conflicting_changes_are_refused_with_409_or_404_and_change_nothing() {
+    let api = Api::start();
+    runtime().block_on(async {
+        let admin = api.login(&[]).await;
+        for server in [
+            json!({"name": "echo", "builtin": "echo"}),
+            json!({"name": "echo2", "builtin": "echo", "prefix": "echo"}),
+            json!({"name": "remote", "url": "https://mcp.example.com/mcp"}),
+            json!({"name": "plain1", "builtin": "echo", "prefix": ""}),
+            json!({"name": "plain2", "builtin": "echo", "prefix": ""}),
+        ] {
+            let (status, body) = api.call(&admin, Method::POST, "/api/servers", Some(server)).await;
+            assert_eq!(status, StatusCode::CREATED, "{body}");
+        }
+        let (status, _) = api
+            .call(
+                &admin,
+                Method::POST,
+                "/api/servers",
+                Some(json!({"name": "echo", "builtin": "echo"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        api.call(
+            &admin,
+            Method::POST,
+            "/api/profiles",
+            Some(json!({"slug": "team", "name": "T"})),
+        )
+        .await;
+        let (status, _) = api
+            .call(
+                &admin,
+                Method::POST,
+                "/api/profiles",
+                Some(json!({"slug": "team", "name": "other"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        let (status, body) = api
+            .call(
+                &admin,
+                Method::PUT,
+                "/api/profiles/team/servers",
+                Some(json!({"servers": ["echo"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+
+        for (servers, expected) in [
+            (json!(["echo", "echo2"]), StatusCode::CONFLICT),
+            // Both expose the plain name `echo`: found by starting each (sandboxed) and listing its tools.
+            (json!(["plain1", "plain2"]), StatusCode::CONFLICT),
+            (json!(["echo", "echo"]), StatusCode::BAD_REQUEST),
+            (json!(["echo", "missing"]), StatusCode::NOT_FOUND),
+        ] {
+            let (status, body) = api
+                .call(
+                    &admin,
+                    Method::PUT,
+                    "/api/profiles/team/servers",
+                    Some(json!({"servers": servers})),
+                )
+                .await;
+            assert_eq!(status, expected, "{servers}: {body}");
+            if servers == json!(["plain1", "plain2"]) {
+                let message = body["error"]["message"].as_str().unwrap();
+                assert!(message.contains("would be exposed by both"), "{message}");
+            }
+        }
+        let (status, body) = api.call(&admin, Method::DELETE, "/api/servers/echo", None).await;
+        assert_eq!(status, StatusCode::CONFLICT, "a server in use stays: {body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains("team"), "{body}");
+        let credential =
+            json!({"server": "remote", "name": "key", "hosts": "mcp.example.com", "secret": "s3cr3t-value"});
+        let (status, body) = api
+            .call(&admin, Method::PUT, "/api/credentials", Some(credential))
+            .await;
+        assert_eq!(
+            status,
+            StatusCode::CONFLICT,
+            "a remote server holds no credential: {body}"
+        );
+
+        let (_, profile) = api.call(&admin, Method::GET, "/api/profiles/team", None).await;
+        assert_eq!(profile["servers"], json!(["echo"]));
+        assert_eq!(profile["name"], "T");
+        let (_, servers) = api.call(&admin, Method::GET, "/api/servers", None).await;
+        assert_eq!(servers["items"].as_array().unwrap().len(), 5);
+        let (_, credentials) = api.call(&admin, Method::GET, "/api/credentials", None).await;
+        assert_eq!(credentials["items"], json!([]));
+    });
+}

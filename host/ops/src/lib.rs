@@ -1,0 +1,622 @@
+//! The changes an operator (CLI) or a user (REST API) makes, written once: both front ends parse their input,
+//! call these, and present the result. Each change is validated before anything is written (bad input
+//! changes nothing) and recorded in the audit log as `cli.<object>.<verb>` or `api.<object>.<verb>`.
+
+use std::collections::HashMap;
+
+pub mod registry;
+mod server_input;
+pub use server_input::{Defined, ServerInput};
+
+use serde_json::{Value, json};
+use thiserror::Error;
+
+use gigmcp_audit::AuditLog;
+use gigmcp_mcp::aggregate::ListKind;
+use gigmcp_mcp::runtime::{Deps, probe_names};
+use gigmcp_plugin_runtime::CandidateError;
+use gigmcp_plugins::manage::ManageError;
+use gigmcp_sandbox::Launcher;
+use gigmcp_store::credentials::CredentialStoreError;
+use gigmcp_store::plugins::{PluginStoreError, Revision};
+use gigmcp_store::{Profile, Store, StoreError};
+use gigmcp_types::audit::NewAuditEvent;
+use gigmcp_types::credential::{Credential, CredentialName, CredentialSpec};
+use gigmcp_types::ids::UserId;
+use gigmcp_types::names::PluginName;
+use gigmcp_types::names::{ProfileSlug, ServerName};
+use gigmcp_types::secret::Secret;
+use gigmcp_types::server::{ServerDef, ServerSpec};
+use gigmcp_types::token::NewToken;
+use gigmcp_vault::{Vault, VaultError};
+
+/// Why a change was refused, sorted by whose fault it is.
+#[derive(Debug, Error)]
+pub enum OpsError {
+    /// The input is malformed.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    NotFound(String),
+    /// The input is well-formed but conflicts with the current state.
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for OpsError {
+    fn from(e: StoreError) -> Self {
+        let text = e.to_string();
+        match e {
+            StoreError::NoProfile(_) | StoreError::NoServer(_) | StoreError::NotInProfile { .. } => {
+                OpsError::NotFound(text)
+            }
+            StoreError::ProfileExists(_)
+            | StoreError::ServerExists(_)
+            | StoreError::ServerInUse { .. }
+            | StoreError::AlreadyInProfile { .. } => OpsError::Conflict(text),
+            _ => OpsError::Internal(text),
+        }
+    }
+}
+
+impl From<CredentialStoreError> for OpsError {
+    fn from(e: CredentialStoreError) -> Self {
+        let text = e.to_string();
+        match e {
+            CredentialStoreError::NoServer(_)
+            | CredentialStoreError::NoProfile(_)
+            | CredentialStoreError::NoCredential { .. } => OpsError::NotFound(text),
+            CredentialStoreError::RemoteServer(_)
+            | CredentialStoreError::EnvSetByServer { .. }
+            | CredentialStoreError::EnvNameTaken { .. } => OpsError::Conflict(text),
+            _ => OpsError::Internal(text),
+        }
+    }
+}
+
+impl From<VaultError> for OpsError {
+    fn from(e: VaultError) -> Self {
+        match e {
+            VaultError::Store(e) => e.into(),
+            VaultError::NoSecret(_) => OpsError::NotFound(e.to_string()),
+            other => OpsError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl From<PluginStoreError> for OpsError {
+    fn from(e: PluginStoreError) -> Self {
+        let text = e.to_string();
+        match e {
+            PluginStoreError::NoPlugin(_) | PluginStoreError::NoProfile(_) | PluginStoreError::NotBound { .. } => {
+                OpsError::NotFound(text)
+            }
+            PluginStoreError::KindChanged { .. } | PluginStoreError::NoPreviousRevision(_) => OpsError::Conflict(text),
+            _ => OpsError::Internal(text),
+        }
+    }
+}
+
+impl From<ManageError> for OpsError {
+    fn from(e: ManageError) -> Self {
+        match e {
+            ManageError::Store(e) => e.into(),
+            ManageError::Candidate(CandidateError::Call(_)) => OpsError::Internal(e.to_string()),
+            ManageError::Candidate(other) => OpsError::Invalid(other.to_string()),
+        }
+    }
+}
+
+impl From<gigmcp_types::names::NameError> for OpsError {
+    fn from(e: gigmcp_types::names::NameError) -> Self {
+        OpsError::Invalid(e.to_string())
+    }
+}
+
+/// Who makes a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Actor {
+    /// The CLI: the operator, who may do everything.
+    Operator,
+    /// A logged-in user of the REST API.
+    User(UserId),
+}
+
+impl Actor {
+    pub fn name(&self) -> String {
+        match self {
+            Actor::Operator => "operator".to_owned(),
+            Actor::User(id) => format!("user:{id}"),
+        }
+    }
+
+    fn channel(&self) -> &'static str {
+        match self {
+            Actor::Operator => "cli",
+            Actor::User(_) => "api",
+        }
+    }
+}
+
+/// A change's context: where to write, who does it, where its audit event goes.
+pub struct Ops<'a> {
+    pub store: &'a Store,
+    pub actor: Actor,
+    /// The running gateway's audit log; `None` (the CLI) writes the event to the log of record directly.
+    pub audit: Option<&'a AuditLog>,
+}
+
+impl Ops<'_> {
+    /// Records `<cli|api>.<what>`. The change has happened; a failure to record it is logged, not fatal.
+    pub fn record(&self, what: &str, profile: Option<&str>, server: Option<&str>, detail: Value) {
+        let event = NewAuditEvent {
+            kind: format!("{}.{what}", self.actor.channel()),
+            actor: self.actor.name(),
+            profile: profile.map(str::to_owned),
+            server: server.map(str::to_owned),
+            outcome: "ok".to_owned(),
+            detail,
+        };
+        match self.audit {
+            Some(log) => log.record(event),
+            None => {
+                if let Err(e) = self.store.audit_append(&[event]) {
+                    tracing::warn!("cannot write the audit event {what}: {e}");
+                }
+            }
+        }
+    }
+
+    // ---- profiles
+
+    pub fn create_profile(
+        &self,
+        slug: &ProfileSlug,
+        name: &str,
+        owner: Option<UserId>,
+    ) -> Result<(Profile, NewToken), OpsError> {
+        check_display_name(name)?;
+        let created = self.store.create_owned_profile(slug, name, owner)?;
+        self.record("profile.create", Some(slug.as_str()), None, json!({"name": name}));
+        Ok(created)
+    }
+
+    pub fn rename_profile(&self, slug: &ProfileSlug, name: &str) -> Result<(), OpsError> {
+        check_display_name(name)?;
+        self.store.rename_profile(slug, name)?;
+        self.record("profile.rename", Some(slug.as_str()), None, json!({"name": name}));
+        Ok(())
+    }
+
+    pub fn delete_profile(&self, slug: &ProfileSlug) -> Result<(), OpsError> {
+        self.store.delete_profile(slug)?;
+        self.record("profile.delete", Some(slug.as_str()), None, json!({}));
+        Ok(())
+    }
+
+    /// Replaces the profile's token; the old one stops working at once.
+    pub fn rotate_token(&self, slug: &ProfileSlug) -> Result<NewToken, OpsError> {
+        let token = self.store.rotate_token(slug)?;
+        self.record("profile.rotate_token", Some(slug.as_str()), None, json!({}));
+        Ok(token)
+    }
+
+    /// Adds a server to a profile, refused if two of its servers would expose the same name.
+    pub fn add_server_to_profile(
+        &self,
+        slug: &ProfileSlug,
+        server: &ServerName,
+        sandbox: &gigmcp_sandbox::Settings,
+    ) -> Result<(), OpsError> {
+        let mut servers = self.store.profile_config(slug)?.servers;
+        if servers.iter().any(|s| &s.name == server) {
+            return Err(StoreError::AlreadyInProfile {
+                profile: slug.clone(),
+                server: server.clone(),
+            }
+            .into());
+        }
+        servers.push(self.store.server(server)?);
+        check_collisions(&servers, sandbox)
+            .map_err(|e| OpsError::Conflict(format!("cannot add {server} to profile {slug}: {e}")))?;
+        self.store.add_server_to_profile(slug, server)?;
+        self.record(
+            "profile.add_server",
+            Some(slug.as_str()),
+            Some(server.as_str()),
+            json!({}),
+        );
+        Ok(())
+    }
+
+    pub fn remove_server_from_profile(&self, slug: &ProfileSlug, server: &ServerName) -> Result<(), OpsError> {
+        self.store.remove_server_from_profile(slug, server)?;
+        self.record(
+            "profile.remove_server",
+            Some(slug.as_str()),
+            Some(server.as_str()),
+            json!({}),
+        );
+        Ok(())
+    }
+
+    /// Makes the profile serve exactly these servers, in this order (refused on a name collision).
+    pub fn set_profile_servers(
+        &self,
+        slug: &ProfileSlug,
+        servers: &[ServerName],
+        sandbox: &gigmcp_sandbox::Settings,
+    ) -> Result<(), OpsError> {
+        let mut defs = Vec::with_capacity(servers.len());
+        for (i, name) in servers.iter().enumerate() {
+            if servers[..i].contains(name) {
+                return Err(OpsError::Invalid(format!("server {name} is listed twice")));
+            }
+            defs.push(self.store.server(name)?);
+        }
+        self.store.profile_config(slug)?;
+        check_collisions(&defs, sandbox)
+            .map_err(|e| OpsError::Conflict(format!("cannot set the servers of profile {slug}: {e}")))?;
+        self.store.set_profile_servers(slug, servers)?;
+        let names: Vec<&str> = servers.iter().map(ServerName::as_str).collect();
+        self.record(
+            "profile.set_servers",
+            Some(slug.as_str()),
+            None,
+            json!({"servers": names}),
+        );
+        Ok(())
+    }
+
+    // ---- servers (the operator and admins only: invariant 7)
+
+    /// Defines a server from what a front end received (installing its package, if it names one) and adds
+    /// it; what was installed is removed again if the server cannot be added.
+    pub fn add_server_from(
+        &self,
+        input: ServerInput,
+        default_limits: gigmcp_types::server::Limits,
+        servers_dir: &std::path::Path,
+    ) -> Result<ServerDef, OpsError> {
+        let defined = input.define(default_limits, servers_dir, |name| self.store.server(name).is_ok())?;
+        match self.add_server(&defined.def) {
+            Ok(()) => Ok(defined.def.clone()),
+            Err(e) => {
+                defined.discard();
+                Err(e)
+            }
+        }
+    }
+
+    pub fn add_server(&self, def: &ServerDef) -> Result<(), OpsError> {
+        self.store.add_server(def)?;
+        self.record(
+            "server.add",
+            None,
+            Some(def.name.as_str()),
+            json!({"prefix": def.prefix.as_str(), "per_session": def.per_session, "kind": spec_kind(&def.spec)}),
+        );
+        Ok(())
+    }
+
+    /// Removes a server (it must be in no profile) and what was installed for it.
+    pub fn remove_server(&self, name: &ServerName) -> Result<(), OpsError> {
+        let def = self.store.server(name)?;
+        self.store.remove_server(name)?;
+        if let ServerSpec::Stdio {
+            package: Some(installed),
+            ..
+        } = &def.spec
+        {
+            let _ = std::fs::remove_dir_all(&installed.dir);
+        }
+        self.record("server.remove", None, Some(name.as_str()), json!({}));
+        Ok(())
+    }
+
+    /// Replaces the hosts a sandboxed server declares it needs (the egress-allowlist plugin's input).
+    pub fn set_server_egress(&self, name: &ServerName, egress: Vec<String>) -> Result<ServerDef, OpsError> {
+        let def = set_egress(self.store, name, egress).map_err(|e| match e {
+            SetEgressError::Store(e) => e.into(),
+            SetEgressError::Spec(e) => OpsError::Invalid(e.to_string()),
+        })?;
+        self.record(
+            "server.set_egress",
+            None,
+            Some(name.as_str()),
+            json!({"egress": def.spec.egress()}),
+        );
+        Ok(def)
+    }
+
+    // ---- credentials
+
+    /// Creates or replaces a credential; returns it and whether it replaced one.
+    pub fn set_credential(
+        &self,
+        vault: &Vault,
+        spec: &CredentialSpec,
+        secret: &Secret,
+    ) -> Result<(Credential, bool), OpsError> {
+        self.store.check_credential_scope(&spec.server, spec.profile.as_ref())?;
+        let replaced = self
+            .store
+            .credentials(Some(&spec.server), spec.profile.as_ref())?
+            .iter()
+            .any(|c| c.spec.name == spec.name && c.spec.profile == spec.profile);
+        let credential = vault.set_credential(spec, secret)?;
+        self.record(
+            "credential.set",
+            spec.profile.as_ref().map(ProfileSlug::as_str),
+            Some(spec.server.as_str()),
+            json!({"name": spec.name.as_str(), "hosts": spec.hosts.to_string(), "replaced": replaced}),
+        );
+        Ok((credential, replaced))
+    }
+
+    pub fn delete_credential(
+        &self,
+        server: &ServerName,
+        profile: Option<&ProfileSlug>,
+        name: &CredentialName,
+    ) -> Result<(), OpsError> {
+        self.store.delete_credential(server, profile, name)?;
+        self.record(
+            "credential.delete",
+            profile.map(ProfileSlug::as_str),
+            Some(server.as_str()),
+            json!({"name": name.as_str()}),
+        );
+        Ok(())
+    }
+
+    // ---- plugins (the operator and admins only)
+
+    pub fn plugin_set_enabled(&self, name: &PluginName, enabled: bool) -> Result<(), OpsError> {
+        self.store.plugin_set_enabled(name, enabled)?;
+        let verb = if enabled { "plugin.enable" } else { "plugin.disable" };
+        self.record(verb, None, None, json!({"plugin": name.as_str()}));
+        Ok(())
+    }
+
+    pub fn plugin_bind(&self, name: &PluginName, profile: Option<&ProfileSlug>, order: i64) -> Result<(), OpsError> {
+        self.store.plugin_bind(name, profile, order)?;
+        self.record(
+            "plugin.bind",
+            profile.map(ProfileSlug::as_str),
+            None,
+            json!({"plugin": name.as_str(), "order": order}),
+        );
+        Ok(())
+    }
+
+    pub fn plugin_unbind(&self, name: &PluginName, profile: Option<&ProfileSlug>) -> Result<(), OpsError> {
+        self.store.plugin_unbind(name, profile)?;
+        self.record(
+            "plugin.unbind",
+            profile.map(ProfileSlug::as_str),
+            None,
+            json!({"plugin": name.as_str()}),
+        );
+        Ok(())
+    }
+
+    pub fn plugin_remove(&self, name: &PluginName) -> Result<(), OpsError> {
+        self.store.plugin_remove(name)?;
+        self.record("plugin.remove", None, None, json!({"plugin": name.as_str()}));
+        Ok(())
+    }
+
+    pub fn plugin_rollback(&self, name: &PluginName) -> Result<Revision, OpsError> {
+        let revision = self.store.plugin_rollback(name)?;
+        self.record(
+            "plugin.rollback",
+            None,
+            None,
+            json!({"plugin": name.as_str(), "sha256": revision.sha256.to_hex(), "config": revision.config}),
+        );
+        Ok(revision)
+    }
+
+    /// Registers (or re-points) the webhook `webhook:<name>` that audit sinks may deliver to: https, or http
+    /// to a loopback address.
+    pub fn set_webhook(&self, name: &PluginName, url: &str) -> Result<String, OpsError> {
+        let url = gigmcp_audit::check_webhook_url(url).map_err(OpsError::Invalid)?;
+        self.store.audit_webhook_set(name, &url)?;
+        // The URL may carry a token in its path or query: the event names the webhook, not where it points.
+        self.record("webhook.set", None, None, json!({"webhook": name.as_str()}));
+        Ok(url)
+    }
+
+    pub fn remove_webhook(&self, name: &PluginName) -> Result<(), OpsError> {
+        if !self.store.audit_webhook_remove(name)? {
+            return Err(OpsError::NotFound(format!("no webhook named {name}")));
+        }
+        self.record("webhook.remove", None, None, json!({"webhook": name.as_str()}));
+        Ok(())
+    }
+
+    /// Records a plugin added or configured through [`crate::plugins::manage`].
+    pub fn record_plugin(&self, verb: &str, name: &PluginName, mut detail: Value) {
+        detail["plugin"] = Value::from(name.as_str());
+        self.record(&format!("plugin.{verb}"), None, None, detail);
+    }
+}
+
+/// A sandboxed server's memory and process limits (`--memory`/`--pids`, or `memory`/`pids` in the API):
+/// either given alone takes the gateway's default for the other; neither gives `None` (the defaults).
+pub fn sandbox_limits(
+    memory: Option<&str>,
+    pids: Option<u64>,
+    defaults: gigmcp_types::server::Limits,
+) -> Result<Option<gigmcp_types::server::Limits>, OpsError> {
+    if memory.is_none() && pids.is_none() {
+        return Ok(None);
+    }
+    let memory_bytes = match memory {
+        None => defaults.memory_bytes,
+        Some(text) => gigmcp_types::server::parse_size(text)
+            .ok_or_else(|| OpsError::Invalid(format!("invalid memory limit {text:?}: give a size like 512m or 2g")))?,
+    };
+    let pids = match pids {
+        None => defaults.pids,
+        Some(n) if n >= 8 => n,
+        Some(n) => return Err(OpsError::Invalid(format!("invalid process limit {n}: give at least 8"))),
+    };
+    Ok(Some(gigmcp_types::server::Limits { memory_bytes, pids }))
+}
+
+/// A profile's display name: at most 200 characters, no control characters.
+fn check_display_name(name: &str) -> Result<(), OpsError> {
+    if name.chars().count() > 200 || name.chars().any(char::is_control) {
+        return Err(OpsError::Invalid(
+            "invalid profile name: give at most 200 characters, without control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn spec_kind(spec: &ServerSpec) -> &'static str {
+    match spec {
+        ServerSpec::Stdio { package: Some(_), .. } => "package",
+        ServerSpec::Stdio { .. } => "stdio",
+        ServerSpec::Builtin { .. } => "builtin",
+        ServerSpec::Http { .. } => "http",
+    }
+}
+
+/// Why a set of servers cannot be served together.
+#[derive(Debug, Error)]
+pub enum CollisionError {
+    #[error("servers {first} and {second} both use the prefix {prefix:?}; give one another --prefix")]
+    SamePrefix {
+        first: ServerName,
+        second: ServerName,
+        prefix: String,
+    },
+    #[error(
+        "{what} name {exposed:?} would be exposed by both {holder} and {server}; give one of them another --prefix"
+    )]
+    SameName {
+        what: &'static str,
+        exposed: String,
+        holder: ServerName,
+        server: ServerName,
+    },
+    #[error("cannot list the names of server {server}: {detail}")]
+    Probe { server: ServerName, detail: String },
+    #[error("cannot start the servers to list their names: {0}")]
+    Start(String),
+}
+
+/// Refuses a set of servers in which two would expose the same tool or prompt name. Equal prefixes are
+/// refused outright; otherwise each server is started (sandboxed, as when serving) and its names listed.
+/// Must not run on an async runtime's thread (it runs one of its own).
+pub fn check_collisions(servers: &[ServerDef], sandbox: &gigmcp_sandbox::Settings) -> Result<(), CollisionError> {
+    for (i, a) in servers.iter().enumerate() {
+        for b in &servers[..i] {
+            if a.prefix == b.prefix && !a.prefix.as_str().is_empty() {
+                return Err(CollisionError::SamePrefix {
+                    first: b.name.clone(),
+                    second: a.name.clone(),
+                    prefix: a.prefix.as_str().to_owned(),
+                });
+            }
+        }
+    }
+    if servers.len() < 2 {
+        return Ok(());
+    }
+    let deps = Deps {
+        launcher: Launcher::offline(sandbox.clone()).map_err(|e| CollisionError::Start(e.to_string()))?,
+        http: reqwest::Client::new(),
+        idle_timeout: std::time::Duration::MAX,
+        plugins: None,
+        store: None,
+        audit: None,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CollisionError::Start(e.to_string()))?;
+    let listed = runtime.block_on(async {
+        let probes = servers.iter().map(|def| probe_names(def, &deps));
+        futures_util::future::join_all(probes).await
+    });
+    let mut seen: HashMap<(ListKind, String), &ServerName> = HashMap::new();
+    for (def, names) in servers.iter().zip(listed) {
+        let names = names.map_err(|detail| CollisionError::Probe {
+            server: def.name.clone(),
+            detail: detail.to_string(),
+        })?;
+        for (kind, name) in names {
+            let exposed = def.prefix.expose(&name);
+            if let Some(holder) = seen.insert((kind, exposed.clone()), &def.name) {
+                return Err(CollisionError::SameName {
+                    what: if kind == ListKind::Tools { "tool" } else { "prompt" },
+                    exposed,
+                    holder: holder.clone(),
+                    server: def.name.clone(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What defines a credential, as text from the CLI's flags or an API request.
+pub struct CredentialInput<'a> {
+    pub server: &'a str,
+    pub profile: Option<&'a str>,
+    pub name: &'a str,
+    pub hosts: &'a str,
+    pub header: &'a str,
+    pub format: &'a str,
+    pub env_name: Option<&'a str>,
+}
+
+/// Parses a credential's definition; the variable defaults to the name upper-cased with `_TOKEN`.
+pub fn credential_spec(input: &CredentialInput<'_>) -> Result<CredentialSpec, OpsError> {
+    use gigmcp_types::credential::{EnvName, Format, HeaderName, HostList};
+    let invalid = |e: &dyn std::fmt::Display| OpsError::Invalid(e.to_string());
+    let name = CredentialName::parse(input.name).map_err(|e| invalid(&e))?;
+    let env_name = match input.env_name {
+        Some(text) => EnvName::parse(text).map_err(|e| invalid(&e))?,
+        None => name.default_env_name().check_not_reserved().map_err(|e| {
+            OpsError::Invalid(format!(
+                "{e} (the default variable for this name is reserved; give --env-name / env_name)"
+            ))
+        })?,
+    };
+    Ok(CredentialSpec {
+        server: ServerName::parse(input.server)?,
+        profile: input.profile.map(ProfileSlug::parse).transpose()?,
+        hosts: HostList::parse(input.hosts).map_err(|e| invalid(&e))?,
+        header: HeaderName::parse(input.header).map_err(|e| invalid(&e))?,
+        format: Format::parse(input.format).map_err(|e| invalid(&e))?,
+        env_name,
+        name,
+    })
+}
+
+/// Replaces the declared egress list of a server (validated first; nothing changes on bad input). This is the
+/// one place the CLI and the REST API change it; a running gateway picks the change up from the database.
+pub fn set_egress(store: &Store, name: &ServerName, egress: Vec<String>) -> Result<ServerDef, SetEgressError> {
+    let mut def = store.server(name)?;
+    match &mut def.spec {
+        ServerSpec::Stdio { egress: list, .. } | ServerSpec::Builtin { egress: list, .. } => *list = egress,
+        ServerSpec::Http { .. } => return Err(gigmcp_types::server::SpecError::EgressOnRemote(name.to_string()).into()),
+    }
+    store.set_server_spec(name, &def.spec)?;
+    Ok(def)
+}
+
+#[derive(Debug, Error)]
+pub enum SetEgressError {
+    #[error(transparent)]
+    Spec(#[from] gigmcp_types::server::SpecError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

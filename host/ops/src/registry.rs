@@ -1,0 +1,418 @@
+//! Installing servers published on npm and PyPI, at `server add` time, with the host's npm and pip.
+//!
+//! - Into `GIG_SERVERS_DIR` (default `$GIG_DATA_DIR/servers`), one directory per `<name>@<version>`,
+//!   world-readable (it is public package code) so that sandbox uids can run it read-only.
+//! - Install scripts never run: npm with `--ignore-scripts`, and a package whose tree declares install
+//!   scripts is refused (it would not work without them); pip with wheels only (`--only-binary :all:`), so
+//!   no `setup.py` runs.
+//! - The installer's environment is the operator's minus every `GIG_*` variable: no gateway secret reaches
+//!   a package manager. (Registry and certificate settings are kept: they are how this host reaches the
+//!   registries.)
+//! - Integrity: npm's `sha512` integrity of every package and pip's `sha256` of every wheel are recorded in
+//!   `gigmcp-install.json` beside the install, and the main package's in the server's definition.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use gigmcp_types::server::Installed;
+use serde_json::Value;
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum InstallError {
+    #[error("invalid {what} {spec:?}: write it as {form}")]
+    Spec {
+        what: &'static str,
+        spec: String,
+        form: &'static str,
+    },
+    #[error("{tool} is not installed on this host: {source}")]
+    Tool { tool: &'static str, source: std::io::Error },
+    #[error("{tool} failed to install {package}: {detail}")]
+    Failed {
+        tool: &'static str,
+        package: String,
+        detail: String,
+    },
+    #[error(
+        "{package} needs install scripts ({scripts}); Gig'MCP installs with scripts off, so it cannot run this package"
+    )]
+    NeedsScripts { package: String, scripts: String },
+    #[error("{package} has no executable {wanted}; it has: {available}")]
+    NoBin {
+        package: String,
+        wanted: String,
+        available: String,
+    },
+    #[error(
+        "sandboxes could not reach {path}: {blocked} is not traversable by other users; \
+         run `chmod o+x {blocked}` or set GIG_SERVERS_DIR to a directory they can reach"
+    )]
+    Unreachable { path: String, blocked: String },
+    #[error("{0} is already installed; remove the server that uses it first")]
+    Exists(String),
+    #[error("install I/O: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// An installed server, ready to become a stdio server definition.
+pub struct Install {
+    pub installed: Installed,
+    /// The program to run and its first arguments.
+    pub command: String,
+    pub args: Vec<String>,
+}
+
+/// The installers' environment: the operator's, minus every gateway variable.
+fn installer_command(program: &str) -> Command {
+    let mut cmd = Command::new(program);
+    for (key, _) in std::env::vars_os() {
+        if key.to_string_lossy().starts_with("GIG_") {
+            cmd.env_remove(key);
+        }
+    }
+    cmd
+}
+
+fn run(tool: &'static str, package: &str, cmd: &mut Command) -> Result<(), InstallError> {
+    let out = cmd.output().map_err(|source| InstallError::Tool { tool, source })?;
+    if !out.status.success() {
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let detail: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+        let start = detail.len().saturating_sub(8);
+        return Err(InstallError::Failed {
+            tool,
+            package: package.to_owned(),
+            detail: detail[start..].join("\n"),
+        });
+    }
+    Ok(())
+}
+
+/// Checks that a sandbox uid (an "other" user) can traverse every directory down to `path`.
+pub fn check_reachable(path: &Path) -> Result<(), InstallError> {
+    use std::os::unix::fs::PermissionsExt;
+    let path = std::fs::canonicalize(path)?;
+    let mut current = PathBuf::from("/");
+    for part in path.components().skip(1) {
+        current.push(part);
+        let mode = std::fs::metadata(&current)?.permissions().mode();
+        if current.is_dir() && mode & 0o001 == 0 {
+            return Err(InstallError::Unreachable {
+                path: path.display().to_string(),
+                blocked: current.display().to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+fn prepare_dir(servers_dir: &Path, name: &str, version: &str) -> Result<PathBuf, InstallError> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(servers_dir)?;
+    std::fs::set_permissions(servers_dir, std::fs::Permissions::from_mode(0o755))?;
+    check_reachable(servers_dir)?;
+    let dir = servers_dir.join(format!("{name}@{version}"));
+    if dir.exists() {
+        return Err(InstallError::Exists(dir.display().to_string()));
+    }
+    std::fs::create_dir(&dir)?;
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))?;
+    Ok(dir)
+}
+
+/// Runs an installer in a fresh `<server>@<version>` directory, opens the result up to sandbox uids, and
+/// removes the directory again if anything failed: a refused install leaves nothing behind.
+fn install_into(
+    servers_dir: &Path,
+    server: &str,
+    version: &str,
+    install: impl FnOnce(&Path) -> Result<Install, InstallError>,
+) -> Result<Install, InstallError> {
+    let dir = prepare_dir(servers_dir, server, version)?;
+    let outcome = install(&dir).and_then(|done| {
+        open_up(&dir)?;
+        Ok(done)
+    });
+    if outcome.is_err() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    outcome
+}
+
+/// Makes everything under `dir` readable (and directories traversable) by sandbox uids.
+fn open_up(dir: &Path) -> Result<(), InstallError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(path) = stack.pop() {
+        let meta = std::fs::symlink_metadata(&path)?;
+        if meta.file_type().is_symlink() {
+            continue;
+        }
+        let mode = meta.permissions().mode();
+        let wanted = if meta.is_dir() || mode & 0o100 != 0 {
+            mode | 0o755
+        } else {
+            mode | 0o644
+        };
+        if wanted != mode {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(wanted & 0o7777))?;
+        }
+        if meta.is_dir() {
+            for entry in std::fs::read_dir(&path)? {
+                stack.push(entry?.path());
+            }
+        }
+    }
+    Ok(())
+}
+
+fn write_record(dir: &Path, record: &Value) -> Result<(), InstallError> {
+    std::fs::write(
+        dir.join("gigmcp-install.json"),
+        serde_json::to_vec_pretty(record).unwrap_or_default(),
+    )?;
+    Ok(())
+}
+
+/// Installs `<package>@<version>` from npm and finds the executable to run with `node` (`runtime`).
+pub fn install_npm(
+    servers_dir: &Path,
+    server: &str,
+    spec: &str,
+    bin: Option<&str>,
+    runtime: &str,
+) -> Result<Install, InstallError> {
+    let bad = || InstallError::Spec {
+        what: "--npm package",
+        spec: spec.to_owned(),
+        form: "<package>@<exact version>, like @modelcontextprotocol/server-filesystem@2026.8.31",
+    };
+    let at = spec.rfind('@').filter(|i| *i > 0).ok_or_else(bad)?;
+    let (package, version) = (&spec[..at], &spec[at + 1..]);
+    let exact = !version.is_empty() && version.chars().all(|c| c.is_ascii_alphanumeric() || ".-+".contains(c));
+    if package.is_empty() || !exact {
+        return Err(bad());
+    }
+    install_into(servers_dir, server, version, |dir| {
+        run(
+            "npm",
+            spec,
+            installer_command("npm")
+                .args([
+                    "install",
+                    "--ignore-scripts",
+                    "--no-audit",
+                    "--no-fund",
+                    "--omit=dev",
+                    "--no-save",
+                ])
+                .args(["--prefix"])
+                .arg(dir)
+                .arg(spec),
+        )?;
+        let lock: Value = serde_json::from_slice(&std::fs::read(dir.join("node_modules/.package-lock.json"))?)
+            .map_err(|e| InstallError::Failed {
+                tool: "npm",
+                package: spec.to_owned(),
+                detail: format!("unreadable lockfile: {e}"),
+            })?;
+        let packages = lock["packages"].as_object().cloned().unwrap_or_default();
+        let scripted: Vec<String> = packages
+            .iter()
+            .filter(|(_, p)| p["hasInstallScript"] == Value::Bool(true))
+            .map(|(path, _)| path.trim_start_matches("node_modules/").to_owned())
+            .collect();
+        if !scripted.is_empty() {
+            return Err(InstallError::NeedsScripts {
+                package: spec.to_owned(),
+                scripts: format!("install scripts in {}", scripted.join(", ")),
+            });
+        }
+        let main_key = format!("node_modules/{package}");
+        let integrity = packages
+            .get(&main_key)
+            .and_then(|p| p["integrity"].as_str())
+            .unwrap_or_default()
+            .to_owned();
+        let package_dir = dir.join(&main_key);
+        let manifest: Value =
+            serde_json::from_slice(&std::fs::read(package_dir.join("package.json"))?).unwrap_or_default();
+        let bins: Vec<(String, String)> = match &manifest["bin"] {
+            Value::String(path) => vec![(package.rsplit('/').next().unwrap_or(package).to_owned(), path.clone())],
+            Value::Object(map) => map
+                .iter()
+                .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                .collect(),
+            _ => Vec::new(),
+        };
+        let chosen = match bin {
+            Some(wanted) => bins.iter().find(|(name, _)| name == wanted),
+            None => bins.first(),
+        }
+        .ok_or_else(|| InstallError::NoBin {
+            package: spec.to_owned(),
+            wanted: bin.unwrap_or("(any)").to_owned(),
+            available: if bins.is_empty() {
+                "none".into()
+            } else {
+                bins.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>().join(", ")
+            },
+        })?;
+        let script = package_dir.join(&chosen.1);
+        let hashes: serde_json::Map<String, Value> = packages
+            .iter()
+            .filter_map(|(k, p)| Some((k.clone(), p["integrity"].as_str()?.into())))
+            .collect();
+        write_record(
+            dir,
+            &serde_json::json!({"registry": "npm", "package": package, "version": version, "integrity": hashes}),
+        )?;
+        Ok(Install {
+            installed: Installed {
+                registry: "npm".into(),
+                package: package.to_owned(),
+                version: version.to_owned(),
+                integrity,
+                dir: dir.to_path_buf(),
+            },
+            command: runtime.to_owned(),
+            args: vec![script.display().to_string()],
+        })
+    })
+}
+
+/// Installs `<package>==<version>` from PyPI (wheels only) into a virtual environment of `runtime`, and
+/// finds its console script.
+pub fn install_pypi(
+    servers_dir: &Path,
+    server: &str,
+    spec: &str,
+    bin: Option<&str>,
+    runtime: &str,
+) -> Result<Install, InstallError> {
+    let bad = || InstallError::Spec {
+        what: "--pypi package",
+        spec: spec.to_owned(),
+        form: "<package>==<exact version>, like mcp-server-time==2026.10.19",
+    };
+    let (package, version) = spec.split_once("==").ok_or_else(bad)?;
+    let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c));
+    if !valid(package) || !valid(version) {
+        return Err(bad());
+    }
+    install_into(servers_dir, server, version, |dir| {
+        let venv = dir.join("venv");
+        run(
+            "python venv",
+            spec,
+            installer_command(runtime).args(["-m", "venv"]).arg(&venv),
+        )?;
+        let report = dir.join("pip-report.json");
+        run(
+            "pip",
+            spec,
+            installer_command(&venv.join("bin/pip").display().to_string())
+                .args(["install", "--quiet", "--only-binary", ":all:", "--no-input", "--report"])
+                .arg(&report)
+                .arg(spec),
+        )?;
+        let report: Value = serde_json::from_slice(&std::fs::read(&report)?).unwrap_or_default();
+        let mut hashes = serde_json::Map::new();
+        let mut integrity = String::new();
+        for item in report["install"].as_array().into_iter().flatten() {
+            let name = item["metadata"]["name"].as_str().unwrap_or_default();
+            let hash = item["download_info"]["archive_info"]["hashes"]["sha256"]
+                .as_str()
+                .map(|h| format!("sha256-{h}"))
+                .unwrap_or_default();
+            if name.eq_ignore_ascii_case(package) || name.replace('_', "-").eq_ignore_ascii_case(package) {
+                integrity = hash.clone();
+            }
+            hashes.insert(name.to_owned(), hash.into());
+        }
+        write_record(
+            dir,
+            &serde_json::json!({"registry": "pypi", "package": package, "version": version, "integrity": hashes}),
+        )?;
+        let script_name = bin.unwrap_or(package);
+        let script = venv.join("bin").join(script_name);
+        if !script.is_file() {
+            let available: Vec<String> = std::fs::read_dir(venv.join("bin"))?
+                .filter_map(|e| e.ok()?.file_name().into_string().ok())
+                .filter(|n| !n.starts_with("python") && !n.starts_with("pip") && !n.starts_with("activate"))
+                .collect();
+            return Err(InstallError::NoBin {
+                package: spec.to_owned(),
+                wanted: script_name.to_owned(),
+                available: available.join(", "),
+            });
+        }
+        Ok(Install {
+            installed: Installed {
+                registry: "pypi".into(),
+                package: package.to_owned(),
+                version: version.to_owned(),
+                integrity,
+                dir: dir.to_path_buf(),
+            },
+            command: script.display().to_string(),
+            args: Vec::new(),
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn package_specs_must_pin_an_exact_version() {
+        let dir = tempfile::tempdir().unwrap();
+        for spec in [
+            "left-pad",
+            "left-pad@",
+            "left-pad@^1.0.0",
+            "@scope/pkg",
+            "left-pad@latest more",
+        ] {
+            assert!(
+                matches!(
+                    install_npm(dir.path(), "s", spec, None, "/usr/bin/node"),
+                    Err(InstallError::Spec { .. })
+                ),
+                "{spec}"
+            );
+        }
+        for spec in [
+            "mcp-server-time",
+            "mcp-server-time>=1",
+            "mcp-server-time==",
+            "x==1; rm -rf /",
+        ] {
+            assert!(
+                matches!(
+                    install_pypi(dir.path(), "s", spec, None, "/usr/bin/python3"),
+                    Err(InstallError::Spec { .. })
+                ),
+                "{spec}"
+            );
+        }
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "a refused spec wrote something"
+        );
+    }
+
+    #[test]
+    fn unreachable_directories_are_named() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let inner = dir.path().join("a/b");
+        std::fs::create_dir_all(&inner).unwrap();
+        std::fs::set_permissions(dir.path().join("a"), std::fs::Permissions::from_mode(0o700)).unwrap();
+        let err = check_reachable(&inner).unwrap_err().to_string();
+        assert!(err.contains("chmod o+x"), "{err}");
+    }
+}

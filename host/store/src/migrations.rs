@@ -1,0 +1,231 @@
+//! Forward-only migrations. A migration, once released, never changes: append a new one instead.
+
+use rusqlite::Connection;
+
+use crate::StoreError;
+
+const MIGRATIONS: &[&str] = &[
+    // 1: profiles, servers and which servers each profile serves.
+    "CREATE TABLE profiles (
+        id INTEGER PRIMARY KEY,
+        slug TEXT NOT NULL UNIQUE,
+        name TEXT NOT NULL,
+        token_hash BLOB NOT NULL UNIQUE,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE servers (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        prefix TEXT NOT NULL,
+        per_session INTEGER NOT NULL DEFAULT 0,
+        spec TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE profile_servers (
+        profile_id INTEGER NOT NULL REFERENCES profiles(id) ON DELETE CASCADE,
+        server_id INTEGER NOT NULL REFERENCES servers(id) ON DELETE RESTRICT,
+        position INTEGER NOT NULL,
+        PRIMARY KEY (profile_id, server_id)
+    );",
+    // 2: plugins. Components are stored content-addressed; a plugin's history is a chain of revisions
+    // (component + configuration), so a rollback moves back along the chain; bindings attach a plugin
+    // globally (profile_id NULL) or to one profile, in an explicit order. The audit log of record, and the
+    // webhooks audit sinks may deliver to. Statistics are written by the running gateway for the CLI to show.
+    "CREATE TABLE plugin_blobs (
+        sha256 BLOB PRIMARY KEY,
+        bytes BLOB NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE plugins (
+        id INTEGER PRIMARY KEY,
+        name TEXT NOT NULL UNIQUE,
+        kind TEXT NOT NULL,
+        enabled INTEGER NOT NULL DEFAULT 1,
+        generation INTEGER NOT NULL DEFAULT 0,
+        builtin INTEGER NOT NULL DEFAULT 0,
+        revision_id INTEGER,
+        created_at INTEGER NOT NULL
+    );
+    CREATE TABLE plugin_revisions (
+        id INTEGER PRIMARY KEY,
+        plugin_id INTEGER NOT NULL REFERENCES plugins(id) ON DELETE CASCADE,
+        sha256 BLOB NOT NULL REFERENCES plugin_blobs(sha256),
+        wit_version TEXT NOT NULL,
+        config TEXT NOT NULL,
+        config_schema TEXT NOT NULL,
+        imports TEXT NOT NULL,
+        exports TEXT NOT NULL,
+        previous_id INTEGER REFERENCES plugin_revisions(id) ON DELETE SET NULL,
+        note TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );
+    CREATE INDEX plugin_revisions_plugin ON plugin_revisions(plugin_id);
+    CREATE TABLE plugin_bindings (
+        id INTEGER PRIMARY KEY,
+        plugin_id INTEGER NOT NULL REFERENCES plugins(id) ON DELETE CASCADE,
+        profile_id INTEGER REFERENCES profiles(id) ON DELETE CASCADE,
+        position INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX plugin_bindings_profile ON plugin_bindings(plugin_id, profile_id)
+        WHERE profile_id IS NOT NULL;
+    CREATE UNIQUE INDEX plugin_bindings_global ON plugin_bindings(plugin_id) WHERE profile_id IS NULL;
+    CREATE TABLE plugin_stats (
+        plugin_id INTEGER PRIMARY KEY REFERENCES plugins(id) ON DELETE CASCADE,
+        revision_id INTEGER NOT NULL,
+        calls INTEGER NOT NULL,
+        failures INTEGER NOT NULL,
+        p50_us INTEGER NOT NULL,
+        p99_us INTEGER NOT NULL,
+        quarantined INTEGER NOT NULL,
+        last_error TEXT,
+        lost_events INTEGER NOT NULL DEFAULT 0,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE plugin_defaults (
+        name TEXT PRIMARY KEY,
+        sha256 BLOB NOT NULL,
+        installed_at INTEGER NOT NULL
+    );
+    CREATE TABLE audit_events (
+        id INTEGER PRIMARY KEY,
+        time_ms INTEGER NOT NULL,
+        kind TEXT NOT NULL,
+        actor TEXT NOT NULL,
+        profile TEXT,
+        server TEXT,
+        outcome TEXT NOT NULL,
+        detail TEXT NOT NULL
+    );
+    CREATE TABLE audit_webhooks (
+        name TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        created_at INTEGER NOT NULL
+    );",
+    // 3: how far the gateway has forwarded the audit log to audit sinks, so that copies not yet delivered
+    // when it stops are delivered after a restart.
+    "CREATE TABLE audit_forwarding (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        delivered_through INTEGER NOT NULL
+    );",
+    // 4: the vault and credentials. `vault_check` proves which master key the vault is encrypted with;
+    // `secrets` holds envelopes (a data key wrapped under the master key's key id, and the secret under the
+    // data key), unique by (kind, owner, name); `credentials` holds what is not secret (hosts, header,
+    // format, variable, placeholder) and points at its secret, which is deleted with it — also when its
+    // server or profile goes.
+    "CREATE TABLE vault_check (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        key_id BLOB NOT NULL,
+        nonce BLOB NOT NULL,
+        ciphertext BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        rotated_at INTEGER
+    );
+    CREATE TABLE secrets (
+        id INTEGER PRIMARY KEY,
+        kind TEXT NOT NULL,
+        owner TEXT NOT NULL,
+        name TEXT NOT NULL,
+        key_id BLOB NOT NULL,
+        wrap_nonce BLOB NOT NULL,
+        wrapped_key BLOB NOT NULL,
+        nonce BLOB NOT NULL,
+        ciphertext BLOB NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        UNIQUE (kind, owner, name)
+    );
+    CREATE TABLE credentials (
+        id INTEGER PRIMARY KEY,
+        server_id INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+        profile_id INTEGER REFERENCES profiles(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        hosts TEXT NOT NULL,
+        header TEXT NOT NULL,
+        format TEXT NOT NULL,
+        env_name TEXT NOT NULL,
+        placeholder TEXT NOT NULL UNIQUE,
+        secret_id INTEGER NOT NULL UNIQUE REFERENCES secrets(id),
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE UNIQUE INDEX credentials_server_wide ON credentials(server_id, name) WHERE profile_id IS NULL;
+    CREATE UNIQUE INDEX credentials_profile ON credentials(server_id, profile_id, name)
+        WHERE profile_id IS NOT NULL;
+    CREATE TRIGGER credentials_delete_secret AFTER DELETE ON credentials
+    BEGIN
+        DELETE FROM secrets WHERE id = OLD.secret_id;
+    END;",
+    // 5: the control plane. Users are keyed by (issuer, subject); `role` and `profiles` (the auth-mapper's
+    // grant: "all" or a JSON list of slugs) are refreshed at every login. Web sessions and single-use login
+    // links are stored as SHA-256 hashes of their tokens only. A login link says who it logs in (`subject`,
+    // `role`): `gigmcp admin login-link` makes admin links by default. A profile made through the API is owned
+    // by its creator; NULL (made with the CLI) is visible to admins only.
+    "CREATE TABLE users (
+        id INTEGER PRIMARY KEY,
+        issuer TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        name TEXT,
+        email TEXT,
+        role TEXT NOT NULL CHECK (role IN ('admin','user')),
+        profiles TEXT NOT NULL DEFAULT '[]',
+        created_at INTEGER NOT NULL,
+        last_login_at INTEGER,
+        UNIQUE (issuer, subject)
+    );
+    CREATE TABLE web_sessions (
+        id INTEGER PRIMARY KEY,
+        token_hash BLOB NOT NULL UNIQUE,
+        user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,
+        created_at INTEGER NOT NULL,
+        expires_at INTEGER NOT NULL
+    );
+    CREATE TABLE login_links (
+        id INTEGER PRIMARY KEY,
+        token_hash BLOB NOT NULL UNIQUE,
+        expires_at INTEGER NOT NULL,
+        used_at INTEGER,
+        subject TEXT NOT NULL DEFAULT 'admin',
+        role TEXT NOT NULL DEFAULT 'admin' CHECK (role IN ('admin','user'))
+    );
+    ALTER TABLE profiles ADD COLUMN owner_id INTEGER REFERENCES users(id) ON DELETE SET NULL;
+    CREATE INDEX profiles_owner ON profiles(owner_id);
+    CREATE INDEX audit_events_kind ON audit_events(kind, id);",
+];
+
+pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY)")?;
+    let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+    let current: i64 = tx.query_row("SELECT COALESCE(MAX(version), 0) FROM schema_migrations", [], |r| {
+        r.get(0)
+    })?;
+    if current > MIGRATIONS.len() as i64 {
+        return Err(StoreError::Corrupt(format!(
+            "the database is at schema version {current}, newer than this gigmcp ({}); upgrade gigmcp",
+            MIGRATIONS.len()
+        )));
+    }
+    for (index, sql) in MIGRATIONS.iter().enumerate().skip(current as usize) {
+        tx.execute_batch(sql)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version) VALUES (?1)",
+            [index as i64 + 1],
+        )?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_apply_once_and_refuse_a_newer_database() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        apply(&mut conn).unwrap();
+        apply(&mut conn).unwrap();
+        conn.execute("INSERT INTO schema_migrations (version) VALUES (999)", [])
+            .unwrap();
+        assert!(apply(&mut conn).is_err());
+    }
+}

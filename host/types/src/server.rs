@@ -1,0 +1,367 @@
+//! What a server is: how to reach it (a sandboxed stdio process, a built-in, or a streamable-HTTP URL) and
+//! the prefix its names are exposed under.
+//!
+//! Invariant 7: a server's command, mounts, environment and URL are powers over the host, so only the
+//! operator (this CLI) and, later, admins define them.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::names::{Prefix, ServerName};
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerDef {
+    pub name: ServerName,
+    pub prefix: Prefix,
+    /// One process per client session instead of one per profile, for servers that keep per-client state.
+    pub per_session: bool,
+    pub spec: ServerSpec,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "transport", rename_all = "lowercase", deny_unknown_fields)]
+pub enum ServerSpec {
+    /// A process speaking MCP on stdin/stdout, run in a sandbox.
+    Stdio {
+        command: String,
+        #[serde(default)]
+        args: Vec<String>,
+        #[serde(default)]
+        env: BTreeMap<String, String>,
+        #[serde(default)]
+        mounts: Vec<Mount>,
+        /// Memory and process limits of its sandbox; the gateway's defaults when absent.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limits: Option<Limits>,
+        /// The npm or PyPI package it was installed from, if any.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        package: Option<Box<Installed>>,
+        /// The hosts it declares it needs to reach (`--egress`), given to the `egress-allowlist` plugin.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        egress: Vec<String>,
+    },
+    /// A server built into the gateway binary, run in a sandbox like any other stdio server.
+    Builtin {
+        builtin: Builtin,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limits: Option<Limits>,
+        /// The hosts it declares it needs to reach (`--egress`).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        egress: Vec<String>,
+    },
+    /// A streamable-HTTP MCP server.
+    Http { url: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Builtin {
+    Echo,
+}
+
+impl ServerSpec {
+    /// The hosts the server declares (`--egress`); a remote HTTP server declares none (it is not sandboxed).
+    pub fn egress(&self) -> &[String] {
+        match self {
+            Self::Stdio { egress, .. } | Self::Builtin { egress, .. } => egress,
+            Self::Http { .. } => &[],
+        }
+    }
+}
+
+impl Builtin {
+    pub fn parse(value: &str) -> Result<Self, SpecError> {
+        match value {
+            "echo" => Ok(Self::Echo),
+            other => Err(SpecError::UnknownBuiltin(other.to_owned())),
+        }
+    }
+
+    /// The `gigmcp` subcommand that serves it.
+    pub fn subcommand(self) -> &'static str {
+        match self {
+            Self::Echo => "mcp-echo",
+        }
+    }
+}
+
+/// A host path made visible inside the sandbox, read-only unless `writable`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Mount {
+    pub host: PathBuf,
+    pub sandbox: PathBuf,
+    #[serde(default)]
+    pub writable: bool,
+}
+
+#[derive(Debug, Error)]
+pub enum SpecError {
+    #[error("unknown built-in server {0:?}; the built-ins are: echo")]
+    UnknownBuiltin(String),
+    #[error("invalid --env {0:?}: write it as NAME=value, NAME made of A-Z, a-z, 0-9 and '_'")]
+    Env(String),
+    #[error("invalid --mount {0:?}: write HOST_PATH[:SANDBOX_PATH][:rw] with absolute paths")]
+    Mount(String),
+    #[error("mount source {0} does not exist")]
+    MountMissing(String),
+    #[error("invalid --url {0:?}: give an absolute http:// or https:// URL")]
+    Url(String),
+    #[error("invalid --command {0:?}: give an absolute path to an executable")]
+    Command(String),
+    #[error("stored server definition is corrupt: {0}")]
+    Stored(String),
+    #[error("invalid --egress {0:?}: {1}; write host, host:port or host:* (a host may be *.domain, one label)")]
+    Egress(String, String),
+    #[error("server {0} is a remote HTTP server: it does not run behind the egress proxy, so it has no egress list")]
+    EgressOnRemote(String),
+}
+
+/// Parses an `--egress` list (comma separated; empty clears it) into canonical rules with the same rules as the
+/// `egress-allowlist` plugin: `host`, `host:port` or `host:*`, the host exact or `*.domain` (one label), an IPv6
+/// address in brackets. Duplicates are dropped; order is kept.
+pub fn parse_egress(text: &str) -> Result<Vec<String>, SpecError> {
+    let mut rules: Vec<String> = Vec::new();
+    for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let rule = parse_egress_rule(item).map_err(|why| SpecError::Egress(item.to_owned(), why))?;
+        if !rules.contains(&rule) {
+            rules.push(rule);
+        }
+    }
+    Ok(rules)
+}
+
+fn parse_egress_rule(text: &str) -> Result<String, String> {
+    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
+        let (host, after) = rest.split_once(']').ok_or("an unclosed `[`")?;
+        if host.parse::<std::net::Ipv6Addr>().is_err() {
+            return Err(format!("{host:?} is not an IPv6 address"));
+        }
+        match after {
+            "" => (format!("[{host}]"), None),
+            _ => (
+                format!("[{host}]"),
+                Some(after.strip_prefix(':').ok_or("junk after `]`")?),
+            ),
+        }
+    } else {
+        let (host, port) = match text.split_once(':') {
+            Some((h, p)) => (h, Some(p)),
+            None => (text, None),
+        };
+        let host = host.trim_end_matches('.').to_ascii_lowercase();
+        let labels = host.strip_prefix("*.").unwrap_or(&host);
+        if labels.is_empty() {
+            return Err("no host".into());
+        }
+        let label_ok = |l: &str| {
+            !l.is_empty()
+                && l.len() <= 63
+                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+        };
+        if host.contains('*') && !host.starts_with("*.") || labels.contains('*') {
+            return Err("`*` is allowed only as the whole first label (`*.example.com`)".into());
+        }
+        if host.len() > 253 || !labels.split('.').all(label_ok) {
+            return Err(format!("{host:?} is not a host name"));
+        }
+        (host, port)
+    };
+    match port {
+        None => Ok(host),
+        Some("*") => Ok(format!("{host}:*")),
+        Some(p) => match p.parse::<u16>() {
+            Ok(n) if n != 0 && p == n.to_string() => Ok(format!("{host}:{n}")),
+            _ => Err(format!("{p:?} is not a port")),
+        },
+    }
+}
+
+pub fn parse_env(pair: &str) -> Result<(String, String), SpecError> {
+    let (key, value) = pair.split_once('=').ok_or_else(|| SpecError::Env(pair.to_owned()))?;
+    let key_ok = !key.is_empty()
+        && !key.as_bytes()[0].is_ascii_digit()
+        && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    if !key_ok {
+        return Err(SpecError::Env(pair.to_owned()));
+    }
+    Ok((key.to_owned(), value.to_owned()))
+}
+
+pub fn parse_mount(text: &str) -> Result<Mount, SpecError> {
+    let bad = || SpecError::Mount(text.to_owned());
+    let mut parts: Vec<&str> = text.split(':').collect();
+    let writable = match parts.last() {
+        Some(&"rw") if parts.len() > 1 => {
+            parts.pop();
+            true
+        }
+        Some(&"ro") if parts.len() > 1 => {
+            parts.pop();
+            false
+        }
+        _ => false,
+    };
+    let (host, sandbox) = match parts.as_slice() {
+        [host] => (*host, *host),
+        [host, sandbox] => (*host, *sandbox),
+        _ => return Err(bad()),
+    };
+    if !host.starts_with('/') || !sandbox.starts_with('/') || host.contains("/../") || sandbox.contains("..") {
+        return Err(bad());
+    }
+    if !std::path::Path::new(host).exists() {
+        return Err(SpecError::MountMissing(host.to_owned()));
+    }
+    Ok(Mount {
+        host: host.into(),
+        sandbox: sandbox.into(),
+        writable,
+    })
+}
+
+pub fn parse_url(text: &str) -> Result<String, SpecError> {
+    let url = url::Url::parse(text).map_err(|_| SpecError::Url(text.to_owned()))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(SpecError::Url(text.to_owned()));
+    }
+    Ok(url.to_string())
+}
+
+pub fn parse_command(text: &str) -> Result<String, SpecError> {
+    let path = std::path::Path::new(text);
+    if !path.is_absolute() || !path.is_file() {
+        return Err(SpecError::Command(text.to_owned()));
+    }
+    Ok(text.to_owned())
+}
+
+/// Memory and process-count limits of a sandbox.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    pub memory_bytes: u64,
+    pub pids: u64,
+}
+
+/// What was installed: enough to run it and to audit it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Installed {
+    pub registry: String,
+    pub package: String,
+    pub version: String,
+    /// The main package's integrity hash as the registry gives it.
+    pub integrity: String,
+    pub dir: PathBuf,
+}
+
+/// One running sandbox, as the status file reports it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct SandboxStatus {
+    pub server: String,
+    pub profile: String,
+    pub per_session: bool,
+    pub pid: Option<u32>,
+    pub uid: u32,
+    pub address: Option<String>,
+    pub uptime_s: u64,
+    pub restarts: u32,
+    pub memory_bytes: Option<u64>,
+}
+
+/// Parses sizes like `512m`, `1g`, `1048576`.
+pub fn parse_size(text: &str) -> Option<u64> {
+    let text = text.trim().to_ascii_lowercase();
+    let (digits, unit) = match text.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => text.split_at(i),
+        None => (text.as_str(), ""),
+    };
+    let n: u64 = digits.parse().ok()?;
+    let factor = match unit {
+        "" | "b" => 1,
+        "k" | "kb" | "kib" => 1 << 10,
+        "m" | "mb" | "mib" => 1 << 20,
+        "g" | "gb" | "gib" => 1 << 30,
+        _ => return None,
+    };
+    n.checked_mul(factor).filter(|n| *n > 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_pairs_must_name_a_variable() {
+        assert_eq!(parse_env("A_1=x=y").unwrap(), ("A_1".into(), "x=y".into()));
+        assert!(parse_env("1A=x").is_err());
+        assert!(parse_env("noequals").is_err());
+        assert!(parse_env("A-B=x").is_err());
+    }
+
+    #[test]
+    fn mounts_are_absolute_and_read_only_by_default() {
+        let m = parse_mount("/tmp").unwrap();
+        assert!(!m.writable);
+        assert_eq!(m.sandbox, PathBuf::from("/tmp"));
+        let m = parse_mount("/tmp:/data:rw").unwrap();
+        assert!(m.writable);
+        assert_eq!(m.sandbox, PathBuf::from("/data"));
+        assert!(parse_mount("tmp").is_err());
+        assert!(parse_mount("/tmp:/a/../etc").is_err());
+        assert!(matches!(parse_mount("/no/such/dir/x"), Err(SpecError::MountMissing(_))));
+    }
+
+    #[test]
+    fn urls_must_be_http() {
+        assert!(parse_url("http://127.0.0.1:9/mcp").is_ok());
+        assert!(parse_url("file:///etc/passwd").is_err());
+        assert!(parse_url("not a url").is_err());
+    }
+
+    #[test]
+    fn egress_lists_follow_the_allowlist_rules() {
+        assert_eq!(
+            parse_egress(" API.example.com., *.github.com:*, h:8443 ,[::1]:443,api.example.com").unwrap(),
+            ["api.example.com", "*.github.com:*", "h:8443", "[::1]:443"]
+        );
+        assert!(parse_egress("").unwrap().is_empty());
+        for bad in ["a.*.com", "*.", "h:0", "h:99999", "h:x", "[zz]", "bad host", "*"] {
+            assert!(matches!(parse_egress(bad), Err(SpecError::Egress(..))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn old_specs_without_egress_still_decode() {
+        let spec: ServerSpec = serde_json::from_str(r#"{"transport":"builtin","builtin":"echo"}"#).unwrap();
+        assert!(spec.egress().is_empty());
+        assert!(!serde_json::to_string(&spec).unwrap().contains("egress"));
+    }
+
+    #[test]
+    fn specs_round_trip_through_json() {
+        let spec = ServerSpec::Builtin {
+            builtin: Builtin::Echo,
+            limits: None,
+            egress: vec!["api.example.com".into()],
+        };
+        let json = serde_json::to_string(&spec).unwrap();
+        assert_eq!(serde_json::from_str::<ServerSpec>(&json).unwrap(), spec);
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("512m"), Some(512 << 20));
+        assert_eq!(parse_size("1G"), Some(1 << 30));
+        assert_eq!(parse_size("4096"), Some(4096));
+        assert_eq!(parse_size("0"), None);
+        assert_eq!(parse_size("12x"), None);
+        assert_eq!(parse_size(""), None);
+    }
+}
