@@ -13,7 +13,8 @@ run: system-deps plugins
 
 ## Install what the tests need (bubblewrap, pinned npm servers, Node 22, a Python venv), build, run every test.
 test: test-deps plugins
-	$(CARGO) build --locked --tests
+	python3 scripts/module-cycles.py
+	$(CARGO) build --locked --workspace --tests
 	$(CARGO) test --locked --workspace --no-fail-fast -- --test-threads=4
 
 test-deps:
@@ -30,7 +31,8 @@ build: plugins
 
 lint: plugins
 	$(CARGO) fmt --all -- --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	python3 scripts/module-cycles.py
 
 ## Measure tools/call latency and throughput (Gig'MCP, its two floors, supergateway), the sandbox's cold start
 ## (vs bare bwrap) and memory per idle sandbox, the egress proxy (vs direct and mitmproxy) and the plugin hooks
@@ -45,7 +47,8 @@ bench: plugins
 	$(CARGO) bench --locked -p gigmcp --bench plugin_hooks > target/plugin-hooks.txt
 	bench/hooks-section.sh target/plugin-hooks.txt BENCHMARKS.md
 
-## host/build.rs builds the default plugins (plugins/) for wasm32-wasip2: install that target when missing.
+## host/default-plugins/build.rs builds the default plugins (plugins/) for wasm32-wasip2: install that target when
+## missing.
 .PHONY: plugins
 plugins:
 	@rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2 || rustup target add wasm32-wasip2

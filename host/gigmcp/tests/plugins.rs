@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use gigmcp_plugin_runtime::CandidateError;
 use gigmcp_plugin_runtime::harness;
 use gigmcp_plugin_runtime::harness::Harness;
-use gigmcp_plugin_runtime::runtime::{CallFailure, Limits, LoadError, Runtime};
+use gigmcp_plugin_runtime::{CallFailure, Limits, LoadError, Runtime};
 use gigmcp_plugin_runtime::{PluginHost, QUARANTINE_AFTER, RequestDecision, ResponseDecision};
 use gigmcp_plugins::defaults;
 use gigmcp_plugins::manage;

@@ -2,6 +2,7 @@
 //! See `README.md` beside this file for what was decided and why.
 
 pub mod aggregate;
+mod client;
 pub mod endpoint;
 pub mod gateway;
 pub mod jsonrpc;

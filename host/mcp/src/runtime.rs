@@ -13,8 +13,8 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::aggregate::{ListKind, Routes};
+use crate::client::Client;
 use crate::jsonrpc;
-use crate::session::Session;
 use crate::upstream::{Conn, UpstreamEvent};
 use gigmcp_sandbox::Launcher;
 use gigmcp_store::ProfileConfig;
@@ -220,7 +220,7 @@ pub struct Runtime {
     pub deps: Arc<Deps>,
     slots: RwLock<Arc<Vec<Arc<Slot>>>>,
     pub routes: Mutex<Routes>,
-    sessions: Mutex<HashMap<String, Weak<Session>>>,
+    sessions: Mutex<HashMap<String, Weak<dyn Client>>>,
     /// Which client sessions are subscribed to each resource of a shared server. The server itself is
     /// subscribed once, while at least one session is.
     subscriptions: Mutex<HashMap<(ServerName, String), HashSet<String>>>,
@@ -278,8 +278,8 @@ impl Runtime {
         self.slots().iter().find(|s| &s.def.name == name).cloned()
     }
 
-    pub fn add_session(&self, session: &Arc<Session>) {
-        lock(&self.sessions).insert(session.id.clone(), Arc::downgrade(session));
+    pub fn add_session(&self, id: &str, session: Weak<dyn Client>) {
+        lock(&self.sessions).insert(id.to_owned(), session);
     }
 
     /// Forgets a session that ended, unsubscribing shared servers from what only it was subscribed to.
@@ -340,7 +340,7 @@ impl Runtime {
         self.sessions().iter().filter_map(|s| s.log_level()).min()
     }
 
-    pub fn sessions(&self) -> Vec<Arc<Session>> {
+    pub fn sessions(&self) -> Vec<Arc<dyn Client>> {
         let mut sessions = lock(&self.sessions);
         sessions.retain(|_, s| s.strong_count() > 0);
         sessions.values().filter_map(Weak::upgrade).collect()
@@ -429,14 +429,14 @@ fn new_slot(def: ServerDef) -> Slot {
 /// shared connections every session of the runtime hears of it.
 pub async fn handle_events(
     runtime: Weak<Runtime>,
-    only: Option<Weak<Session>>,
+    only: Option<Weak<dyn Client>>,
     mut rx: mpsc::UnboundedReceiver<UpstreamEvent>,
 ) {
     while let Some(event) = rx.recv().await {
         let Some(runtime) = runtime.upgrade() else {
             return;
         };
-        let audience: Vec<Arc<Session>> = match &only {
+        let audience: Vec<Arc<dyn Client>> = match &only {
             Some(session) => match session.upgrade() {
                 Some(s) => vec![s],
                 None => return,
@@ -458,7 +458,7 @@ pub async fn handle_events(
                         // A shared server's resource updates go to the sessions subscribed to that resource.
                         "notifications/resources/updated" if only.is_none() => {
                             let uri = params["uri"].as_str().unwrap_or_default();
-                            runtime.is_subscribed(&server, uri, &session.id)
+                            runtime.is_subscribed(&server, uri, session.id())
                         }
                         // Logs go to sessions whose level lets them through.
                         "notifications/message" => {

@@ -7,13 +7,14 @@
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
 use crate::aggregate::{Cursor, ListKind, merge_initialize};
+use crate::client::Client;
 use crate::jsonrpc;
 use crate::jsonrpc::id_key;
 use crate::runtime::{ConnCell, Runtime, Slot, handle_events, log_level_index};
@@ -137,12 +138,9 @@ impl Session {
             last_active: Mutex::new(Instant::now()),
             log_level: Mutex::default(),
         });
-        tokio::spawn(handle_events(
-            Arc::downgrade(&runtime),
-            Some(Arc::downgrade(&session)),
-            rx,
-        ));
-        runtime.add_session(&session);
+        let client: Weak<dyn Client> = Arc::downgrade(&session) as Weak<dyn Client>;
+        tokio::spawn(handle_events(Arc::downgrade(&runtime), Some(client.clone()), rx));
+        runtime.add_session(&session.id, client);
         session
     }
 
@@ -820,6 +818,40 @@ impl Session {
         }
         *stream = Some(tx);
         rx
+    }
+}
+
+impl Client for Session {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn push(&self, message: Value) {
+        Session::push(self, message)
+    }
+
+    fn push_server_request(&self, conn: Arc<Conn>, message: Value) {
+        Session::push_server_request(self, conn, message)
+    }
+
+    fn log_level(&self) -> Option<usize> {
+        Session::log_level(self)
+    }
+
+    fn last_active(&self) -> Instant {
+        Session::last_active(self)
+    }
+
+    fn drop_server(&self, name: &ServerName) {
+        Session::drop_server(self, name)
+    }
+
+    fn sandbox_statuses(&self) -> Vec<gigmcp_types::server::SandboxStatus> {
+        Session::sandbox_statuses(self)
+    }
+
+    fn stop_idle_servers(&self, idle: Duration) {
+        Session::stop_idle_servers(self, idle)
     }
 }
 

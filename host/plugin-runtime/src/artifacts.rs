@@ -17,7 +17,7 @@ use hmac::{Hmac, Mac};
 use wasmtime::Engine;
 use wasmtime::component::Component;
 
-use crate::runtime::LoadError;
+use crate::limits::LoadError;
 use gigmcp_types::plugin::ComponentHash;
 use gigmcp_types::secret::MasterKey;
 

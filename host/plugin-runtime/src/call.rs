@@ -58,10 +58,10 @@ macro_rules! answer_as {
     ($($method:ident: $variant:ident => $ty:ty),* $(,)?) => {
         impl Answer {
             $(
-                pub(crate) fn $method(self) -> Result<$ty, crate::runtime::CallFailure> {
+                pub(crate) fn $method(self) -> Result<$ty, crate::limits::CallFailure> {
                     match self {
                         Answer::$variant(value) => Ok(value),
-                        other => Err(crate::runtime::CallFailure::Malformed(format!("unexpected answer {other:?}"))),
+                        other => Err(crate::limits::CallFailure::Malformed(format!("unexpected answer {other:?}"))),
                     }
                 }
             )*

@@ -6,7 +6,8 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
-use crate::runtime::{CallFailure, LoadError, Runtime, describe};
+use crate::limits::{CallFailure, LoadError};
+use crate::runtime::{Runtime, describe};
 use crate::schema::Schema;
 use crate::since_v0_1_0 as v0_1_0;
 use crate::since_v0_1_0::WorldPre;

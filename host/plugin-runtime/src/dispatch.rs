@@ -18,9 +18,10 @@ use std::sync::{Arc, RwLock};
 use serde_json::Value;
 
 use crate::call::{Answer, Hook};
+use crate::limits::CallFailure;
 use crate::loaded::LoadedPlugin;
 use crate::redact;
-use crate::runtime::{CallFailure, Runtime};
+use crate::runtime::Runtime;
 use gigmcp_types::audit::AuditEvent;
 use gigmcp_types::ids::PluginId;
 use gigmcp_types::names::ProfileSlug;

@@ -18,6 +18,8 @@ pub mod dispatch;
 pub mod guest_build;
 #[cfg(feature = "harness")]
 pub mod harness;
+mod host_state;
+pub mod limits;
 pub mod loaded;
 mod redact;
 pub mod runtime;
@@ -26,5 +28,6 @@ pub mod since_v0_1_0;
 
 pub use candidate::{Candidate, CandidateError};
 pub use dispatch::{Active, Chain, PluginHost, PluginSet, RequestDecision, ResponseDecision};
+pub use limits::{CallFailure, Limits, LoadError, Usage};
 pub use loaded::QUARANTINE_AFTER;
-pub use runtime::{CallFailure, LoadError, Runtime};
+pub use runtime::Runtime;

@@ -12,7 +12,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::call::{Answer, Hook};
-use crate::runtime::{CallFailure, Instance, MAX_IDLE_INSTANCES, Runtime, Usage};
+use crate::limits::{CallFailure, Usage};
+use crate::runtime::{Instance, MAX_IDLE_INSTANCES, Runtime};
 use crate::since_v0_1_0::WorldPre;
 use gigmcp_types::ids::{PluginId, RevisionId};
 use gigmcp_types::names::PluginName;

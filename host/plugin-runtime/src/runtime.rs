@@ -5,51 +5,26 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Component, Linker, ResourceTable};
-use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store, UpdateDeadline};
-use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
+use wasmtime::component::{Component, Linker};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store};
 
 use crate::artifacts::ArtifactCache;
 use crate::call::{Answer, Hook};
+use crate::host_state::HostState;
+use crate::limits::CallFailure;
+use crate::limits::Limits;
+use crate::limits::LoadError;
+use crate::limits::SizeExceeded;
+use crate::limits::Usage;
 use crate::since_v0_1_0 as v0_1_0;
 use crate::since_v0_1_0::{WorldInstance, WorldPre};
 use gigmcp_types::plugin::ComponentHash;
 use gigmcp_types::plugin::PluginKind;
 
-/// The limits of one call. Defaults: 20 ms, 16 MiB, 4 MiB in, 1 MiB out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    /// Wall-clock time a call may take (epoch interruption inside WebAssembly, a timer around host calls).
-    pub deadline: Duration,
-    /// WebAssembly instructions a call may execute (roughly): a deterministic bound besides the deadline.
-    pub fuel: u64,
-    /// The most linear memory an instance may have.
-    pub memory_bytes: usize,
-    /// The largest input (JSON text and strings) a call is given; larger inputs are refused unseen.
-    pub max_input_bytes: usize,
-    /// The largest output a call may return.
-    pub max_output_bytes: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Self {
-            deadline: Duration::from_millis(20),
-            fuel: 1_000_000_000,
-            memory_bytes: 16 << 20,
-            max_input_bytes: 4 << 20,
-            max_output_bytes: 1 << 20,
-        }
-    }
-}
-
 /// How long `init` may take: it parses the configuration once per instance.
 const INIT_DEADLINE_FACTOR: u32 = 5;
 /// The epoch advances every millisecond; a deadline is a number of ticks.
 const EPOCH_TICK: Duration = Duration::from_millis(1);
-/// A call past its deadline that was mostly not running (the OS gave its thread to others) is given this many
-/// more deadlines before it is stopped anyway.
-const MAX_EXTENSIONS: u32 = 8;
 /// Beyond the deadline, how long a call blocked in a host function (which epochs cannot interrupt) may
 /// last before its future is dropped, which discards the instance.
 const HOST_SLACK: Duration = Duration::from_millis(30);
@@ -57,110 +32,6 @@ const HOST_SLACK: Duration = Duration::from_millis(30);
 const POOL_INSTANCES: u32 = 1000;
 /// Idle instances all plugins together may keep; the rest of the pool is for calls in flight.
 pub(crate) const MAX_IDLE_INSTANCES: usize = POOL_INSTANCES as usize / 2;
-/// The resource table of an instance holds the secrets lent to it (and WASI's streams).
-const MAX_TABLE_ENTRIES: usize = 1024;
-/// Log lines a plugin may write per call, and their length.
-const LOG_LINES_PER_CALL: u32 = 32;
-const LOG_LINE_MAX: usize = 1024;
-
-/// Why a call produced no answer. For policy kinds every one of these is a denial.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum CallFailure {
-    #[error("did not finish within {0:?}")]
-    Timeout(Duration),
-    #[error("used up its fuel")]
-    OutOfFuel,
-    #[error("exceeded its memory limit of {0} bytes")]
-    OutOfMemory(usize),
-    #[error("trapped: {0}")]
-    Trap(String),
-    #[error("was given {size} bytes, over its input limit of {limit}")]
-    InputTooLarge { size: usize, limit: usize },
-    #[error("returned {size} bytes, over its output limit of {limit}")]
-    OutputTooLarge { size: usize, limit: usize },
-    #[error("returned a malformed result: {0}")]
-    Malformed(String),
-    #[error("could not be instantiated: {0}")]
-    Instantiate(String),
-    #[error("refused its configuration: {0}")]
-    InitRefused(String),
-    #[error("is quarantined after {0} consecutive failures; `gigmcp plugin enable` it again once fixed")]
-    Quarantined(u32),
-    #[error("is not loaded: {0}")]
-    Unavailable(String),
-}
-
-impl CallFailure {
-    /// The stable code a denial carries.
-    pub fn code(&self) -> &'static str {
-        match self {
-            CallFailure::Timeout(_) => "plugin-timeout",
-            CallFailure::OutOfFuel => "plugin-out-of-fuel",
-            CallFailure::OutOfMemory(_) => "plugin-out-of-memory",
-            CallFailure::Trap(_) => "plugin-trap",
-            CallFailure::InputTooLarge { .. } => "plugin-input-too-large",
-            CallFailure::OutputTooLarge { .. } => "plugin-output-too-large",
-            CallFailure::Malformed(_) => "plugin-malformed-result",
-            CallFailure::Instantiate(_) => "plugin-instantiate-failed",
-            CallFailure::InitRefused(_) => "plugin-config-refused",
-            CallFailure::Quarantined(_) => "plugin-quarantined",
-            CallFailure::Unavailable(_) => "plugin-unavailable",
-        }
-    }
-
-    /// Whether the failure is the plugin's own doing (and counts towards quarantine). An input refused
-    /// before the call is not.
-    pub fn counts_against_plugin(&self) -> bool {
-        !matches!(
-            self,
-            CallFailure::InputTooLarge { .. } | CallFailure::Quarantined(_) | CallFailure::Unavailable(_)
-        )
-    }
-}
-
-/// A refusal raised inside the adapter, carried through wasmtime's error type to be classified.
-#[derive(Debug, thiserror::Error)]
-pub enum SizeExceeded {
-    #[error("input of {size} bytes over the limit of {limit}")]
-    Input { size: usize, limit: usize },
-    #[error("output of {size} bytes over the limit of {limit}")]
-    Output { size: usize, limit: usize },
-}
-
-/// What one call cost, for the harness and the statistics.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Usage {
-    pub fuel: u64,
-    pub memory_bytes: usize,
-    pub elapsed: Duration,
-}
-
-/// Rejects a component at load: the operator reads this.
-#[derive(Debug, thiserror::Error)]
-pub enum LoadError {
-    #[error("not a WebAssembly component (a core module or something else?): {0}")]
-    NotAComponent(String),
-    #[error(
-        "it imports {import}, which is neither WASI nor part of the {kind} world; plugins may import only \
-         WASI (linked to deny-all implementations) and gigmcp:plugin/{{{allowed}}}@{version}"
-    )]
-    ForbiddenImport {
-        import: String,
-        kind: PluginKind,
-        allowed: String,
-        version: &'static str,
-    },
-    #[error("it does not implement the {kind} world of gigmcp:plugin@{version}: {detail}")]
-    WrongWorld {
-        kind: PluginKind,
-        version: &'static str,
-        detail: String,
-    },
-    #[error("it cannot be linked: {0}")]
-    Link(String),
-    #[error("the plugin runtime could not start: {0}")]
-    Engine(String),
-}
 
 /// The engine, the linker and the compiled-artifact cache, shared by every plugin.
 pub struct Runtime {
@@ -373,181 +244,6 @@ pub fn describe(engine: &Engine, component: &Component) -> (Vec<String>, Vec<Str
 pub struct Instance {
     store: Store<HostState>,
     world: WorldInstance,
-}
-
-/// What an instance's host functions see.
-pub struct HostState {
-    wasi: WasiCtx,
-    pub(crate) table: ResourceTable,
-    limiter: MemoryLimiter,
-    plugin: Arc<str>,
-    log_lines_left: u32,
-    max_input_bytes: usize,
-    max_output_bytes: usize,
-    overrun: Option<Overrun>,
-}
-
-/// Where a call stood when it first passed its deadline.
-struct Overrun {
-    cpu: Duration,
-    wall: Instant,
-    thread: std::thread::ThreadId,
-    extensions: u32,
-}
-
-fn thread_cpu_time() -> Duration {
-    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
-    Duration::new(t.tv_sec.max(0) as u64, t.tv_nsec.clamp(0, 999_999_999) as u32)
-}
-
-impl HostState {
-    /// The epoch deadline passed. The deadline is wall-clock time, which also runs while the OS has given the
-    /// thread to someone else (a loaded 2-core machine does that for tens of milliseconds). So the first time,
-    /// the call gets one more deadline and the thread's CPU time is noted; if by the next check the call ran
-    /// for at least half of that wall time, it is stopped: a loop is stopped within two deadlines, and a call
-    /// starved by the OS is not blamed for it (up to `MAX_EXTENSIONS` deadlines).
-    fn deadline_reached(&mut self, grace: u64) -> UpdateDeadline {
-        let (cpu, wall, thread) = (thread_cpu_time(), Instant::now(), std::thread::current().id());
-        let stop = match &self.overrun {
-            None => false,
-            Some(o) => {
-                let ran = cpu.saturating_sub(o.cpu);
-                o.thread != thread || o.extensions >= MAX_EXTENSIONS || ran * 2 >= wall - o.wall
-            }
-        };
-        if stop {
-            return UpdateDeadline::Interrupt;
-        }
-        let extensions = self.overrun.as_ref().map_or(0, |o| o.extensions + 1);
-        self.overrun = Some(Overrun {
-            cpu,
-            wall,
-            thread,
-            extensions,
-        });
-        UpdateDeadline::Continue(grace)
-    }
-
-    fn new(plugin: Arc<str>, limits: &Limits) -> Self {
-        // Deny-all WASI: no preopened directories, no environment, no arguments, stdin closed, stdout and
-        // stderr discarded, no sockets (TCP and UDP off, every address refused, no name lookup). Clocks and
-        // randomness stay: they grant no access, and Rust's std needs randomness to seed hash maps.
-        let wasi = WasiCtx::builder()
-            .allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false)
-            .build();
-        let mut table = ResourceTable::new();
-        table.set_max_capacity(MAX_TABLE_ENTRIES);
-        Self {
-            wasi,
-            table,
-            limiter: MemoryLimiter {
-                cap: limits.memory_bytes,
-                peak: 0,
-                denied: false,
-            },
-            plugin,
-            log_lines_left: LOG_LINES_PER_CALL,
-            max_input_bytes: limits.max_input_bytes,
-            max_output_bytes: limits.max_output_bytes,
-            overrun: None,
-        }
-    }
-
-    /// Refuses an input over the limit before the plugin sees it.
-    pub(crate) fn check_input(&self, size: usize) -> wasmtime::Result<()> {
-        if size > self.max_input_bytes {
-            return Err(SizeExceeded::Input {
-                size,
-                limit: self.max_input_bytes,
-            }
-            .into());
-        }
-        Ok(())
-    }
-
-    /// Refuses an answer over the limit.
-    pub(crate) fn check_output(&self, size: usize) -> wasmtime::Result<()> {
-        if size > self.max_output_bytes {
-            return Err(SizeExceeded::Output {
-                size,
-                limit: self.max_output_bytes,
-            }
-            .into());
-        }
-        Ok(())
-    }
-
-    fn begin_call(&mut self) {
-        self.log_lines_left = LOG_LINES_PER_CALL;
-        self.limiter.denied = false;
-        self.overrun = None;
-    }
-
-    /// A plugin's log line: attributed, truncated, and limited per call.
-    pub(crate) fn plugin_log(&mut self, level: tracing::Level, message: &str) {
-        if self.log_lines_left == 0 {
-            return;
-        }
-        self.log_lines_left -= 1;
-        let mut end = message.len().min(LOG_LINE_MAX);
-        while !message.is_char_boundary(end) {
-            end -= 1;
-        }
-        let message = &message[..end];
-        let plugin = &*self.plugin;
-        match level {
-            tracing::Level::ERROR => tracing::error!(plugin, "{message}"),
-            tracing::Level::WARN => tracing::warn!(plugin, "{message}"),
-            tracing::Level::INFO => tracing::info!(plugin, "{message}"),
-            tracing::Level::DEBUG => tracing::debug!(plugin, "{message}"),
-            tracing::Level::TRACE => tracing::trace!(plugin, "{message}"),
-        }
-    }
-}
-
-impl WasiView for HostState {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.wasi,
-            table: &mut self.table,
-        }
-    }
-}
-
-/// Caps linear memory and remembers the peak and whether growth was refused (to name an out-of-memory trap).
-struct MemoryLimiter {
-    cap: usize,
-    peak: usize,
-    denied: bool,
-}
-
-impl wasmtime::ResourceLimiter for MemoryLimiter {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired > self.cap {
-            self.denied = true;
-            return Ok(false);
-        }
-        self.peak = self.peak.max(desired);
-        Ok(true)
-    }
-
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= 100_000)
-    }
-
-    fn instances(&self) -> usize {
-        16
-    }
-
-    fn tables(&self) -> usize {
-        16
-    }
-
-    fn memories(&self) -> usize {
-        2
-    }
 }
 
 /// Advances the engine's epoch every millisecond, on a thread of its own, until the engine is dropped.

@@ -7,7 +7,7 @@ use serde_json::Value;
 use wasmtime::component::{HasSelf, Linker, Resource};
 
 use crate::call::{Answer, Hook};
-use crate::runtime::HostState;
+use crate::host_state::HostState;
 use gigmcp_types::audit::AuditEvent;
 use gigmcp_types::plugin::PluginKind;
 use gigmcp_types::policy::{

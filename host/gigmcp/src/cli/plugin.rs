@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 use crate::config::Paths;
 use gigmcp_ops::{Actor, Ops};
 use gigmcp_plugin_runtime::harness::Harness;
-use gigmcp_plugin_runtime::runtime::{Runtime, Usage};
+use gigmcp_plugin_runtime::{Runtime, Usage};
 use gigmcp_plugins::manage;
 use gigmcp_plugins::manage::AddPlugin;
 use gigmcp_store::Store;
