@@ -13,6 +13,7 @@ run: system-deps plugins
 
 ## Install what the tests need (bubblewrap, pinned npm servers, Node 22, a Python venv), build, run every test.
 test: test-deps plugins
+	python3 scripts/crate-layers.py
 	python3 scripts/module-cycles.py
 	$(CARGO) build --locked --workspace --tests
 	$(CARGO) test --locked --workspace --no-fail-fast -- --test-threads=4
@@ -32,6 +33,7 @@ build: plugins
 lint: plugins
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+	python3 scripts/crate-layers.py
 	python3 scripts/module-cycles.py
 
 ## Measure tools/call latency and throughput (Gig'MCP, its two floors, supergateway), the sandbox's cold start

@@ -1,0 +1,64 @@
+#!/usr/bin/env python3
+"""Fails when a crate of host/ depends on a crate of its own layer or above (docs/DESIGN.md, "The crates of
+`host/`"). Reads `cargo metadata --no-deps`, so it checks what Cargo builds, dev-dependencies included (a unit
+test is part of its crate)."""
+
+import json
+import subprocess
+import sys
+
+LAYERS = {
+    "gigmcp-types": 0,
+    "gigmcp-default-plugins": 0,
+    "gigmcp-store": 1,
+    "gigmcp-sandbox": 1,
+    "gigmcp-plugin-runtime": 1,
+    "gigmcp-plugins": 2,
+    "gigmcp-audit": 2,
+    "gigmcp-vault": 2,
+    "gigmcp-mcp": 3,
+    "gigmcp-egress": 3,
+    "gigmcp-ops": 4,
+    "gigmcp-control": 5,
+    "gigmcp": 6,
+}
+# Test support and the benchmark sit outside the layers: they may use any crate, and no crate may use them.
+OUTSIDE = {"gigmcp-testkit", "gigmcp-bench"}
+
+
+def main() -> int:
+    meta = json.loads(
+        subprocess.run(
+            ["cargo", "metadata", "--no-deps", "--format-version", "1", "--offline"],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
+    )
+    ok = True
+    names = {p["name"] for p in meta["packages"]}
+    for name in sorted(names - set(LAYERS) - OUTSIDE):
+        print(f"crate-layers: {name} has no layer; add it to scripts/crate-layers.py and docs/DESIGN.md")
+        ok = False
+    for package in meta["packages"]:
+        name = package["name"]
+        if name not in LAYERS:
+            continue
+        for dep in package["dependencies"]:
+            target = dep["name"]
+            if target in OUTSIDE and dep.get("kind") != "dev":
+                print(f"crate-layers: {name} depends on {target}, which is for tests and benchmarks only")
+                ok = False
+            if target in LAYERS and LAYERS[target] >= LAYERS[name] and not (name == "gigmcp" and dep.get("kind") == "dev"):
+                print(
+                    f"crate-layers: {name} (layer {LAYERS[name]}) depends on {target} (layer {LAYERS[target]}): "
+                    "a crate may depend only on lower layers"
+                )
+                ok = False
+    if ok:
+        print(f"crate-layers: {len(LAYERS)} crates, every dependency points to a lower layer")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
