@@ -20,7 +20,7 @@ use tokio::sync::mpsc;
 
 use gigmcp_plugin_runtime::PluginHost;
 use gigmcp_plugin_runtime::loaded::LoadedPlugin;
-use gigmcp_store::Store;
+use gigmcp_store::{Store, StoreError};
 use gigmcp_types::audit::AuditEvent;
 use gigmcp_types::audit::NewAuditEvent;
 use gigmcp_types::ids::PluginId;
@@ -78,6 +78,16 @@ impl AuditLog {
             tracing::error!("the audit writer has stopped; an audit event was not recorded");
         }
     }
+}
+
+/// Writes one event to the log of record at once, for a process with no running gateway (the CLI); a running
+/// gateway's forwarder delivers its copies to the sinks. Every event, whoever records it, reaches the log of
+/// record through this crate: [`AuditLog::record`] or this.
+pub fn write_now(store: &Store, event: NewAuditEvent) -> Result<AuditEvent, StoreError> {
+    let mut written = store.audit_append(&[event])?;
+    written
+        .pop()
+        .ok_or_else(|| StoreError::Corrupt("the audit log wrote no event".into()))
 }
 
 async fn write_events(store: Arc<Store>, mut rx: mpsc::UnboundedReceiver<NewAuditEvent>) {

@@ -19,7 +19,7 @@ use serde_json::json;
 use crate::{ApiError, ControlState};
 use gigmcp_store::users::{LOGIN_LINK_ISSUER, NewUser, User};
 use gigmcp_store::{Store, StoreError};
-use gigmcp_types::audit::NewAuditEvent;
+use gigmcp_types::audit::{NewAuditEvent, Outcome};
 use gigmcp_types::ids::UserId;
 use gigmcp_types::token::{NewToken, TokenHash};
 use gigmcp_types::user::ProfileAccess;
@@ -223,7 +223,7 @@ async fn use_login_link(State(state): State<Arc<ControlState>>, Path(token): Pat
             actor: format!("user:{user}"),
             profile: None,
             server: None,
-            outcome: "ok".into(),
+            outcome: Outcome::Ok,
             detail: json!({"subject": subject, "role": role.as_str()}),
         });
         Ok(Some(cookie))
@@ -244,7 +244,7 @@ async fn use_login_link(State(state): State<Arc<ControlState>>, Path(token): Pat
                 actor: "anonymous".into(),
                 profile: None,
                 server: None,
-                outcome: "refused".into(),
+                outcome: Outcome::Deny,
                 detail: json!({"reason": "unknown, used or expired link"}),
             });
             ApiError::not_found(

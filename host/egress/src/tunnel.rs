@@ -22,7 +22,7 @@ use crate::inject::Granted;
 use crate::scrub::Scrubber;
 use crate::settings::normalize_host;
 use crate::{Caller, Proxy};
-use gigmcp_types::audit::NewAuditEvent;
+use gigmcp_types::audit::{NewAuditEvent, Outcome};
 use gigmcp_types::policy::{CallContext, DenyReason, EgressDecision, EgressRequest, HttpRequestLine, OutboundRequest};
 
 /// The CONNECT request's head may be this long at most.
@@ -303,7 +303,11 @@ async fn refuse_connect(
         actor: format!("server:{}", caller.tenant.server),
         profile: caller.tenant.profile.as_ref().map(|p| p.to_string()),
         server: Some(caller.tenant.server.to_string()),
-        outcome: "denied".into(),
+        outcome: if refusal.status == StatusCode::BAD_GATEWAY {
+            Outcome::Error
+        } else {
+            Outcome::Deny
+        },
         detail: json!({
             "target": authority,
             "status": refusal.status.as_u16(),
@@ -575,7 +579,11 @@ impl RequestRecord {
             actor: format!("server:{}", self.caller.tenant.server),
             profile: self.caller.tenant.profile.as_ref().map(|p| p.to_string()),
             server: Some(self.caller.tenant.server.to_string()),
-            outcome: if self.decision == "allow" { "ok" } else { "denied" }.into(),
+            outcome: match self.decision {
+                "allow" => Outcome::Ok,
+                "deny" => Outcome::Deny,
+                _ => Outcome::Error,
+            },
             detail: json!({
                 "host": self.host,
                 "port": self.port,

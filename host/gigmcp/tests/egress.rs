@@ -527,7 +527,7 @@ fn no_domain_fronting_and_placeholders_go_only_to_their_hosts() {
         .filter(|(h, c)| h == OTHER && c == "placeholder-host-not-allowed")
         .count();
     assert_eq!(wrong_host, 2, "{seen:?}");
-    assert!(requests.iter().all(|e| e["outcome"] == "denied"), "{requests:#?}");
+    assert!(requests.iter().all(|e| e["outcome"] == "deny"), "{requests:#?}");
 }
 
 /// Policy at CONNECT (hosts the server did not declare), plain HTTP, and the dial guard on the resolved
@@ -640,6 +640,44 @@ fn policy_and_the_dial_guard_refuse_before_dialing() {
         after[0]
     );
     assert!(after[0]["stderr"].as_str().unwrap().contains("403"), "{}", after[0]);
+
+    // One vocabulary of outcomes: a tool call a policy plugin refuses and the egress refusals above are all
+    // `deny`, so one search by decision (what `GET /api/audit?decision=deny` runs) finds both.
+    gateway.cli_ok(&["plugin", "config", "tool-filter", r#"{"deny": ["web/env"]}"#]);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (results, _) = call(&world, &token, &[("env", json!({}))]);
+        if results[0].get("call_failed").is_some() {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the tool-filter never refused the tool: {}",
+            results[0]
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let filter = gigmcp_store::audit::AuditFilter {
+        decision: Some(gigmcp_types::audit::Outcome::Deny),
+        ..Default::default()
+    };
+    let denials = gateway.audit_until(&filter, |events| events.iter().any(|e| e.kind == "mcp.tool_call"));
+    assert!(
+        denials.iter().all(|e| e.outcome == gigmcp_types::audit::Outcome::Deny),
+        "{denials:?}"
+    );
+    assert!(
+        denials
+            .iter()
+            .any(|e| e.kind == "egress.connect" && e.detail["plugin"] == "egress-allowlist"),
+        "no egress denial under decision=deny: {denials:?}"
+    );
+    assert!(
+        denials
+            .iter()
+            .any(|e| e.kind == "mcp.tool_call" && e.detail["plugin"] == "tool-filter"),
+        "no MCP denial under decision=deny: {denials:?}"
+    );
 }
 
 /// HTTP/2 inside the tunnel: streams of one connection, sent at once, each get their secret injected and

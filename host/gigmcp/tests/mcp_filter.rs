@@ -26,14 +26,20 @@ async fn tool_names(client: &RawClient) -> Vec<String> {
     names
 }
 
-#[tokio::test]
-async fn the_tool_filter_hides_refuses_and_redacts_on_the_live_path() {
+/// A gateway with profile `team` serving two echo servers, `echo` and `other`; returns it and the token.
+fn team_of_two_echo_servers() -> (TestGateway, String) {
     let gateway = TestGateway::start();
     let token = gateway.create_profile("team");
     gateway.add_echo("echo", None);
     gateway.add_echo("other", None);
     gateway.cli_ok(&["profile", "add-server", "team", "echo"]);
     gateway.cli_ok(&["profile", "add-server", "team", "other"]);
+    (gateway, token)
+}
+
+#[tokio::test]
+async fn the_tool_filter_hides_refuses_and_redacts_on_the_live_path() {
+    let (gateway, token) = team_of_two_echo_servers();
     let mut client = RawClient::new(gateway.url("team"), token);
     client.initialize().await;
     let all = tool_names(&client).await;
@@ -92,4 +98,57 @@ async fn the_tool_filter_hides_refuses_and_redacts_on_the_live_path() {
         )
         .await;
     assert_eq!(allowed["result"]["content"][0]["text"], "still here", "{allowed}");
+}
+
+/// A tool a policy plugin hides from the lists is unknown to a client that lists after the policy applies;
+/// calling it anyway is audited as a denial naming that plugin (not as a plain error), and `decision=deny`
+/// finds it.
+#[tokio::test]
+async fn a_call_to_a_tool_a_plugin_hides_is_audited_as_its_denial() {
+    let (gateway, token) = team_of_two_echo_servers();
+    gateway.cli_ok(&[
+        "plugin",
+        "config",
+        "tool-filter",
+        r#"{"profiles": {"team": {"deny": ["other/*"]}}}"#,
+    ]);
+    // A fresh session each time, until the running gateway has the configuration: its first list hides
+    // the tool (no route to it was ever learned).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let reply = loop {
+        let mut client = RawClient::new(gateway.url("team"), token.clone());
+        client.initialize().await;
+        let names = tool_names(&client).await;
+        if names == ["echo_echo"] {
+            break client
+                .call(
+                    json!("hidden"),
+                    "tools/call",
+                    json!({"name": "other_echo", "arguments": {"message": "hi"}}),
+                )
+                .await;
+        }
+        assert!(Instant::now() < deadline, "the tool is still listed: {names:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    // The client learns nothing about the hidden tool: it is unknown, as a tool that does not exist.
+    assert_eq!(reply["error"]["code"], -32602, "{reply}");
+    assert!(
+        reply["error"]["message"].as_str().unwrap().contains("unknown tool"),
+        "{reply}"
+    );
+
+    let filter = gigmcp_store::audit::AuditFilter {
+        kind: Some("mcp.tool_call".into()),
+        decision: Some(gigmcp_types::audit::Outcome::Deny),
+        ..Default::default()
+    };
+    let denials = gateway.audit_until(&filter, |events| !events.is_empty());
+    let denial = denials
+        .iter()
+        .find(|e| e.detail["tool"] == "other_echo")
+        .unwrap_or_else(|| panic!("the hidden tool's call is not audited as a denial: {denials:?}"));
+    assert_eq!(denial.detail["plugin"], "tool-filter", "{denial:?}");
+    assert_eq!(denial.detail["code"], "hidden-by-policy", "{denial:?}");
+    assert_eq!(denial.server.as_deref(), Some("other"), "{denial:?}");
 }

@@ -473,7 +473,7 @@ async fn assert_refused(gw: &TestGateway, response: reqwest::Response, status: S
         "a refused login made a session"
     );
     assert!(
-        audited(gw, "auth.login", "denied", &format!("\"code\":\"{code}\"")).await,
+        audited(gw, "auth.login", "deny", &format!("\"code\":\"{code}\"")).await,
         "no audit event for {code}"
     );
 }
@@ -608,12 +608,12 @@ async fn id_tokens_for_another_audience_or_nonce_are_refused() {
     set_mode("wrong-audience").await;
     let response = Browser::new().login(&origin, "alice").await;
     assert_refused(&gw, response, StatusCode::UNAUTHORIZED, "id_token_invalid").await;
-    assert!(audited(&gw, "auth.login", "denied", "audience").await);
+    assert!(audited(&gw, "auth.login", "deny", "audience").await);
 
     set_mode("bad-nonce").await;
     let response = Browser::new().login(&origin, "alice").await;
     assert_refused(&gw, response, StatusCode::UNAUTHORIZED, "id_token_invalid").await;
-    assert!(audited(&gw, "auth.login", "denied", "once").await);
+    assert!(audited(&gw, "auth.login", "deny", "once").await);
 
     // The same path, untampered, logs in: the refusals above are the audience's and the nonce's.
     set_mode("pass").await;

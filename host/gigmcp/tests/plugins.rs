@@ -381,7 +381,7 @@ async fn audit_router_routes_copies_by_kind_and_outcome_and_redacts_them() {
     let h = load(
         default_plugin("audit-router"),
         json!({"routes": [
-            {"destination": "file:denials", "outcomes": ["denied"], "redact": ["/detail/arguments", "/actor"]},
+            {"destination": "file:denials", "outcomes": ["deny"], "redact": ["/detail/arguments", "/actor"]},
             {"destination": "stdout", "kinds": ["plugin.*"]}
         ]}),
     )
@@ -393,14 +393,14 @@ async fn audit_router_routes_copies_by_kind_and_outcome_and_redacts_them() {
         actor: "profile:team".into(),
         profile: Some("team".into()),
         server: Some("fs".into()),
-        outcome: outcome.into(),
+        outcome: gigmcp_types::audit::Outcome::parse(outcome).expect("a known outcome"),
         detail: json!({"tool": "write", "arguments": {"path": "/etc"}}),
     };
     let (deliveries, _) = h
         .route(&[
-            event(1, "tool.call", "denied"),
+            event(1, "tool.call", "deny"),
             event(2, "plugin.add", "ok"),
-            event(3, "tool.call", "allowed"),
+            event(3, "tool.call", "ok"),
         ])
         .await
         .unwrap();
@@ -483,10 +483,11 @@ async fn tool_filter_denies_calls_hides_listed_tools_and_redacts_secrets() {
         name: None,
         result: json!({"tools": [{"name": "read_file"}, {"name": "delete_file"}, {"name": "delete_dir"}, {"name": "stat"}]}),
     };
-    let ResponseDecision::Pass { result, modified: true } = gw.host.filter_response(&team_ctx, listed).await else {
+    let ResponseDecision::Pass { result, modified_by } = gw.host.filter_response(&team_ctx, listed).await else {
         panic!("the list was not filtered");
     };
     assert_eq!(result, json!({"tools": [{"name": "read_file"}, {"name": "stat"}]}));
+    assert_eq!(modified_by, ["tool-filter"], "the plugin that hid the tools is named");
 
     // Secret-looking strings are redacted from results; ordinary text passes untouched.
     let key = format!("ghp_{}", "A1b2".repeat(9));

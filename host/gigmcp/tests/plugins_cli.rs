@@ -274,7 +274,7 @@ async fn audit_copies_reach_exporters_and_losses_are_counted() {
     drop(closed);
     cli.ok(&["plugin", "webhook", "add", "dead", &dead]);
     let config = json!({"routes": [
-        {"destination": "file:denials", "outcomes": ["denied"], "redact": ["/detail/arguments"]},
+        {"destination": "file:denials", "outcomes": ["deny"], "redact": ["/detail/arguments"]},
         {"destination": "webhook:dead", "kinds": ["tool.call"]}
     ]});
     cli.add_audit_router(&config);
@@ -286,7 +286,7 @@ async fn audit_copies_reach_exporters_and_losses_are_counted() {
         actor: "profile:team".into(),
         profile: Some("team".into()),
         server: Some("fs".into()),
-        outcome: "denied".into(),
+        outcome: gigmcp_types::audit::Outcome::Deny,
         detail: json!({"tool": "delete", "arguments": {"path": "/"}}),
     });
     let file = cli.dir.path().join("audit").join("denials.jsonl");
@@ -357,7 +357,7 @@ fn audit_copies_pending_at_a_stop_are_delivered_after_a_restart() {
                     actor: "test".into(),
                     profile: None,
                     server: None,
-                    outcome: "ok".into(),
+                    outcome: gigmcp_types::audit::Outcome::Ok,
                     detail: json!({}),
                 });
             }

@@ -86,6 +86,19 @@ pub struct Routes {
     prompts: HashMap<String, (ServerName, String)>,
     resources: HashMap<String, ServerName>,
     templates: Vec<(UriTemplate, ServerName)>,
+    /// Tools and prompts a policy plugin removed from a server's list, by exposed name: a call to one is
+    /// still "unknown" to the client, but audited as a denial naming the plugins.
+    hidden: HashMap<(ListKind, String), Hidden>,
+}
+
+/// A name an mcp-filter plugin hid from a list.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hidden {
+    pub server: ServerName,
+    /// The name as the server knows it.
+    pub name: String,
+    /// The plugins that changed the list it was removed from.
+    pub by: Vec<String>,
 }
 
 /// A name the table could not take because another server already exposes it.
@@ -110,6 +123,26 @@ impl Routes {
         self.prompts.retain(|_, (s, _)| s != server);
         self.resources.retain(|_, s| s != server);
         self.templates.retain(|(_, s)| s != server);
+        self.hidden.retain(|_, h| &h.server != server);
+    }
+
+    /// Records the names plugins removed from a page of `server`'s list.
+    pub fn hide(&mut self, kind: ListKind, server: &ServerName, prefix: &Prefix, names: &[String], by: &[String]) {
+        for name in names {
+            self.hidden.insert(
+                (kind, prefix.expose(name)),
+                Hidden {
+                    server: server.clone(),
+                    name: name.clone(),
+                    by: by.to_vec(),
+                },
+            );
+        }
+    }
+
+    /// The hidden tool or prompt behind an exposed name, if a plugin hid one.
+    pub fn hidden(&self, kind: ListKind, exposed: &str) -> Option<&Hidden> {
+        self.hidden.get(&(kind, exposed.to_owned()))
     }
 
     pub fn clear(&mut self) {

@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 use serde_json::{Map, Value, json};
 use tokio::sync::mpsc;
 
-use crate::aggregate::{Cursor, ListKind, merge_initialize};
+use crate::aggregate::{Cursor, Hidden, ListKind, merge_initialize};
 use crate::client::Client;
 use crate::jsonrpc;
 use crate::jsonrpc::id_key;
 use crate::runtime::{ConnCell, Runtime, Slot, handle_events, log_level_index};
 use crate::upstream::{Conn, Origin, Outbound, UpstreamEvent};
 use gigmcp_plugin_runtime::{PluginSet, RequestDecision, ResponseDecision};
+use gigmcp_types::audit::Outcome;
 use gigmcp_types::ids::ProfileId;
 use gigmcp_types::names::ServerName;
 use gigmcp_types::policy::{CallContext, DenyReason, McpRequest, McpResponse};
@@ -73,6 +74,38 @@ pub fn argument_shape(value: &Value, depth: usize) -> Value {
 }
 
 /// Messages kept for a client that has no GET stream open; beyond this the oldest are dropped.
+/// Names mcp-filter plugins removed from one page of a server's list, and which plugins changed the page.
+#[derive(Debug, Default)]
+struct HiddenNames {
+    names: Vec<String>,
+    by: Vec<String>,
+}
+
+/// The `name`s of a list result's items.
+fn item_names(result: &Value, kind: ListKind) -> Vec<String> {
+    result
+        .get(kind.field())
+        .and_then(Value::as_array)
+        .map(|items| {
+            items
+                .iter()
+                .filter_map(|item| item.get("name").and_then(Value::as_str).map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Where a tool or prompt call went, for its audit event: resolved once, by the call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum CallRoute {
+    /// Forwarded to `server`, which knows the tool as `name`.
+    Routed { server: ServerName, name: String },
+    /// A policy plugin hid it: the client is told it is unknown; the audit log records the plugins' denial.
+    Hidden(Hidden),
+    /// No server has it (or the call was malformed).
+    Unknown,
+}
+
 const BACKLOG_LIMIT: usize = 1000;
 /// MCP's "resource not found".
 const RESOURCE_NOT_FOUND: i64 = -32002;
@@ -258,12 +291,20 @@ impl Session {
             "initialize" => jsonrpc::error(id, jsonrpc::INVALID_REQUEST, "this session is already initialized"),
             "tools/call" => {
                 let started = Instant::now();
-                let audited = params.clone();
-                let reply = self.call_named(id, ListKind::Tools, method, params, origin).await;
-                self.audit_tool_call(audited.as_ref(), &reply, started.elapsed());
+                let arguments = params
+                    .as_ref()
+                    .and_then(|p| p.get("arguments"))
+                    .map(|a| argument_shape(a, 0));
+                let exposed = params
+                    .as_ref()
+                    .and_then(|p| p.get("name"))
+                    .and_then(Value::as_str)
+                    .map(str::to_owned);
+                let (reply, route) = self.call_named(id, ListKind::Tools, method, params, origin).await;
+                self.audit_tool_call(exposed.as_deref(), arguments, &reply, &route, started.elapsed());
                 reply
             }
-            "prompts/get" => self.call_named(id, ListKind::Prompts, method, params, origin).await,
+            "prompts/get" => self.call_named(id, ListKind::Prompts, method, params, origin).await.0,
             "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
                 self.call_by_uri(id, method, params, origin).await
             }
@@ -276,35 +317,54 @@ impl Session {
     /// Records a tool call in the audit log: who (the profile's token and this session), which server and
     /// tool, how long it took, its outcome, and the *shape* of its arguments — never their values, which
     /// may hold anything a user typed.
-    fn audit_tool_call(&self, params: Option<&Value>, reply: &Value, took: Duration) {
+    fn audit_tool_call(
+        &self,
+        exposed: Option<&str>,
+        arguments: Option<Value>,
+        reply: &Value,
+        route: &CallRoute,
+        took: Duration,
+    ) {
         let Some(audit) = self.runtime.deps.audit.as_ref() else {
             return;
         };
-        let exposed = params.and_then(|p| p.get("name")).and_then(Value::as_str);
-        // The routing table as the call left it: no refresh (an unknown name was just looked for).
-        let routed = exposed.and_then(|name| lock(&self.runtime.routes).resolve_name(ListKind::Tools, name));
-        let outcome = match (reply.get("error"), reply.get("result")) {
-            (Some(error), _) if error.get("code").and_then(Value::as_i64) == Some(DENIED_BY_POLICY) => "deny",
-            (Some(_), _) => "error",
-            (None, Some(result)) if result.get("isError").and_then(Value::as_bool) == Some(true) => "tool_error",
-            _ => "ok",
+        let outcome = match (route, reply.get("error"), reply.get("result")) {
+            (CallRoute::Hidden(_), _, _) => Outcome::Deny,
+            (_, Some(error), _) if error.get("code").and_then(Value::as_i64) == Some(DENIED_BY_POLICY) => Outcome::Deny,
+            (_, Some(_), _) => Outcome::Error,
+            (_, None, Some(result)) if result.get("isError").and_then(Value::as_bool) == Some(true) => {
+                Outcome::ToolError
+            }
+            _ => Outcome::Ok,
+        };
+        let (server, upstream_tool) = match route {
+            CallRoute::Routed { server, name } => (Some(server), Some(name)),
+            CallRoute::Hidden(hidden) => (Some(&hidden.server), Some(&hidden.name)),
+            CallRoute::Unknown => (None, None),
         };
         let mut detail = json!({
             "session": self.id,
             "tool": exposed,
-            "upstream_tool": routed.as_ref().map(|(_, name)| name),
+            "upstream_tool": upstream_tool,
             "duration_ms": took.as_secs_f64() * 1000.0,
-            "arguments": params.and_then(|p| p.get("arguments")).map(|a| argument_shape(a, 0)),
+            "arguments": arguments,
         });
         if let Some(error) = reply.get("error") {
             detail["error"] = json!({"code": error.get("code"), "data": error.get("data")});
+        }
+        if let CallRoute::Hidden(hidden) = route {
+            // The plugins that removed the tool from the server's list: the client was told it is unknown.
+            detail["code"] = json!("hidden-by-policy");
+            detail["plugin"] = json!(hidden.by.join(","));
+        } else if let Some(plugin) = reply.pointer("/error/data/plugin") {
+            detail["plugin"] = plugin.clone();
         }
         audit.record(gigmcp_types::audit::NewAuditEvent {
             kind: "mcp.tool_call".into(),
             actor: format!("profile:{}", self.runtime.slug),
             profile: Some(self.runtime.slug.to_string()),
-            server: routed.map(|(server, _)| server.to_string()),
-            outcome: outcome.into(),
+            server: server.map(ServerName::to_string),
+            outcome,
             detail,
         });
     }
@@ -403,12 +463,15 @@ impl Session {
         let mut items = Vec::new();
         for _ in 0..MAX_REFRESH_PAGES {
             let Some(slot) = slots.get(index) else { break };
-            let (page, next) = self
+            let (page, next, hidden) = self
                 .upstream_page(slot, kind, upstream_cursor.take())
                 .await
                 .unwrap_or_default();
-            let (admitted, collisions) =
-                lock(&self.runtime.routes).admit_page(kind, &slot.def.name, &slot.def.prefix, page);
+            let (admitted, collisions) = {
+                let mut routes = lock(&self.runtime.routes);
+                routes.hide(kind, &slot.def.name, &slot.def.prefix, &hidden.names, &hidden.by);
+                routes.admit_page(kind, &slot.def.name, &slot.def.prefix, page)
+            };
             for c in collisions {
                 tracing::error!(
                     profile = %self.runtime.slug, server = %slot.def.name,
@@ -450,7 +513,7 @@ impl Session {
         slot: &Slot,
         kind: ListKind,
         cursor: Option<Value>,
-    ) -> Option<(Vec<Value>, Option<Value>)> {
+    ) -> Option<(Vec<Value>, Option<Value>, HiddenNames)> {
         let conn = match self.conn(slot).await {
             Ok(conn) => conn,
             Err(e) => {
@@ -468,8 +531,11 @@ impl Session {
             return None;
         };
         // Each server's page passes the mcp-filter plugins before aggregation, under the server's own names,
-        // so what a plugin hides never reaches the routing table or the client.
+        // so what a plugin hides never reaches the routing table or the client. What was hidden, and by whom,
+        // is remembered so a call to it is audited as the plugins' denial.
+        let mut hidden = HiddenNames::default();
         if let Some((set, ctx)) = self.filter(&Value::Null) {
+            let before = item_names(result, kind);
             let response = McpResponse {
                 server: slot.def.name.to_string(),
                 method: kind.method().to_owned(),
@@ -477,7 +543,17 @@ impl Session {
                 result: result.take(),
             };
             match set.filter_response(&ctx, response).await {
-                ResponseDecision::Pass { result: passed, .. } => *result = passed,
+                ResponseDecision::Pass {
+                    result: passed,
+                    modified_by,
+                } => {
+                    *result = passed;
+                    if !modified_by.is_empty() {
+                        let after = item_names(result, kind);
+                        hidden.names = before.into_iter().filter(|n| !after.contains(n)).collect();
+                        hidden.by = modified_by;
+                    }
+                }
                 ResponseDecision::Deny(reason) => {
                     tracing::warn!(server = %slot.def.name, "{} denied by plugin: {}", kind.method(), reason.message);
                     return None;
@@ -490,7 +566,7 @@ impl Session {
             .cloned()
             .unwrap_or_default();
         let next = result.get("nextCursor").filter(|c| !c.is_null()).cloned();
-        Some((items, next))
+        Some((items, next, hidden))
     }
 
     /// Walks every page of a list so the routing table knows every name.
@@ -531,6 +607,8 @@ impl Session {
         self.runtime.slot(&server)
     }
 
+    /// A tools/call or prompts/get: routed by its exposed name, returned with the route it took (the audit
+    /// event reuses it instead of resolving the name again).
     async fn call_named(
         &self,
         id: Value,
@@ -538,26 +616,35 @@ impl Session {
         method: &str,
         params: Option<Value>,
         origin: Origin,
-    ) -> Value {
+    ) -> (Value, CallRoute) {
         let Some(mut params) = params.filter(Value::is_object) else {
-            return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "params must be an object");
+            let reply = jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "params must be an object");
+            return (reply, CallRoute::Unknown);
         };
         let Some(exposed) = params.get("name").and_then(Value::as_str).map(str::to_owned) else {
-            return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "params.name must be a string");
+            let reply = jsonrpc::error(id, jsonrpc::INVALID_PARAMS, "params.name must be a string");
+            return (reply, CallRoute::Unknown);
         };
         let what = if kind == ListKind::Tools { "tool" } else { "prompt" };
         let Some((slot, name)) = self.route_name(kind, &exposed).await else {
             if let Some(message) = self.unavailable_server_for(&exposed) {
-                return jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, message);
+                return (jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, message), CallRoute::Unknown);
             }
-            return jsonrpc::error(id, jsonrpc::INVALID_PARAMS, format!("unknown {what}: {exposed}"));
+            // Unknown to the client either way: a hidden tool is not revealed by a different answer.
+            let reply = jsonrpc::error(id, jsonrpc::INVALID_PARAMS, format!("unknown {what}: {exposed}"));
+            let hidden = lock(&self.runtime.routes).hidden(kind, &exposed).cloned();
+            return (reply, hidden.map_or(CallRoute::Unknown, CallRoute::Hidden));
+        };
+        let route = CallRoute::Routed {
+            server: slot.def.name.clone(),
+            name: name.clone(),
         };
         let conn = match self.conn(&slot).await {
             Ok(conn) => conn,
-            Err(e) => return jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, e),
+            Err(e) => return (jsonrpc::error(id, jsonrpc::INTERNAL_ERROR, e), route),
         };
         params["name"] = Value::String(name);
-        self.forward(&conn, &id, method, Some(params), &origin).await
+        (self.forward(&conn, &id, method, Some(params), &origin).await, route)
     }
 
     async fn call_by_uri(&self, id: Value, method: &str, params: Option<Value>, origin: Origin) -> Value {

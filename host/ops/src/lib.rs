@@ -156,13 +156,13 @@ impl Ops<'_> {
             actor: self.actor.name(),
             profile: profile.map(str::to_owned),
             server: server.map(str::to_owned),
-            outcome: "ok".to_owned(),
+            outcome: gigmcp_types::audit::Outcome::Ok,
             detail,
         };
         match self.audit {
             Some(log) => log.record(event),
             None => {
-                if let Err(e) = self.store.audit_append(&[event]) {
+                if let Err(e) = gigmcp_audit::write_now(self.store, event) {
                     tracing::warn!("cannot write the audit event {what}: {e}");
                 }
             }

@@ -46,10 +46,10 @@ pub enum RequestDecision {
 /// The outcome of the response filters.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ResponseDecision {
-    /// Return `result` (redacted or replaced if `modified`).
+    /// Return `result`, as redacted or replaced by the plugins in `modified_by` (none: unchanged).
     Pass {
         result: Value,
-        modified: bool,
+        modified_by: Vec<String>,
     },
     Deny(DenyReason),
 }
@@ -321,11 +321,11 @@ impl PluginSet {
         let Some(chain) = active.chains.get(&PluginKind::McpFilter) else {
             return ResponseDecision::Pass {
                 result: response.result,
-                modified: false,
+                modified_by: Vec::new(),
             };
         };
         let mut response = response;
-        let mut modified = false;
+        let mut modified_by = Vec::new();
         for plugin in chain.global.iter().chain(chain.profile(&ctx.profile)) {
             let action = plugin
                 .call(
@@ -341,7 +341,7 @@ impl PluginSet {
                 Ok(ResponseAction::Pass) => {}
                 Ok(ResponseAction::Replace(result)) => {
                     response.result = result;
-                    modified = true;
+                    modified_by.push(plugin.name.to_string());
                 }
                 Ok(ResponseAction::Redact(redactions)) => {
                     let result = std::mem::take(&mut response.result);
@@ -351,7 +351,7 @@ impl PluginSet {
                             return ResponseDecision::Deny(failed(plugin, &CallFailure::Malformed(e)));
                         }
                     }
-                    modified = true;
+                    modified_by.push(plugin.name.to_string());
                 }
                 Ok(ResponseAction::Deny(reason)) => return ResponseDecision::Deny(reason.by(plugin.name.as_str())),
                 Err(failure) => return ResponseDecision::Deny(failed(plugin, &failure)),
@@ -359,7 +359,7 @@ impl PluginSet {
         }
         ResponseDecision::Pass {
             result: response.result,
-            modified,
+            modified_by,
         }
     }
 

@@ -8,7 +8,7 @@ use wasmtime::component::{HasSelf, Linker, Resource};
 
 use crate::call::{Answer, Hook};
 use crate::host_state::HostState;
-use gigmcp_types::audit::AuditEvent;
+use gigmcp_types::audit::{AuditEvent, Outcome};
 use gigmcp_types::plugin::PluginKind;
 use gigmcp_types::policy::{
     AuthOutcome, CallContext, Delivery, DenyReason, EgressDecision, EgressRequest, Grant, Identity, McpRequest,
@@ -521,7 +521,7 @@ impl WorldInstance {
                 actor: e.actor.clone(),
                 profile: e.profile.clone(),
                 server: e.server.clone(),
-                outcome: e.outcome.clone(),
+                outcome: e.outcome.as_str().to_owned(),
                 detail: e.detail.to_string(),
             })
             .collect();
@@ -543,6 +543,13 @@ impl WorldInstance {
                 Ok(v) => v,
                 Err(e) => return Ok(Err(format!("event {} has a detail that is not JSON: {e}", d.event.id))),
             };
+            // A sink may redact an event, not change what happened: its outcome must be one of the gateway's.
+            let Some(outcome) = Outcome::parse(&d.event.outcome) else {
+                return Ok(Err(format!(
+                    "event {} has an unknown outcome {:?}",
+                    d.event.id, d.event.outcome
+                )));
+            };
             converted.push(Delivery {
                 destination: d.destination,
                 event: AuditEvent {
@@ -552,7 +559,7 @@ impl WorldInstance {
                     actor: d.event.actor,
                     profile: d.event.profile,
                     server: d.event.server,
-                    outcome: d.event.outcome,
+                    outcome,
                     detail,
                 },
             });

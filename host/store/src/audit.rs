@@ -1,10 +1,12 @@
-//! Searching the audit log of record (the REST API's `/api/audit`).
+//! The audit log of record in SQLite: appending (for the one writer, `gigmcp-audit`), the forwarding cursor of
+//! the audit sinks, their webhooks, and searching (the REST API's `/api/audit`).
 
-use rusqlite::params_from_iter;
 use rusqlite::types::Value as SqlValue;
+use rusqlite::{OptionalExtension, params, params_from_iter};
 
-use crate::{Store, StoreError};
-use gigmcp_types::audit::AuditEvent;
+use crate::{Store, StoreError, now};
+use gigmcp_types::audit::{AuditEvent, NewAuditEvent, Outcome};
+use gigmcp_types::names::PluginName;
 
 /// Which events to return; every given field must match.
 #[derive(Debug, Clone, Default)]
@@ -13,8 +15,8 @@ pub struct AuditFilter {
     pub kind: Option<String>,
     pub profile: Option<String>,
     pub server: Option<String>,
-    /// The event's outcome: `ok`, `allow`, `deny`, `error`, ….
-    pub decision: Option<String>,
+    /// The event's outcome.
+    pub decision: Option<Outcome>,
     /// Milliseconds since the epoch, inclusive.
     pub since_ms: Option<i64>,
     /// Milliseconds since the epoch, exclusive.
@@ -24,6 +26,101 @@ pub struct AuditFilter {
 }
 
 impl Store {
+    /// Appends events to the audit log of record; returns them with their ids and times.
+    pub fn audit_append(&self, events: &[NewAuditEvent]) -> Result<Vec<AuditEvent>, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction()?;
+        let time_ms = gigmcp_types::sync::now_ms();
+        let mut written = Vec::with_capacity(events.len());
+        for e in events {
+            tx.execute(
+                "INSERT INTO audit_events (time_ms, kind, actor, profile, server, outcome, detail)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![
+                    time_ms,
+                    e.kind,
+                    e.actor,
+                    e.profile,
+                    e.server,
+                    e.outcome.as_str(),
+                    e.detail.to_string()
+                ],
+            )?;
+            written.push(AuditEvent {
+                id: tx.last_insert_rowid(),
+                time_ms,
+                kind: e.kind.clone(),
+                actor: e.actor.clone(),
+                profile: e.profile.clone(),
+                server: e.server.clone(),
+                outcome: e.outcome,
+                detail: e.detail.clone(),
+            });
+        }
+        tx.commit()?;
+        Ok(written)
+    }
+
+    /// The id of the last audit event every sink has been given (None before the first forwarding).
+    pub fn audit_forwarded_through(&self) -> Result<Option<i64>, StoreError> {
+        Ok(self
+            .lock()
+            .query_row("SELECT delivered_through FROM audit_forwarding WHERE id = 1", [], |r| {
+                r.get(0)
+            })
+            .optional()?)
+    }
+
+    pub fn set_audit_forwarded_through(&self, id: i64) -> Result<(), StoreError> {
+        self.lock().execute(
+            "INSERT INTO audit_forwarding (id, delivered_through) VALUES (1, ?1)
+             ON CONFLICT (id) DO UPDATE SET delivered_through = ?1",
+            [id],
+        )?;
+        Ok(())
+    }
+
+    /// The id of the newest audit event (0 if there is none).
+    pub fn audit_events_max_id(&self) -> Result<i64, StoreError> {
+        Ok(self
+            .lock()
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM audit_events", [], |r| r.get(0))?)
+    }
+
+    /// Audit events with an id above `after`, oldest first.
+    pub fn audit_events(&self, after: i64, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare(
+            "SELECT id, time_ms, kind, actor, profile, server, outcome, detail FROM audit_events
+             WHERE id > ?1 ORDER BY id LIMIT ?2",
+        )?;
+        let rows = stmt.query_map(params![after, limit as i64], audit_row)?;
+        rows.map(|row| decode_audit_row(row?)).collect()
+    }
+
+    pub fn audit_webhook_set(&self, name: &PluginName, url: &str) -> Result<(), StoreError> {
+        self.lock().execute(
+            "INSERT INTO audit_webhooks (name, url, created_at) VALUES (?1, ?2, ?3)
+             ON CONFLICT (name) DO UPDATE SET url = ?2",
+            params![name.as_str(), url, now()],
+        )?;
+        Ok(())
+    }
+
+    pub fn audit_webhook_remove(&self, name: &PluginName) -> Result<bool, StoreError> {
+        Ok(self
+            .lock()
+            .execute("DELETE FROM audit_webhooks WHERE name = ?1", [name.as_str()])?
+            > 0)
+    }
+
+    pub fn audit_webhooks(&self) -> Result<Vec<(String, String)>, StoreError> {
+        let conn = self.lock();
+        let mut stmt = conn.prepare("SELECT name, url FROM audit_webhooks ORDER BY name")?;
+        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+        Ok(rows.collect::<rusqlite::Result<_>>()?)
+    }
+
     /// Events matching the filter, newest first, with an id below `before` (keyset pagination).
     pub fn audit_search(
         &self,
@@ -48,10 +145,11 @@ impl Store {
                 }
             }
         }
+        let decision = filter.decision.map(|o| o.as_str().to_owned());
         for (column, value) in [
             ("profile", &filter.profile),
             ("server", &filter.server),
-            ("outcome", &filter.decision),
+            ("outcome", &decision),
         ] {
             if let Some(value) = value {
                 sql.push_str(&format!(" AND {column} = ?"));
@@ -91,7 +189,7 @@ impl Store {
 type AuditRow = (i64, i64, String, String, Option<String>, Option<String>, String, String);
 
 /// The columns `id, time_ms, kind, actor, profile, server, outcome, detail` of `audit_events`.
-pub(super) fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
+fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
     Ok((
         r.get(0)?,
         r.get(1)?,
@@ -104,7 +202,7 @@ pub(super) fn audit_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AuditRow> {
     ))
 }
 
-pub(super) fn decode_audit_row(row: AuditRow) -> Result<AuditEvent, StoreError> {
+fn decode_audit_row(row: AuditRow) -> Result<AuditEvent, StoreError> {
     let (id, time_ms, kind, actor, profile, server, outcome, detail) = row;
     Ok(AuditEvent {
         id,
@@ -113,7 +211,70 @@ pub(super) fn decode_audit_row(row: AuditRow) -> Result<AuditEvent, StoreError> 
         actor,
         profile,
         server,
-        outcome,
+        outcome: Outcome::parse(&outcome)
+            .ok_or_else(|| StoreError::Corrupt(format!("audit event {id}: unknown outcome {outcome:?}")))?,
         detail: serde_json::from_str(&detail).map_err(|e| StoreError::Corrupt(format!("audit event {id}: {e}")))?,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_store as store;
+
+    #[test]
+    fn audit_events_are_appended_in_order() {
+        let (_dir, store) = store();
+        let event = |kind: &str| NewAuditEvent {
+            kind: kind.into(),
+            actor: "operator".into(),
+            profile: None,
+            server: None,
+            outcome: Outcome::Ok,
+            detail: serde_json::json!({"n": 1}),
+        };
+        let written = store.audit_append(&[event("a"), event("b")]).unwrap();
+        assert!(written[0].id < written[1].id);
+        let read = store.audit_events(written[0].id, 10).unwrap();
+        assert_eq!(read.len(), 1);
+        assert_eq!(read[0].kind, "b");
+    }
+
+    #[test]
+    fn a_search_by_decision_finds_that_outcome_only() {
+        let (_dir, store) = store();
+        let event = |kind: &str, outcome| NewAuditEvent {
+            kind: kind.into(),
+            actor: "server:s".into(),
+            profile: None,
+            server: None,
+            outcome,
+            detail: serde_json::json!({}),
+        };
+        store
+            .audit_append(&[
+                event("egress.request", Outcome::Deny),
+                event("egress.request", Outcome::Error),
+                event("mcp.tool_call", Outcome::Deny),
+                event("mcp.tool_call", Outcome::Ok),
+            ])
+            .unwrap();
+        let filter = AuditFilter {
+            decision: Some(Outcome::Deny),
+            ..AuditFilter::default()
+        };
+        let found: Vec<(String, Outcome)> = store
+            .audit_search(&filter, None, 10)
+            .unwrap()
+            .into_iter()
+            .map(|e| (e.kind, e.outcome))
+            .collect();
+        assert_eq!(
+            found,
+            [
+                ("mcp.tool_call".to_owned(), Outcome::Deny),
+                ("egress.request".to_owned(), Outcome::Deny)
+            ]
+        );
+    }
 }

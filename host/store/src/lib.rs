@@ -452,16 +452,19 @@ fn parse_stored<T>(parsed: Result<T, gigmcp_types::names::NameError>) -> Result<
     parsed.map_err(|e| StoreError::Corrupt(format!("stored row is corrupt: {e}")))
 }
 
+/// A store in a temporary directory, for the unit tests of every module.
+#[cfg(test)]
+fn test_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
+    (dir, store)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use super::test_store as store;
     use gigmcp_types::server::Builtin;
-
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
-        (dir, store)
-    }
 
     fn echo(name: &str) -> ServerDef {
         ServerDef {

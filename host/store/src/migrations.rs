@@ -190,6 +190,15 @@ const MIGRATIONS: &[&str] = &[
     ALTER TABLE profiles ADD COLUMN owner_id INTEGER REFERENCES users(id) ON DELETE SET NULL;
     CREATE INDEX profiles_owner ON profiles(owner_id);
     CREATE INDEX audit_events_kind ON audit_events(kind, id);",
+    // 6: one vocabulary of audit outcomes (`ok`, `deny`, `error`, `tool_error`). Before it, a denial was
+    // written `denied` (egress, OpenID Connect logins) or `refused` (login links), a login link made was
+    // `created`, and an egress request the upstream failed (decision `error`, a 502) was written `denied`.
+    "UPDATE audit_events SET outcome = 'error'
+        WHERE kind LIKE 'egress.%' AND json_extract(detail, '$.decision') = 'error';
+    UPDATE audit_events SET outcome = 'deny' WHERE outcome IN ('denied', 'refused');
+    UPDATE audit_events SET outcome = 'ok' WHERE outcome IN ('created', 'allow');
+    UPDATE audit_events SET outcome = 'error' WHERE outcome NOT IN ('ok', 'deny', 'error', 'tool_error');
+    CREATE INDEX audit_events_outcome ON audit_events(outcome, id);",
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {
@@ -227,5 +236,56 @@ mod tests {
         conn.execute("INSERT INTO schema_migrations (version) VALUES (999)", [])
             .unwrap();
         assert!(apply(&mut conn).is_err());
+    }
+
+    #[test]
+    fn stored_audit_outcomes_are_rewritten_to_the_one_vocabulary() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        conn.execute_batch("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY)")
+            .unwrap();
+        // The schema as the previous release left it, with the words it wrote.
+        let tx = conn.transaction().unwrap();
+        for (index, sql) in MIGRATIONS.iter().enumerate().take(5) {
+            tx.execute_batch(sql).unwrap();
+            tx.execute(
+                "INSERT INTO schema_migrations (version) VALUES (?1)",
+                [index as i64 + 1],
+            )
+            .unwrap();
+        }
+        tx.commit().unwrap();
+        let rows = [
+            ("egress.request", "denied", r#"{"decision":"deny"}"#, "deny"),
+            (
+                "egress.request",
+                "denied",
+                r#"{"decision":"error","status":502}"#,
+                "error",
+            ),
+            ("egress.connect", "denied", r#"{"decision":"deny"}"#, "deny"),
+            ("egress.request", "ok", r#"{"decision":"allow"}"#, "ok"),
+            ("mcp.tool_call", "deny", "{}", "deny"),
+            ("mcp.tool_call", "tool_error", "{}", "tool_error"),
+            ("auth.login", "denied", "{}", "deny"),
+            ("auth.login_link", "refused", "{}", "deny"),
+            ("auth.login_link", "created", "{}", "ok"),
+        ];
+        for (kind, outcome, detail, _) in rows {
+            conn.execute(
+                "INSERT INTO audit_events (time_ms, kind, actor, outcome, detail) VALUES (1, ?1, 'x', ?2, ?3)",
+                [kind, outcome, detail],
+            )
+            .unwrap();
+        }
+        apply(&mut conn).unwrap();
+        let stored: Vec<String> = conn
+            .prepare("SELECT outcome FROM audit_events ORDER BY id")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        let expected: Vec<&str> = rows.iter().map(|r| r.3).collect();
+        assert_eq!(stored, expected);
     }
 }

@@ -9,8 +9,6 @@ use rusqlite::{OptionalExtension, Transaction, params};
 use thiserror::Error;
 
 use crate::{Store, now};
-use gigmcp_types::audit::AuditEvent;
-use gigmcp_types::audit::NewAuditEvent;
 use gigmcp_types::ids::PluginId;
 use gigmcp_types::ids::RevisionId;
 use gigmcp_types::names::PluginName;
@@ -539,116 +537,12 @@ impl Store {
         )?;
         Ok(())
     }
-
-    /// Appends events to the audit log of record; returns them with their ids and times.
-    pub fn audit_append(&self, events: &[NewAuditEvent]) -> Result<Vec<AuditEvent>> {
-        let mut conn = self.lock();
-        let tx = conn.transaction()?;
-        let time_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0);
-        let mut written = Vec::with_capacity(events.len());
-        for e in events {
-            tx.execute(
-                "INSERT INTO audit_events (time_ms, kind, actor, profile, server, outcome, detail)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![
-                    time_ms,
-                    e.kind,
-                    e.actor,
-                    e.profile,
-                    e.server,
-                    e.outcome,
-                    e.detail.to_string()
-                ],
-            )?;
-            written.push(AuditEvent {
-                id: tx.last_insert_rowid(),
-                time_ms,
-                kind: e.kind.clone(),
-                actor: e.actor.clone(),
-                profile: e.profile.clone(),
-                server: e.server.clone(),
-                outcome: e.outcome.clone(),
-                detail: e.detail.clone(),
-            });
-        }
-        tx.commit()?;
-        Ok(written)
-    }
-
-    /// The id of the last audit event every sink has been given (None before the first forwarding).
-    pub fn audit_forwarded_through(&self) -> Result<Option<i64>> {
-        Ok(self
-            .lock()
-            .query_row("SELECT delivered_through FROM audit_forwarding WHERE id = 1", [], |r| {
-                r.get(0)
-            })
-            .optional()?)
-    }
-
-    pub fn set_audit_forwarded_through(&self, id: i64) -> Result<()> {
-        self.lock().execute(
-            "INSERT INTO audit_forwarding (id, delivered_through) VALUES (1, ?1)
-             ON CONFLICT (id) DO UPDATE SET delivered_through = ?1",
-            [id],
-        )?;
-        Ok(())
-    }
-
-    /// The id of the newest audit event (0 if there is none).
-    pub fn audit_events_max_id(&self) -> Result<i64> {
-        Ok(self
-            .lock()
-            .query_row("SELECT COALESCE(MAX(id), 0) FROM audit_events", [], |r| r.get(0))?)
-    }
-
-    /// Audit events with an id above `after`, oldest first.
-    pub fn audit_events(&self, after: i64, limit: usize) -> Result<Vec<AuditEvent>> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare(
-            "SELECT id, time_ms, kind, actor, profile, server, outcome, detail FROM audit_events
-             WHERE id > ?1 ORDER BY id LIMIT ?2",
-        )?;
-        let rows = stmt.query_map(params![after, limit as i64], crate::audit::audit_row)?;
-        rows.map(|row| crate::audit::decode_audit_row(row?).map_err(corrupt))
-            .collect()
-    }
-
-    pub fn audit_webhook_set(&self, name: &PluginName, url: &str) -> Result<()> {
-        self.lock().execute(
-            "INSERT INTO audit_webhooks (name, url, created_at) VALUES (?1, ?2, ?3)
-             ON CONFLICT (name) DO UPDATE SET url = ?2",
-            params![name.as_str(), url, now()],
-        )?;
-        Ok(())
-    }
-
-    pub fn audit_webhook_remove(&self, name: &PluginName) -> Result<bool> {
-        Ok(self
-            .lock()
-            .execute("DELETE FROM audit_webhooks WHERE name = ?1", [name.as_str()])?
-            > 0)
-    }
-
-    pub fn audit_webhooks(&self) -> Result<Vec<(String, String)>> {
-        let conn = self.lock();
-        let mut stmt = conn.prepare("SELECT name, url FROM audit_webhooks ORDER BY name")?;
-        let rows = stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
-        Ok(rows.collect::<rusqlite::Result<_>>()?)
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
-        (dir, store)
-    }
+    use crate::test_store as store;
 
     fn revision<'a>(bytes: &'a [u8], config: &'a str) -> NewRevision<'a> {
         NewRevision {
@@ -745,23 +639,5 @@ mod tests {
         assert_eq!(store.plugin(&name).unwrap().generation, before);
         store.plugin_set_enabled(&name, true).unwrap();
         assert_eq!(store.plugin(&name).unwrap().generation, before + 1);
-    }
-
-    #[test]
-    fn audit_events_are_appended_in_order() {
-        let (_dir, store) = store();
-        let event = |kind: &str| NewAuditEvent {
-            kind: kind.into(),
-            actor: "operator".into(),
-            profile: None,
-            server: None,
-            outcome: "ok".into(),
-            detail: serde_json::json!({"n": 1}),
-        };
-        let written = store.audit_append(&[event("a"), event("b")]).unwrap();
-        assert!(written[0].id < written[1].id);
-        let read = store.audit_events(written[0].id, 10).unwrap();
-        assert_eq!(read.len(), 1);
-        assert_eq!(read[0].kind, "b");
     }
 }

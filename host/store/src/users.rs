@@ -244,13 +244,8 @@ impl Store {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::test_store as store;
     use gigmcp_types::token::NewToken;
-
-    fn store() -> (tempfile::TempDir, Store) {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(&dir.path().join("db.sqlite")).unwrap();
-        (dir, store)
-    }
 
     fn alice(role: Role, profiles: ProfileAccess) -> NewUser {
         NewUser {

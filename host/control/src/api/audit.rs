@@ -13,6 +13,7 @@ use crate::api::profiles::visible;
 use crate::api::{Page, Query};
 use crate::{ApiError, Caller, ControlState, blocking};
 use gigmcp_store::audit::AuditFilter;
+use gigmcp_types::audit::Outcome;
 
 #[derive(Deserialize, JsonSchema, Default)]
 #[serde(deny_unknown_fields)]
@@ -21,8 +22,9 @@ pub struct AuditQuery {
     pub kind: Option<String>,
     pub profile: Option<String>,
     pub server: Option<String>,
-    /// The outcome: ok, allow, deny, error, ….
-    pub decision: Option<String>,
+    /// The outcome: `ok`, `deny`, `error` or `tool_error` (the same words for MCP, egress, auth and API
+    /// events).
+    pub decision: Option<Outcome>,
     /// From this time (milliseconds since the epoch, inclusive).
     pub since: Option<i64>,
     /// Until this time (milliseconds since the epoch, exclusive).
@@ -43,7 +45,7 @@ pub struct AuditEventView {
     pub actor: String,
     pub profile: Option<String>,
     pub server: Option<String>,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub detail: Value,
 }
 

@@ -41,7 +41,7 @@ use crate::session::cookie;
 use crate::{ApiError, ControlState};
 use flow::{Flow, FlowError, FlowKey, ReturnTo, same_secret};
 use gigmcp_store::users::NewUser;
-use gigmcp_types::audit::NewAuditEvent;
+use gigmcp_types::audit::{NewAuditEvent, Outcome};
 use gigmcp_types::policy::{AuthOutcome, CallContext, Identity};
 use gigmcp_types::user::Role;
 
@@ -538,11 +538,10 @@ async fn callback(State(state): State<Arc<ControlState>>, headers: HeaderMap, Ra
                 profile: None,
                 server: None,
                 outcome: if error.status.is_server_error() {
-                    "error"
+                    Outcome::Error
                 } else {
-                    "denied"
-                }
-                .into(),
+                    Outcome::Deny
+                },
                 detail: json!({
                     "method": "oidc",
                     "code": error.code,
@@ -770,7 +769,7 @@ async fn complete_login(
         actor: format!("user:{user_id}"),
         profile: None,
         server: None,
-        outcome: "ok".into(),
+        outcome: Outcome::Ok,
         detail: json!({
             "method": "oidc",
             "issuer": issuer,
@@ -818,7 +817,7 @@ async fn logout(State(state): State<Arc<ControlState>>, headers: HeaderMap) -> R
             actor: format!("user:{}", user.id),
             profile: None,
             server: None,
-            outcome: "ok".into(),
+            outcome: Outcome::Ok,
             detail: json!({"issuer": user.issuer, "subject": user.subject}),
         });
     }

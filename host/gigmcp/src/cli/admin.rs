@@ -4,7 +4,7 @@ use serde_json::json;
 
 use gigmcp_control::session::{LOGIN_LINK_TTL, create_login_link};
 use gigmcp_store::Store;
-use gigmcp_types::audit::NewAuditEvent;
+use gigmcp_types::audit::{NewAuditEvent, Outcome};
 use gigmcp_types::user::Role;
 
 #[derive(clap::Subcommand)]
@@ -39,14 +39,17 @@ pub fn admin(command: AdminCommand, env: &crate::config::Env) -> anyhow::Result<
             let public_url = crate::config::public_url(env)?;
             let store = Store::open(&paths.db_path)?;
             let url = create_login_link(&store, &public_url, subject, role)?;
-            store.audit_append(&[NewAuditEvent {
-                kind: "auth.login_link".into(),
-                actor: "operator".into(),
-                profile: None,
-                server: None,
-                outcome: "created".into(),
-                detail: json!({"subject": subject, "role": role.as_str(), "valid_seconds": LOGIN_LINK_TTL.as_secs()}),
-            }])?;
+            gigmcp_audit::write_now(
+                &store,
+                NewAuditEvent {
+                    kind: "auth.login_link".into(),
+                    actor: "operator".into(),
+                    profile: None,
+                    server: None,
+                    outcome: Outcome::Ok,
+                    detail: json!({"subject": subject, "role": role.as_str(), "valid_seconds": LOGIN_LINK_TTL.as_secs()}),
+                },
+            )?;
             println!("{url}");
             eprintln!(
                 "(single use, valid 15 minutes; it logs in {subject} as {})",

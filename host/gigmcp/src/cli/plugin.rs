@@ -17,7 +17,7 @@ use gigmcp_plugins::manage;
 use gigmcp_plugins::manage::AddPlugin;
 use gigmcp_store::Store;
 use gigmcp_store::plugins::{Added, PluginRecord};
-use gigmcp_types::audit::AuditEvent;
+use gigmcp_types::audit::{AuditEvent, Outcome};
 use gigmcp_types::names::PluginName;
 use gigmcp_types::names::ProfileSlug;
 use gigmcp_types::plugin::ComponentHash;
@@ -453,10 +453,14 @@ struct TestEvent {
     profile: Option<String>,
     #[serde(default)]
     server: Option<String>,
-    #[serde(default)]
-    outcome: String,
+    #[serde(default = "outcome_ok")]
+    outcome: Outcome,
     #[serde(default)]
     detail: Value,
+}
+
+fn outcome_ok() -> Outcome {
+    Outcome::Ok
 }
 
 /// `plugin test --call` for an mcp-filter: `params` asks `on-request`, `result` asks `on-response`.

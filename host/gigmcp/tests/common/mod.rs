@@ -169,6 +169,24 @@ pub struct TestGateway {
 }
 
 impl TestGateway {
+    /// The audit events of the log of record that `filter` selects (as `GET /api/audit` does), waiting
+    /// (bounded) until `until` holds of them: the audit writer is asynchronous.
+    pub fn audit_until(
+        &self,
+        filter: &gigmcp_store::audit::AuditFilter,
+        until: impl Fn(&[gigmcp_types::audit::AuditEvent]) -> bool,
+    ) -> Vec<gigmcp_types::audit::AuditEvent> {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            let store = gigmcp_store::Store::open(&self.dir.path().join("gigmcp.db")).unwrap();
+            let events = store.audit_search(filter, None, 500).unwrap();
+            if until(&events) || std::time::Instant::now() > deadline {
+                return events;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
+    }
+
     pub fn start() -> Self {
         Self::start_with(&[])
     }
