@@ -8,19 +8,20 @@ import subprocess
 import sys
 
 LAYERS = {
-    "gigmcp-types": 0,
+    "gigmcp-hostpattern": 0,
+    "gigmcp-types": 1,
     "gigmcp-default-plugins": 0,
-    "gigmcp-store": 1,
-    "gigmcp-sandbox": 1,
-    "gigmcp-plugin-runtime": 1,
-    "gigmcp-plugins": 2,
-    "gigmcp-audit": 2,
-    "gigmcp-vault": 2,
-    "gigmcp-mcp": 3,
-    "gigmcp-egress": 3,
-    "gigmcp-ops": 4,
-    "gigmcp-control": 5,
-    "gigmcp": 6,
+    "gigmcp-store": 2,
+    "gigmcp-sandbox": 2,
+    "gigmcp-plugin-runtime": 2,
+    "gigmcp-plugins": 3,
+    "gigmcp-audit": 3,
+    "gigmcp-vault": 3,
+    "gigmcp-mcp": 4,
+    "gigmcp-egress": 4,
+    "gigmcp-ops": 5,
+    "gigmcp-control": 6,
+    "gigmcp": 7,
 }
 # Test support and the benchmark sit outside the layers: they may use any crate, and no crate may use them.
 OUTSIDE = {"gigmcp-testkit", "gigmcp-bench"}

@@ -29,6 +29,7 @@ fn main() {
         plugins.join("Cargo.lock"),
         root.join("sdk/Cargo.toml"),
         root.join("sdk/src"),
+        root.join("host/hostpattern"),
         root.join("wit"),
         root.join("host/plugin-runtime/src/guest_build.rs"),
     ];

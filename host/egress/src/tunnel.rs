@@ -937,18 +937,8 @@ fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     for name in listed {
         headers.remove(name.as_str());
     }
-    for name in [
-        "connection",
-        "proxy-connection",
-        "keep-alive",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "proxy-authorization",
-        "proxy-authenticate",
-    ] {
-        headers.remove(name);
+    for name in gigmcp_types::credential::HOP_BY_HOP_HEADERS {
+        headers.remove(*name);
     }
 }
 

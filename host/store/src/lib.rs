@@ -462,8 +462,8 @@ fn test_store() -> (tempfile::TempDir, Store) {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use super::test_store as store;
+    use super::*;
     use gigmcp_types::server::Builtin;
 
     fn echo(name: &str) -> ServerDef {

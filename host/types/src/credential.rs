@@ -3,7 +3,6 @@
 //! Each type can only hold a valid value, so the store and the proxy trust what they are given.
 
 use std::fmt;
-use std::net::{Ipv4Addr, Ipv6Addr};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -20,8 +19,9 @@ pub enum CredentialInputError {
     #[error("invalid credential name {0:?}: use 1 to 63 characters from a-z, 0-9, '-' and '_', starting with a letter")]
     Name(String),
     #[error(
-        "invalid host {0:?} in --hosts: give a host name (api.example.com), a wildcard for its subdomains \
-         (*.example.com), or an IP address, each optionally with :port (443 when omitted)"
+        "invalid host {0:?} in --hosts: give a host name (api.example.com), a wildcard for one label \
+         (*.example.com) or for any depth (**.example.com), or an IP address, each optionally with :port (443 \
+         when omitted)"
     )]
     Host(String),
     #[error("--hosts is empty: name at least one host the credential may be sent to")]
@@ -103,22 +103,15 @@ impl fmt::Display for CredentialName {
     }
 }
 
-/// A host a credential may be sent to: an exact name, every subdomain of a name (`*.example.com`: any depth,
-/// not the name itself), or an IP address; with a port, 443 when none is given.
+/// A host a credential may be sent to, in the one host-pattern grammar (`gigmcp_hostpattern`): an exact name
+/// or IP address, `*.example.com` (exactly one label before the domain) or `**.example.com` (any depth), never
+/// the domain itself; with a port, 443 when none is given.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct HostPattern {
-    host: HostMatch,
+    host: gigmcp_hostpattern::HostPattern,
     port: u16,
     /// Whether the port was written, so the pattern displays as it was given.
     explicit_port: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-enum HostMatch {
-    Exact(String),
-    /// The suffix after `*.`, lower-case.
-    Subdomains(String),
-    Ipv6(Ipv6Addr),
 }
 
 pub const DEFAULT_PORT: u16 = 443;
@@ -127,19 +120,7 @@ impl HostPattern {
     pub fn parse(text: &str) -> Result<Self, CredentialInputError> {
         let bad = || CredentialInputError::Host(text.to_owned());
         let (host, port) = split_port(text).ok_or_else(bad)?;
-        let lower = host.to_ascii_lowercase();
-        let host = if let Some(v6) = lower.strip_prefix('[').and_then(|h| h.strip_suffix(']')) {
-            HostMatch::Ipv6(v6.parse().map_err(|_| bad())?)
-        } else if let Some(suffix) = lower.strip_prefix("*.") {
-            if !is_dns_name(suffix) || !suffix.contains('.') {
-                return Err(bad());
-            }
-            HostMatch::Subdomains(suffix.to_owned())
-        } else if lower.parse::<Ipv4Addr>().is_ok() || is_dns_name(&lower) {
-            HostMatch::Exact(lower)
-        } else {
-            return Err(bad());
-        };
+        let host = gigmcp_hostpattern::HostPattern::parse(host).map_err(|_| bad())?;
         Ok(Self {
             host,
             port: port.unwrap_or(DEFAULT_PORT),
@@ -150,34 +131,13 @@ impl HostPattern {
     /// Whether a request to `host:port` may carry the credential. `host` is compared case-insensitively and
     /// without a trailing dot; an IPv6 address may be given with or without brackets.
     pub fn matches(&self, host: &str, port: u16) -> bool {
-        if port != self.port {
-            return false;
-        }
-        let host = host.strip_suffix('.').unwrap_or(host).to_ascii_lowercase();
-        match &self.host {
-            HostMatch::Exact(name) => *name == host,
-            HostMatch::Subdomains(suffix) => host
-                .strip_suffix(suffix.as_str())
-                .and_then(|rest| rest.strip_suffix('.'))
-                .is_some_and(|label| !label.is_empty()),
-            HostMatch::Ipv6(addr) => {
-                let bare = host
-                    .strip_prefix('[')
-                    .and_then(|h| h.strip_suffix(']'))
-                    .unwrap_or(&host);
-                bare.parse::<Ipv6Addr>().is_ok_and(|a| a == *addr)
-            }
-        }
+        port == self.port && self.host.matches(host)
     }
 }
 
 impl fmt::Display for HostPattern {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.host {
-            HostMatch::Exact(name) => f.write_str(name)?,
-            HostMatch::Subdomains(suffix) => write!(f, "*.{suffix}")?,
-            HostMatch::Ipv6(addr) => write!(f, "[{addr}]")?,
-        }
+        write!(f, "{}", self.host)?;
         if self.explicit_port {
             write!(f, ":{}", self.port)?;
         }
@@ -208,23 +168,6 @@ fn split_port(text: &str) -> Option<(&str, Option<u16>)> {
         Some(_) => return None,
     };
     Some((host, port))
-}
-
-/// A DNS host name (RFC 1123): labels of a-z, 0-9 and '-', not starting or ending with '-', whose last label
-/// is not all digits (that would be a malformed IP address).
-fn is_dns_name(name: &str) -> bool {
-    if name.is_empty() || name.len() > 253 {
-        return false;
-    }
-    let labels: Vec<&str> = name.split('.').collect();
-    let label_ok = |l: &&str| {
-        (1..=63).contains(&l.len())
-            && !l.starts_with('-')
-            && !l.ends_with('-')
-            && l.bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    };
-    labels.iter().all(label_ok) && !labels.last().is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// The hosts a credential may be sent to: at least one, no duplicates, in the order given.
@@ -270,22 +213,30 @@ impl fmt::Display for HostList {
     }
 }
 
-/// Headers the proxy or HTTP framing owns: a credential injected there would break the request or reach the
-/// wrong party.
-const RESERVED_HEADERS: &[&str] = &[
-    "host",
-    "content-length",
-    "transfer-encoding",
+/// Headers of one hop, never forwarded (RFC 9110 section 7.6.1, the proxy's own credentials, and the legacy
+/// `Proxy-Connection`): the egress proxy strips them, and every header `Connection` names, from what it forwards.
+pub const HOP_BY_HOP_HEADERS: &[&str] = &[
     "connection",
     "keep-alive",
-    "upgrade",
-    "te",
-    "trailer",
-    "expect",
+    "proxy-authenticate",
     "proxy-authorization",
     "proxy-connection",
-    "proxy-authenticate",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
 ];
+
+/// Whether a header belongs to the proxy and to HTTP's framing rather than to a request's content: a hop-by-hop
+/// header, `Host`, `Content-Length`, `Expect`, or any `Proxy-*`. The one list of the gateway: a credential is
+/// never injected into such a header, and a plugin can neither set nor remove one (a value there would break
+/// the request or reach the wrong party).
+pub fn is_reserved_header(name: &str) -> bool {
+    let name = name.to_ascii_lowercase();
+    HOP_BY_HOP_HEADERS.contains(&name.as_str())
+        || matches!(name.as_str(), "host" | "content-length" | "expect")
+        || name.starts_with("proxy-")
+}
 
 /// The header a credential is injected into, as the operator wrote it (HTTP compares names
 /// case-insensitively).
@@ -297,7 +248,7 @@ impl HeaderName {
         if http::HeaderName::from_bytes(value.as_bytes()).is_err() || value.len() > 128 {
             return Err(CredentialInputError::Header(value.to_owned()));
         }
-        if RESERVED_HEADERS.contains(&value.to_ascii_lowercase().as_str()) {
+        if is_reserved_header(value) {
             return Err(CredentialInputError::ReservedHeader(value.to_owned()));
         }
         Ok(Self(value.to_owned()))
@@ -593,11 +544,16 @@ mod tests {
         assert!(!exact.matches("api.github.com", 8443));
         assert!(!exact.matches("evil.api.github.com", 443));
 
+        // One grammar everywhere: `*.` is one label, `**.` any depth.
         let wild = HostPattern::parse("*.example.com:8443").unwrap();
         assert_eq!(wild.to_string(), "*.example.com:8443");
         assert!(wild.matches("a.example.com", 8443));
-        assert!(wild.matches("a.b.example.com", 8443));
+        assert!(!wild.matches("a.b.example.com", 8443));
         assert!(!wild.matches("example.com", 8443));
+        let deep = HostPattern::parse("**.example.com").unwrap();
+        assert_eq!(deep.to_string(), "**.example.com");
+        assert!(deep.matches("a.b.example.com", 443) && deep.matches("a.example.com", 443));
+        assert!(!deep.matches("example.com", 443));
         assert!(!wild.matches("badexample.com", 8443));
         assert!(!wild.matches("a.example.com", 443));
 
@@ -636,6 +592,17 @@ mod tests {
         }
     }
 
+    /// `HostList::allows` is the check the egress proxy applies before a credential is injected: `*.` covers
+    /// one label, as it does in an egress list and in the `egress-allowlist` plugin (it once meant any depth
+    /// here, so a server whose egress list named `a.b.example.com` got the secret of `*.example.com`).
+    #[test]
+    fn a_credential_for_a_one_label_wildcard_is_never_injected_two_labels_down() {
+        let hosts = HostList::parse("*.example.com").unwrap();
+        assert!(hosts.allows("api.example.com", 443));
+        assert!(!hosts.allows("a.b.example.com", 443));
+        assert!(HostList::parse("**.example.com").unwrap().allows("a.b.example.com", 443));
+    }
+
     #[test]
     fn host_lists_need_one_host_and_drop_duplicates() {
         let list = HostList::parse("api.github.com, API.github.com,uploads.github.com:443").unwrap();
@@ -654,7 +621,15 @@ mod tests {
             Err(CredentialInputError::Header(_))
         ));
         assert!(matches!(HeaderName::parse(""), Err(CredentialInputError::Header(_))));
-        for reserved in ["Host", "content-length", "Proxy-Authorization", "Transfer-Encoding"] {
+        // `Proxy-*` is the proxy's: the inject list refused every one while credentials accepted most.
+        for reserved in [
+            "Host",
+            "content-length",
+            "Proxy-Authorization",
+            "Transfer-Encoding",
+            "Proxy-Token",
+            "Expect",
+        ] {
             assert!(
                 matches!(
                     HeaderName::parse(reserved),

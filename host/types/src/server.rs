@@ -114,15 +114,18 @@ pub enum SpecError {
     Command(String),
     #[error("stored server definition is corrupt: {0}")]
     Stored(String),
-    #[error("invalid --egress {0:?}: {1}; write host, host:port or host:* (a host may be *.domain, one label)")]
+    #[error(
+        "invalid --egress {0:?}: {1}; write host, host:port or host:* (a host may be *.domain for one label, \
+         **.domain for any depth)"
+    )]
     Egress(String, String),
     #[error("server {0} is a remote HTTP server: it does not run behind the egress proxy, so it has no egress list")]
     EgressOnRemote(String),
 }
 
-/// Parses an `--egress` list (comma separated; empty clears it) into canonical rules with the same rules as the
-/// `egress-allowlist` plugin: `host`, `host:port` or `host:*`, the host exact or `*.domain` (one label), an IPv6
-/// address in brackets. Duplicates are dropped; order is kept.
+/// Parses an `--egress` list (comma separated; empty clears it) into canonical rules with the same grammar as the
+/// `egress-allowlist` plugin and credentials' hosts: `host`, `host:port` or `host:*`, the host exact, `*.domain`
+/// (one label) or `**.domain` (any depth), an IPv6 address in brackets. Duplicates are dropped; order is kept.
 pub fn parse_egress(text: &str) -> Result<Vec<String>, SpecError> {
     let mut rules: Vec<String> = Vec::new();
     for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
@@ -134,46 +137,12 @@ pub fn parse_egress(text: &str) -> Result<Vec<String>, SpecError> {
     Ok(rules)
 }
 
+/// One rule: a host pattern in the one grammar (`gigmcp_hostpattern`), then nothing, `:port` or `:*`.
 fn parse_egress_rule(text: &str) -> Result<String, String> {
-    let (host, port) = if let Some(rest) = text.strip_prefix('[') {
-        let (host, after) = rest.split_once(']').ok_or("an unclosed `[`")?;
-        if host.parse::<std::net::Ipv6Addr>().is_err() {
-            return Err(format!("{host:?} is not an IPv6 address"));
-        }
-        match after {
-            "" => (format!("[{host}]"), None),
-            _ => (
-                format!("[{host}]"),
-                Some(after.strip_prefix(':').ok_or("junk after `]`")?),
-            ),
-        }
-    } else {
-        let (host, port) = match text.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (text, None),
-        };
-        let host = host.trim_end_matches('.').to_ascii_lowercase();
-        let labels = host.strip_prefix("*.").unwrap_or(&host);
-        if labels.is_empty() {
-            return Err("no host".into());
-        }
-        let label_ok = |l: &str| {
-            !l.is_empty()
-                && l.len() <= 63
-                && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-                && !l.starts_with('-')
-                && !l.ends_with('-')
-        };
-        if host.contains('*') && !host.starts_with("*.") || labels.contains('*') {
-            return Err("`*` is allowed only as the whole first label (`*.example.com`)".into());
-        }
-        if host.len() > 253 || !labels.split('.').all(label_ok) {
-            return Err(format!("{host:?} is not a host name"));
-        }
-        (host, port)
-    };
+    let (host, port) = gigmcp_hostpattern::split_host_port(text).ok_or("an unclosed `[`")?;
+    let host = gigmcp_hostpattern::HostPattern::parse(host).map_err(|e| e.to_string())?;
     match port {
-        None => Ok(host),
+        None => Ok(host.to_string()),
         Some("*") => Ok(format!("{host}:*")),
         Some(p) => match p.parse::<u16>() {
             Ok(n) if n != 0 && p == n.to_string() => Ok(format!("{host}:{n}")),
@@ -332,7 +301,10 @@ mod tests {
             ["api.example.com", "*.github.com:*", "h:8443", "[::1]:443"]
         );
         assert!(parse_egress("").unwrap().is_empty());
-        for bad in ["a.*.com", "*.", "h:0", "h:99999", "h:x", "[zz]", "bad host", "*"] {
+        assert_eq!(parse_egress("**.example.com:*").unwrap(), ["**.example.com:*"]);
+        for bad in [
+            "a.*.com", "*.", "h:0", "h:99999", "h:x", "[zz]", "bad host", "*", "*.com",
+        ] {
             assert!(matches!(parse_egress(bad), Err(SpecError::Egress(..))), "{bad}");
         }
     }

@@ -1,14 +1,14 @@
 //! `egress-allowlist`: a sandboxed server may reach a host only if a rule allows it.
 //!
-//! Rules are `host`, `host:port` or `host:*`. A host is exact (`api.github.com`) or a one-label wildcard
-//! (`*.example.com` matches `api.example.com`, not `example.com` and not `a.b.example.com`: the apex is never
-//! implied, and a wildcard never spans labels). A rule without a port allows the `default_ports` (443).
+//! Rules are `host`, `host:port` or `host:*`, in the gateway's one host-pattern grammar: a host is exact
+//! (`api.github.com`), a one-label wildcard (`*.example.com` matches `api.example.com`, not `example.com` and
+//! not `a.b.example.com`) or an any-depth wildcard (`**.example.com` matches both, never `example.com`). A rule without a port allows the `default_ports` (443).
 //! A server's own declared hosts (`gigmcp server add --egress`) are rules for that server unless
 //! `use_declared` is false; `allow` applies to every server and `servers` to the one named.
 
 use std::collections::HashMap;
 
-use gigmcp_plugin_sdk::hosts::HostPattern;
+use gigmcp_plugin_sdk::hosts::{HostPattern, split_host_port};
 use gigmcp_plugin_sdk::prelude::*;
 
 #[derive(serde::Deserialize)]
@@ -53,7 +53,7 @@ impl Rule {
     pub fn parse(text: &str) -> Result<Self, String> {
         let text = text.trim();
         let (host, port) = split_host_port(text).ok_or_else(|| format!("{text:?} is not host[:port]"))?;
-        let pattern = HostPattern::parse(host)?;
+        let pattern = HostPattern::parse(host).map_err(|e| e.to_string())?;
         let ports = match port {
             None => Ports::Default,
             Some("*") => Ports::Any,
@@ -74,22 +74,6 @@ impl Rule {
                 Ports::One(p) => p == port,
                 Ports::Any => true,
             }
-    }
-}
-
-/// `host`, `host:port`, `[v6]`, `[v6]:port`. A bare IPv6 address (several colons) is a host without port.
-fn split_host_port(text: &str) -> Option<(&str, Option<&str>)> {
-    if let Some(rest) = text.strip_prefix('[') {
-        let (host, after) = rest.split_once(']')?;
-        return match after {
-            "" => Some((host, None)),
-            _ => Some((host, Some(after.strip_prefix(':')?))),
-        };
-    }
-    match text.matches(':').count() {
-        0 => Some((text, None)),
-        1 => text.split_once(':').map(|(h, p)| (h, Some(p))),
-        _ => Some((text, None)),
     }
 }
 
@@ -176,6 +160,8 @@ mod tests {
         assert!(!matches("*.example.com", "a.b.example.com", 443));
         assert!(!matches("*.example.com", "evilexample.com", 443));
         assert!(!matches("*.example.com", "api.example.com.evil.net", 443));
+        assert!(matches("**.example.com", "a.b.example.com", 443));
+        assert!(!matches("**.example.com", "example.com", 443));
     }
 
     #[test]
