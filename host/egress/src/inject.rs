@@ -117,19 +117,24 @@ fn reserved(name: &str) -> bool {
     gigmcp_types::credential::is_reserved_header(name)
 }
 
-/// A secret put into the request, for scrubbing the response: (secret, its placeholder).
-pub type Injected = Vec<(Zeroizing<Vec<u8>>, Vec<u8>)>;
+/// A credential whose secret went into the request: named for the audit event, and its secret and placeholder
+/// for scrubbing the response.
+pub struct Injected {
+    pub credential: String,
+    pub secret: Zeroizing<Vec<u8>>,
+    pub placeholder: Vec<u8>,
+}
 
-/// Applies the plugins' operations to the request's headers and query; returns the new query and which
-/// secrets went in. An operation that cannot be applied refuses the request (nothing is half-applied to
+/// Applies the plugins' operations to the request's headers and query; returns the new query and the
+/// credentials whose secrets went in (each once, in the order first used). An operation that cannot be applied refuses the request (nothing is half-applied to
 /// what goes upstream: the caller drops the request).
 pub fn apply(
     ops: &[RequestOp],
     headers: &mut HeaderMap,
     query: Option<&str>,
     granted: &[Granted],
-) -> Result<(Option<String>, Injected), String> {
-    let mut injected: Injected = Vec::new();
+) -> Result<(Option<String>, Vec<Injected>), String> {
+    let mut injected: Vec<Injected> = Vec::new();
     let mut render = |parts: &[TemplatePart]| -> Result<Zeroizing<Vec<u8>>, String> {
         let mut value = Zeroizing::new(Vec::new());
         for part in parts {
@@ -141,11 +146,13 @@ pub fn apply(
                         .find(|g| &g.handle() == handle)
                         .ok_or("a plugin named a secret this request was not granted")?;
                     value.extend_from_slice(g.secret.expose());
-                    if !injected.iter().any(|(s, _)| s.as_slice() == g.secret.expose()) {
-                        injected.push((
-                            Zeroizing::new(g.secret.expose().to_vec()),
-                            g.credential.placeholder.as_str().as_bytes().to_vec(),
-                        ));
+                    let name = g.credential.spec.name.as_str();
+                    if !injected.iter().any(|i| i.credential == name) {
+                        injected.push(Injected {
+                            credential: name.to_owned(),
+                            secret: Zeroizing::new(g.secret.expose().to_vec()),
+                            placeholder: g.credential.placeholder.as_str().as_bytes().to_vec(),
+                        });
                     }
                 }
             }
@@ -338,8 +345,9 @@ mod tests {
         assert!(!h.contains_key("x-drop"));
         assert_eq!(query.as_deref(), Some("a=1&key=s3cr3t%26x%3D1"));
         assert_eq!(injected.len(), 1);
-        assert_eq!(injected[0].0.as_slice(), b"s3cr3t&x=1");
-        assert_eq!(injected[0].1, api.placeholder.as_str().as_bytes());
+        assert_eq!(injected[0].credential, "api");
+        assert_eq!(injected[0].secret.as_slice(), b"s3cr3t&x=1");
+        assert_eq!(injected[0].placeholder, api.placeholder.as_str().as_bytes());
     }
 
     #[test]

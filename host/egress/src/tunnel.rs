@@ -22,7 +22,9 @@ use crate::inject::Granted;
 use crate::scrub::Scrubber;
 use crate::settings::normalize_host;
 use crate::{Caller, Proxy};
+use gigmcp_plugin_runtime::PluginSet;
 use gigmcp_types::audit::{NewAuditEvent, Outcome};
+use gigmcp_types::credential::Credential;
 use gigmcp_types::policy::{CallContext, DenyReason, EgressDecision, EgressRequest, HttpRequestLine, OutboundRequest};
 
 /// The CONNECT request's head may be this long at most.
@@ -343,12 +345,13 @@ struct Opened {
     granted: Vec<Granted>,
 }
 
-/// Policy, resolution, the guard and the dial, in that order: nothing is dialed that policy or the guard
-/// refused.
+/// Policy, resolution, the guard, the secrets and the dial, in that order: nothing is dialed that policy or the
+/// guard refused, and no secret is decrypted for a CONNECT they refused.
 async fn open(proxy: &Arc<Proxy>, caller: &Caller, host: &str, port: u16) -> Result<Opened, Refusal> {
-    let (declared, credentials, granted) = proxy.caller_state(caller, host, port).await?;
+    let (declared, credentials) = proxy.caller_state(caller).await?;
     proxy.connect_allowed(caller, host, port, &declared).await?;
     let addr = proxy.resolve(host, port).await?;
+    let granted = proxy.grant(&credentials, host, port).await?;
     let (upstream, connection) = proxy.dial(host, addr).await?;
     Ok(Opened {
         upstream,
@@ -361,40 +364,51 @@ async fn open(proxy: &Arc<Proxy>, caller: &Caller, host: &str, port: u16) -> Res
 }
 
 impl Proxy {
-    /// The server's declared hosts, its credentials, and the secrets of those this host may carry.
-    async fn caller_state(
-        self: &Arc<Self>,
-        caller: &Caller,
-        host: &str,
-        port: u16,
-    ) -> Result<(Vec<String>, Vec<gigmcp_types::credential::Credential>, Vec<Granted>), Refusal> {
-        let (proxy, tenant, host) = (self.clone(), caller.tenant.clone(), host.to_owned());
+    /// The server's declared hosts and its credentials (no secret: nothing is decrypted here).
+    async fn caller_state(&self, caller: &Caller) -> Result<(Vec<String>, Vec<Credential>), Refusal> {
+        let (store, tenant) = (self.store.clone(), caller.tenant.clone());
         tokio::task::spawn_blocking(move || {
-            let internal = |e: String| Refusal::new(StatusCode::BAD_GATEWAY, "internal", e);
-            let declared = proxy
-                .store
+            let declared = store
                 .server(&tenant.server)
                 .map(|def| def.spec.egress().to_vec())
                 .map_err(|e| internal(format!("cannot read the server's definition: {e}")))?;
-            let credentials = proxy
-                .store
+            let credentials = store
                 .effective_credentials(&tenant.server, tenant.profile.as_ref())
                 .map_err(|e| internal(format!("cannot read the server's credentials: {e}")))?;
-            let mut granted = Vec::new();
-            for credential in credentials.iter().filter(|c| c.spec.hosts.allows(&host, port)) {
-                let secret = proxy
-                    .vault
-                    .credential_secret(credential)
-                    .map_err(|e| internal(format!("cannot read credential {}: {e}", credential.spec.name)))?;
-                granted.push(Granted {
-                    credential: credential.clone(),
-                    secret: Arc::new(secret),
-                });
-            }
-            Ok((declared, credentials, granted))
+            Ok((declared, credentials))
         })
         .await
-        .map_err(|e| Refusal::new(StatusCode::BAD_GATEWAY, "internal", e.to_string()))?
+        .map_err(|e| internal(e.to_string()))?
+    }
+
+    /// The secrets of the credentials `host:port` may carry: decrypted only once policy and the guard allowed
+    /// the CONNECT.
+    async fn grant(&self, credentials: &[Credential], host: &str, port: u16) -> Result<Vec<Granted>, Refusal> {
+        let allowed: Vec<Credential> = credentials
+            .iter()
+            .filter(|c| c.spec.hosts.allows(host, port))
+            .cloned()
+            .collect();
+        if allowed.is_empty() {
+            return Ok(Vec::new());
+        }
+        let vault = self.vault.clone();
+        tokio::task::spawn_blocking(move || {
+            allowed
+                .into_iter()
+                .map(|credential| {
+                    let secret = vault
+                        .credential_secret(&credential)
+                        .map_err(|e| internal(format!("cannot read credential {}: {e}", credential.spec.name)))?;
+                    Ok(Granted {
+                        credential,
+                        secret: Arc::new(secret),
+                    })
+                })
+                .collect()
+        })
+        .await
+        .map_err(|e| internal(e.to_string()))?
     }
 
     /// Asks the `egress-policy` plugins about `host:port`, reusing an allow for as long as they said.
@@ -523,6 +537,11 @@ impl rustls::server::ResolvesServerCert for FixedLeaf {
     }
 }
 
+/// A refusal for what failed inside the gateway (the store or the vault), not a decision.
+fn internal(message: String) -> Refusal {
+    Refusal::new(StatusCode::BAD_GATEWAY, "internal", message)
+}
+
 fn context(caller: &Caller) -> CallContext {
     static NEXT: AtomicU64 = AtomicU64::new(1);
     CallContext::new(
@@ -644,14 +663,17 @@ impl Tunnel {
         }
     }
 
-    /// The request path: checks, policy, injection, the upstream, the scrubbed response.
+    /// The request path: checks, policy, injection, the upstream, the scrubbed response. One snapshot of
+    /// the bound plugins and one request id serve every hook of the request.
     async fn forward(
         &self,
         request: Request<Incoming>,
         record: &mut RequestRecord,
     ) -> Result<Response<OutBody>, Refusal> {
         self.check_names(&request)?;
-        self.request_allowed(&request).await?;
+        let plugins = self.proxy.plugins.current();
+        let ctx = context(&self.caller);
+        self.request_allowed(&plugins, &ctx, &request).await?;
         let (mut parts, body) = request.into_parts();
         let query = parts.uri.query().map(str::to_owned);
         let found = inject::discover(&parts.headers, query.as_deref(), &self.credentials, |c| {
@@ -667,7 +689,8 @@ impl Tunnel {
                 ),
             )
         })?;
-        let (query, injected) = self.inject(&mut parts, query, found, record).await?;
+        let (query, injected) = self.inject(&plugins, &ctx, &mut parts, query, found).await?;
+        record.injected = injected.iter().map(|i| i.credential.clone()).collect();
         if !injected.is_empty() {
             // The response must be readable to be scrubbed.
             parts
@@ -693,7 +716,7 @@ impl Tunnel {
         let scrubber = if injected.is_empty() {
             None
         } else {
-            let scrubber = Scrubber::new(injected);
+            let scrubber = Scrubber::new(injected.into_iter().map(|i| (i.secret, i.placeholder)).collect());
             for value in parts.headers.values_mut() {
                 let clean = scrubber.scrub_all(value.as_bytes());
                 if clean != value.as_bytes() {
@@ -760,7 +783,12 @@ impl Tunnel {
     }
 
     /// Asks the `egress-policy` plugins again, with the method and path.
-    async fn request_allowed(&self, request: &Request<Incoming>) -> Result<(), Refusal> {
+    async fn request_allowed(
+        &self,
+        plugins: &PluginSet,
+        ctx: &CallContext,
+        request: &Request<Incoming>,
+    ) -> Result<(), Refusal> {
         let egress = EgressRequest {
             server: self.caller.tenant.server.to_string(),
             host: self.host.clone(),
@@ -771,20 +799,22 @@ impl Tunnel {
             }),
             declared: self.declared.clone(),
         };
-        match self.proxy.plugins.egress_decide(&context(&self.caller), &egress).await {
+        match plugins.egress_decide(ctx, &egress).await {
             EgressDecision::Allow { .. } => Ok(()),
             EgressDecision::Deny(reason) => Err(Refusal::denied(reason)),
         }
     }
 
-    /// Asks the `credential-injector` plugins what to set, and applies it.
+    /// Asks the `credential-injector` plugins what to set, and applies it; returns the new query and the
+    /// credentials that went in.
     async fn inject(
         &self,
+        plugins: &PluginSet,
+        ctx: &CallContext,
         parts: &mut http::request::Parts,
         query: Option<String>,
         found: inject::Found,
-        record: &mut RequestRecord,
-    ) -> Result<(Option<String>, inject::Injected), Refusal> {
+    ) -> Result<(Option<String>, Vec<inject::Injected>), Refusal> {
         if self.granted.is_empty() {
             return Ok((query, Vec::new()));
         }
@@ -797,21 +827,12 @@ impl Tunnel {
             header_names: parts.headers.keys().map(|k| k.as_str().to_owned()).collect(),
             placeholders: found.sites,
         };
-        let ops = self
-            .proxy
-            .plugins
-            .inject_credentials(&context(&self.caller), &outbound, &inject::grants(&self.granted))
+        let ops = plugins
+            .inject_credentials(ctx, &outbound, &inject::grants(&self.granted))
             .await
             .map_err(Refusal::denied)?;
-        let (query, injected) = inject::apply(&ops, &mut parts.headers, query.as_deref(), &self.granted)
-            .map_err(|m| Refusal::new(StatusCode::FORBIDDEN, "injection-refused", m))?;
-        record.injected = self
-            .granted
-            .iter()
-            .filter(|g| injected.iter().any(|(s, _)| s.as_slice() == g.secret.expose()))
-            .map(|g| g.credential.spec.name.to_string())
-            .collect();
-        Ok((query, injected))
+        inject::apply(&ops, &mut parts.headers, query.as_deref(), &self.granted)
+            .map_err(|m| Refusal::new(StatusCode::FORBIDDEN, "injection-refused", m))
     }
 
     /// Sends on the tunnel's upstream connection, dialing again if the upstream closed it.

@@ -538,6 +538,32 @@ fn policy_and_the_dial_guard_refuse_before_dialing() {
     let Setup {
         world, gateway, token, ..
     } = setup("64");
+    // A credential for hosts that policy or the guard refuse, whose secret cannot be decrypted (its
+    // ciphertext was damaged in the database): a secret is decrypted only after policy and the guard allowed
+    // the CONNECT, so these refusals stay policy's and the guard's, never a failure to read the secret.
+    gateway.cli_with_input(
+        &[
+            "credential",
+            "set",
+            "web",
+            "refused",
+            "--hosts",
+            "not-declared.test.example,127.0.0.1",
+            "--header",
+            "X-Key",
+            "--format",
+            "{secret}",
+        ],
+        "never-decrypted",
+    );
+    let damaged = rusqlite::Connection::open(gateway.dir.path().join("gigmcp.db"))
+        .unwrap()
+        .execute(
+            "UPDATE secrets SET ciphertext = zeroblob(length(ciphertext)) WHERE name = 'refused'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(damaged, 1);
     let calls: Vec<(&str, Value)> = vec![
         (
             "fetch",
@@ -586,6 +612,10 @@ fn policy_and_the_dial_guard_refuse_before_dialing() {
         );
     }
     assert!(seen.iter().any(|(_, c)| c == "not-connect"), "{seen:?}");
+    assert!(
+        !seen.iter().any(|(_, c)| c == "internal"),
+        "a secret was read for a CONNECT that policy or the guard refused: {seen:?}"
+    );
     let policy = connects
         .iter()
         .find(|e| e["detail"]["code"] == "policy-denied")

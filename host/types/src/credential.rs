@@ -600,7 +600,11 @@ mod tests {
         let hosts = HostList::parse("*.example.com").unwrap();
         assert!(hosts.allows("api.example.com", 443));
         assert!(!hosts.allows("a.b.example.com", 443));
-        assert!(HostList::parse("**.example.com").unwrap().allows("a.b.example.com", 443));
+        assert!(
+            HostList::parse("**.example.com")
+                .unwrap()
+                .allows("a.b.example.com", 443)
+        );
     }
 
     #[test]
