@@ -9,7 +9,7 @@ file="$2"
     echo "## Plugin hooks"
     echo
     echo "Written by \`make bench\` ($(date -u '+%Y-%m-%d %H:%M UTC')) from \`cargo bench -p gigmcp --bench plugin_hooks\`"
-    echo "(host/benches/plugin_hooks.rs): the default plugins called through the plugin host in a release build, one"
+    echo "(host/gigmcp/benches/plugin_hooks.rs): the default plugins called through the plugin host in a release build, one"
     echo "thread, against a native Rust implementation of the same policies in the same run. Each call is timed"
     echo "alone; warm-up excluded. *warm*: an egress decision on a pooled instance; *fresh*: the same for a tenant"
     echo "never seen (instantiate, init, call); *all hooks of one tool call*: mcp-filter request, egress decision,"

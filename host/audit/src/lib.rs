@@ -9,6 +9,12 @@
 //! counted as lost on the sink's statistics (`gigmcp plugin inspect`) and logged. The log of record loses
 //! nothing. The forwarder saves how far every sink has been served, so copies pending when the gateway stops
 //! are delivered after it restarts (at least once: a batch in flight at the stop may be delivered twice).
+//!
+//! The one writer of audit events: every recorder (egress, mcp, ops, control, the CLI through `write_now`)
+//! hands its events here. Depends on the vocabulary, the store and the plugin runtime; must never depend on
+//! the data plane (egress, mcp), ops, control or the binary.
+
+#![forbid(unsafe_code)]
 
 use std::collections::{HashMap, VecDeque};
 use std::io::Write;
@@ -351,8 +357,8 @@ fn append_private(dir: &std::path::Path, path: &std::path::Path, bytes: &[u8]) -
 
 /// Checks a webhook URL before it is registered: HTTPS, or HTTP to a loopback address (a collector on the
 /// gateway's own host). Audit copies never go to plaintext endpoints across a network.
-pub fn check_webhook_url(text: &str) -> Result<String, String> {
-    let url = url::Url::parse(text).map_err(|e| format!("{text:?} is not a URL: {e}"))?;
+pub fn check_webhook_url(text: &str) -> Result<String, WebhookUrlError> {
+    let url = url::Url::parse(text).map_err(|e| WebhookUrlError::NotAUrl(text.to_owned(), e.to_string()))?;
     let loopback = match url.host() {
         Some(url::Host::Domain(d)) => d == "localhost",
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -362,10 +368,17 @@ pub fn check_webhook_url(text: &str) -> Result<String, String> {
     match url.scheme() {
         "https" => Ok(url.to_string()),
         "http" if loopback => Ok(url.to_string()),
-        _ => Err(format!(
-            "{text:?}: a webhook must be https:// (or http:// to a loopback address)"
-        )),
+        _ => Err(WebhookUrlError::Plaintext(text.to_owned())),
     }
+}
+
+/// A webhook URL refused before it is registered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebhookUrlError {
+    #[error("{0:?} is not a URL: {1}")]
+    NotAUrl(String, String),
+    #[error("{0:?}: a webhook must be https:// (or http:// to a loopback address)")]
+    Plaintext(String),
 }
 
 #[cfg(test)]

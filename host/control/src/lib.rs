@@ -1,5 +1,10 @@
 //! The control plane: browser sessions, the REST API under `/api`, its OpenAPI document, and the login
-//! routes (`/auth/*`). See README.md in this folder for what was decided and why.
+//! routes (`/auth/*`). See README.md beside `src/` for what was decided and why.
+//!
+//! Depends on ops (every change goes through it) and the crates below it; must never depend on egress or the
+//! binary. It is given its settings (`Settings`) by the binary and never reads the environment.
+
+#![forbid(unsafe_code)]
 
 pub mod api;
 pub mod oidc;
@@ -16,12 +21,30 @@ use http::{Method, StatusCode, header};
 use serde_json::json;
 
 use gigmcp_audit::AuditLog;
-use gigmcp_mcp::gateway::Gateway;
 use gigmcp_plugin_runtime::PluginHost;
 use gigmcp_store::Store;
 use gigmcp_vault::Vault;
 
 pub use session::{Caller, Sessions, same_origin};
+
+/// The running gateway as the control plane sees it: live sandboxes and restarts. Implemented over the MCP
+/// data plane by the binary, so this crate does not depend on it.
+pub trait RunningServers: Send + Sync {
+    /// Every running sandbox of every profile.
+    fn sandbox_statuses(&self) -> Vec<gigmcp_types::server::SandboxStatus>;
+    /// Stops a server's idle shared processes in every profile (they start again on next use); returns how
+    /// many were stopped.
+    fn restart_server(&self, server: &gigmcp_types::names::ServerName) -> usize;
+}
+
+/// What the control plane is given by the binary besides its settings.
+pub struct Parts {
+    pub plugins: Arc<PluginHost>,
+    pub audit: AuditLog,
+    pub running: Arc<dyn RunningServers>,
+    /// Lists servers' names when the API edits a profile (collisions are refused as the CLI refuses them).
+    pub probe: Arc<dyn gigmcp_ops::ServerProbe>,
+}
 
 /// What every control route shares.
 pub struct ControlState {
@@ -36,11 +59,13 @@ pub struct ControlState {
     pub sessions: Sessions,
     pub oidc: Option<Arc<oidc::Oidc>>,
     /// The running gateway: live server status and restarts.
-    pub gateway: Arc<Gateway>,
+    pub running: Arc<dyn RunningServers>,
+    /// Lists servers' names when a profile is edited (as the CLI does, in sandboxes).
+    pub probe: Arc<dyn gigmcp_ops::ServerProbe>,
     /// The largest API request body accepted.
     pub max_body_bytes: usize,
-    /// How sandboxes are made: adding a server to a profile probes its names in one, as the CLI does.
-    pub sandbox: gigmcp_sandbox::Settings,
+    /// A sandboxed server's limits when the API gives none.
+    pub default_limits: gigmcp_types::server::Limits,
     /// Where npm and PyPI servers are installed (`GIG_SERVERS_DIR`).
     pub servers_dir: std::path::PathBuf,
 }
@@ -183,8 +208,8 @@ pub struct Settings {
     pub oidc: Option<oidc::OidcSettings>,
     /// The largest request body the API accepts.
     pub max_body_bytes: usize,
-    /// How sandboxes are made (servers added through the API are probed in one).
-    pub sandbox: gigmcp_sandbox::Settings,
+    /// A sandboxed server's limits when a definition gives none.
+    pub default_limits: gigmcp_types::server::Limits,
 }
 
 /// Why the control plane could not start.
@@ -205,9 +230,7 @@ impl ControlState {
         config: &Settings,
         master_key: &gigmcp_types::secret::MasterKey,
         bound: std::net::SocketAddr,
-        plugins: Arc<PluginHost>,
-        audit: AuditLog,
-        gateway: Arc<Gateway>,
+        parts: Parts,
     ) -> Result<Arc<Self>, StartError> {
         let store = Arc::new(Store::open(&config.db_path)?);
         let vault = Arc::new(Vault::open(store.clone(), master_key)?);
@@ -226,13 +249,14 @@ impl ControlState {
             sessions: Sessions::new(store.clone(), config.session_ttl, secure),
             store,
             vault,
-            plugins,
-            audit,
+            plugins: parts.plugins,
+            audit: parts.audit,
             public_url,
             oidc,
-            gateway,
+            running: parts.running,
+            probe: parts.probe,
             max_body_bytes: config.max_body_bytes,
-            sandbox: config.sandbox.clone(),
+            default_limits: config.default_limits,
             servers_dir: config.servers_dir.clone(),
         }))
     }

@@ -39,12 +39,7 @@ pub struct Sessions {
     secure: bool,
 }
 
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use gigmcp_types::sync::now_secs as now;
 
 impl Sessions {
     /// `secure`: the public URL is https, so cookies are marked `Secure`.

@@ -11,6 +11,7 @@ use rustls::sign::CertifiedKey;
 use thiserror::Error;
 
 use gigmcp_types::secret::{Secret, SecretKind, SecretName, SecretOwner, SecretSlot};
+use gigmcp_types::sync::lock;
 use gigmcp_vault::Vault;
 
 /// Leaf certificates kept at once; the least recently used goes first.
@@ -123,10 +124,6 @@ impl GatewayCa {
         lock(&self.leaves).put(host.to_owned(), leaf.clone());
         Ok(leaf)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// A bounded least-recently-used map: `get` refreshes an entry; `put` beyond the bound drops the entry

@@ -1,9 +1,18 @@
 //! The egress proxy: the only way out of a sandbox. See README.md beside this file for what was decided and
-//! why. In short, for an outbound HTTPS request from a jail:
+//! why.
+//!
+//! This crate owns the CONNECT proxy (one listener per sandbox, its tunnels), the gateway CA and its leaf
+//! certificates, the dial guard, credential injection into requests and the scrubbing of responses, and the
+//! `GIG_EGRESS_*` settings. It may depend on `gigmcp-types`, `gigmcp-store`, `gigmcp-vault`,
+//! `gigmcp-sandbox` (its `EgressPort` interface only: the trait and the `Tenant` it hands over),
+//! `gigmcp-plugin-runtime` and `gigmcp-audit`; it must never depend on `gigmcp-mcp`, `gigmcp-ops`,
+//! `gigmcp-control` or the `gigmcp` binary (they sit above it: the binary starts the proxy).
+//!
+//! In short, for an outbound HTTPS request from a jail:
 //! 1. the jail connects to the proxy on its own host-side address, where a listener serves that sandbox
 //!    alone (`open`), so the caller is known by where it connected and checked by its source address;
 //! 2. `CONNECT host:port` is asked of the `egress-policy` plugins, the name resolved, the resolved address
-//!    checked by the dial guard (`guard.rs`), the upstream dialed over TLS (`tunnel.rs`);
+//!    checked by the dial guard (`guard.rs`), the upstream dialed over TLS (`tunnel/connect.rs`);
 //! 3. the proxy terminates the jail's TLS with a leaf for that host signed by the gateway CA (`ca.rs`) and
 //!    serves HTTP/1.1 or h2 inside (the client's choice); each request is checked (Host and SNI equal the
 //!    CONNECT host; policy again with method and path), its placeholders found and the
@@ -11,6 +20,8 @@
 //!    credential allows (`inject.rs`);
 //! 4. the response comes back scrubbed of every secret injected into its request (`scrub.rs`), and one
 //!    audit event is recorded per request.
+
+#![forbid(unsafe_code)]
 
 mod ca;
 mod guard;
@@ -284,8 +295,4 @@ async fn accept(proxy: Arc<Proxy>, listener: tokio::net::TcpListener, caller: Ar
             Some(_) = tunnels.join_next(), if !tunnels.is_empty() => {}
         }
     }
-}
-
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

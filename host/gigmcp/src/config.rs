@@ -243,7 +243,7 @@ impl ServeConfig {
             session_ttl: self.session_ttl,
             oidc: self.oidc.clone(),
             max_body_bytes: self.max_body_bytes,
-            sandbox: self.sandbox.clone(),
+            default_limits: self.sandbox.default_limits,
         }
     }
 }

@@ -6,6 +6,7 @@
 
 #![forbid(unsafe_code)]
 
+mod adapters;
 mod cli;
 mod config;
 mod echo;

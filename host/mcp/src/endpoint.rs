@@ -22,7 +22,7 @@ use crate::gateway::Gateway;
 use crate::jsonrpc;
 use crate::jsonrpc::Message;
 use crate::session::Session;
-use crate::upstream::{Origin, Outbound};
+use crate::upstream::{Origin, Outbound, Reply};
 use crate::{SUPPORTED_PROTOCOL_VERSIONS, negotiate_version};
 use gigmcp_types::ids::ProfileId;
 use gigmcp_types::names::ProfileSlug;
@@ -296,12 +296,14 @@ async fn request(session: Arc<Session>, id: Value, method: String, body: Map<Str
                 session.push(message);
             }
             reply = &mut reply => {
-                if reply.is_null() {
-                    let (events, events_rx) = mpsc::unbounded_channel();
-                    tokio::spawn(linger(events));
-                    return sse_response(events_rx);
-                }
-                return json_response(StatusCode::OK, &reply, None);
+                return match reply {
+                    Reply::Message(reply) => json_response(StatusCode::OK, &reply, None),
+                    Reply::Cancelled => {
+                        let (events, events_rx) = mpsc::unbounded_channel();
+                        tokio::spawn(linger(events));
+                        sse_response(events_rx)
+                    }
+                };
             }
         }
     };
@@ -326,10 +328,11 @@ async fn request(session: Arc<Session>, id: Value, method: String, body: Map<Str
                             let _ = events.send(message);
                         }
                     }
-                    if reply.is_null() {
-                        linger(events).await;
-                    } else {
-                        let _ = events.send(reply);
+                    match reply {
+                        Reply::Message(reply) => {
+                            let _ = events.send(reply);
+                        }
+                        Reply::Cancelled => linger(events).await,
                     }
                     return;
                 }

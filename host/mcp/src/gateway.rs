@@ -8,6 +8,7 @@ use crate::runtime::{Deps, Runtime};
 use crate::session::Session;
 use gigmcp_store::{Store, StoreError};
 use gigmcp_types::ids::ProfileId;
+use gigmcp_types::sync::{lock, now_secs};
 
 /// How often the database is checked for edits made by the CLI.
 const WATCH_INTERVAL: Duration = Duration::from_millis(250);
@@ -30,10 +31,6 @@ pub struct Gateway {
     deps: Arc<Deps>,
     runtimes: Mutex<HashMap<ProfileId, Arc<Runtime>>>,
     sessions: Mutex<HashMap<String, Arc<Session>>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 impl Gateway {
@@ -141,10 +138,7 @@ impl Gateway {
         let Some(path) = self.status_file.clone() else { return };
         let sandboxes: Vec<_> = runtimes.iter().flat_map(|r| r.sandbox_statuses()).collect();
         let status = Status {
-            updated_at: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
+            updated_at: u64::try_from(now_secs()).unwrap_or(0),
             gateway_pid: std::process::id(),
             sandboxes,
         };

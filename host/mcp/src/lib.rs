@@ -1,15 +1,28 @@
-//! MCP: the downstream endpoint, client sessions, upstream sessions and the aggregation between them.
-//! See `README.md` beside this file for what was decided and why.
+//! MCP's data plane: the endpoint of each profile (`/mcp/p/{slug}`), the client sessions on it, the sessions
+//! with upstream servers, and the aggregation between them. See `README.md` beside this file for what was
+//! decided and why.
+//!
+//! Owns: the streamable-HTTP endpoint and its checks (`endpoint`), the gateway's live state and the watcher
+//! that applies CLI edits (`gateway`), a profile's runtime with its servers, routes and subscriptions
+//! (`runtime`), list merging, cursors and the routing table (`aggregate`), and, private to the crate, client
+//! sessions (`session`), upstream connections over stdio or HTTP (`upstream`), JSON-RPC messages (`jsonrpc`)
+//! and the event-stream reader (`sse`). The runtime reaches sessions only through the `Client` trait
+//! (`client`), so the two modules do not depend on each other.
+//!
+//! May depend on the vocabulary (types), the store, the vault, the sandbox, the plugin runtime and the audit
+//! log; must never depend on the egress proxy, ops, the control API or the binary, which sit above it.
+
+#![forbid(unsafe_code)]
 
 pub mod aggregate;
 mod client;
 pub mod endpoint;
 pub mod gateway;
-pub mod jsonrpc;
+mod jsonrpc;
 pub mod runtime;
-pub mod session;
+mod session;
 mod sse;
-pub mod upstream;
+mod upstream;
 
 use std::sync::LazyLock;
 

@@ -15,12 +15,13 @@ use tokio::sync::mpsc;
 use crate::aggregate::{ListKind, Routes};
 use crate::client::Client;
 use crate::jsonrpc;
-use crate::upstream::{Conn, UpstreamEvent};
+use crate::upstream::{Conn, Reply, UpstreamEvent};
 use gigmcp_sandbox::Launcher;
 use gigmcp_store::ProfileConfig;
 use gigmcp_types::ids::ProfileId;
 use gigmcp_types::names::{ProfileSlug, ServerName};
 use gigmcp_types::server::{ServerDef, ServerSpec};
+use gigmcp_types::sync::lock;
 
 /// What every runtime shares: how to start servers.
 pub struct Deps {
@@ -243,10 +244,6 @@ pub fn log_level_index(level: &str) -> Option<usize> {
     LOG_LEVELS.iter().position(|l| *l == level)
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
 impl Runtime {
     pub fn new(config: &ProfileConfig, deps: Arc<Deps>) -> Arc<Self> {
         let (events, rx) = mpsc::unbounded_channel();
@@ -302,8 +299,7 @@ impl Runtime {
             };
             tokio::spawn(async move {
                 let params = serde_json::json!({ "uri": uri });
-                conn.request(conn.next_request_id(), "resources/unsubscribe", Some(params), None)
-                    .await;
+                let _ = conn.request("resources/unsubscribe", Some(params), None).reply().await;
             });
         }
     }
@@ -550,7 +546,9 @@ pub async fn probe_names(def: &ServerDef, deps: &Deps) -> Result<Vec<(ListKind, 
         let mut cursor: Option<Value> = None;
         for _ in 0..1000 {
             let params = cursor.take().map(|c| serde_json::json!({ "cursor": c }));
-            let reply = conn.request(conn.next_request_id(), kind.method(), params, None).await;
+            let Reply::Message(reply) = conn.request(kind.method(), params, None).reply().await else {
+                return Err(format!("{} was cancelled", kind.method())); // nothing here cancels
+            };
             let Some(result) = reply.get("result") else {
                 return Err(format!("{} failed: {}", kind.method(), reply["error"]));
             };

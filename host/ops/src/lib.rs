@@ -1,6 +1,12 @@
 //! The changes an operator (CLI) or a user (REST API) makes, written once: both front ends parse their input,
 //! call these, and present the result. Each change is validated before anything is written (bad input
 //! changes nothing) and recorded in the audit log as `cli.<object>.<verb>` or `api.<object>.<verb>`.
+//!
+//! Depends on the vocabulary, the store, the vault, the sandbox, the plugin runtime and its management, audit,
+//! and mcp (to list a server's names when a profile is edited); must never depend on control, egress or the
+//! binary, and knows no front end (no clap, no HTTP).
+
+#![forbid(unsafe_code)]
 
 use std::collections::HashMap;
 
@@ -12,11 +18,8 @@ use serde_json::{Value, json};
 use thiserror::Error;
 
 use gigmcp_audit::AuditLog;
-use gigmcp_mcp::aggregate::ListKind;
-use gigmcp_mcp::runtime::{Deps, probe_names};
 use gigmcp_plugin_runtime::CandidateError;
 use gigmcp_plugins::manage::ManageError;
-use gigmcp_sandbox::Launcher;
 use gigmcp_store::credentials::CredentialStoreError;
 use gigmcp_store::plugins::{PluginStoreError, Revision};
 use gigmcp_store::{Profile, Store, StoreError};
@@ -208,7 +211,7 @@ impl Ops<'_> {
         &self,
         slug: &ProfileSlug,
         server: &ServerName,
-        sandbox: &gigmcp_sandbox::Settings,
+        probe: &dyn ServerProbe,
     ) -> Result<(), OpsError> {
         let mut servers = self.store.profile_config(slug)?.servers;
         if servers.iter().any(|s| &s.name == server) {
@@ -219,7 +222,7 @@ impl Ops<'_> {
             .into());
         }
         servers.push(self.store.server(server)?);
-        check_collisions(&servers, sandbox)
+        check_collisions(&servers, probe)
             .map_err(|e| OpsError::Conflict(format!("cannot add {server} to profile {slug}: {e}")))?;
         self.store.add_server_to_profile(slug, server)?;
         self.record(
@@ -247,7 +250,7 @@ impl Ops<'_> {
         &self,
         slug: &ProfileSlug,
         servers: &[ServerName],
-        sandbox: &gigmcp_sandbox::Settings,
+        probe: &dyn ServerProbe,
     ) -> Result<(), OpsError> {
         let mut defs = Vec::with_capacity(servers.len());
         for (i, name) in servers.iter().enumerate() {
@@ -257,7 +260,7 @@ impl Ops<'_> {
             defs.push(self.store.server(name)?);
         }
         self.store.profile_config(slug)?;
-        check_collisions(&defs, sandbox)
+        check_collisions(&defs, probe)
             .map_err(|e| OpsError::Conflict(format!("cannot set the servers of profile {slug}: {e}")))?;
         self.store.set_profile_servers(slug, servers)?;
         let names: Vec<&str> = servers.iter().map(ServerName::as_str).collect();
@@ -423,7 +426,7 @@ impl Ops<'_> {
     /// Registers (or re-points) the webhook `webhook:<name>` that audit sinks may deliver to: https, or http
     /// to a loopback address.
     pub fn set_webhook(&self, name: &PluginName, url: &str) -> Result<String, OpsError> {
-        let url = gigmcp_audit::check_webhook_url(url).map_err(OpsError::Invalid)?;
+        let url = gigmcp_audit::check_webhook_url(url).map_err(|e| OpsError::Invalid(e.to_string()))?;
         self.store.audit_webhook_set(name, &url)?;
         // The URL may carry a token in its path or query: the event names the webhook, not where it points.
         self.record("webhook.set", None, None, json!({"webhook": name.as_str()}));
@@ -507,14 +510,32 @@ pub enum CollisionError {
     },
     #[error("cannot list the names of server {server}: {detail}")]
     Probe { server: ServerName, detail: String },
-    #[error("cannot start the servers to list their names: {0}")]
-    Start(String),
 }
+
+/// The two lists whose names a profile's servers must not share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NameKind {
+    Tool,
+    Prompt,
+}
+
+/// Starts servers on their own and lists their tool and prompt names, for refusing collisions when a profile
+/// is edited. Implemented over the MCP data plane by the binary: ops knows no MCP session.
+pub trait ServerProbe: Send + Sync {
+    /// Every tool and prompt name of each server (as the server knows it), in the order given; a server that
+    /// cannot be started or listed gives an error saying why. Blocks until all have answered.
+    fn names(&self, servers: &[ServerDef]) -> Vec<Result<Vec<(NameKind, String)>, ProbeError>>;
+}
+
+/// Why a server's names could not be listed (it did not start, or did not answer `tools/list`).
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{0}")]
+pub struct ProbeError(pub String);
 
 /// Refuses a set of servers in which two would expose the same tool or prompt name. Equal prefixes are
 /// refused outright; otherwise each server is started (sandboxed, as when serving) and its names listed.
-/// Must not run on an async runtime's thread (it runs one of its own).
-pub fn check_collisions(servers: &[ServerDef], sandbox: &gigmcp_sandbox::Settings) -> Result<(), CollisionError> {
+/// Must not run on an async runtime's thread (the probe may run one of its own).
+pub fn check_collisions(servers: &[ServerDef], probe: &dyn ServerProbe) -> Result<(), CollisionError> {
     for (i, a) in servers.iter().enumerate() {
         for b in &servers[..i] {
             if a.prefix == b.prefix && !a.prefix.as_str().is_empty() {
@@ -529,33 +550,18 @@ pub fn check_collisions(servers: &[ServerDef], sandbox: &gigmcp_sandbox::Setting
     if servers.len() < 2 {
         return Ok(());
     }
-    let deps = Deps {
-        launcher: Launcher::offline(sandbox.clone()).map_err(|e| CollisionError::Start(e.to_string()))?,
-        http: reqwest::Client::new(),
-        idle_timeout: std::time::Duration::MAX,
-        plugins: None,
-        store: None,
-        audit: None,
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| CollisionError::Start(e.to_string()))?;
-    let listed = runtime.block_on(async {
-        let probes = servers.iter().map(|def| probe_names(def, &deps));
-        futures_util::future::join_all(probes).await
-    });
-    let mut seen: HashMap<(ListKind, String), &ServerName> = HashMap::new();
+    let listed = probe.names(servers);
+    let mut seen: HashMap<(NameKind, String), &ServerName> = HashMap::new();
     for (def, names) in servers.iter().zip(listed) {
-        let names = names.map_err(|detail| CollisionError::Probe {
+        let names = names.map_err(|e| CollisionError::Probe {
             server: def.name.clone(),
-            detail: detail.to_string(),
+            detail: e.0,
         })?;
         for (kind, name) in names {
             let exposed = def.prefix.expose(&name);
             if let Some(holder) = seen.insert((kind, exposed.clone()), &def.name) {
                 return Err(CollisionError::SameName {
-                    what: if kind == ListKind::Tools { "tool" } else { "prompt" },
+                    what: if kind == NameKind::Tool { "tool" } else { "prompt" },
                     exposed,
                     holder: holder.clone(),
                     server: def.name.clone(),

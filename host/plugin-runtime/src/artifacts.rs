@@ -90,7 +90,7 @@ impl ArtifactCache {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<ComponentHash, Component>> {
-        self.memory.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        gigmcp_types::sync::lock(&self.memory)
     }
 }
 

@@ -104,7 +104,7 @@ impl Candidate {
             .config_schema(&mut instance)
             .await
             .map_err(CandidateError::Call)?;
-        let schema = Schema::parse(&config_schema).map_err(CandidateError::BadSchema)?;
+        let schema = Schema::parse(&config_schema).map_err(|e| CandidateError::BadSchema(e.0))?;
         Ok(Self {
             sha256,
             kind,

@@ -150,8 +150,8 @@ pub fn repo_root() -> PathBuf {
 
 /// Builds a package of the repository's `plugins/` workspace (the defaults and `plugins/testing/*`) for
 /// wasm32-wasip2 into `target/plugins`, and returns the component's bytes. Cargo serialises concurrent builds.
-pub fn build_repo_plugin(package: &str) -> Result<Vec<u8>, String> {
+pub fn build_repo_plugin(package: &str) -> Result<Vec<u8>, guest_build::BuildError> {
     let root = repo_root();
     let path = guest_build::build(&root.join("plugins"), package, &root.join("target").join("plugins"))?;
-    std::fs::read(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    std::fs::read(&path).map_err(|source| guest_build::BuildError::Read { path, source })
 }

@@ -37,15 +37,20 @@ const KEYWORDS: &[&str] = &[
 ];
 const TYPES: &[&str] = &["object", "array", "string", "integer", "number", "boolean", "null"];
 
+/// Why a configuration schema is unusable: the message names the keyword and its JSON pointer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SchemaError(pub String);
+
 /// A schema that passed the subset check.
 #[derive(Debug, Clone)]
 pub struct Schema(Value);
 
 impl Schema {
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let value: Value =
-            serde_json::from_str(text).map_err(|e| format!("the plugin's configuration schema is not JSON: {e}"))?;
-        check_schema(&value, "#")?;
+    pub fn parse(text: &str) -> Result<Self, SchemaError> {
+        let value: Value = serde_json::from_str(text)
+            .map_err(|e| SchemaError(format!("the plugin's configuration schema is not JSON: {e}")))?;
+        check_schema(&value, "#").map_err(SchemaError)?;
         Ok(Self(value))
     }
 
@@ -321,7 +326,7 @@ mod tests {
     #[test]
     fn unsupported_keywords_refuse_the_schema() {
         let err = Schema::parse(r#"{"type":"object","patternProperties":{}}"#).unwrap_err();
-        assert!(err.contains("patternProperties"), "{err}");
+        assert!(err.0.contains("patternProperties"), "{err}");
         assert!(Schema::parse(r#"{"type":"objekt"}"#).is_err());
         assert!(Schema::parse("nope").is_err());
         assert!(Schema::parse(r#"{"properties":{"a":{"pattern":"x"}}}"#).is_err());

@@ -132,10 +132,7 @@ impl log::Host for HostState {
 
 impl clock::Host for HostState {
     fn now_ms(&mut self) -> u64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as u64)
-            .unwrap_or(0)
+        gigmcp_types::sync::now_ms().max(0) as u64
     }
 }
 

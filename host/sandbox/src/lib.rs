@@ -10,6 +10,11 @@
 //! - the gateway, from outside, gives its network namespace one end of a veth pair before it runs
 //!   (`--block-fd` holds it until then); the firewall lets it reach only the egress-proxy port of its own
 //!   host-side address.
+//!
+//! Depends only on the vocabulary (`gigmcp-types`); must never depend on egress, mcp or anything above them:
+//! the egress proxy is reached through the `EgressPort` trait, and a built-in server is just a subcommand of
+//! the gateway's own binary (`Program::SelfSubcommand`). The one crate besides the plugin runtime with `unsafe`
+//! code, confined to `sys_unsafe.rs`.
 
 pub mod jail;
 pub mod limits;

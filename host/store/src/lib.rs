@@ -3,6 +3,12 @@
 //! The CLI and a running gateway share one database file. WAL lets readers proceed while a writer commits,
 //! and a busy timeout makes concurrent writers wait instead of failing. Nothing here relies on SQLite-only
 //! SQL beyond `PRAGMA`s, so a Postgres backend can follow.
+//!
+//! Owns the schema and every SQL statement of the gateway, the audit log's included (`audit`). Depends only on
+//! the vocabulary (`gigmcp-types`); must never depend on the vault, the plugin runtime, the data plane or
+//! anything above them (it stores sealed secrets as data, it never opens them).
+
+#![forbid(unsafe_code)]
 
 pub mod audit;
 pub mod credentials;
@@ -12,7 +18,7 @@ pub mod users;
 
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, params};
 use thiserror::Error;
@@ -71,12 +77,7 @@ pub struct Store {
     auth: Mutex<Connection>,
 }
 
-fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
+use gigmcp_types::sync::now_secs as now;
 
 impl Store {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
@@ -115,7 +116,7 @@ impl Store {
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll back), so a
         // poisoned lock is still safe to use.
-        self.conn.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        gigmcp_types::sync::lock(&self.conn)
     }
 
     /// Changes whenever another connection commits: the gateway polls this to pick up CLI edits.

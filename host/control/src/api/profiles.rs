@@ -239,7 +239,7 @@ pub async fn set_servers(
         .collect::<Result<Vec<_>, _>>()?;
     blocking(&state, move |state| {
         let profile = lookup_writable(&state.store, &caller, &slug)?;
-        ops(state, &caller).set_profile_servers(&profile.slug, &servers, &state.sandbox)?;
+        ops(state, &caller).set_profile_servers(&profile.slug, &servers, state.probe.as_ref())?;
         Ok(Json(view(state, profile)?))
     })
     .await

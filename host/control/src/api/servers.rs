@@ -151,7 +151,7 @@ fn ops<'a>(state: &'a ControlState, caller: &Caller) -> Ops<'a> {
 
 fn running_of(state: &ControlState, server: &str) -> Vec<RunningView> {
     state
-        .gateway
+        .running
         .sandbox_statuses()
         .into_iter()
         .filter(|s| s.server == server)
@@ -214,7 +214,7 @@ pub async fn create(
     let input = input(body);
     // An npm or PyPI install can take a while: it runs off the runtime, like every store write.
     blocking(&state, move |state| {
-        let def = ops(state, &caller).add_server_from(input, state.sandbox.default_limits, &state.servers_dir)?;
+        let def = ops(state, &caller).add_server_from(input, state.default_limits, &state.servers_dir)?;
         Ok((StatusCode::CREATED, Json(view(&def, true, Vec::new()))))
     })
     .await
@@ -262,7 +262,7 @@ pub async fn restart(
             .store
             .server(&name)
             .map_err(|e| ApiError::from(gigmcp_ops::OpsError::from(e)))?;
-        let stopped = state.gateway.restart_server(&name);
+        let stopped = state.running.restart_server(&name);
         ops(state, &caller).record(
             "server.restart",
             None,

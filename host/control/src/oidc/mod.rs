@@ -12,7 +12,7 @@
 //! same database, so a login may start on one gateway and come back to another. See README.md in this folder.
 
 use std::sync::{Arc, Mutex, RwLock};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{RawQuery, State};
@@ -359,10 +359,7 @@ fn error_chain(error: &dyn std::error::Error) -> String {
 }
 
 fn now_secs() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
+    gigmcp_types::sync::now_secs().max(0) as u64
 }
 
 // ---- routes

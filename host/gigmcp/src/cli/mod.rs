@@ -233,7 +233,7 @@ fn profile(command: ProfileCommand) -> Result<()> {
             let server = ServerName::parse(&server)?;
             let env = Env::from_process();
             let settings = config::sandbox_settings(&env, &Paths::from_env(&env)?)?;
-            ops.add_server_to_profile(&slug, &server, &settings)?;
+            ops.add_server_to_profile(&slug, &server, &crate::adapters::SandboxProbe(settings))?;
             println!("added {server} to profile {slug}");
         }
         ProfileCommand::RemoveServer { slug, server } => {
@@ -506,9 +506,12 @@ fn serve(dev: bool) -> Result<()> {
             &config.control(),
             &config.master_key,
             address,
-            plugins,
-            audit,
-            gateway.clone(),
+            gigmcp_control::Parts {
+                plugins,
+                audit,
+                running: Arc::new(crate::adapters::Running(gateway.clone())),
+                probe: Arc::new(crate::adapters::SandboxProbe(config.sandbox.clone())),
+            },
         )?;
         let endpoint = Arc::new(gigmcp_mcp::endpoint::Endpoint {
             gateway,

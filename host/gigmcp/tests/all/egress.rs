@@ -5,13 +5,13 @@
 //! endpoint and checks what the upstream received, what the jail saw, and what the audit log holds.
 //! Needs root, bubblewrap, iproute2, nftables, curl and Node 22 (`make test` installs them).
 
-mod common;
-
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Netns, TestGateway, run_python_client_in};
+use gigmcp_testkit::{Netns, TestGateway, run_python_client_in};
 use serde_json::{Value, json};
+
+use crate::audit_until;
 
 const API: &str = "api.test.example";
 const OTHER: &str = "other.test.example";
@@ -19,7 +19,7 @@ const OTHER: &str = "other.test.example";
 struct World {
     gw: Netns,
     _outside: Netns,
-    _upstream: common::Guard,
+    _upstream: gigmcp_testkit::Guard,
     upstream_log: std::path::PathBuf,
     files: tempfile::TempDir,
 }
@@ -48,15 +48,15 @@ fn make_certificates(dir: &std::path::Path) {
 
 /// The gateway's namespace, linked only to the "outside" namespace, where the HTTPS API listens.
 fn world() -> World {
-    let (gw, outside) = common::linked_to_outside("eg", "eo");
+    let (gw, outside) = gigmcp_testkit::linked_to_outside("eg", "eo");
 
     let files = tempfile::tempdir().unwrap();
     make_certificates(files.path());
     let upstream_log = files.path().join("upstream.log");
-    let script = common::repo_root().join("tests/support/egress-upstream.js");
+    let script = gigmcp_testkit::repo_root().join("tests/support/egress-upstream.js");
     let child = outside
         .command()
-        .arg(common::node_bin())
+        .arg(gigmcp_testkit::node_bin())
         .arg(&script)
         .arg(files.path().join("upstream.pem"))
         .arg(files.path().join("upstream-key.pem"))
@@ -65,7 +65,7 @@ fn world() -> World {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let upstream = common::Guard(child);
+    let upstream = gigmcp_testkit::Guard(child);
     let deadline = Instant::now() + Duration::from_secs(20);
     while !std::fs::read_to_string(&upstream_log)
         .unwrap_or_default()
@@ -81,11 +81,6 @@ fn world() -> World {
         upstream_log,
         files,
     }
-}
-
-/// Node 22's directory (Node 20's `fetch` ignores HTTPS_PROXY).
-fn node22() -> std::path::PathBuf {
-    common::repo_root().join("tests/deps/node_modules/node")
 }
 
 fn start_gateway(world: &World, max_tunnels: &str) -> TestGateway {
@@ -107,15 +102,15 @@ fn start_gateway(world: &World, max_tunnels: &str) -> TestGateway {
 /// Adds the client server, declares its hosts, gives it a credential for api.test.example, and puts it
 /// in a profile; returns the profile's token.
 fn add_client_server(gateway: &TestGateway, secret: &str) -> String {
-    let support = common::repo_root().join("tests/support");
-    let node22 = node22();
+    let support = gigmcp_testkit::repo_root().join("tests/support");
+    let node22 = gigmcp_testkit::node22_dir();
     let node22_bin = node22.join("bin/node");
     gateway.cli_ok(&[
         "server",
         "add",
         "web",
         "--command",
-        &common::node_bin(),
+        &gigmcp_testkit::node_bin(),
         "--arg",
         support.join("egress-client-server.js").to_str().unwrap(),
         "--mount",
@@ -691,7 +686,9 @@ fn policy_and_the_dial_guard_refuse_before_dialing() {
         decision: Some(gigmcp_types::audit::Outcome::Deny),
         ..Default::default()
     };
-    let denials = gateway.audit_until(&filter, |events| events.iter().any(|e| e.kind == "mcp.tool_call"));
+    let denials = audit_until(&gateway, &filter, |events| {
+        events.iter().any(|e| e.kind == "mcp.tool_call")
+    });
     assert!(
         denials.iter().all(|e| e.outcome == gigmcp_types::audit::Outcome::Deny),
         "{denials:?}"
@@ -875,10 +872,10 @@ fn bad_egress_settings_stop_start_up_with_a_clear_message() {
         ("GIG_EGRESS_MAX_TUNNELS", "0", "GIG_EGRESS_MAX_TUNNELS"),
         ("GIG_EGRESS_EXTRA_CA", missing.to_str().unwrap(), "cannot read"),
     ] {
-        let out = Command::new(common::gigmcp_bin())
+        let out = Command::new(gigmcp_testkit::gigmcp_bin())
             .arg("serve")
             .env("GIG_DATA_DIR", dir.path())
-            .env("GIG_MASTER_KEY", common::MASTER_KEY)
+            .env("GIG_MASTER_KEY", gigmcp_testkit::MASTER_KEY)
             .env("GIG_LISTEN", "127.0.0.1:0")
             .env(name, value)
             .output()

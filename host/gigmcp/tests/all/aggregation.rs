@@ -1,11 +1,9 @@
 //! How a shared stdio server serves several clients of a profile: subscriptions counted, resource updates
 //! only to subscribers, log levels merged upstream and filtered per client.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{RawClient, TestGateway, add_probe, next_with_method};
+use gigmcp_testkit::{RawClient, TestGateway, add_probe, next_with_method};
 use serde_json::{Value, json};
 
 const WAIT: Duration = Duration::from_secs(5);

@@ -5,16 +5,14 @@
 //! oidc-interposer.mjs, which re-signs the provider's ID tokens with a key it publishes.
 //!
 //! Needs root (the gateway sets up its sandbox network at start) and `scripts/test-deps.sh` (Node 22 and
-//! oidc-provider). Run: `cargo test --test oidc`.
-
-mod common;
+//! oidc-provider). Run: `cargo test -p gigmcp --test all oidc::`.
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use common::{Guard, RawClient, TestGateway, free_port, repo_root};
+use gigmcp_testkit::{Guard, RawClient, TestGateway, free_port, repo_root};
 use reqwest::{StatusCode, Url};
 use serde_json::{Value, json};
 
@@ -23,7 +21,7 @@ const CLIENT_SECRET: &str = "a-client-secret-for-tests-only";
 
 /// Runs a support script with Node 22 and waits until it listens; returns its URL.
 fn start_node(script: &str, args: &[&str]) -> (Guard, String) {
-    common::start_node22(&repo_root().join("tests/support").join(script), args)
+    gigmcp_testkit::start_node22(&repo_root().join("tests/support").join(script), args)
 }
 
 /// The OpenID provider, with a client registered for each gateway port given, and the test's accounts.
@@ -351,10 +349,6 @@ impl Form {
     }
 }
 
-fn error_code(body: &Value) -> &str {
-    body["error"]["code"].as_str().unwrap_or("<none>")
-}
-
 /// Creates a profile through the API with the browser's session; returns (slug, token).
 async fn create_profile(browser: &mut Browser, gw: &TestGateway, slug: &str) -> (String, String) {
     let origin = base(gw);
@@ -461,7 +455,7 @@ async fn a_whole_login_gives_a_session_that_creates_a_profile_and_logout_ends_it
 async fn assert_refused(gw: &TestGateway, response: reqwest::Response, status: StatusCode, code: &str) {
     assert_eq!(response.status(), status);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(error_code(&body), code, "{body}");
+    assert_eq!(gigmcp_testkit::error_code(&body), code, "{body}");
     assert_eq!(
         count(gw, "SELECT count(*) FROM users"),
         0,
@@ -583,7 +577,7 @@ async fn refused_logins_change_nothing() {
     let response = browser.get(callback.as_str()).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(error_code(&body), "code_refused", "{body}");
+    assert_eq!(gigmcp_testkit::error_code(&body), "code_refused", "{body}");
     assert_eq!(count(&gw, "SELECT count(*) FROM web_sessions"), 1);
 }
 
@@ -764,10 +758,10 @@ async fn logout_works_without_an_identity_provider() {
 #[test]
 fn a_partial_oidc_configuration_stops_start_up_naming_what_is_missing() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(common::gigmcp_bin())
+    let out = Command::new(gigmcp_testkit::gigmcp_bin())
         .arg("serve")
         .env("GIG_DATA_DIR", dir.path())
-        .env("GIG_MASTER_KEY", common::MASTER_KEY)
+        .env("GIG_MASTER_KEY", gigmcp_testkit::MASTER_KEY)
         .env("GIG_OIDC_ISSUER", "http://127.0.0.1:9/")
         .env("GIG_OIDC_CLIENT_SECRET", CLIENT_SECRET)
         .output()

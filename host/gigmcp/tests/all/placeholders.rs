@@ -1,9 +1,7 @@
 //! Invariant 1 at the sandbox: a server's environment holds its credentials' placeholders, never the
 //! secrets; a profile's own credential wins over the server-wide one.
 
-mod common;
-
-use common::{RawClient, TestGateway};
+use gigmcp_testkit::{RawClient, TestGateway};
 use serde_json::{Value, json};
 
 fn set_credential(gateway: &TestGateway, args: &[&str], secret: &str) {
@@ -25,7 +23,7 @@ async fn jail_env(client: &RawClient, id: i64) -> Value {
 }
 
 fn add_escape_probe(gateway: &TestGateway) {
-    let support = common::repo_root().join("tests/support");
+    let support = gigmcp_testkit::repo_root().join("tests/support");
     gateway.cli_ok(&[
         "server",
         "add",

@@ -2,9 +2,7 @@
 //! (another user's profile is a 404), strict decoding, admin-only objects, the audit log, and a profile made
 //! through the API serving MCP with the token it returned.
 
-mod common;
-
-use common::{RawClient, TestGateway};
+use gigmcp_testkit::{RawClient, TestGateway};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -128,12 +126,6 @@ fn runtime() -> tokio::runtime::Runtime {
         .unwrap()
 }
 
-fn error_code(body: &Value) -> &str {
-    body["error"]["code"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no error envelope: {body}"))
-}
-
 #[test]
 fn a_login_link_works_once_and_its_session_token_is_stored_only_as_a_hash() {
     let api = Api::start();
@@ -149,7 +141,7 @@ fn a_login_link_works_once_and_its_session_token_is_stored_only_as_a_hash() {
             )
             .await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
-        assert_eq!(error_code(&body), "unauthenticated");
+        assert_eq!(gigmcp_testkit::error_code(&body), "unauthenticated");
 
         let path = api.login_link(&[]);
         let first = api.http.get(api.url(&path)).send().await.unwrap();
@@ -245,7 +237,7 @@ fn cross_site_post_without_a_same_origin_origin_is_refused_and_changes_nothing()
                 "origin {origin:?}, sec-fetch-site {site:?}"
             );
             let body: Value = response.json().await.unwrap();
-            assert_eq!(error_code(&body), "forbidden");
+            assert_eq!(gigmcp_testkit::error_code(&body), "forbidden");
         }
         let (_, list) = api.call(&admin, Method::GET, "/api/profiles", None).await;
         assert_eq!(list["items"], json!([]), "a refused request changed something");
@@ -301,7 +293,7 @@ fn a_non_owner_gets_404_on_another_users_profile() {
         ] {
             let (status, body) = api.call(&bob, method.clone(), path, body).await;
             assert_eq!(status, StatusCode::NOT_FOUND, "{method} {path}: {body}");
-            assert_eq!(error_code(&body), "not_found");
+            assert_eq!(gigmcp_testkit::error_code(&body), "not_found");
         }
         // The CLI's profiles have no owner: admins only.
         let (status, _) = api.call(&alice, Method::GET, "/api/profiles/operators", None).await;
@@ -387,10 +379,13 @@ fn bad_input_gets_a_clear_error_and_changes_nothing() {
         assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
 
         let (status, body) = api.call(&admin, Method::GET, "/api/nothing-here", None).await;
-        assert_eq!((status, error_code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+        assert_eq!(
+            (status, gigmcp_testkit::error_code(&body)),
+            (StatusCode::NOT_FOUND, "not_found")
+        );
         let (status, body) = api.call(&admin, Method::PATCH, "/api/me", Some(json!({}))).await;
         assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{body}");
-        assert_eq!(error_code(&body), "method_not_allowed");
+        assert_eq!(gigmcp_testkit::error_code(&body), "method_not_allowed");
 
         let (_, list) = api.call(&admin, Method::GET, "/api/profiles", None).await;
         assert_eq!(list["items"], json!([]));

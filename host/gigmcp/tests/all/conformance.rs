@@ -5,14 +5,12 @@
 //! tests/conformance/run.sh; this test runs it and shows its output when it fails. Needs `make test`'s
 //! dependencies.
 
-mod common;
-
 use std::io::Read;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{repo_root, test_deps_path};
+use gigmcp_testkit::{repo_root, test_deps_path};
 
 /// A backstop far above run.sh's own limits (each of its steps has one).
 const DEADLINE: Duration = Duration::from_secs(30 * 60);

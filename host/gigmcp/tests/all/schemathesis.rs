@@ -4,9 +4,7 @@
 //! namespace with only loopback, so whatever URLs the fuzzer invents for servers never leave the machine.
 //! Examples are bounded per operation so the run takes a couple of minutes at most.
 
-mod common;
-
-use common::{Netns, TestGateway, test_deps_path};
+use gigmcp_testkit::{Netns, TestGateway, test_deps_path};
 
 #[test]
 fn schemathesis_finds_no_server_error_and_no_schema_violation() {

@@ -2,11 +2,9 @@
 //! on the host's Node and Python: server-filesystem with a granted directory, server-everything, and
 //! mcp-server-time. Needs the registries (as `make test` does) and root.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 
-use common::{RawClient, TestGateway};
+use gigmcp_testkit::{RawClient, TestGateway};
 use serde_json::{Value, json};
 
 /// A gateway whose installs go to a directory sandbox uids can reach (test data dirs are private).

@@ -2,12 +2,12 @@
 //! gateway: a profile's denied tools are hidden from `tools/list` and refused on `tools/call`, secrets are
 //! redacted from results, and a configuration change takes effect without a restart.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{RawClient, TestGateway};
+use gigmcp_testkit::{RawClient, TestGateway};
 use serde_json::json;
+
+use crate::audit_until;
 
 /// Every tool name, following the gateway's cursors (a page holds one server's page).
 async fn tool_names(client: &RawClient) -> Vec<String> {
@@ -105,32 +105,26 @@ async fn the_tool_filter_hides_refuses_and_redacts_on_the_live_path() {
 /// finds it.
 #[tokio::test]
 async fn a_call_to_a_tool_a_plugin_hides_is_audited_as_its_denial() {
-    let (gateway, token) = team_of_two_echo_servers();
+    let (mut gateway, token) = team_of_two_echo_servers();
     gateway.cli_ok(&[
         "plugin",
         "config",
         "tool-filter",
         r#"{"profiles": {"team": {"deny": ["other/*"]}}}"#,
     ]);
-    // A fresh session each time, until the running gateway has the configuration: its first list hides
-    // the tool (no route to it was ever learned).
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let reply = loop {
-        let mut client = RawClient::new(gateway.url("team"), token.clone());
-        client.initialize().await;
-        let names = tool_names(&client).await;
-        if names == ["echo_echo"] {
-            break client
-                .call(
-                    json!("hidden"),
-                    "tools/call",
-                    json!({"name": "other_echo", "arguments": {"message": "hi"}}),
-                )
-                .await;
-        }
-        assert!(Instant::now() < deadline, "the tool is still listed: {names:?}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    // A restart loads the configuration before anything is served, so the profile's routing table never
+    // learned the tool: a client that lists finds it hidden from the start.
+    gateway.restart();
+    let mut client = RawClient::new(gateway.url("team"), token.clone());
+    client.initialize().await;
+    assert_eq!(tool_names(&client).await, ["echo_echo"]);
+    let reply = client
+        .call(
+            json!("hidden"),
+            "tools/call",
+            json!({"name": "other_echo", "arguments": {"message": "hi"}}),
+        )
+        .await;
     // The client learns nothing about the hidden tool: it is unknown, as a tool that does not exist.
     assert_eq!(reply["error"]["code"], -32602, "{reply}");
     assert!(
@@ -143,7 +137,7 @@ async fn a_call_to_a_tool_a_plugin_hides_is_audited_as_its_denial() {
         decision: Some(gigmcp_types::audit::Outcome::Deny),
         ..Default::default()
     };
-    let denials = gateway.audit_until(&filter, |events| !events.is_empty());
+    let denials = audit_until(&gateway, &filter, |events| !events.is_empty());
     let denial = denials
         .iter()
         .find(|e| e.detail["tool"] == "other_echo")

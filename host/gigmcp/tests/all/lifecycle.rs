@@ -1,10 +1,8 @@
 //! Sandbox lifecycle: nothing outlives the gateway, the sandbox cap is a clear error.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::{RawClient, TestGateway};
+use gigmcp_testkit::{RawClient, TestGateway};
 use serde_json::json;
 
 #[tokio::test]
@@ -12,7 +10,7 @@ async fn no_sandbox_process_survives_kill_9_of_the_gateway() {
     let mut gateway = TestGateway::start();
     let token = gateway.create_profile("team");
     gateway.add_echo("one", None);
-    common::add_probe(&gateway, "probe");
+    gigmcp_testkit::add_probe(&gateway, "probe");
     gateway.cli_ok(&["profile", "add-server", "team", "one"]);
     gateway.cli_ok(&["profile", "add-server", "team", "probe"]);
     let mut client = RawClient::new(gateway.url("team"), token);
@@ -126,7 +124,7 @@ async fn idle_servers_are_stopped_and_start_again_on_next_use() {
 async fn a_crashed_server_is_hidden_restarted_with_backoff_and_reported() {
     let gateway = TestGateway::start();
     let token = gateway.create_profile("team");
-    common::add_probe(&gateway, "probe");
+    gigmcp_testkit::add_probe(&gateway, "probe");
     gateway.cli_ok(&["profile", "add-server", "team", "probe"]);
     let mut client = RawClient::new(gateway.url("team"), token);
     client.initialize().await;
@@ -138,9 +136,12 @@ async fn a_crashed_server_is_hidden_restarted_with_backoff_and_reported() {
         assert!(reply.get("error").is_some(), "the crash call got a result: {reply}");
         // Hidden while down, then back: clients hear of both.
         for when in ["down", "back"] {
-            let note =
-                common::next_with_method(&mut stream, "notifications/tools/list_changed", Duration::from_secs(20))
-                    .await;
+            let note = gigmcp_testkit::next_with_method(
+                &mut stream,
+                "notifications/tools/list_changed",
+                Duration::from_secs(20),
+            )
+            .await;
             assert!(
                 note.is_some(),
                 "no list_changed when the server went {when} (round {round})"

@@ -1,8 +1,6 @@
 //! The operator's CLI: bad input gets a clear error and changes nothing.
 
-mod common;
-
-use common::TestGateway;
+use gigmcp_testkit::TestGateway;
 
 fn fails_with(gateway: &TestGateway, args: &[&str], needle: &str) {
     let out = gateway.cli(args);
@@ -118,7 +116,7 @@ fn a_server_in_use_cannot_be_removed() {
 fn serve_refuses_to_start_without_a_valid_master_key() {
     let dir = tempfile::tempdir().unwrap();
     for (key, needle) in [("", "openssl rand -hex 32"), ("abcd", "64 hex characters")] {
-        let out = std::process::Command::new(common::gigmcp_bin())
+        let out = std::process::Command::new(gigmcp_testkit::gigmcp_bin())
             .arg("serve")
             .env("GIG_DATA_DIR", dir.path())
             .env("GIG_MASTER_KEY", key)
@@ -129,10 +127,10 @@ fn serve_refuses_to_start_without_a_valid_master_key() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(stderr.contains(needle), "{stderr}");
     }
-    let out = std::process::Command::new(common::gigmcp_bin())
+    let out = std::process::Command::new(gigmcp_testkit::gigmcp_bin())
         .arg("serve")
         .env("GIG_DATA_DIR", dir.path())
-        .env("GIG_MASTER_KEY", common::MASTER_KEY)
+        .env("GIG_MASTER_KEY", gigmcp_testkit::MASTER_KEY)
         .env("GIG_ECHO_BIN", "/x")
         .output()
         .unwrap();

@@ -3,13 +3,11 @@
 //! goes to an "outside" test host in another namespace the test made, so a regression cannot send a
 //! packet off this machine. Needs root, bubblewrap, iproute2 and nftables (`make test` installs them).
 
-mod common;
-
 use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{Netns, TestGateway, run_python_client_in};
+use gigmcp_testkit::{Netns, TestGateway, run_python_client_in};
 use serde_json::{Value, json};
 
 /// Accepts connections forever on (address, port): a service that must stay out of a sandbox's reach.
@@ -53,14 +51,14 @@ fn wait_reachable(ns: &Netns, host: &str, port: u16) {
 struct World {
     gw: Netns,
     _outside: Netns,
-    _services: Vec<common::Guard>,
+    _services: Vec<gigmcp_testkit::Guard>,
 }
 
 /// The gateway's namespace, linked only to an "outside" host (198.51.100.2, a documentation address that
 /// exists only in the test's namespaces) which is its default route, with a service listening there and a
 /// host service listening on all addresses of the gateway's namespace.
 fn world() -> World {
-    let (gw, outside) = common::linked_to_outside("g", "o");
+    let (gw, outside) = gigmcp_testkit::linked_to_outside("g", "o");
     let services = vec![
         outside.spawn(&["python3", "-c", LISTENER, "198.51.100.2", "8000"]),
         gw.spawn(&["python3", "-c", LISTENER, "0.0.0.0", "9999"]),
@@ -75,7 +73,7 @@ fn world() -> World {
 }
 
 fn add_probe(gateway: &TestGateway, name: &str) {
-    let support = common::repo_root().join("tests/support");
+    let support = gigmcp_testkit::repo_root().join("tests/support");
     let script = support.join("escape-probe.py");
     gateway.cli_ok(&[
         "server",

@@ -1,9 +1,7 @@
 //! The MCP endpoint's edges, through a real gateway on loopback with the built-in echo server in bubblewrap.
 //! Needs bubblewrap (installed by `make test`).
 
-mod common;
-
-use common::{RawClient, TestGateway};
+use gigmcp_testkit::{RawClient, TestGateway};
 use serde_json::{Value, json};
 
 fn demo(gateway: &TestGateway) -> RawClient {
@@ -248,7 +246,7 @@ async fn fifty_concurrent_sessions_all_complete() {
 /// `Last-Event-ID` (the fixture's `test_reconnection` does): the gateway resumes it for the client.
 #[tokio::test]
 async fn an_upstream_reply_stream_closed_early_is_resumed() {
-    let (_fixture, fixture_url) = common::start_conformance_fixture();
+    let (_fixture, fixture_url) = gigmcp_testkit::start_conformance_fixture();
     let gateway = TestGateway::start();
     let token = gateway.create_profile("conf");
     gateway.cli_ok(&["server", "add", "fixture", "--url", &fixture_url, "--prefix", ""]);

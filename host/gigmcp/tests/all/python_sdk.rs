@@ -1,13 +1,11 @@
 //! The official Python MCP SDK as the client, through a real gateway, to `server-everything` (npm, over
 //! stdio in bubblewrap) and the built-in echo server in one profile. Needs `make test`'s dependencies.
 
-mod common;
-
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{TestGateway, run_python_client, venv_python};
+use gigmcp_testkit::{TestGateway, run_python_client, venv_python};
 
 fn everything_profile() -> (TestGateway, String) {
     let gateway = TestGateway::start();
@@ -64,7 +62,7 @@ fn adding_a_server_while_a_client_is_connected_sends_tools_list_changed() {
     gateway.add_echo("late", Some("late"));
     let url = gateway.url("team");
     let mut child = Command::new(venv_python())
-        .arg(common::repo_root().join("tests/clients/everything_advanced.py"))
+        .arg(gigmcp_testkit::repo_root().join("tests/clients/everything_advanced.py"))
         .args([
             "--url",
             &url,
@@ -107,7 +105,7 @@ fn adding_a_server_while_a_client_is_connected_sends_tools_list_changed() {
 
 #[test]
 fn python_sdk_through_a_streamable_http_upstream() {
-    let (_everything, everything_url) = common::start_everything_http();
+    let (_everything, everything_url) = gigmcp_testkit::start_everything_http();
     let gateway = TestGateway::start();
     let token = gateway.create_profile("web");
     gateway.add_echo("echo", None);
@@ -137,19 +135,19 @@ fn a_sampling_request_reaches_the_client_whose_call_caused_it() {
 /// even when clients trigger sampling at the same time.
 #[test]
 fn concurrent_sampling_requests_route_exactly_with_per_session_upstreams() {
-    let (_everything, everything_url) = common::start_everything_http();
+    let (_everything, everything_url) = gigmcp_testkit::start_everything_http();
     let gateway = TestGateway::start();
     let token = gateway.create_profile("team");
     gateway.cli_ok(&["server", "add", "web", "--url", &everything_url]);
-    let js = common::everything_js();
-    let modules = common::node_modules();
+    let js = gigmcp_testkit::everything_js();
+    let modules = gigmcp_testkit::node_modules();
     gateway.cli_ok(&[
         "server",
         "add",
         "solo",
         "--per-session",
         "--command",
-        &common::node_bin(),
+        &gigmcp_testkit::node_bin(),
         "--arg",
         js.to_str().unwrap(),
         "--mount",

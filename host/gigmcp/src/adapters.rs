@@ -1,0 +1,71 @@
+//! The binary's adapters between crates that must not know each other: the MCP data plane (`gigmcp-mcp`)
+//! answers the questions ops and the control plane ask through traits of their own (`ServerProbe`,
+//! `RunningServers`), so a change in the data plane rebuilds neither of them.
+
+use std::sync::Arc;
+
+use gigmcp_control::RunningServers;
+use gigmcp_mcp::aggregate::ListKind;
+use gigmcp_mcp::gateway::Gateway;
+use gigmcp_mcp::runtime::{Deps, probe_names};
+use gigmcp_ops::{NameKind, ProbeError, ServerProbe};
+use gigmcp_sandbox::Launcher;
+use gigmcp_types::names::ServerName;
+use gigmcp_types::server::{SandboxStatus, ServerDef};
+
+/// Lists servers' names by starting each on its own, sandboxed as when serving, on a runtime of its own.
+pub struct SandboxProbe(pub gigmcp_sandbox::Settings);
+
+impl ServerProbe for SandboxProbe {
+    fn names(&self, servers: &[ServerDef]) -> Vec<Result<Vec<(NameKind, String)>, ProbeError>> {
+        let failed = |e: String| servers.iter().map(|_| Err(ProbeError(e.clone()))).collect();
+        let launcher = match Launcher::offline(self.0.clone()) {
+            Ok(launcher) => launcher,
+            Err(e) => return failed(format!("cannot start its sandbox: {e}")),
+        };
+        let deps = Deps {
+            launcher,
+            http: reqwest::Client::new(),
+            idle_timeout: std::time::Duration::MAX,
+            plugins: None,
+            store: None,
+            audit: None,
+        };
+        let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+            Ok(runtime) => runtime,
+            Err(e) => return failed(format!("cannot start a runtime to list it: {e}")),
+        };
+        let listed = runtime.block_on(async {
+            let probes = servers.iter().map(|def| probe_names(def, &deps));
+            futures_util::future::join_all(probes).await
+        });
+        listed
+            .into_iter()
+            .map(|names| {
+                names.map_err(|e| ProbeError(e.to_string())).map(|names| {
+                    names
+                        .into_iter()
+                        .filter_map(|(kind, name)| match kind {
+                            ListKind::Tools => Some((NameKind::Tool, name)),
+                            ListKind::Prompts => Some((NameKind::Prompt, name)),
+                            _ => None,
+                        })
+                        .collect()
+                })
+            })
+            .collect()
+    }
+}
+
+/// The running gateway, for the control plane.
+pub struct Running(pub Arc<Gateway>);
+
+impl RunningServers for Running {
+    fn sandbox_statuses(&self) -> Vec<SandboxStatus> {
+        self.0.sandbox_statuses()
+    }
+
+    fn restart_server(&self, server: &ServerName) -> usize {
+        self.0.restart_server(server)
+    }
+}
