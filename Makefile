@@ -38,7 +38,7 @@ lint: plugins
 
 ## Measure tools/call latency and throughput (Gig'MCP, its two floors, supergateway), the sandbox's cold start
 ## (vs bare bwrap) and memory per idle sandbox, the egress proxy (vs direct and mitmproxy) and the plugin hooks
-## (vs native Rust); writes BENCHMARKS.md.
+## (vs native Rust), and the incremental rebuild after a one-line change in the MCP session code; writes BENCHMARKS.md.
 bench: plugins
 	$(CARGO) build --locked --release -p gigmcp -p gigmcp-bench
 	scripts/test-deps.sh >/dev/null
@@ -48,6 +48,7 @@ bench: plugins
 	cat target/egress-bench.md >> BENCHMARKS.md
 	$(CARGO) bench --locked -p gigmcp --bench plugin_hooks > target/plugin-hooks.txt
 	bench/hooks-section.sh target/plugin-hooks.txt BENCHMARKS.md
+	bench/build-cost.sh >> BENCHMARKS.md
 
 ## host/default-plugins/build.rs builds the default plugins (plugins/) for wasm32-wasip2: install that target when
 ## missing.

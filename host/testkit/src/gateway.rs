@@ -151,8 +151,10 @@ impl TestGateway {
         }
     }
 
-    /// Starts the gateway again on the same data directory and settings (after `stop` or `kill9`).
+    /// Starts the gateway again on the same data directory and settings, stopping it first if it still runs
+    /// (after `kill9` there is nothing to stop).
     pub fn restart(&mut self) {
+        self.stop();
         let (child, addr, log) = spawn_serve_retrying(None, self.dir.path(), &self.extra_env);
         self.child = child;
         self.addr = addr;
