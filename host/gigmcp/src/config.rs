@@ -72,7 +72,7 @@ impl Env {
         Self(pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
 
-    fn get(&self, name: &str) -> Option<&str> {
+    pub fn get(&self, name: &str) -> Option<&str> {
         self.0.get(name).map(String::as_str).filter(|v| !v.is_empty())
     }
 
@@ -106,21 +106,40 @@ pub struct Paths {
 }
 
 impl Paths {
+    /// Every path absolute, resolved once against the working directory of the command that starts: what a
+    /// sandbox mounts and what the installers write must not depend on where a later step runs (a relative
+    /// `GIG_DATA_DIR` once made npm and PyPI installs fail with an invalid mount).
     pub fn from_env(env: &Env) -> Result<Self, ConfigError> {
         refuse_removed(env)?;
-        let data_dir = PathBuf::from(env.get("GIG_DATA_DIR").unwrap_or("./data"));
-        let db_path = env
-            .get("GIG_DB_PATH")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| data_dir.join("gigmcp.db"));
-        let servers_dir = env
-            .get("GIG_SERVERS_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| data_dir.join("servers"));
-        let plugin_cache_dir = env
-            .get("GIG_PLUGIN_CACHE_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| data_dir.join("plugin-cache"));
+        let absolute = |name: &'static str, path: PathBuf| {
+            std::path::absolute(&path).map_err(|source| ConfigError::File {
+                name,
+                path: path.display().to_string(),
+                source,
+            })
+        };
+        let data_dir = absolute(
+            "GIG_DATA_DIR",
+            PathBuf::from(env.get("GIG_DATA_DIR").unwrap_or("./data")),
+        )?;
+        let db_path = absolute(
+            "GIG_DB_PATH",
+            env.get("GIG_DB_PATH")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| data_dir.join("gigmcp.db")),
+        )?;
+        let servers_dir = absolute(
+            "GIG_SERVERS_DIR",
+            env.get("GIG_SERVERS_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| data_dir.join("servers")),
+        )?;
+        let plugin_cache_dir = absolute(
+            "GIG_PLUGIN_CACHE_DIR",
+            env.get("GIG_PLUGIN_CACHE_DIR")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| data_dir.join("plugin-cache")),
+        )?;
         Ok(Self {
             data_dir,
             db_path,
@@ -501,6 +520,30 @@ fn refuse_removed(env: &Env) -> Result<(), ConfigError> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn every_path_setting_is_made_absolute_once() {
+        let cwd = std::env::current_dir().unwrap();
+        let paths = Paths::from_env(&Env::from_pairs(&[("GIG_DATA_DIR", "./.gigmcp-data")])).unwrap();
+        assert_eq!(paths.data_dir, cwd.join(".gigmcp-data"));
+        for path in [
+            &paths.data_dir,
+            &paths.db_path,
+            &paths.servers_dir,
+            &paths.plugin_cache_dir,
+        ] {
+            assert!(path.is_absolute(), "{}", path.display());
+        }
+        let paths = Paths::from_env(&Env::from_pairs(&[
+            ("GIG_DB_PATH", "db.sqlite"),
+            ("GIG_SERVERS_DIR", "srv"),
+            ("GIG_PLUGIN_CACHE_DIR", "../cache"),
+        ]))
+        .unwrap();
+        assert_eq!(paths.db_path, cwd.join("db.sqlite"));
+        assert_eq!(paths.servers_dir, cwd.join("srv"));
+        assert!(paths.plugin_cache_dir.is_absolute());
+    }
+
     const KEY: &str = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
 
     #[test]
@@ -512,7 +555,10 @@ mod tests {
         assert!(!err.to_string().contains("abc"), "error echoes the secret: {err}");
         let ok = ServeConfig::from_env(&Env::from_pairs(&[("GIG_MASTER_KEY", KEY)]), None).unwrap();
         assert_eq!(ok.listen.to_string(), "127.0.0.1:8080");
-        assert_eq!(ok.paths.db_path, PathBuf::from("./data/gigmcp.db"));
+        assert_eq!(
+            ok.paths.db_path,
+            std::env::current_dir().unwrap().join("data/gigmcp.db")
+        );
     }
 
     #[test]

@@ -384,7 +384,27 @@ impl Ops<'_> {
         Ok(())
     }
 
-    pub fn plugin_bind(&self, name: &PluginName, profile: Option<&ProfileSlug>, order: i64) -> Result<(), OpsError> {
+    /// Binds a plugin globally or to one profile at `order`; without one, after the last binding of that scope
+    /// (so it runs after every plugin of its kind bound there before it). Returns the order used.
+    pub fn plugin_bind(
+        &self,
+        name: &PluginName,
+        profile: Option<&ProfileSlug>,
+        order: Option<i64>,
+    ) -> Result<i64, OpsError> {
+        let order = match order {
+            Some(order) => order,
+            None => {
+                let mine = self.store.plugin(name)?.id;
+                self.store
+                    .plugin_bindings()?
+                    .iter()
+                    .filter(|b| b.profile.as_ref() == profile && b.plugin != mine)
+                    .map(|b| b.position + 1)
+                    .max()
+                    .unwrap_or(0)
+            }
+        };
         self.store.plugin_bind(name, profile, order)?;
         self.record(
             "plugin.bind",
@@ -392,7 +412,7 @@ impl Ops<'_> {
             None,
             json!({"plugin": name.as_str(), "order": order}),
         );
-        Ok(())
+        Ok(order)
     }
 
     pub fn plugin_unbind(&self, name: &PluginName, profile: Option<&ProfileSlug>) -> Result<(), OpsError> {

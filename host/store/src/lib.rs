@@ -113,6 +113,24 @@ impl Store {
         })
     }
 
+    /// Records the URL a gateway started on this database serves at.
+    pub fn set_served_url(&self, url: &str) -> Result<(), StoreError> {
+        self.lock().execute(
+            "INSERT INTO served_url (id, url, updated_at) VALUES (1, ?1, ?2)
+             ON CONFLICT (id) DO UPDATE SET url = ?1, updated_at = ?2",
+            params![url, now()],
+        )?;
+        Ok(())
+    }
+
+    /// The URL the last gateway started on this database serves at, if one ever started.
+    pub fn served_url(&self) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .lock()
+            .query_row("SELECT url FROM served_url WHERE id = 1", [], |r| r.get(0))
+            .optional()?)
+    }
+
     fn lock(&self) -> MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave SQLite inconsistent (transactions roll back), so a
         // poisoned lock is still safe to use.

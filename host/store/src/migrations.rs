@@ -199,6 +199,13 @@ const MIGRATIONS: &[&str] = &[
     UPDATE audit_events SET outcome = 'ok' WHERE outcome IN ('created', 'allow');
     UPDATE audit_events SET outcome = 'error' WHERE outcome NOT IN ('ok', 'deny', 'error', 'tool_error');
     CREATE INDEX audit_events_outcome ON audit_events(outcome, id);",
+    // 7: the URL the last gateway started on this database serves at (its listener's real port, or
+    // GIG_PUBLIC_URL), so the CLI prints login links that work without repeating the gateway's settings.
+    "CREATE TABLE served_url (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        url TEXT NOT NULL,
+        updated_at INTEGER NOT NULL
+    );",
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -55,7 +55,7 @@ macro_rules! name_type {
 
         impl fmt::Display for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
+                f.pad(&self.0)
             }
         }
 
@@ -123,13 +123,23 @@ impl Prefix {
 
 impl fmt::Display for Prefix {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Tables of the CLI line up: a name honours the width and alignment of a format (`{:<24}`).
+    #[test]
+    fn names_pad_like_strings() {
+        let server = ServerName::parse("echo").unwrap();
+        assert_eq!(format!("[{server:<8}]"), "[echo    ]");
+        assert_eq!(format!("[{:>6}]", ProfileSlug::parse("demo").unwrap()), "[  demo]");
+        assert_eq!(format!("[{:<6}]", Prefix::parse("ec").unwrap()), "[ec    ]");
+        assert_eq!(format!("[{:<8}]", PluginName::parse("p").unwrap()), "[p       ]");
+    }
 
     #[test]
     fn plugin_names_are_validated() {

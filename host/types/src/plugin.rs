@@ -49,7 +49,7 @@ impl PluginKind {
 
 impl fmt::Display for PluginKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        f.pad(self.as_str())
     }
 }
 
@@ -74,7 +74,7 @@ impl ComponentHash {
 
 impl fmt::Display for ComponentHash {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.to_hex())
+        f.pad(&self.to_hex())
     }
 }
 

@@ -494,7 +494,14 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Body<T> {
             ));
         }
         let bytes = raw_body(request, state).await?;
-        serde_json::from_slice(&bytes)
+        // Every body the API takes is a JSON object (as its schema says): serde alone would also take a struct
+        // written as an array of its fields.
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))?;
+        if !value.is_object() {
+            return Err(ApiError::bad_request("invalid request body: send a JSON object"));
+        }
+        serde_json::from_value(value)
             .map(Body)
             .map_err(|e| ApiError::bad_request(format!("invalid request body: {e}")))
     }

@@ -110,8 +110,8 @@ pub struct Enabled {
 pub struct Bind {
     /// Bind to this profile only; absent: globally.
     pub profile: Option<String>,
-    /// Plugins of a kind are asked in ascending order.
-    pub order: i64,
+    /// Plugins of a kind are asked in ascending order; absent: after the last binding of that scope.
+    pub order: Option<i64>,
 }
 
 #[derive(Deserialize, JsonSchema, Default)]
@@ -324,7 +324,8 @@ pub async fn bind(
 ) -> Result<Json<PluginDetail>, ApiError> {
     change(state, caller, name, move |ops, name| {
         let profile = profile_of(body.profile.as_deref())?;
-        Ok(ops.plugin_bind(name, profile.as_ref(), body.order)?)
+        ops.plugin_bind(name, profile.as_ref(), body.order)?;
+        Ok(())
     })
     .await
 }

@@ -3,7 +3,6 @@
 use serde_json::json;
 
 use gigmcp_control::session::{LOGIN_LINK_TTL, create_login_link};
-use gigmcp_store::Store;
 use gigmcp_types::audit::{NewAuditEvent, Outcome};
 use gigmcp_types::user::Role;
 
@@ -36,8 +35,13 @@ pub fn admin(command: AdminCommand, env: &crate::config::Env) -> anyhow::Result<
                 anyhow::bail!("invalid --as {subject:?}: give 1 to 64 characters from a-z, A-Z, 0-9 and - _ . @");
             }
             let paths = crate::config::Paths::from_env(env)?;
-            let public_url = crate::config::public_url(env)?;
-            let store = Store::open(&paths.db_path)?;
+            let store = crate::cli::open_store_at(&paths)?;
+            // GIG_PUBLIC_URL when set; else the URL the gateway on this database serves at (its real port);
+            // else GIG_LISTEN's.
+            let public_url = match (env.get("GIG_PUBLIC_URL"), store.served_url()?) {
+                (None, Some(served)) => url::Url::parse(&served)?,
+                _ => crate::config::public_url(env)?,
+            };
             let url = create_login_link(&store, &public_url, subject, role)?;
             gigmcp_audit::write_now(
                 &store,

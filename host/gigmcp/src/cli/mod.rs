@@ -184,8 +184,42 @@ pub fn run(cli: Cli) -> Result<()> {
 }
 
 fn open_store() -> Result<Store> {
-    let paths = Paths::from_env(&Env::from_process())?;
-    Ok(Store::open(&paths.db_path)?)
+    open_store_at(&Paths::from_env(&Env::from_process())?)
+}
+
+/// Opens the database. The command that creates it installs the default plugins first, as `serve` does on a
+/// new database, so `gigmcp plugin list` shows them whichever command ran first on a new data directory.
+pub(crate) fn open_store_at(paths: &Paths) -> Result<Store> {
+    let new = !paths.db_path.exists();
+    let store = Store::open(&paths.db_path)?;
+    if new {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?
+            .block_on(install_defaults(&store))?;
+    }
+    Ok(store)
+}
+
+/// `open_store_at` for a command already running on a tokio runtime.
+pub(crate) async fn open_store_async(paths: &Paths) -> Result<Store> {
+    let new = !paths.db_path.exists();
+    let store = Store::open(&paths.db_path)?;
+    if new {
+        install_defaults(&store).await?;
+    }
+    Ok(store)
+}
+
+async fn install_defaults(store: &Store) -> Result<()> {
+    let runtime = gigmcp_plugin_runtime::Runtime::new(
+        gigmcp_plugin_runtime::artifacts::ArtifactCache::in_memory(),
+        gigmcp_plugin_runtime::Limits::default(),
+    )?;
+    gigmcp_plugins::defaults::install(&runtime, store, gigmcp_default_plugins::COMPONENTS)
+        .await
+        .context("cannot install the default plugins in the new database")?;
+    Ok(())
 }
 
 fn operator(store: &Store) -> Ops<'_> {
@@ -513,6 +547,10 @@ fn serve(dev: bool) -> Result<()> {
                 probe: Arc::new(crate::adapters::SandboxProbe(config.sandbox.clone())),
             },
         )?;
+        // The CLI's login links use the URL this gateway really serves at (the listener's port, not 0).
+        if let Err(e) = control.store.set_served_url(control.public_url.as_str()) {
+            tracing::warn!("cannot record the URL this gateway serves at: {e}");
+        }
         let endpoint = Arc::new(gigmcp_mcp::endpoint::Endpoint {
             gateway,
             public_origin: config.public_origin.clone(),

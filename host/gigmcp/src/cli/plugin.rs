@@ -64,8 +64,9 @@ pub enum PluginCommand {
         name: String,
         #[arg(long)]
         profile: Option<String>,
+        /// Plugins of a kind are asked in ascending order; by default, after the last binding of that scope.
         #[arg(long)]
-        order: i64,
+        order: Option<i64>,
     },
     /// Remove a binding.
     Unbind {
@@ -124,7 +125,7 @@ async fn dispatch(command: PluginCommand, paths: &Paths) -> Result<()> {
     {
         return test(&file, &config, &call, profile.as_deref()).await;
     }
-    let store = Store::open(&paths.db_path)?;
+    let store = crate::cli::open_store_async(paths).await?;
     let ops = Ops {
         store: &store,
         actor: Actor::Operator,
@@ -197,7 +198,7 @@ async fn dispatch(command: PluginCommand, paths: &Paths) -> Result<()> {
         PluginCommand::Bind { name, profile, order } => {
             let name = PluginName::parse(&name)?;
             let profile = profile.map(|p| ProfileSlug::parse(&p)).transpose()?;
-            ops.plugin_bind(&name, profile.as_ref(), order)?;
+            let order = ops.plugin_bind(&name, profile.as_ref(), order)?;
             match profile {
                 Some(slug) => println!("bound {name} to profile {slug} at {order}"),
                 None => println!("bound {name} globally at {order}"),

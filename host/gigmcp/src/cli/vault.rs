@@ -84,7 +84,7 @@ pub fn credential(command: CredentialCommand, paths: &Paths) -> Result<()> {
         CredentialCommand::List { server, profile } => {
             let server = server.as_deref().map(ServerName::parse).transpose()?;
             let profile = profile.as_deref().map(ProfileSlug::parse).transpose()?;
-            let store = Store::open(&paths.db_path)?;
+            let store = crate::cli::open_store_at(paths)?;
             if let Some(server) = &server {
                 store.server(server)?;
             }
@@ -97,7 +97,7 @@ pub fn credential(command: CredentialCommand, paths: &Paths) -> Result<()> {
             let server = ServerName::parse(&server)?;
             let name = CredentialName::parse(&name)?;
             let profile = profile.as_deref().map(ProfileSlug::parse).transpose()?;
-            let store = Store::open(&paths.db_path)?;
+            let store = crate::cli::open_store_at(paths)?;
             Ops {
                 store: &store,
                 actor: Actor::Operator,
@@ -114,7 +114,7 @@ pub fn credential(command: CredentialCommand, paths: &Paths) -> Result<()> {
 }
 
 pub fn vault(command: VaultCommand, paths: &Paths) -> Result<()> {
-    let store = Arc::new(Store::open(&paths.db_path)?);
+    let store = Arc::new(crate::cli::open_store_at(paths)?);
     match command {
         VaultCommand::Status => {
             let vault = open_vault(store)?;
@@ -156,7 +156,7 @@ pub fn vault(command: VaultCommand, paths: &Paths) -> Result<()> {
 
 fn set_credential(set: CredentialSet, paths: &Paths) -> Result<()> {
     let spec = credential_spec(&set)?;
-    let store = Arc::new(Store::open(&paths.db_path)?);
+    let store = Arc::new(crate::cli::open_store_at(paths)?);
     store.check_credential_scope(&spec.server, spec.profile.as_ref())?;
     let mut master = master_key("GIG_MASTER_KEY", "GIG_MASTER_KEY_FILE")?.ok_or(ConfigError::Missing {
         name: "GIG_MASTER_KEY",

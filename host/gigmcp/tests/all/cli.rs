@@ -137,3 +137,100 @@ fn serve_refuses_to_start_without_a_valid_master_key() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("--builtin echo"));
 }
+
+/// Every column of `table` starts where its header does: the values of the row that starts with the first
+/// column's value begin at the offsets of the header's words.
+fn assert_aligned(table: &str, columns: &[(&str, &str)]) {
+    let header = table.lines().next().unwrap_or_default();
+    let row = table
+        .lines()
+        .find(|l| l.starts_with(&format!("{} ", columns[0].1)))
+        .unwrap_or_else(|| panic!("no row for {:?} in:\n{table}", columns[0].1));
+    for (title, value) in columns {
+        let at = header.find(title).unwrap_or_else(|| panic!("no {title} in {header:?}"));
+        assert_eq!(
+            row.get(at..at + value.len()),
+            Some(*value),
+            "column {title} does not line up:\n{header}\n{row}"
+        );
+    }
+}
+
+/// The CLI's tables line up: names are padded like any string (they once ignored the width, printing `echo echo`
+/// under NAME and `demo Demo` in `profile list`).
+#[test]
+fn the_cli_tables_line_up() {
+    let gateway = TestGateway::start();
+    gateway.add_echo("echo", None);
+    gateway.cli_ok(&["profile", "create", "demo", "--name", "Demo"]);
+    gateway.cli_ok(&["profile", "add-server", "demo", "echo"]);
+    assert_aligned(
+        &gateway.cli_ok(&["server", "list"]),
+        &[("NAME", "echo"), ("PREFIX", "echo"), ("MODE", "profile")],
+    );
+    assert_aligned(
+        &gateway.cli_ok(&["profile", "list"]),
+        &[("SLUG", "demo"), ("NAME", "Demo"), ("SERVERS", "echo")],
+    );
+    assert_aligned(
+        &gateway.cli_ok(&["plugin", "list"]),
+        &[("NAME", "audit-router"), ("KIND", "audit-sink")],
+    );
+}
+
+/// `plugin bind` without `--order` binds after the last binding of that scope (it was refused without it).
+#[test]
+fn a_binding_without_an_order_goes_after_the_last_of_its_scope() {
+    let gateway = TestGateway::start();
+    gateway.cli_ok(&["profile", "create", "p"]);
+    let first = gateway.cli_ok(&["plugin", "bind", "tool-filter", "--profile", "p"]);
+    assert!(first.contains("bound tool-filter to profile p at 0"), "{first}");
+    let second = gateway.cli_ok(&["plugin", "bind", "egress-allowlist", "--profile", "p"]);
+    assert!(second.contains("bound egress-allowlist to profile p at 1"), "{second}");
+    // Globally the defaults are bound at 100: a plugin bound again goes after them.
+    gateway.cli_ok(&["plugin", "unbind", "audit-router"]);
+    let global = gateway.cli_ok(&["plugin", "bind", "audit-router"]);
+    assert!(global.contains("bound audit-router globally at 101"), "{global}");
+}
+
+/// The default plugins are there as soon as the database is, whichever command created it (they once appeared
+/// only after the first `serve`).
+#[test]
+fn the_default_plugins_are_installed_by_the_command_that_creates_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(gigmcp_testkit::gigmcp_bin())
+        .args(["plugin", "list"])
+        .env("GIG_DATA_DIR", dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for plugin in [
+        "egress-allowlist",
+        "header-injector",
+        "claims-mapper",
+        "audit-router",
+        "tool-filter",
+    ] {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(plugin) && l.contains("global@100")),
+            "{plugin} is not installed and bound: {stdout}"
+        );
+    }
+}
+
+/// A login link printed by the CLI points at the port the gateway on the same database really listens on, even
+/// when the CLI's environment names another (here the gateway's own `127.0.0.1:0`).
+#[test]
+fn a_login_link_names_the_url_the_running_gateway_serves_at() {
+    let gateway = TestGateway::start();
+    let printed = gateway.cli_ok(&["admin", "login-link"]);
+    let url = printed.trim();
+    assert!(
+        url.starts_with(&format!("http://{}/auth/link/", gateway.addr)),
+        "{url} is not on the gateway's address {}",
+        gateway.addr
+    );
+}

@@ -21,10 +21,17 @@ struct Cli {
 }
 
 impl Cli {
+    /// A new database without plugins: the command that creates it installs the defaults, which are then
+    /// removed (a removed default is not installed again), so each test starts from an empty plugin table.
     fn new() -> Self {
-        Self {
+        let cli = Self {
             dir: tempfile::tempdir().unwrap(),
+        };
+        for name in gigmcp_default_plugins::names() {
+            cli.ok(&["plugin", "remove", name]);
         }
+        assert!(cli.store().plugins().unwrap().is_empty());
+        cli
     }
 
     fn run(&self, args: &[&str]) -> Output {
