@@ -122,24 +122,16 @@ impl Paths {
             "GIG_DATA_DIR",
             PathBuf::from(env.get("GIG_DATA_DIR").unwrap_or("./data")),
         )?;
-        let db_path = absolute(
-            "GIG_DB_PATH",
-            env.get("GIG_DB_PATH")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| data_dir.join("gigmcp.db")),
-        )?;
-        let servers_dir = absolute(
-            "GIG_SERVERS_DIR",
-            env.get("GIG_SERVERS_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| data_dir.join("servers")),
-        )?;
-        let plugin_cache_dir = absolute(
-            "GIG_PLUGIN_CACHE_DIR",
-            env.get("GIG_PLUGIN_CACHE_DIR")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| data_dir.join("plugin-cache")),
-        )?;
+        // A setting, or its default inside the data directory.
+        let inside = |name: &'static str, default: &str| {
+            absolute(
+                name,
+                env.get(name).map_or_else(|| data_dir.join(default), PathBuf::from),
+            )
+        };
+        let db_path = inside("GIG_DB_PATH", "gigmcp.db")?;
+        let servers_dir = inside("GIG_SERVERS_DIR", "servers")?;
+        let plugin_cache_dir = inside("GIG_PLUGIN_CACHE_DIR", "plugin-cache")?;
         Ok(Self {
             data_dir,
             db_path,

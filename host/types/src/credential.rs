@@ -148,18 +148,10 @@ impl fmt::Display for HostPattern {
 /// `host[:port]`, `[v6][:port]`. `None` when the port is not a number from 1 to 65535, or a bare IPv6
 /// address lacks its brackets.
 fn split_port(text: &str) -> Option<(&str, Option<u16>)> {
-    let (host, port) = if text.starts_with('[') {
-        let end = text.find(']')?;
-        match &text[end + 1..] {
-            "" => (text, None),
-            rest => (&text[..=end], Some(rest.strip_prefix(':')?)),
-        }
-    } else {
-        match text.split_once(':') {
-            None => (text, None),
-            Some((host, port)) => (host, Some(port)),
-        }
-    };
+    let (host, port) = gigmcp_hostpattern::split_host_port(text)?;
+    if host.contains(':') && !host.starts_with('[') {
+        return None;
+    }
     let port = match port {
         None => None,
         Some(p) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => {

@@ -190,15 +190,10 @@ fn open_store() -> Result<Store> {
 /// Opens the database. The command that creates it installs the default plugins first, as `serve` does on a
 /// new database, so `gigmcp plugin list` shows them whichever command ran first on a new data directory.
 pub(crate) fn open_store_at(paths: &Paths) -> Result<Store> {
-    let new = !paths.db_path.exists();
-    let store = Store::open(&paths.db_path)?;
-    if new {
-        tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?
-            .block_on(install_defaults(&store))?;
-    }
-    Ok(store)
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?
+        .block_on(open_store_async(paths))
 }
 
 /// `open_store_at` for a command already running on a tokio runtime.

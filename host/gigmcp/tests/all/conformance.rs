@@ -23,7 +23,7 @@ fn conformance_scenarios_that_pass_directly_pass_through_the_gateway() {
 
     let mut child = Command::new("bash")
         .arg(&script)
-        .env("GIGMCP_BIN", env!("CARGO_BIN_EXE_gigmcp"))
+        .env("GIGMCP_BIN", gigmcp_testkit::gigmcp_bin())
         .current_dir(repo_root())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

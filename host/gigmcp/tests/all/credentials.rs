@@ -36,7 +36,7 @@ impl Cli {
     }
 
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_gigmcp"));
+        let mut cmd = Command::new(gigmcp_testkit::gigmcp_bin());
         cmd.args(args)
             .env_clear()
             .env("GIG_DATA_DIR", self.dir.path())

@@ -35,7 +35,7 @@ impl Cli {
     }
 
     fn run(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_gigmcp"))
+        Command::new(gigmcp_testkit::gigmcp_bin())
             .args(args)
             .env("GIG_DATA_DIR", self.dir.path())
             .env_remove("GIG_DB_PATH")

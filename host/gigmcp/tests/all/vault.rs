@@ -47,7 +47,7 @@ impl Db {
     }
 
     fn cli(&self, args: &[&str], env: &[(&str, &str)], stdin: &[u8]) -> Output {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_gigmcp"))
+        let mut child = Command::new(gigmcp_testkit::gigmcp_bin())
             .args(args)
             .env_clear()
             .env("GIG_DATA_DIR", self.dir.path())
