@@ -16,16 +16,18 @@ test: test-deps plugins
 	python3 scripts/crate-layers.py
 	python3 scripts/module-cycles.py
 	$(CARGO) build --locked --workspace --tests
+	CARGO=$(CARGO) python3 scripts/one-build.py
 	$(CARGO) test --locked --workspace --no-fail-fast -- --test-threads=4
 
 test-deps:
 	scripts/test-deps.sh >/dev/null
 
-## The sandbox needs bubblewrap; install it when missing (as root, on Debian).
+## The sandbox needs bubblewrap, and mkfs.ext4 for servers' state directories; install them when missing (as
+## root, on Debian).
 system-deps:
-	@command -v bwrap >/dev/null 2>&1 || { \
-	  echo "installing bubblewrap" >&2; \
-	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y bubblewrap; }
+	@{ command -v bwrap && PATH="$$PATH:/usr/sbin:/sbin" command -v mkfs.ext4; } >/dev/null 2>&1 || { \
+	  echo "installing bubblewrap and e2fsprogs" >&2; \
+	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y bubblewrap e2fsprogs; }
 
 build: plugins
 	$(CARGO) build --locked --release -p gigmcp

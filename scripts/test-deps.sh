@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install everything Gig'MCP's integration tests need besides the Rust toolchain:
 #
-#   * Debian packages: bubblewrap, iproute2, iptables, nftables (the sandbox's tools)
+#   * Debian packages: bubblewrap, iproute2, iptables, nftables, e2fsprogs (the sandbox's tools)
 #   * npm packages pinned in tests/deps/package.json + package-lock.json, installed
 #     with `npm ci` into tests/deps/node_modules (the reference MCP servers, the
 #     conformance suite, supergateway, and a Node 22 binary)
@@ -66,7 +66,7 @@ stamp_ok() { # stamp-file expected-hash
 have_cmd() { command -v "$1" >/dev/null 2>&1 || [[ -x "/usr/sbin/$1" || -x "/sbin/$1" ]]; }
 
 missing=()
-for cmd in bwrap ip iptables nft nsenter ps kill curl; do
+for cmd in bwrap ip iptables nft nsenter ps kill curl mkfs.ext4 losetup; do
     have_cmd "$cmd" || missing+=("$cmd")
 done
 # The escape-suite probe runs on the system's Python inside the jail (only /usr is visible there).
@@ -76,12 +76,12 @@ done
 if ((${#missing[@]})); then
     log "missing commands: ${missing[*]}; installing Debian packages"
     if [[ "$(id -u)" != 0 ]]; then
-        die "need root to apt-get install bubblewrap iproute2 iptables nftables util-linux procps python3 python3-venv curl"
+        die "need root to apt-get install bubblewrap iproute2 iptables nftables util-linux e2fsprogs mount procps python3 python3-venv curl"
     fi
     # Installer chatter goes to stderr: stdout carries only the KEY=VALUE summary.
     apt-get update >&2
-    apt-get install -y bubblewrap iproute2 iptables nftables util-linux procps python3 python3-venv curl ca-certificates >&2
-    for cmd in bwrap ip iptables nft nsenter ps kill curl; do
+    apt-get install -y bubblewrap iproute2 iptables nftables util-linux e2fsprogs mount procps python3 python3-venv curl ca-certificates >&2
+    for cmd in bwrap ip iptables nft nsenter ps kill curl mkfs.ext4 losetup; do
         have_cmd "$cmd" || die "'$cmd' still missing after apt-get install"
     done
 else

@@ -44,6 +44,8 @@ pub struct Parts {
     pub running: Arc<dyn RunningServers>,
     /// Lists servers' names when the API edits a profile (collisions are refused as the CLI refuses them).
     pub probe: Arc<dyn gigmcp_ops::ServerProbe>,
+    /// Servers' state directories, removed with a server or profile when the caller confirms it.
+    pub states: Arc<dyn gigmcp_ops::ServerStates>,
 }
 
 /// What every control route shares.
@@ -62,6 +64,8 @@ pub struct ControlState {
     pub running: Arc<dyn RunningServers>,
     /// Lists servers' names when a profile is edited (as the CLI does, in sandboxes).
     pub probe: Arc<dyn gigmcp_ops::ServerProbe>,
+    /// Servers' state directories.
+    pub states: Arc<dyn gigmcp_ops::ServerStates>,
     /// The largest API request body accepted.
     pub max_body_bytes: usize,
     /// A sandboxed server's limits when the API gives none.
@@ -255,6 +259,7 @@ impl ControlState {
             oidc,
             running: parts.running,
             probe: parts.probe,
+            states: parts.states,
             max_body_bytes: config.max_body_bytes,
             default_limits: config.default_limits,
             servers_dir: config.servers_dir.clone(),

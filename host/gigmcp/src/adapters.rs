@@ -1,6 +1,6 @@
 //! The binary's adapters between crates that must not know each other: the MCP data plane (`gigmcp-mcp`)
 //! answers the questions ops and the control plane ask through traits of their own (`ServerProbe`,
-//! `RunningServers`), so a change in the data plane rebuilds neither of them.
+//! `RunningServers`, `ServerStates`), so a change in the data plane rebuilds neither of them.
 
 use std::sync::Arc;
 
@@ -8,10 +8,11 @@ use gigmcp_control::RunningServers;
 use gigmcp_mcp::aggregate::ListKind;
 use gigmcp_mcp::gateway::Gateway;
 use gigmcp_mcp::runtime::{Deps, probe_names};
-use gigmcp_ops::{NameKind, ProbeError, ServerProbe};
+use gigmcp_ops::{NameKind, ProbeError, ServerProbe, ServerStates};
 use gigmcp_sandbox::Launcher;
-use gigmcp_types::names::ServerName;
-use gigmcp_types::server::{SandboxStatus, ServerDef};
+use gigmcp_sandbox::state::StateStore;
+use gigmcp_types::names::{ProfileSlug, ServerName};
+use gigmcp_types::server::{SandboxStatus, ServerDef, StateDir};
 
 /// Lists servers' names by starting each on its own, sandboxed as when serving, on a runtime of its own.
 pub struct SandboxProbe(pub gigmcp_sandbox::Settings);
@@ -67,5 +68,22 @@ impl RunningServers for Running {
 
     fn restart_server(&self, server: &ServerName) -> usize {
         self.0.restart_server(server)
+    }
+}
+
+/// Servers' state directories: the gateway's own store (one lock for its sandboxes and the API's removals),
+/// or one the CLI opens on the same directory.
+pub struct States(pub Arc<StateStore>);
+
+impl ServerStates for States {
+    fn list(&self, server: &ServerName) -> Vec<StateDir> {
+        self.0.list(Some(server.as_str()))
+    }
+
+    fn remove(&self, server: &ServerName, profile: Option<&ProfileSlug>) -> Result<(), String> {
+        self.0
+            .remove(server.as_str(), profile.map(ProfileSlug::as_str))
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 }

@@ -103,6 +103,8 @@ pub struct Paths {
     /// Compiled plugin components (`GIG_PLUGIN_CACHE_DIR`, default `$GIG_DATA_DIR/plugin-cache`); entries are
     /// authenticated with a key derived from the master key, anything else is recompiled.
     pub plugin_cache_dir: PathBuf,
+    /// Servers' persistent state directories (`GIG_STATE_DIR`, default `$GIG_DATA_DIR/state`).
+    pub state_dir: PathBuf,
 }
 
 impl Paths {
@@ -132,11 +134,13 @@ impl Paths {
         let db_path = inside("GIG_DB_PATH", "gigmcp.db")?;
         let servers_dir = inside("GIG_SERVERS_DIR", "servers")?;
         let plugin_cache_dir = inside("GIG_PLUGIN_CACHE_DIR", "plugin-cache")?;
+        let state_dir = inside("GIG_STATE_DIR", "state")?;
         Ok(Self {
             data_dir,
             db_path,
             servers_dir,
             plugin_cache_dir,
+            state_dir,
         })
     }
 }
@@ -205,6 +209,14 @@ pub fn sandbox_settings(env: &Env, paths: &Paths) -> Result<sandbox::Settings, C
         }),
     };
     let memory_bytes = size("GIG_SANDBOX_MEMORY", 1 << 30)?;
+    let state_bytes = size("GIG_SANDBOX_STATE_SIZE", gigmcp_types::server::DEFAULT_STATE_BYTES)?;
+    if state_bytes < gigmcp_types::server::MIN_STATE_BYTES {
+        return Err(ConfigError::Invalid {
+            name: "GIG_SANDBOX_STATE_SIZE",
+            value: env.get("GIG_SANDBOX_STATE_SIZE").unwrap_or_default().to_owned(),
+            hint: "give a size of at least 4m",
+        });
+    }
     let pids = number(
         "GIG_SANDBOX_PIDS",
         256,
@@ -218,7 +230,12 @@ pub fn sandbox_settings(env: &Env, paths: &Paths) -> Result<sandbox::Settings, C
         max_sandboxes: max_sandboxes as usize,
         uid_base: uid_base as u32,
         proxy_port: proxy_port as u16,
-        default_limits: gigmcp_types::server::Limits { memory_bytes, pids },
+        default_limits: gigmcp_types::server::Limits {
+            memory_bytes,
+            pids,
+            state_bytes,
+        },
+        state_root: paths.state_dir.clone(),
     })
 }
 

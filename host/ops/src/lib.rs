@@ -12,7 +12,9 @@ use std::collections::HashMap;
 
 pub mod registry;
 mod server_input;
+pub mod state;
 pub use server_input::{Defined, ServerInput};
+pub use state::ServerStates;
 
 use serde_json::{Value, json};
 use thiserror::Error;
@@ -193,10 +195,23 @@ impl Ops<'_> {
         Ok(())
     }
 
-    pub fn delete_profile(&self, slug: &ProfileSlug) -> Result<(), OpsError> {
+    pub fn delete_profile(
+        &self,
+        slug: &ProfileSlug,
+        states: &dyn ServerStates,
+        delete_state: bool,
+    ) -> Result<Vec<String>, OpsError> {
+        let targets: state::Targets = self
+            .store
+            .profile_config(slug)?
+            .servers
+            .into_iter()
+            .map(|s| (s.name, Some(slug.clone())))
+            .collect();
+        state::check(states, &targets, delete_state)?;
         self.store.delete_profile(slug)?;
         self.record("profile.delete", Some(slug.as_str()), None, json!({}));
-        Ok(())
+        state::remove(states, &targets)
     }
 
     /// Replaces the profile's token; the old one stops working at once.
@@ -234,7 +249,15 @@ impl Ops<'_> {
         Ok(())
     }
 
-    pub fn remove_server_from_profile(&self, slug: &ProfileSlug, server: &ServerName) -> Result<(), OpsError> {
+    pub fn remove_server_from_profile(
+        &self,
+        slug: &ProfileSlug,
+        server: &ServerName,
+        states: &dyn ServerStates,
+        delete_state: bool,
+    ) -> Result<Vec<String>, OpsError> {
+        let targets = vec![(server.clone(), Some(slug.clone()))];
+        state::check(states, &targets, delete_state)?;
         self.store.remove_server_from_profile(slug, server)?;
         self.record(
             "profile.remove_server",
@@ -242,7 +265,7 @@ impl Ops<'_> {
             Some(server.as_str()),
             json!({}),
         );
-        Ok(())
+        state::remove(states, &targets)
     }
 
     /// Makes the profile serve exactly these servers, in this order (refused on a name collision).
@@ -251,7 +274,9 @@ impl Ops<'_> {
         slug: &ProfileSlug,
         servers: &[ServerName],
         probe: &dyn ServerProbe,
-    ) -> Result<(), OpsError> {
+        states: &dyn ServerStates,
+        delete_state: bool,
+    ) -> Result<Vec<String>, OpsError> {
         let mut defs = Vec::with_capacity(servers.len());
         for (i, name) in servers.iter().enumerate() {
             if servers[..i].contains(name) {
@@ -259,7 +284,15 @@ impl Ops<'_> {
             }
             defs.push(self.store.server(name)?);
         }
-        self.store.profile_config(slug)?;
+        let dropped: state::Targets = self
+            .store
+            .profile_config(slug)?
+            .servers
+            .into_iter()
+            .filter(|s| !servers.contains(&s.name))
+            .map(|s| (s.name, Some(slug.clone())))
+            .collect();
+        state::check(states, &dropped, delete_state)?;
         check_collisions(&defs, probe)
             .map_err(|e| OpsError::Conflict(format!("cannot set the servers of profile {slug}: {e}")))?;
         self.store.set_profile_servers(slug, servers)?;
@@ -270,7 +303,7 @@ impl Ops<'_> {
             None,
             json!({"servers": names}),
         );
-        Ok(())
+        state::remove(states, &dropped)
     }
 
     // ---- servers (the operator and admins only: invariant 7)
@@ -305,8 +338,15 @@ impl Ops<'_> {
     }
 
     /// Removes a server (it must be in no profile) and what was installed for it.
-    pub fn remove_server(&self, name: &ServerName) -> Result<(), OpsError> {
+    pub fn remove_server(
+        &self,
+        name: &ServerName,
+        states: &dyn ServerStates,
+        delete_state: bool,
+    ) -> Result<Vec<String>, OpsError> {
         let def = self.store.server(name)?;
+        let targets = vec![(name.clone(), None)];
+        state::check(states, &targets, delete_state)?;
         self.store.remove_server(name)?;
         if let ServerSpec::Stdio {
             package: Some(installed),
@@ -316,7 +356,7 @@ impl Ops<'_> {
             let _ = std::fs::remove_dir_all(&installed.dir);
         }
         self.record("server.remove", None, Some(name.as_str()), json!({}));
-        Ok(())
+        state::remove(states, &targets)
     }
 
     /// Replaces the hosts a sandboxed server declares it needs (the egress-allowlist plugin's input).
@@ -468,14 +508,15 @@ impl Ops<'_> {
     }
 }
 
-/// A sandboxed server's memory and process limits (`--memory`/`--pids`, or `memory`/`pids` in the API):
-/// either given alone takes the gateway's default for the other; neither gives `None` (the defaults).
+/// A sandboxed server's limits (`--memory`, `--pids`, `--state-size`, or `memory`, `pids`, `state_size` in
+/// the API): any given alone takes the gateway's defaults for the others; none gives `None` (the defaults).
 pub fn sandbox_limits(
     memory: Option<&str>,
     pids: Option<u64>,
+    state_size: Option<&str>,
     defaults: gigmcp_types::server::Limits,
 ) -> Result<Option<gigmcp_types::server::Limits>, OpsError> {
-    if memory.is_none() && pids.is_none() {
+    if memory.is_none() && pids.is_none() && state_size.is_none() {
         return Ok(None);
     }
     let memory_bytes = match memory {
@@ -488,7 +529,21 @@ pub fn sandbox_limits(
         Some(n) if n >= 8 => n,
         Some(n) => return Err(OpsError::Invalid(format!("invalid process limit {n}: give at least 8"))),
     };
-    Ok(Some(gigmcp_types::server::Limits { memory_bytes, pids }))
+    let state_bytes = match state_size {
+        None => defaults.state_bytes,
+        Some(text) => gigmcp_types::server::parse_size(text)
+            .filter(|n| *n >= gigmcp_types::server::MIN_STATE_BYTES)
+            .ok_or_else(|| {
+                OpsError::Invalid(format!(
+                    "invalid state size {text:?}: give a size of at least 4m, like 64m or 1g"
+                ))
+            })?,
+    };
+    Ok(Some(gigmcp_types::server::Limits {
+        memory_bytes,
+        pids,
+        state_bytes,
+    }))
 }
 
 /// A profile's display name: at most 200 characters, no control characters.

@@ -49,6 +49,8 @@ pub enum InstallError {
          run `chmod o+x {blocked}` or set GIG_SERVERS_DIR to a directory they can reach"
     )]
     Unreachable { path: String, blocked: String },
+    #[error("no published version of {package} matches {wanted:?} (or there is no such package)")]
+    NoMatch { package: String, wanted: String },
     #[error("{0} is already installed; remove the server that uses it first")]
     Exists(String),
     #[error("install I/O: {0}")]
@@ -75,6 +77,11 @@ fn installer_command(program: &str) -> Command {
 }
 
 fn run(tool: &'static str, package: &str, cmd: &mut Command) -> Result<(), InstallError> {
+    run_output(tool, package, cmd).map(drop)
+}
+
+/// Runs an installer, returning its standard output; its standard error's last lines make the error.
+fn run_output(tool: &'static str, package: &str, cmd: &mut Command) -> Result<Vec<u8>, InstallError> {
     let out = cmd.output().map_err(|source| InstallError::Tool { tool, source })?;
     if !out.status.success() {
         let stderr = String::from_utf8_lossy(&out.stderr);
@@ -86,7 +93,7 @@ fn run(tool: &'static str, package: &str, cmd: &mut Command) -> Result<(), Insta
             detail: detail[start..].join("\n"),
         });
     }
-    Ok(())
+    Ok(out.stdout)
 }
 
 /// Checks that a sandbox uid (an "other" user) can traverse every directory down to `path`.
@@ -175,7 +182,125 @@ fn write_record(dir: &Path, record: &Value) -> Result<(), InstallError> {
     Ok(())
 }
 
-/// Installs `<package>@<version>` from npm and finds the executable to run with `node` (`runtime`).
+/// What an npm or PyPI spec asks for: an exact version, or one to resolve at install time (a range, a
+/// dist-tag, or nothing: the latest).
+#[derive(Debug, PartialEq, Eq)]
+enum Wanted<'a> {
+    Exact(&'a str),
+    Resolve(&'a str),
+}
+
+/// `1.2.3`, `1.2.3-rc.1`, `1.2.3+build`: a version npm installs as is.
+fn is_exact_semver(version: &str) -> bool {
+    let core = version.split(['-', '+']).next().unwrap_or_default();
+    let rest_ok = version[core.len()..]
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || ".-+".contains(c));
+    let parts: Vec<&str> = core.split('.').collect();
+    parts.len() == 3
+        && parts
+            .iter()
+            .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
+        && rest_ok
+}
+
+/// Splits `<package>[@<version, range or tag>]`, checking the package name and that nothing in it can be
+/// read as an option by npm.
+fn npm_spec(spec: &str) -> Option<(&str, Wanted<'_>)> {
+    let (package, wanted) = match spec.rfind('@').filter(|i| *i > 0) {
+        Some(at) => (&spec[..at], &spec[at + 1..]),
+        None => (spec, ""),
+    };
+    let name_ok = |s: &str| {
+        !s.is_empty()
+            && !s.starts_with(['.', '_', '-'])
+            && s.chars().all(|c| c.is_ascii_alphanumeric() || "-._~".contains(c))
+    };
+    let package_ok = match package.strip_prefix('@') {
+        Some(scoped) => scoped
+            .split_once('/')
+            .is_some_and(|(scope, name)| name_ok(scope) && name_ok(name)),
+        None => name_ok(package),
+    };
+    if !package_ok || (spec.len() > package.len() && wanted.is_empty()) || wanted.starts_with('-') {
+        return None;
+    }
+    if is_exact_semver(wanted) {
+        return Some((package, Wanted::Exact(wanted)));
+    }
+    let range_ok = wanted
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || ".^~<>=*|+- ".contains(c));
+    range_ok.then_some((package, Wanted::Resolve(wanted)))
+}
+
+/// Orders exact semver versions (pre-releases before their release; build metadata ignored).
+fn semver_key(version: &str) -> (Vec<u64>, bool, String) {
+    let version = version.split('+').next().unwrap_or_default();
+    let (core, pre) = version.split_once('-').unwrap_or((version, ""));
+    let numbers = core.split('.').map(|p| p.parse().unwrap_or(0)).collect();
+    (numbers, pre.is_empty(), pre.to_owned())
+}
+
+/// The newest version of `package` that `wanted` (a range or dist-tag; empty: the latest) names, as npm
+/// resolves it.
+fn resolve_npm(package: &str, wanted: &str, spec: &str) -> Result<String, InstallError> {
+    let no_match = || InstallError::NoMatch {
+        package: package.to_owned(),
+        wanted: if wanted.is_empty() {
+            "latest".into()
+        } else {
+            wanted.to_owned()
+        },
+    };
+    let query = if wanted.is_empty() {
+        package.to_owned()
+    } else {
+        format!("{package}@{wanted}")
+    };
+    let out = installer_command("npm")
+        .args(["view", "--json", &query, "version"])
+        .output()
+        .map_err(|source| InstallError::Tool { tool: "npm", source })?;
+    let answer = serde_json::from_slice::<Value>(&out.stdout);
+    if !out.status.success() {
+        // npm says what went wrong as JSON on its standard output (E404: no such package or no match).
+        let error = answer.as_ref().map(|a| &a["error"]).unwrap_or(&Value::Null);
+        if error["code"] == "E404" {
+            return Err(no_match());
+        }
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        return Err(InstallError::Failed {
+            tool: "npm",
+            package: spec.to_owned(),
+            detail: error["summary"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| stderr.lines().last().unwrap_or_default().to_owned()),
+        });
+    }
+    let versions = match answer {
+        Ok(Value::String(one)) => vec![one],
+        Ok(Value::Array(many)) => many.into_iter().filter_map(|v| v.as_str().map(str::to_owned)).collect(),
+        _ => Vec::new(),
+    };
+    versions
+        .into_iter()
+        .filter(|v| is_exact_semver(v))
+        .max_by_key(|v| semver_key(v))
+        .ok_or_else(|| InstallError::NoMatch {
+            package: package.to_owned(),
+            wanted: if wanted.is_empty() {
+                "latest".into()
+            } else {
+                wanted.to_owned()
+            },
+        })
+}
+
+/// Installs `<package>[@<version>]` from npm and finds the executable to run with `node` (`runtime`). A
+/// range, a dist-tag or no version is resolved first (`npm view`) to the exact version that is installed
+/// and recorded.
 pub fn install_npm(
     servers_dir: &Path,
     server: &str,
@@ -183,17 +308,20 @@ pub fn install_npm(
     bin: Option<&str>,
     runtime: &str,
 ) -> Result<Install, InstallError> {
-    let bad = || InstallError::Spec {
+    let (package, wanted) = npm_spec(spec).ok_or_else(|| InstallError::Spec {
         what: "--npm package",
         spec: spec.to_owned(),
-        form: "<package>@<exact version>, like @modelcontextprotocol/server-filesystem@2026.8.31",
+        form: "<package>[@<version or range>], like @modelcontextprotocol/server-filesystem@2026.8.31",
+    })?;
+    let resolved;
+    let version = match wanted {
+        Wanted::Exact(version) => version,
+        Wanted::Resolve(wanted) => {
+            resolved = resolve_npm(package, wanted, spec)?;
+            &resolved
+        }
     };
-    let at = spec.rfind('@').filter(|i| *i > 0).ok_or_else(bad)?;
-    let (package, version) = (&spec[..at], &spec[at + 1..]);
-    let exact = !version.is_empty() && version.chars().all(|c| c.is_ascii_alphanumeric() || ".-+".contains(c));
-    if package.is_empty() || !exact {
-        return Err(bad());
-    }
+    let spec = &format!("{package}@{version}");
     install_into(servers_dir, server, version, |dir| {
         run(
             "npm",
@@ -282,8 +410,81 @@ pub fn install_npm(
     })
 }
 
-/// Installs `<package>==<version>` from PyPI (wheels only) into a virtual environment of `runtime`, and
-/// finds its console script.
+/// Splits `<package>[<version specifiers>]` (`==1.2`, `>=1,<2`, `~=1.4`, or none: the latest).
+fn pypi_spec(spec: &str) -> Option<(&str, Wanted<'_>)> {
+    let at = spec.find(['=', '<', '>', '!', '~']).unwrap_or(spec.len());
+    let (package, wanted) = (&spec[..at], &spec[at..]);
+    let package_ok = !package.is_empty()
+        && package.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && package.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c));
+    if !package_ok {
+        return None;
+    }
+    if let Some(version) = wanted.strip_prefix("==").filter(|v| !v.contains(['*', ','])) {
+        let exact = !version.is_empty()
+            && version.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && version
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-+!".contains(c));
+        return exact.then_some((package, Wanted::Exact(version)));
+    }
+    let clauses_ok = wanted.split(',').all(|clause| {
+        let clause = clause.trim();
+        let version = clause.trim_start_matches(['=', '<', '>', '!', '~']);
+        let operator = &clause[..clause.len() - version.len()];
+        ["<", "<=", ">", ">=", "!=", "~=", "=="].contains(&operator)
+            && !version.is_empty()
+            && version
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "._-+*!".contains(c))
+    });
+    (wanted.is_empty() || clauses_ok).then_some((package, Wanted::Resolve(wanted)))
+}
+
+/// The newest version of `package` matching `wanted` that has a wheel for `runtime`, as pip resolves it: a
+/// dry run in a throwaway virtual environment of that interpreter (the system's may have no pip).
+fn resolve_pypi(servers_dir: &Path, runtime: &str, spec: &str, package: &str) -> Result<String, InstallError> {
+    std::fs::create_dir_all(servers_dir)?;
+    let scratch = servers_dir.join(format!(".resolve-{}-{package}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&scratch);
+    let result = (|| {
+        run(
+            "python venv",
+            spec,
+            installer_command(runtime).args(["-m", "venv"]).arg(&scratch),
+        )?;
+        let report = run_output(
+            "pip",
+            spec,
+            installer_command(&scratch.join("bin/pip").display().to_string()).args([
+                "install",
+                "--dry-run",
+                "--quiet",
+                "--no-deps",
+                "--only-binary",
+                ":all:",
+                "--no-input",
+                "--report",
+                "-",
+                spec,
+            ]),
+        )?;
+        let report: Value = serde_json::from_slice(&report).unwrap_or_default();
+        report["install"][0]["metadata"]["version"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| InstallError::NoMatch {
+                package: package.to_owned(),
+                wanted: spec[package.len()..].to_owned(),
+            })
+    })();
+    let _ = std::fs::remove_dir_all(&scratch);
+    result
+}
+
+/// Installs `<package>[==<version>]` from PyPI (wheels only) into a virtual environment of `runtime`, and
+/// finds its console script. Specifiers other than one exact version (or none: the latest) are resolved
+/// first, to the exact version that is installed and recorded.
 pub fn install_pypi(
     servers_dir: &Path,
     server: &str,
@@ -291,16 +492,20 @@ pub fn install_pypi(
     bin: Option<&str>,
     runtime: &str,
 ) -> Result<Install, InstallError> {
-    let bad = || InstallError::Spec {
+    let (package, wanted) = pypi_spec(spec).ok_or_else(|| InstallError::Spec {
         what: "--pypi package",
         spec: spec.to_owned(),
-        form: "<package>==<exact version>, like mcp-server-time==2026.10.19",
+        form: "<package>[<version specifiers>], like mcp-server-time==2026.10.19 or mcp-server-time>=2026",
+    })?;
+    let resolved;
+    let version = match wanted {
+        Wanted::Exact(version) => version,
+        Wanted::Resolve(_) => {
+            resolved = resolve_pypi(servers_dir, runtime, spec, package)?;
+            &resolved
+        }
     };
-    let (package, version) = spec.split_once("==").ok_or_else(bad)?;
-    let valid = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c));
-    if !valid(package) || !valid(version) {
-        return Err(bad());
-    }
+    let spec = &format!("{package}=={version}");
     install_into(servers_dir, server, version, |dir| {
         let venv = dir.join("venv");
         run(
@@ -367,14 +572,41 @@ mod tests {
     use super::*;
 
     #[test]
-    fn package_specs_must_pin_an_exact_version() {
+    fn package_specs_are_exact_or_resolved_and_malformed_ones_are_refused() {
+        use Wanted::{Exact, Resolve};
+        assert_eq!(npm_spec("left-pad@1.3.0"), Some(("left-pad", Exact("1.3.0"))));
+        assert_eq!(
+            npm_spec("@scope/pkg@1.0.0-rc.1"),
+            Some(("@scope/pkg", Exact("1.0.0-rc.1")))
+        );
+        assert_eq!(npm_spec("left-pad"), Some(("left-pad", Resolve(""))));
+        assert_eq!(npm_spec("@scope/pkg"), Some(("@scope/pkg", Resolve(""))));
+        assert_eq!(npm_spec("left-pad@latest"), Some(("left-pad", Resolve("latest"))));
+        assert_eq!(npm_spec("left-pad@^1.0.0"), Some(("left-pad", Resolve("^1.0.0"))));
+        assert_eq!(npm_spec("left-pad@>=1 <2"), Some(("left-pad", Resolve(">=1 <2"))));
+        assert_eq!(npm_spec("left-pad@1.3"), Some(("left-pad", Resolve("1.3"))));
+        assert_eq!(
+            pypi_spec("mcp-server-time==2026.10.19"),
+            Some(("mcp-server-time", Exact("2026.10.19")))
+        );
+        assert_eq!(pypi_spec("mcp-server-time"), Some(("mcp-server-time", Resolve(""))));
+        assert_eq!(
+            pypi_spec("mcp_server.time>=1,<2"),
+            Some(("mcp_server.time", Resolve(">=1,<2")))
+        );
+        assert_eq!(pypi_spec("x~=1.4"), Some(("x", Resolve("~=1.4"))));
+        assert_eq!(pypi_spec("x==1.*"), Some(("x", Resolve("==1.*"))));
+
         let dir = tempfile::tempdir().unwrap();
         for spec in [
-            "left-pad",
             "left-pad@",
-            "left-pad@^1.0.0",
-            "@scope/pkg",
-            "left-pad@latest more",
+            "@scope",
+            "@scope/",
+            "-left-pad",
+            "left-pad@--registry=x",
+            "left-pad@1.0.0; rm -rf /",
+            "Left Pad",
+            "../x@1.0.0",
         ] {
             assert!(
                 matches!(
@@ -385,10 +617,14 @@ mod tests {
             );
         }
         for spec in [
-            "mcp-server-time",
-            "mcp-server-time>=1",
+            "",
             "mcp-server-time==",
+            "mcp-server-time=>1",
+            "mcp-server-time>=",
             "x==1; rm -rf /",
+            "-r requirements.txt",
+            "x @ file:///etc",
+            "x[extra]",
         ] {
             assert!(
                 matches!(
@@ -403,6 +639,17 @@ mod tests {
             0,
             "a refused spec wrote something"
         );
+    }
+
+    #[test]
+    fn the_newest_matching_version_wins() {
+        let mut versions = vec!["1.10.0", "1.9.3", "2.0.0-rc.1", "1.10.0-beta", "2.0.0", "0.9.0"];
+        versions.sort_by_key(|v| semver_key(v));
+        assert_eq!(
+            versions,
+            ["0.9.0", "1.9.3", "1.10.0-beta", "1.10.0", "2.0.0-rc.1", "2.0.0"]
+        );
+        assert!(is_exact_semver("2026.8.31") && !is_exact_semver("latest") && !is_exact_semver("1.2"));
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub struct ServerInput {
     pub mounts: Vec<String>,
     pub memory: Option<String>,
     pub pids: Option<u64>,
+    /// The size of its persistent state directory, like `256m`.
+    pub state_size: Option<String>,
     /// Hosts (patterns) it may reach through the egress proxy.
     pub egress: Vec<String>,
 }
@@ -94,7 +96,12 @@ impl ServerInput {
                 "bin and runtime apply only to npm and pypi servers".into(),
             ));
         }
-        let limits = crate::sandbox_limits(self.memory.as_deref(), self.pids, default_limits)?;
+        let limits = crate::sandbox_limits(
+            self.memory.as_deref(),
+            self.pids,
+            self.state_size.as_deref(),
+            default_limits,
+        )?;
         let egress = servers::parse_egress(&self.egress.join(",")).map_err(invalid)?;
         let env: BTreeMap<String, String> = self
             .env
@@ -112,7 +119,7 @@ impl ServerInput {
             limits.is_some() || !egress.is_empty() || !self.args.is_empty() || !env.is_empty() || !mounts.is_empty();
         if self.url.is_some() && sandboxed_only {
             return Err(OpsError::Invalid(
-                "a streamable-HTTP server is not sandboxed: args, env, mounts, memory, pids and egress do not apply"
+                "a streamable-HTTP server is not sandboxed: args, env, mounts, memory, pids, state size and egress do not apply"
                     .into(),
             ));
         }

@@ -56,8 +56,10 @@ pub fn egress_args(proxy: std::net::SocketAddrV4, ca_file: &Path) -> Vec<String>
     args
 }
 
-/// The bubblewrap arguments for a jail (the caller adds the user-namespace and control options).
-pub fn bwrap_args(self_exe: &Path, launch: &Launch<'_>) -> Vec<String> {
+/// The bubblewrap arguments for a jail (the caller adds the user-namespace and control options). With
+/// `state` (an open directory), it is bound read-write at [`crate::state::STATE_PATH`], which is then the
+/// server's `HOME` and working directory; without, both are the jail's private `/tmp`.
+pub fn bwrap_args(self_exe: &Path, launch: &Launch<'_>, state: Option<std::os::fd::RawFd>) -> Vec<String> {
     let mut args: Vec<String> = [
         "--unshare-all",
         "--die-with-parent",
@@ -115,7 +117,14 @@ pub fn bwrap_args(self_exe: &Path, launch: &Launch<'_>) -> Vec<String> {
             mount.sandbox.display().to_string(),
         ]);
     }
-    let defaults = [("PATH", "/usr/local/bin:/usr/bin:/bin"), ("HOME", "/tmp")];
+    let home = match state {
+        Some(fd) => {
+            args.extend(["--bind-fd".into(), fd.to_string(), crate::state::STATE_PATH.into()]);
+            crate::state::STATE_PATH
+        }
+        None => "/tmp",
+    };
+    let defaults = [("PATH", "/usr/local/bin:/usr/bin:/bin"), ("HOME", home)];
     for (key, value) in defaults {
         if !launch.env.iter().any(|(k, _)| k == key) {
             args.extend(["--setenv".into(), key.into(), value.into()]);
@@ -124,7 +133,7 @@ pub fn bwrap_args(self_exe: &Path, launch: &Launch<'_>) -> Vec<String> {
     for (key, value) in launch.env {
         args.extend(["--setenv".into(), key.clone(), value.clone()]);
     }
-    args.extend(["--chdir".into(), "/tmp".into(), "--".into(), program]);
+    args.extend(["--chdir".into(), home.into(), "--".into(), program]);
     if let Program::SelfSubcommand(subcommand) = launch.program {
         args.push(subcommand.into());
     }
@@ -151,6 +160,7 @@ mod tests {
                 mounts: &[],
                 limits: None,
             },
+            None,
         );
         let joined = args.join(" ");
         for flag in ["--unshare-all", "--die-with-parent", "--new-session", "--clearenv"] {
@@ -185,10 +195,32 @@ mod tests {
                 mounts: &mounts,
                 limits: None,
             },
+            None,
         )
         .join(" ");
         assert!(joined.contains("--ro-bind /srv/a /a"));
         assert!(joined.contains("--bind /srv/b /b"));
         assert!(joined.ends_with("-- /usr/bin/node /a/index.js"));
+    }
+
+    #[test]
+    fn a_state_is_home_and_working_directory() {
+        let launch = Launch {
+            program: Program::Path("/usr/bin/node"),
+            args: &[],
+            env: &[],
+            mounts: &[],
+            limits: None,
+        };
+        let joined = bwrap_args(exe(), &launch, Some(7)).join(" ");
+        assert!(joined.contains("--bind-fd 7 /state"), "{joined}");
+        assert!(joined.contains("--setenv HOME /state"), "{joined}");
+        assert!(joined.contains("--chdir /state --"), "{joined}");
+        let joined = bwrap_args(exe(), &launch, None).join(" ");
+        assert!(
+            joined.contains("--setenv HOME /tmp") && joined.contains("--chdir /tmp --"),
+            "{joined}"
+        );
+        assert!(!joined.contains("/state"), "{joined}");
     }
 }

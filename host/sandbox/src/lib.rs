@@ -19,7 +19,9 @@
 pub mod jail;
 pub mod limits;
 pub mod net;
+pub mod reach;
 mod seccomp;
+pub mod state;
 mod sys_unsafe;
 
 use std::io::{Read, Write};
@@ -35,6 +37,7 @@ use gigmcp_types::server::Limits;
 pub use jail::{Launch, Program};
 use limits::Cgroup;
 use net::{NetError, Network, Pool};
+use state::{StateError, StateStore};
 use sys_unsafe::Rlimits;
 
 /// The uid a server has inside its jail; on the host it is the sandbox's own uid.
@@ -46,8 +49,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum SandboxError {
     #[error("bubblewrap (bwrap) is not installed: install it with `apt-get install bubblewrap`")]
     NoBwrap,
-    #[error("cannot find the gigmcp binary to run a built-in server: {0}")]
-    SelfExe(std::io::Error),
+    #[error("the gigmcp binary that runs built-in servers: {0}")]
+    SelfExe(String),
     #[error("cannot start the sandbox: {0}")]
     Spawn(std::io::Error),
     #[error("all {0} sandboxes are in use (GIG_MAX_SANDBOXES); stop a server or raise the limit")]
@@ -58,6 +61,8 @@ pub enum SandboxError {
     Cgroup(std::io::Error),
     #[error(transparent)]
     Net(#[from] NetError),
+    #[error(transparent)]
+    State(#[from] StateError),
     #[error("cannot start the egress proxy for the sandbox: {0}")]
     Egress(std::io::Error),
     #[error(
@@ -106,9 +111,21 @@ pub struct Settings {
     pub uid_base: u32,
     pub proxy_port: u16,
     pub default_limits: Limits,
+    /// Where servers' persistent state directories live (`state.rs`).
+    pub state_root: PathBuf,
 }
 
 impl Settings {
+    /// Where this instance exposes to bubblewrap what it binds from paths sandbox uids cannot reach.
+    pub fn run_dir(&self) -> PathBuf {
+        reach::run_dir(&self.instance)
+    }
+
+    /// The servers' state directories of this instance.
+    pub fn state_store(&self) -> StateStore {
+        StateStore::new(self.state_root.clone(), self.run_dir().join("state"))
+    }
+
     /// How many sandboxes can run at once: the configured cap, never more than the pool holds.
     pub fn slots(&self) -> usize {
         self.max_sandboxes.min(self.pool.capacity())
@@ -179,7 +196,7 @@ impl Drop for Lease {
 /// Starts sandboxes.
 pub struct Launcher {
     bwrap: PathBuf,
-    self_exe: PathBuf,
+    self_exe: Arc<reach::SelfExe>,
     settings: Settings,
     /// `None`: jails get no network at all (used by the CLI to probe a server's names).
     network: Option<Arc<Network>>,
@@ -187,6 +204,8 @@ pub struct Launcher {
     seccomp: Arc<Vec<Vec<u8>>>,
     /// The egress proxy that serves each networked jail, once the gateway started it.
     egress: Option<Arc<dyn EgressPort>>,
+    /// Servers' state directories: only the gateway's (networked) jails get one.
+    state: Option<Arc<StateStore>>,
 }
 
 /// A running jail. Dropping it kills the whole process tree and then frees its cgroup and slot.
@@ -265,12 +284,13 @@ impl Launcher {
         });
         Ok(Self {
             bwrap: find_bwrap()?,
-            self_exe: std::env::current_exe().map_err(SandboxError::SelfExe)?,
+            self_exe: Arc::new(reach::SelfExe::expose(&settings.run_dir()).map_err(SandboxError::SelfExe)?),
             settings,
             network,
             slots,
             seccomp: Arc::new(seccomp),
             egress: None,
+            state: None,
         })
     }
 
@@ -278,7 +298,17 @@ impl Launcher {
     pub async fn start(settings: Settings) -> Result<Self, SandboxError> {
         limits::remove_stale(&settings.instance);
         let network = Network::start(&settings.instance, settings.pool, settings.slots(), settings.proxy_port).await?;
-        Self::build(settings, Some(Arc::new(network)))
+        let state = settings.state_store();
+        state.check_reachable()?;
+        if let Some(reason) = state.unenforced_reason() {
+            tracing::warn!(
+                "servers' state directories are plain directories without a size limit: {reason}; \
+                 --state-size is not enforced"
+            );
+        }
+        let mut launcher = Self::build(settings, Some(Arc::new(network)))?;
+        launcher.state = Some(Arc::new(state));
+        Ok(launcher)
     }
 
     /// A launcher whose jails have no network (for probing a server's names from the CLI).
@@ -313,6 +343,14 @@ impl Launcher {
             network.shutdown().await;
             limits::remove_all(&self.settings.instance);
         }
+        if let Some(state) = self.state.clone() {
+            let _ = tokio::task::spawn_blocking(move || state.unmount_all()).await;
+        }
+    }
+
+    /// The state directories, in a gateway's launcher.
+    pub fn state(&self) -> Option<Arc<StateStore>> {
+        self.state.clone()
     }
 
     /// Starts `launch` in a new jail, its network configured before the server runs.
@@ -341,7 +379,20 @@ impl Launcher {
         }
         let info_write: OwnedFd = info_write.into();
         let block_read: OwnedFd = block_read.into();
-        let mut args = jail::bwrap_args(&self.self_exe, launch);
+        // A profile's sandbox gets the state of its (server, profile); probes and profile-less ones none.
+        let state_fd = match (&self.state, tenant.and_then(|t| Some((&t.server, t.profile.as_ref()?)))) {
+            (Some(state), Some((server, profile))) => {
+                let (state, server, profile) = (state.clone(), server.to_string(), profile.to_string());
+                let size = limits.state_bytes;
+                Some(
+                    tokio::task::spawn_blocking(move || state.prepare(&server, &profile, size, uid))
+                        .await
+                        .map_err(|e| SandboxError::Spawn(std::io::Error::other(e)))??,
+                )
+            }
+            _ => None,
+        };
+        let mut args = jail::bwrap_args(self.self_exe.path(), launch, state_fd.as_ref().map(AsRawFd::as_raw_fd));
         let egress = match (&self.egress, slot, tenant) {
             (Some(egress), Some(slot), Some(tenant)) => {
                 let (host_ip, jail_ip) = self.settings.pool.addresses(slot);
@@ -391,6 +442,7 @@ impl Launcher {
         let inherited = [&info_write, &block_read]
             .into_iter()
             .chain(filters.iter())
+            .chain(state_fd.iter())
             .map(|fd| fd.as_raw_fd())
             .collect();
         sys_unsafe::prepare_child(
@@ -406,7 +458,7 @@ impl Launcher {
         // `--die-with-parent` follows the thread that spawned bwrap: this runs on a runtime worker thread,
         // which lives as long as the gateway (never on a blocking-pool thread, which exits when idle).
         let child = cmd.spawn().map_err(SandboxError::Spawn)?;
-        drop((info_write, block_read, filters, join_files));
+        drop((info_write, block_read, filters, join_files, state_fd));
         let mut sandbox = Sandbox {
             pid: child.id(),
             child: Some(child),

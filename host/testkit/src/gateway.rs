@@ -161,6 +161,11 @@ impl TestGateway {
         self.log = log;
     }
 
+    /// The instance's run directory (`/run/gigmcp/<GIG_INSTANCE>`), where its servers' states are mounted.
+    pub fn run_dir(&self) -> Option<std::path::PathBuf> {
+        Some(std::path::Path::new("/run/gigmcp").join(self.setting("GIG_INSTANCE")?))
+    }
+
     pub fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
@@ -310,6 +315,17 @@ impl TestGateway {
 impl Drop for TestGateway {
     fn drop(&mut self) {
         self.stop();
+        // A gateway killed outright leaves its servers' state filesystems mounted in its run directory:
+        // unmounted here, so its loop devices are freed.
+        if let Some(run_dir) = self.run_dir() {
+            let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+            for point in mounts.lines().filter_map(|l| l.split(' ').nth(4)) {
+                if std::path::Path::new(point).starts_with(&run_dir) {
+                    let _ = Command::new("umount").args(["-l", point]).status();
+                }
+            }
+            let _ = std::fs::remove_dir_all(run_dir);
+        }
         if std::thread::panicking() {
             eprintln!("---- gateway log ----\n{}", self.log());
         }

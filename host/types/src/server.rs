@@ -216,6 +216,19 @@ pub fn parse_command(text: &str) -> Result<String, SpecError> {
 pub struct Limits {
     pub memory_bytes: u64,
     pub pids: u64,
+    /// The size of its persistent state directory (`--state-size`); definitions older than state
+    /// directories have the default.
+    #[serde(default = "default_state_bytes")]
+    pub state_bytes: u64,
+}
+
+/// A sandbox's state directory when neither the server nor the gateway (`GIG_SANDBOX_STATE_SIZE`) says.
+pub const DEFAULT_STATE_BYTES: u64 = 256 << 20;
+/// The smallest state directory: its filesystem needs room for a journal and inodes.
+pub const MIN_STATE_BYTES: u64 = 4 << 20;
+
+fn default_state_bytes() -> u64 {
+    DEFAULT_STATE_BYTES
 }
 
 /// What was installed: enough to run it and to audit it.
@@ -228,6 +241,28 @@ pub struct Installed {
     /// The main package's integrity hash as the registry gives it.
     pub integrity: String,
     pub dir: PathBuf,
+}
+
+/// A server's persistent state directory for one profile (mounted at `/state` in its sandboxes).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StateDir {
+    pub server: String,
+    pub profile: String,
+    /// The host directory it is mounted on, where an operator can look at it.
+    pub path: PathBuf,
+    /// Its size limit; `None` when this host cannot enforce one (a plain directory).
+    pub limit_bytes: Option<u64>,
+    /// What it takes on the host's disk.
+    pub disk_bytes: u64,
+    /// How many files and directories the server keeps in it; `None` when that could not be read.
+    pub files: Option<u64>,
+}
+
+impl StateDir {
+    /// Whether the server wrote anything there that a removal would lose.
+    pub fn holds_data(&self) -> bool {
+        self.files != Some(0)
+    }
 }
 
 /// One running sandbox, as the status file reports it.

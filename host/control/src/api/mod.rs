@@ -92,8 +92,9 @@ pub fn api() -> Api {
                 "/api/profiles/{slug}",
                 "deleteProfile",
                 "profiles",
-                "Delete a profile; its clients are disconnected",
+                "Delete a profile; its clients are disconnected (its servers' state only with delete_state)",
             )
+            .query::<RemoveQuery>()
             .no_content(),
             delete(profiles::delete),
         )
@@ -166,8 +167,9 @@ pub fn api() -> Api {
                 "/api/servers/{name}",
                 "removeServer",
                 "servers",
-                "Remove a server that no profile uses (admins)",
+                "Remove a server that no profile uses, its state only with delete_state (admins)",
             )
+            .query::<RemoveQuery>()
             .no_content(),
             delete(servers::delete),
         )
@@ -550,6 +552,15 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathPar
 }
 
 // ---- pagination
+
+/// `?delete_state=true`: a removal that would delete servers' state directories goes ahead (without it,
+/// such a removal is refused with 409 naming them).
+#[derive(Deserialize, JsonSchema, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RemoveQuery {
+    /// Confirms that the state directories the removal orphans are deleted with it.
+    pub delete_state: Option<bool>,
+}
 
 /// `?limit=&after=`: at most `limit` items (default 50, at most 500) after the key `after`.
 #[derive(Deserialize, JsonSchema, Default)]

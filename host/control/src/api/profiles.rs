@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{Body, Page, PageQuery, PathParams, Query};
+use crate::api::{Body, Page, PageQuery, PathParams, Query, RemoveQuery};
 use crate::{ApiError, Caller, ControlState, blocking};
 use gigmcp_ops::{Actor, Ops};
 use gigmcp_store::{Profile, Store};
@@ -66,6 +66,9 @@ pub struct RenameProfile {
 pub struct SetServers {
     /// Server names, in the order their tools are listed.
     pub servers: Vec<String>,
+    /// Confirms that the state directories of servers this leaves out are deleted (otherwise 409).
+    #[serde(default)]
+    pub delete_state: bool,
 }
 
 /// May the caller see this profile?
@@ -217,10 +220,15 @@ pub async fn delete(
     State(state): State<Arc<ControlState>>,
     caller: Caller,
     PathParams(slug): PathParams<String>,
+    Query(query): Query<RemoveQuery>,
 ) -> Result<StatusCode, ApiError> {
     blocking(&state, move |state| {
         let profile = lookup_writable(&state.store, &caller, &slug)?;
-        ops(state, &caller).delete_profile(&profile.slug)?;
+        ops(state, &caller).delete_profile(
+            &profile.slug,
+            state.states.as_ref(),
+            query.delete_state.unwrap_or(false),
+        )?;
         Ok(StatusCode::NO_CONTENT)
     })
     .await
@@ -239,7 +247,13 @@ pub async fn set_servers(
         .collect::<Result<Vec<_>, _>>()?;
     blocking(&state, move |state| {
         let profile = lookup_writable(&state.store, &caller, &slug)?;
-        ops(state, &caller).set_profile_servers(&profile.slug, &servers, state.probe.as_ref())?;
+        ops(state, &caller).set_profile_servers(
+            &profile.slug,
+            &servers,
+            state.probe.as_ref(),
+            state.states.as_ref(),
+            body.delete_state,
+        )?;
         Ok(Json(view(state, profile)?))
     })
     .await

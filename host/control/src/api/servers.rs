@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{Body, Page, PageQuery, PathParams, Query};
+use crate::api::{Body, Page, PageQuery, PathParams, Query, RemoveQuery};
 use crate::{ApiError, Caller, ControlState, blocking};
 use gigmcp_ops::{Actor, Ops, ServerInput};
 use gigmcp_types::names::ServerName;
@@ -31,6 +31,17 @@ pub struct ServerView {
     pub egress: Vec<String>,
     /// Its sandboxes running now.
     pub running: Vec<RunningView>,
+    /// Its persistent state directories, one per profile that ran it (admins only).
+    pub state: Vec<StateView>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct StateView {
+    pub profile: String,
+    /// Its size limit; absent when this host cannot enforce one.
+    pub limit_bytes: Option<u64>,
+    /// What it takes on the host's disk.
+    pub disk_bytes: u64,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -60,9 +71,12 @@ pub struct CreateServer {
     pub builtin: Option<String>,
     /// A streamable-HTTP MCP server's URL.
     pub url: Option<String>,
-    /// An npm package to install (`<package>@<exact version>`, install scripts off) and run with Node.
+    /// An npm package to install (install scripts off) and run with Node: `<package>@<version>`, or a range,
+    /// a dist-tag or just `<package>` (the latest), resolved at install time to the exact version that is
+    /// installed and pinned in the definition.
     pub npm: Option<String>,
-    /// A PyPI package to install (`<package>==<exact version>`, wheels only) and run.
+    /// A PyPI package to install (wheels only) and run: `<package>==<version>`, or specifiers like `>=1,<2`,
+    /// or just `<package>` (the latest with a wheel for the runtime), resolved at install time and pinned.
     pub pypi: Option<String>,
     /// With npm or pypi: which of the package's executables to run.
     pub bin: Option<String>,
@@ -80,6 +94,8 @@ pub struct CreateServer {
     pub memory: Option<String>,
     /// Process limit of its sandbox (at least 8).
     pub pids: Option<u64>,
+    /// The size of its persistent state directory (one per profile, at `/state`), like `256m` (at least 4m).
+    pub state_size: Option<String>,
     /// Hosts it may reach through the egress proxy: host, host:port, *.domain.
     #[serde(default)]
     pub egress: Vec<String>,
@@ -98,7 +114,7 @@ pub struct Restarted {
     pub stopped: usize,
 }
 
-fn view(def: &ServerDef, admin: bool, running: Vec<RunningView>) -> ServerView {
+fn view(state: &ControlState, def: &ServerDef, admin: bool, running: Vec<RunningView>) -> ServerView {
     let (transport, target) = match &def.spec {
         ServerSpec::Stdio { command, args, .. } => ("stdio", format!("{command} {}", args.join(" "))),
         ServerSpec::Builtin { builtin, .. } => ("builtin", format!("built-in {}", builtin.subcommand())),
@@ -112,6 +128,20 @@ fn view(def: &ServerDef, admin: bool, running: Vec<RunningView>) -> ServerView {
         target: admin.then(|| target.trim_end().to_owned()),
         egress: def.spec.egress().to_vec(),
         running,
+        state: if admin {
+            state
+                .states
+                .list(&def.name)
+                .into_iter()
+                .map(|s| StateView {
+                    profile: s.profile,
+                    limit_bytes: s.limit_bytes,
+                    disk_bytes: s.disk_bytes,
+                })
+                .collect()
+        } else {
+            Vec::new()
+        },
     }
 }
 
@@ -137,6 +167,7 @@ fn input(body: CreateServer) -> ServerInput {
         mounts: body.mounts,
         memory: body.memory,
         pids: body.pids,
+        state_size: body.state_size,
         egress: body.egress,
     }
 }
@@ -182,7 +213,7 @@ pub async fn list(
             .iter()
             .filter(|s| s.name.as_str() > after.as_str())
             .take(limit + 1)
-            .map(|s| view(s, caller.is_admin(), running_of(state, s.name.as_str())))
+            .map(|s| view(state, s, caller.is_admin(), running_of(state, s.name.as_str())))
             .collect();
         Ok(Json(Page::cut(views, limit, |s| s.name.clone())))
     })
@@ -200,7 +231,12 @@ pub async fn get(
             .store
             .server(&name)
             .map_err(|e| ApiError::from(gigmcp_ops::OpsError::from(e)))?;
-        Ok(Json(view(&def, caller.is_admin(), running_of(state, name.as_str()))))
+        Ok(Json(view(
+            state,
+            &def,
+            caller.is_admin(),
+            running_of(state, name.as_str()),
+        )))
     })
     .await
 }
@@ -215,7 +251,7 @@ pub async fn create(
     // An npm or PyPI install can take a while: it runs off the runtime, like every store write.
     blocking(&state, move |state| {
         let def = ops(state, &caller).add_server_from(input, state.default_limits, &state.servers_dir)?;
-        Ok((StatusCode::CREATED, Json(view(&def, true, Vec::new()))))
+        Ok((StatusCode::CREATED, Json(view(state, &def, true, Vec::new()))))
     })
     .await
 }
@@ -231,7 +267,7 @@ pub async fn update(
     let egress = servers::parse_egress(&body.egress.join(",")).map_err(invalid)?;
     blocking(&state, move |state| {
         let def = ops(state, &caller).set_server_egress(&name, egress)?;
-        Ok(Json(view(&def, true, running_of(state, name.as_str()))))
+        Ok(Json(view(state, &def, true, running_of(state, name.as_str()))))
     })
     .await
 }
@@ -240,11 +276,12 @@ pub async fn delete(
     State(state): State<Arc<ControlState>>,
     caller: Caller,
     PathParams(name): PathParams<String>,
+    Query(query): Query<RemoveQuery>,
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
     let name = ServerName::parse(&name).map_err(|_| ApiError::not_found(format!("no server named {name:?}")))?;
     blocking(&state, move |state| {
-        ops(state, &caller).remove_server(&name)?;
+        ops(state, &caller).remove_server(&name, state.states.as_ref(), query.delete_state.unwrap_or(false))?;
         Ok(StatusCode::NO_CONTENT)
     })
     .await

@@ -79,14 +79,25 @@ enum ProfileCommand {
     /// List profiles.
     List,
     /// Delete a profile; its clients are disconnected and its servers stopped.
-    Delete { slug: String },
+    Delete {
+        slug: String,
+        /// Also delete the state its servers keep for it (refused without this when there is some).
+        #[arg(long)]
+        delete_state: bool,
+    },
     /// Manage a profile's token.
     #[command(subcommand)]
     Token(TokenCommand),
     /// Add a server to a profile (refused if any of its tool or prompt names would collide).
     AddServer { slug: String, server: String },
     /// Remove a server from a profile.
-    RemoveServer { slug: String, server: String },
+    RemoveServer {
+        slug: String,
+        server: String,
+        /// Also delete the state the server keeps for this profile (refused without this when there is some).
+        #[arg(long)]
+        delete_state: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -105,8 +116,14 @@ enum ServerCommand {
     /// List servers.
     List,
     /// Remove a server (it must be in no profile).
-    Remove { name: String },
-    /// Show the running sandboxes of the gateway serving this data directory.
+    Remove {
+        name: String,
+        /// Also delete the state it keeps for profiles (refused without this when there is some).
+        #[arg(long)]
+        delete_state: bool,
+    },
+    /// Show the servers' state directories and the running sandboxes of the gateway serving this data
+    /// directory.
     Status,
 }
 
@@ -116,11 +133,14 @@ struct ServerAdd {
     /// Absolute path of a stdio MCP server to run in a sandbox.
     #[arg(long, conflicts_with_all = ["url", "builtin", "npm", "pypi"], required_unless_present_any = ["url", "builtin", "npm", "pypi"])]
     command: Option<String>,
-    /// Install an npm package (`<package>@<exact version>`) and run it with Node, scripts off.
+    /// Install an npm package and run it with Node, scripts off: `<package>@<version>`, or a range, a
+    /// dist-tag or just `<package>` (the latest), resolved now to the exact version that is installed and
+    /// pinned.
     #[arg(long, conflicts_with_all = ["url", "builtin", "pypi"])]
     npm: Option<String>,
-    /// Install a PyPI package (`<package>==<exact version>`, wheels only) and run its console script.
-    #[arg(long, conflicts_with_all = ["url", "builtin"])]
+    /// Install a PyPI package (wheels only) and run it: `<package>==<version>`, or specifiers like
+    /// `>=1,<2`, or just `<package>` (the latest with a wheel for the runtime), resolved now and pinned.
+    #[arg(long, conflicts_with_all = ["url", "builtin", "npm"])]
     pypi: Option<String>,
     /// With --npm or --pypi: which of the package's executables to run (default: the first, or the
     /// package's name).
@@ -156,6 +176,11 @@ struct ServerAdd {
     /// Process (and thread) limit of the server's sandbox (default: GIG_SANDBOX_PIDS, 256).
     #[arg(long, conflicts_with = "url")]
     pids: Option<u64>,
+    /// Size of the server's persistent state directory, one per profile, mounted read-write at /state (its
+    /// HOME and working directory), like 64m or 1g (default: GIG_SANDBOX_STATE_SIZE, 256m). A server that
+    /// fills it gets "no space left on device".
+    #[arg(long, conflicts_with = "url")]
+    state_size: Option<String>,
     /// Hosts the server needs to reach through the egress proxy: host, host:port or host:*, comma separated
     /// (a host may be *.domain). The egress-allowlist plugin allows them.
     #[arg(long, conflicts_with = "url")]
@@ -246,8 +271,9 @@ fn profile(command: ProfileCommand) -> Result<()> {
                 println!("{:<24} {:<24} {}", p.slug, p.name, servers.join(","));
             }
         }
-        ProfileCommand::Delete { slug } => {
-            ops.delete_profile(&ProfileSlug::parse(&slug)?)?;
+        ProfileCommand::Delete { slug, delete_state } => {
+            let removed = ops.delete_profile(&ProfileSlug::parse(&slug)?, &cli_states()?, delete_state)?;
+            print_removed_states(&removed);
             println!("deleted profile {slug}");
         }
         ProfileCommand::Token(TokenCommand::Rotate { slug }) => {
@@ -265,8 +291,18 @@ fn profile(command: ProfileCommand) -> Result<()> {
             ops.add_server_to_profile(&slug, &server, &crate::adapters::SandboxProbe(settings))?;
             println!("added {server} to profile {slug}");
         }
-        ProfileCommand::RemoveServer { slug, server } => {
-            ops.remove_server_from_profile(&ProfileSlug::parse(&slug)?, &ServerName::parse(&server)?)?;
+        ProfileCommand::RemoveServer {
+            slug,
+            server,
+            delete_state,
+        } => {
+            let removed = ops.remove_server_from_profile(
+                &ProfileSlug::parse(&slug)?,
+                &ServerName::parse(&server)?,
+                &cli_states()?,
+                delete_state,
+            )?;
+            print_removed_states(&removed);
             println!("removed {server} from profile {slug}");
         }
     }
@@ -281,12 +317,20 @@ fn server(command: ServerCommand) -> Result<()> {
             let env = Env::from_process();
             let paths = Paths::from_env(&env)?;
             let defaults = config::sandbox_settings(&env, &paths)?.default_limits;
+            let asked = add.npm.clone().or(add.pypi.clone());
             let def = ops.add_server_from(server_input(add), defaults, &paths.servers_dir)?;
             if let ServerSpec::Stdio {
                 package: Some(installed),
                 ..
             } = &def.spec
             {
+                let pinned = [
+                    format!("{}@{}", installed.package, installed.version),
+                    format!("{}=={}", installed.package, installed.version),
+                ];
+                if let Some(asked) = asked.filter(|a| !pinned.contains(a)) {
+                    println!("resolved {asked} to version {}", installed.version);
+                }
                 println!(
                     "installed {} {} ({}) into {}",
                     installed.package,
@@ -331,9 +375,10 @@ fn server(command: ServerCommand) -> Result<()> {
                 );
             }
         }
-        ServerCommand::Remove { name } => {
+        ServerCommand::Remove { name, delete_state } => {
             let name = ServerName::parse(&name)?;
-            ops.remove_server(&name)?;
+            let removed = ops.remove_server(&name, &cli_states()?, delete_state)?;
+            print_removed_states(&removed);
             println!("removed server {name}");
         }
         ServerCommand::Status => print_status()?,
@@ -341,11 +386,28 @@ fn server(command: ServerCommand) -> Result<()> {
     Ok(())
 }
 
+/// The state directories of this data directory, for a CLI command.
+fn cli_states() -> Result<crate::adapters::States> {
+    Ok(crate::adapters::States(Arc::new(state_store()?)))
+}
+
+fn state_store() -> Result<gigmcp_sandbox::state::StateStore> {
+    let env = Env::from_process();
+    Ok(config::sandbox_settings(&env, &Paths::from_env(&env)?)?.state_store())
+}
+
+fn print_removed_states(removed: &[String]) {
+    for state in removed {
+        println!("deleted the state of {state}");
+    }
+}
+
 /// How old the status file may be before the gateway is taken to be down.
 const STATUS_STALE_SECS: u64 = 10;
 
 fn print_status() -> Result<()> {
     let paths = Paths::from_env(&Env::from_process())?;
+    print_states(&state_store()?);
     let file = paths.data_dir.join("status.json");
     let not_running = || anyhow::anyhow!("no gateway is running on GIG_DATA_DIR={}", paths.data_dir.display());
     let text = std::fs::read_to_string(&file).map_err(|_| not_running())?;
@@ -363,10 +425,6 @@ fn print_status() -> Result<()> {
     );
     for s in &status.sandboxes {
         let mode = if s.per_session { "session" } else { "profile" };
-        let memory = s
-            .memory_bytes
-            .map(|b| format!("{:.1} MiB", b as f64 / 1048576.0))
-            .unwrap_or("-".into());
         println!(
             "{:<20} {:<16} {:<8} {:>8} {:<15} {:>7}s {:>8} {:>10}",
             s.server,
@@ -376,13 +434,41 @@ fn print_status() -> Result<()> {
             s.address.as_deref().unwrap_or("-"),
             s.uptime_s,
             s.restarts,
-            memory
+            s.memory_bytes.map(mib).unwrap_or("-".into())
         );
     }
     if status.sandboxes.is_empty() {
         println!("(no sandbox running; servers start on first use)");
     }
     Ok(())
+}
+
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / 1048576.0)
+}
+
+/// Every server's state directories (whether or not a gateway runs): what each takes on disk of its limit.
+fn print_states(states: &gigmcp_sandbox::state::StateStore) {
+    let all = states.list(None);
+    if all.is_empty() {
+        println!("(no server has a state directory yet; each gets one, per profile, when it first runs)\n");
+        return;
+    }
+    println!(
+        "{:<20} {:<16} {:>10} {:>10}  PATH",
+        "SERVER", "PROFILE", "DISK", "LIMIT"
+    );
+    for s in &all {
+        println!(
+            "{:<20} {:<16} {:>10} {:>10}  {}",
+            s.server,
+            s.profile,
+            mib(s.disk_bytes),
+            s.limit_bytes.map(mib).unwrap_or("none".into()),
+            s.path.display()
+        );
+    }
+    println!();
 }
 
 /// Parses `server add` into a definition; every part is validated before anything is written.
@@ -403,6 +489,7 @@ fn server_input(add: ServerAdd) -> gigmcp_ops::ServerInput {
         mounts: add.mounts,
         memory: add.memory,
         pids: add.pids,
+        state_size: add.state_size,
         egress: add.egress.into_iter().collect(),
     }
 }
@@ -515,6 +602,7 @@ fn serve(dev: bool) -> Result<()> {
         )
         .context("cannot start the egress proxy")?;
         launcher.set_egress(egress);
+        let states = launcher.state().context("a gateway's launcher has state directories")?;
         let deps = Deps {
             launcher,
             http,
@@ -540,6 +628,7 @@ fn serve(dev: bool) -> Result<()> {
                 audit,
                 running: Arc::new(crate::adapters::Running(gateway.clone())),
                 probe: Arc::new(crate::adapters::SandboxProbe(config.sandbox.clone())),
+                states: Arc::new(crate::adapters::States(states)),
             },
         )?;
         // The CLI's login links use the URL this gateway really serves at (the listener's port, not 0).

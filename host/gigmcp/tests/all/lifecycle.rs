@@ -169,15 +169,21 @@ async fn server_status_lists_the_running_sandboxes() {
     let mut client = RawClient::new(gateway.url("team"), token);
     client.initialize().await;
     let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
+    // The sandbox table follows the table of state directories.
+    let sandbox_row = |status: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with("echo") && l.split_whitespace().nth(2) == Some("profile"))
+            .map(str::to_owned)
+    };
+    let row = loop {
         let status = gateway.cli_ok(&["server", "status"]);
-        if status.contains("echo") {
-            break status;
+        if let Some(row) = sandbox_row(&status) {
+            break row;
         }
         assert!(Instant::now() < deadline, "status never showed the server:\n{status}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let row = status.lines().find(|l| l.starts_with("echo")).unwrap();
     let fields: Vec<&str> = row.split_whitespace().collect();
     assert_eq!(fields[1], "team", "{row}");
     assert!(fields[3].parse::<u32>().is_ok(), "no pid: {row}");

@@ -20,6 +20,7 @@ mod plugins_cli;
 mod python_sdk;
 mod runtimes;
 mod schemathesis;
+mod state;
 mod vault;
 
 /// The audit events of the log of record that `filter` selects (as `GET /api/audit` does), waiting

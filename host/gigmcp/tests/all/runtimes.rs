@@ -7,8 +7,23 @@ use std::os::unix::fs::PermissionsExt;
 use gigmcp_testkit::{RawClient, TestGateway};
 use serde_json::{Value, json};
 
+/// Adds the installed `time` server to profile `team` and asks it the time in UTC.
+async fn assert_time_server_answers(gateway: &TestGateway, token: String) {
+    gateway.cli_ok(&["profile", "add-server", "team", "time"]);
+    let mut client = RawClient::new(gateway.url("team"), token);
+    client.initialize().await;
+    let reply = client
+        .call(
+            json!(1),
+            "tools/call",
+            json!({"name": "time_get_current_time", "arguments": {"timezone": "UTC"}}),
+        )
+        .await;
+    assert!(text(&reply).contains("UTC"), "{reply}");
+}
+
 /// A gateway whose installs go to a directory sandbox uids can reach (test data dirs are private).
-fn gateway() -> (TestGateway, tempfile::TempDir) {
+pub(crate) fn gateway() -> (TestGateway, tempfile::TempDir) {
     let servers = tempfile::tempdir().unwrap();
     std::fs::set_permissions(servers.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let dir = servers.path().display().to_string();
@@ -130,17 +145,7 @@ async fn pypi_servers_install_from_wheels_and_run_on_the_system_python() {
             .join("time@2026.10.19/venv/bin/mcp-server-time")
             .is_file()
     );
-    gateway.cli_ok(&["profile", "add-server", "team", "time"]);
-    let mut client = RawClient::new(gateway.url("team"), token);
-    client.initialize().await;
-    let reply = client
-        .call(
-            json!(1),
-            "tools/call",
-            json!({"name": "time_get_current_time", "arguments": {"timezone": "UTC"}}),
-        )
-        .await;
-    assert!(text(&reply).contains("UTC"), "{reply}");
+    assert_time_server_answers(&gateway, token).await;
 }
 
 /// A session of the control plane from a single-use login link (the API's own tests cover sessions).
@@ -174,7 +179,7 @@ async fn the_rest_api_installs_npm_servers_with_the_clis_code() {
 
     // Bad input is refused before anything is installed.
     for bad in [
-        json!({"name": "every", "npm": "@modelcontextprotocol/server-everything"}),
+        json!({"name": "every", "npm": "@modelcontextprotocol/server-everything@2026.8.31; rm -rf /"}),
         json!({"name": "every", "npm": "@modelcontextprotocol/server-everything@2026.8.31", "url": "https://x.example/mcp"}),
         json!({"name": "every", "builtin": "echo", "bin": "x"}),
         json!({"name": "every", "npm": "@modelcontextprotocol/server-everything@2026.8.31", "runtime": "node"}),
@@ -214,4 +219,86 @@ async fn the_rest_api_installs_npm_servers_with_the_clis_code() {
         )
         .await;
     assert!(text(&echoed).contains("installed through the API"), "{echoed}");
+}
+
+/// `resolved <asked> to version <v>` from `server add`: the version, checked to be exact.
+fn resolved_version(out: &str, asked: &str) -> String {
+    let line = out
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("resolved {asked} to version ")))
+        .unwrap_or_else(|| panic!("no resolution reported: {out}"));
+    let parts: Vec<&str> = line.split('.').collect();
+    assert!(
+        parts.len() == 3 && parts.iter().all(|p| p.parse::<u64>().is_ok()),
+        "not an exact version: {line}"
+    );
+    line.to_owned()
+}
+
+#[tokio::test]
+async fn unpinned_packages_are_resolved_at_install_and_pinned() {
+    let (gateway, servers) = gateway();
+    let token = gateway.create_profile("team");
+    // No version: npm's latest.
+    let out = gateway.cli_ok(&["server", "add", "mem", "--npm", "@modelcontextprotocol/server-memory"]);
+    let version = resolved_version(&out, "@modelcontextprotocol/server-memory");
+    assert!(servers.path().join(format!("mem@{version}")).is_dir(), "{out}");
+    let record: Value = serde_json::from_slice(
+        &std::fs::read(servers.path().join(format!("mem@{version}/gigmcp-install.json"))).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["version"], json!(version));
+    // A range: pip's newest match with a wheel for this Python.
+    let out = gateway.cli_ok(&[
+        "server",
+        "add",
+        "time",
+        "--pypi",
+        "mcp-server-time>=2026.1,<=2026.10.19",
+        "--arg",
+        "--local-timezone",
+        "--arg",
+        "UTC",
+    ]);
+    assert_eq!(
+        resolved_version(&out, "mcp-server-time>=2026.1,<=2026.10.19"),
+        "2026.10.19"
+    );
+    assert!(
+        servers
+            .path()
+            .join("time@2026.10.19/venv/bin/mcp-server-time")
+            .is_file()
+    );
+    // An exact version is installed as asked, with nothing to report.
+    let out = gateway.cli_ok(&[
+        "server",
+        "add",
+        "every",
+        "--npm",
+        "@modelcontextprotocol/server-everything@2026.8.31",
+    ]);
+    assert!(!out.contains("resolved"), "{out}");
+
+    assert_time_server_answers(&gateway, token).await;
+
+    // What matches nothing is refused, and nothing is kept.
+    let before = std::fs::read_dir(servers.path()).unwrap().count();
+    let out = gateway.cli(&[
+        "server",
+        "add",
+        "none",
+        "--npm",
+        "@modelcontextprotocol/server-memory@^99",
+    ]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("no published version of @modelcontextprotocol/server-memory matches"),
+        "{stderr}"
+    );
+    let out = gateway.cli(&["server", "add", "none", "--pypi", "mcp-server-time>=9999"]);
+    assert!(!out.status.success());
+    assert_eq!(std::fs::read_dir(servers.path()).unwrap().count(), before);
+    assert!(!gateway.cli_ok(&["server", "list"]).contains("none"));
 }

@@ -66,8 +66,11 @@ fn schemathesis_finds_no_server_error_and_no_schema_violation() {
             "60",
             "--seed",
             &seed,
+            // One worker: Debian's Python 3.11 has a thread-unsafe recursion counter in its `ast` module
+            // (CPython gh-106905), which two workers hit now and then ("AST constructor recursion depth
+            // mismatch", a runtime error of schemathesis, not a finding).
             "--workers",
-            "2",
+            "1",
             "--request-timeout",
             "30",
             "--suppress-health-check",
