@@ -44,11 +44,6 @@ pub enum InstallError {
         wanted: String,
         available: String,
     },
-    #[error(
-        "sandboxes could not reach {path}: {blocked} is not traversable by other users; \
-         run `chmod o+x {blocked}` or set GIG_SERVERS_DIR to a directory they can reach"
-    )]
-    Unreachable { path: String, blocked: String },
     #[error("no published version of {package} matches {wanted:?} (or there is no such package)")]
     NoMatch { package: String, wanted: String },
     #[error("{0} is already installed; remove the server that uses it first")]
@@ -96,29 +91,10 @@ fn run_output(tool: &'static str, package: &str, cmd: &mut Command) -> Result<Ve
     Ok(out.stdout)
 }
 
-/// Checks that a sandbox uid (an "other" user) can traverse every directory down to `path`.
-pub fn check_reachable(path: &Path) -> Result<(), InstallError> {
-    use std::os::unix::fs::PermissionsExt;
-    let path = std::fs::canonicalize(path)?;
-    let mut current = PathBuf::from("/");
-    for part in path.components().skip(1) {
-        current.push(part);
-        let mode = std::fs::metadata(&current)?.permissions().mode();
-        if current.is_dir() && mode & 0o001 == 0 {
-            return Err(InstallError::Unreachable {
-                path: path.display().to_string(),
-                blocked: current.display().to_string(),
-            });
-        }
-    }
-    Ok(())
-}
-
 fn prepare_dir(servers_dir: &Path, name: &str, version: &str) -> Result<PathBuf, InstallError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(servers_dir)?;
     std::fs::set_permissions(servers_dir, std::fs::Permissions::from_mode(0o755))?;
-    check_reachable(servers_dir)?;
     let dir = servers_dir.join(format!("{name}@{version}"));
     if dir.exists() {
         return Err(InstallError::Exists(dir.display().to_string()));
@@ -650,16 +626,5 @@ mod tests {
             ["0.9.0", "1.9.3", "1.10.0-beta", "1.10.0", "2.0.0-rc.1", "2.0.0"]
         );
         assert!(is_exact_semver("2026.8.31") && !is_exact_semver("latest") && !is_exact_semver("1.2"));
-    }
-
-    #[test]
-    fn unreachable_directories_are_named() {
-        use std::os::unix::fs::PermissionsExt;
-        let dir = tempfile::tempdir().unwrap();
-        let inner = dir.path().join("a/b");
-        std::fs::create_dir_all(&inner).unwrap();
-        std::fs::set_permissions(dir.path().join("a"), std::fs::Permissions::from_mode(0o700)).unwrap();
-        let err = check_reachable(&inner).unwrap_err().to_string();
-        assert!(err.contains("chmod o+x"), "{err}");
     }
 }

@@ -6,6 +6,8 @@ use std::path::Path;
 
 use gigmcp_types::server::{Limits, Mount};
 
+use crate::reach::HostView;
+
 /// Where the gateway's own binary appears inside a jail running a built-in server.
 const BUILTIN_PATH: &str = "/run/gigmcp/gigmcp";
 
@@ -59,7 +61,7 @@ pub fn egress_args(proxy: std::net::SocketAddrV4, ca_file: &Path) -> Vec<String>
 /// The bubblewrap arguments for a jail (the caller adds the user-namespace and control options). With
 /// `state` (an open directory), it is bound read-write at [`crate::state::STATE_PATH`], which is then the
 /// server's `HOME` and working directory; without, both are the jail's private `/tmp`.
-pub fn bwrap_args(self_exe: &Path, launch: &Launch<'_>, state: Option<std::os::fd::RawFd>) -> Vec<String> {
+pub fn bwrap_args(view: &HostView, launch: &Launch<'_>, state: Option<std::os::fd::RawFd>) -> Vec<String> {
     let mut args: Vec<String> = [
         "--unshare-all",
         "--die-with-parent",
@@ -99,12 +101,16 @@ pub fn bwrap_args(self_exe: &Path, launch: &Launch<'_>, state: Option<std::os::f
     }
     let program = match &launch.program {
         Program::SelfSubcommand(_) => {
-            args.extend(["--ro-bind".into(), self_exe.display().to_string(), BUILTIN_PATH.into()]);
+            args.extend([
+                "--ro-bind".into(),
+                view.self_exe.path().display().to_string(),
+                BUILTIN_PATH.into(),
+            ]);
             BUILTIN_PATH.to_owned()
         }
         Program::Path(path) => {
             if !path.starts_with("/usr/") {
-                args.extend(["--ro-bind".into(), path.to_string(), path.to_string()]);
+                args.extend(["--ro-bind".into(), view.source(Path::new(path)), path.to_string()]);
             }
             path.to_string()
         }
@@ -113,7 +119,7 @@ pub fn bwrap_args(self_exe: &Path, launch: &Launch<'_>, state: Option<std::os::f
         let flag = if mount.writable { "--bind" } else { "--ro-bind" };
         args.extend([
             flag.into(),
-            mount.host.display().to_string(),
+            view.source(&mount.host),
             mount.sandbox.display().to_string(),
         ]);
     }
@@ -145,14 +151,17 @@ pub fn bwrap_args(self_exe: &Path, launch: &Launch<'_>, state: Option<std::os::f
 mod tests {
     use super::*;
 
-    fn exe() -> &'static Path {
-        Path::new("/opt/gigmcp/bin/gigmcp")
+    fn exe() -> HostView {
+        HostView {
+            self_exe: crate::reach::Exposed::direct("/opt/gigmcp/bin/gigmcp".into()),
+            dirs: Vec::new(),
+        }
     }
 
     #[test]
     fn jail_unshares_everything_and_clears_the_environment() {
         let args = bwrap_args(
-            exe(),
+            &exe(),
             &Launch {
                 program: Program::SelfSubcommand("mcp-echo"),
                 args: &[],
@@ -187,7 +196,7 @@ mod tests {
             },
         ];
         let joined = bwrap_args(
-            exe(),
+            &exe(),
             &Launch {
                 program: Program::Path("/usr/bin/node"),
                 args: &["/a/index.js".into()],
@@ -212,11 +221,11 @@ mod tests {
             mounts: &[],
             limits: None,
         };
-        let joined = bwrap_args(exe(), &launch, Some(7)).join(" ");
+        let joined = bwrap_args(&exe(), &launch, Some(7)).join(" ");
         assert!(joined.contains("--bind-fd 7 /state"), "{joined}");
         assert!(joined.contains("--setenv HOME /state"), "{joined}");
         assert!(joined.contains("--chdir /state --"), "{joined}");
-        let joined = bwrap_args(exe(), &launch, None).join(" ");
+        let joined = bwrap_args(&exe(), &launch, None).join(" ");
         assert!(
             joined.contains("--setenv HOME /tmp") && joined.contains("--chdir /tmp --"),
             "{joined}"

@@ -49,8 +49,8 @@ const START_TIMEOUT: Duration = Duration::from_secs(10);
 pub enum SandboxError {
     #[error("bubblewrap (bwrap) is not installed: install it with `apt-get install bubblewrap`")]
     NoBwrap,
-    #[error("the gigmcp binary that runs built-in servers: {0}")]
-    SelfExe(String),
+    #[error("{0}")]
+    Reach(String),
     #[error("cannot start the sandbox: {0}")]
     Spawn(std::io::Error),
     #[error("all {0} sandboxes are in use (GIG_MAX_SANDBOXES); stop a server or raise the limit")]
@@ -113,6 +113,8 @@ pub struct Settings {
     pub default_limits: Limits,
     /// Where servers' persistent state directories live (`state.rs`).
     pub state_root: PathBuf,
+    /// Where npm and PyPI servers are installed (exposed to bubblewrap if out of reach, `reach.rs`).
+    pub servers_dir: Option<PathBuf>,
 }
 
 impl Settings {
@@ -196,7 +198,8 @@ impl Drop for Lease {
 /// Starts sandboxes.
 pub struct Launcher {
     bwrap: PathBuf,
-    self_exe: Arc<reach::SelfExe>,
+    /// Where bubblewrap finds the gateway's binary and the servers' installs.
+    view: Arc<reach::HostView>,
     settings: Settings,
     /// `None`: jails get no network at all (used by the CLI to probe a server's names).
     network: Option<Arc<Network>>,
@@ -284,7 +287,10 @@ impl Launcher {
         });
         Ok(Self {
             bwrap: find_bwrap()?,
-            self_exe: Arc::new(reach::SelfExe::expose(&settings.run_dir()).map_err(SandboxError::SelfExe)?),
+            view: Arc::new(
+                reach::HostView::expose(&settings.run_dir(), settings.servers_dir.as_slice())
+                    .map_err(SandboxError::Reach)?,
+            ),
             settings,
             network,
             slots,
@@ -392,7 +398,7 @@ impl Launcher {
             }
             _ => None,
         };
-        let mut args = jail::bwrap_args(self.self_exe.path(), launch, state_fd.as_ref().map(AsRawFd::as_raw_fd));
+        let mut args = jail::bwrap_args(&self.view, launch, state_fd.as_ref().map(AsRawFd::as_raw_fd));
         let egress = match (&self.egress, slot, tenant) {
             (Some(egress), Some(slot), Some(tenant)) => {
                 let (host_ip, jail_ip) = self.settings.pool.addresses(slot);

@@ -59,33 +59,36 @@ pub(crate) fn run(cmd: &mut Command) -> Result<(), String> {
     }
 }
 
-/// The `gigmcp` binary as bubblewrap reaches it: its own path when sandbox uids can pass to it, else a
-/// read-only bind of it at `<run dir>/gigmcp-<pid>`, removed again when this is dropped.
+/// A host path as bubblewrap reaches it: the path itself when sandbox uids can pass to it, else a
+/// read-only bind of it at `<run dir>/<label>-<pid>`, removed again when this is dropped.
 #[derive(Debug)]
-pub struct SelfExe {
+pub struct Exposed {
+    source: PathBuf,
     path: PathBuf,
     bound: bool,
 }
 
-impl SelfExe {
-    pub fn expose(run_dir: &Path) -> Result<Self, String> {
-        let exe = std::env::current_exe().map_err(|e| format!("cannot find the gateway's own binary: {e}"))?;
-        Self::expose_path(exe, run_dir)
+impl Exposed {
+    /// `source` as it is, for a caller that knows it is reachable (and tests).
+    pub fn direct(source: PathBuf) -> Self {
+        Self {
+            path: source.clone(),
+            source,
+            bound: false,
+        }
     }
 
-    fn expose_path(exe: PathBuf, run_dir: &Path) -> Result<Self, String> {
-        let blocked = blocked_for_others(&exe).map_err(|e| format!("{}: {e}", exe.display()))?;
+    /// Exposes a file or directory (the directory's later contents included: a bind shows them live).
+    pub fn expose(source: PathBuf, run_dir: &Path, label: &str) -> Result<Self, String> {
+        let blocked = blocked_for_others(&source).map_err(|e| format!("{}: {e}", source.display()))?;
         let Some(blocked) = blocked else {
-            return Ok(Self {
-                path: exe,
-                bound: false,
-            });
+            return Ok(Self::direct(source));
         };
         let unreachable = |why: String| {
             format!(
                 "sandboxes cannot reach {} ({} is not traversable by other users) and it could not be bound \
                  under {}: {why}; run `chmod o+x {}`",
-                exe.display(),
+                source.display(),
                 blocked.display(),
                 run_dir.display(),
                 blocked.display()
@@ -93,32 +96,97 @@ impl SelfExe {
         };
         passable_dir(run_dir).map_err(|e| unreachable(e.to_string()))?;
         remove_stale(run_dir);
-        let path = run_dir.join(format!("gigmcp-{}", std::process::id()));
-        std::fs::write(&path, b"").map_err(|e| unreachable(e.to_string()))?;
-        let bound = run(Command::new("mount").arg("--bind").arg(&exe).arg(&path)).and_then(|()| {
+        let path = run_dir.join(format!("{label}-{}", std::process::id()));
+        let made = match source.is_dir() {
+            true => std::fs::create_dir(&path),
+            false => std::fs::write(&path, b""),
+        };
+        made.map_err(|e| unreachable(e.to_string()))?;
+        let bound = run(Command::new("mount").arg("--bind").arg(&source).arg(&path)).and_then(|()| {
             run(Command::new("mount")
                 .args(["-o", "remount,bind,ro,nosuid,nodev"])
                 .arg(&path))
         });
         if let Err(e) = bound {
             let _ = run(Command::new("umount").arg(&path));
-            let _ = std::fs::remove_file(&path);
+            let _ = remove_file_or_dir(&path);
             return Err(unreachable(e));
         }
-        Ok(Self { path, bound: true })
+        Ok(Self {
+            source,
+            path,
+            bound: true,
+        })
     }
 
+    /// Where bubblewrap finds it.
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Where bubblewrap finds `host`, if `host` is this or under it.
+    fn translate(&self, host: &Path) -> Option<PathBuf> {
+        let rest = host.strip_prefix(&self.source).ok()?;
+        Some(if rest.as_os_str().is_empty() {
+            self.path.clone()
+        } else {
+            self.path.join(rest)
+        })
+    }
 }
 
-impl Drop for SelfExe {
+impl Drop for Exposed {
     fn drop(&mut self) {
         if self.bound {
             let _ = run(Command::new("umount").arg("-l").arg(&self.path));
-            let _ = std::fs::remove_file(&self.path);
+            let _ = remove_file_or_dir(&self.path);
         }
+    }
+}
+
+fn remove_file_or_dir(path: &Path) -> std::io::Result<()> {
+    match path.is_dir() {
+        true => std::fs::remove_dir(path),
+        false => std::fs::remove_file(path),
+    }
+}
+
+/// Where bubblewrap finds what a jail binds from the host: the gateway's binary (for built-in servers) and
+/// the installs of npm and PyPI servers, each exposed if out of reach; other paths as they are.
+#[derive(Debug)]
+pub struct HostView {
+    pub self_exe: Exposed,
+    pub dirs: Vec<Exposed>,
+}
+
+impl HostView {
+    /// Exposes the running binary and `dirs` (created if missing) under `run_dir`.
+    pub fn expose(run_dir: &Path, dirs: &[PathBuf]) -> Result<Self, String> {
+        let exe = std::env::current_exe().map_err(|e| format!("cannot find the gateway's own binary: {e}"))?;
+        let self_exe = Exposed::expose(exe, run_dir, "gigmcp")?;
+        let dirs = dirs
+            .iter()
+            .map(|d| {
+                // Created now if missing, so installs made while the gateway runs are seen through the bind.
+                std::fs::create_dir_all(d).map_err(|e| format!("{}: {e}", d.display()))?;
+                let label = d
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
+                Exposed::expose(d.clone(), run_dir, &label)
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self { self_exe, dirs })
+    }
+
+    /// The bind source bubblewrap is given for `host`.
+    pub fn source(&self, host: &Path) -> String {
+        self.dirs
+            .iter()
+            .find_map(|d| d.translate(host))
+            .unwrap_or_else(|| host.to_path_buf())
+            .display()
+            .to_string()
     }
 }
 
@@ -126,12 +194,12 @@ impl Drop for SelfExe {
 fn remove_stale(run_dir: &Path) {
     for entry in std::fs::read_dir(run_dir).into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.strip_prefix("gigmcp-").and_then(|p| p.parse::<u32>().ok()) else {
+        let Some(pid) = name.rsplit_once('-').and_then(|(_, p)| p.parse::<u32>().ok()) else {
             continue;
         };
         if !Path::new(&format!("/proc/{pid}")).exists() {
             let _ = run(Command::new("umount").arg("-l").arg(entry.path()));
-            let _ = std::fs::remove_file(entry.path());
+            let _ = remove_file_or_dir(&entry.path());
         }
     }
 }
@@ -155,25 +223,40 @@ mod tests {
         assert_eq!(mode & 0o777, 0o711);
     }
 
-    /// Needs root (as `make test` runs): a binary in a closed directory is bound where others reach it.
+    /// Needs root (as `make test` runs): a binary and a directory in a closed directory are bound where
+    /// others reach them, and bind sources under the directory are translated.
     #[test]
-    fn a_binary_out_of_reach_is_bound_into_the_run_directory() {
+    fn paths_out_of_reach_are_bound_into_the_run_directory() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
         let exe = dir.path().join("gigmcp");
         std::fs::write(&exe, b"#!/bin/sh\n").unwrap();
         std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let servers = dir.path().join("servers");
+        std::fs::create_dir_all(servers.join("time@1.0")).unwrap();
         let run_dir = tempfile::tempdir().unwrap();
         std::fs::set_permissions(run_dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-        let exposed = SelfExe::expose_path(exe.clone(), &run_dir.path().join("i")).unwrap();
-        assert!(exposed.path().starts_with(run_dir.path()));
+        let run_dir = run_dir.path().join("i");
+        let exposed = Exposed::expose(exe.clone(), &run_dir, "gigmcp").unwrap();
+        assert!(exposed.path().starts_with(&run_dir));
         assert_eq!(blocked_for_others(exposed.path()).unwrap(), None);
         assert_eq!(std::fs::read(exposed.path()).unwrap(), b"#!/bin/sh\n");
-        let path = exposed.path().to_path_buf();
-        drop(exposed);
-        assert!(!path.exists());
-        // A reachable binary is used where it is.
+        let view = HostView {
+            self_exe: exposed,
+            dirs: vec![Exposed::expose(servers.clone(), &run_dir, "servers").unwrap()],
+        };
+        let source = view.source(&servers.join("time@1.0"));
+        assert!(source.starts_with(&run_dir.display().to_string()), "{source}");
+        assert!(Path::new(&source).is_dir(), "{source}");
+        // Installed after the bind: seen through it.
+        std::fs::create_dir(servers.join("mem@2.0")).unwrap();
+        assert!(Path::new(&view.source(&servers.join("mem@2.0"))).is_dir());
+        assert_eq!(view.source(Path::new("/usr/bin/node")), "/usr/bin/node");
+        let bound: Vec<PathBuf> = vec![view.self_exe.path().into(), view.dirs[0].path().into()];
+        drop(view);
+        assert!(bound.iter().all(|p| !p.exists()), "{bound:?}");
+        // A reachable path is used where it is.
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o711)).unwrap();
-        assert_eq!(SelfExe::expose_path(exe.clone(), run_dir.path()).unwrap().path(), exe);
+        assert_eq!(Exposed::expose(exe.clone(), &run_dir, "gigmcp").unwrap().path(), exe);
     }
 }

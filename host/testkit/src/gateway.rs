@@ -135,6 +135,9 @@ impl TestGateway {
     /// Starts the gateway inside a network namespace, when given one.
     pub fn start_in(netns: Option<&Netns>, extra_env: &[(&str, &str)]) -> Self {
         let dir = tempfile::tempdir().unwrap();
+        // Private, as a data directory should be (and as a checkout under /root is): what sandboxes need of
+        // it reaches them through the gateway's run directory.
+        std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
         let given: Vec<(String, String)> = extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
         let mut extra_env: Vec<(String, String)> = isolation_env()
             .into_iter()

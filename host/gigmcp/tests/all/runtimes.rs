@@ -237,16 +237,20 @@ fn resolved_version(out: &str, asked: &str) -> String {
 
 #[tokio::test]
 async fn unpinned_packages_are_resolved_at_install_and_pinned() {
-    let (gateway, servers) = gateway();
+    // Installed into the data directory, which is private (0700) like a checkout under /root: sandboxes
+    // reach the installs through the gateway's run directory.
+    let gateway = TestGateway::start();
+    let servers = gateway.dir.path().join("servers");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(std::fs::metadata(gateway.dir.path()).unwrap().mode() & 0o007, 0);
     let token = gateway.create_profile("team");
     // No version: npm's latest.
     let out = gateway.cli_ok(&["server", "add", "mem", "--npm", "@modelcontextprotocol/server-memory"]);
     let version = resolved_version(&out, "@modelcontextprotocol/server-memory");
-    assert!(servers.path().join(format!("mem@{version}")).is_dir(), "{out}");
-    let record: Value = serde_json::from_slice(
-        &std::fs::read(servers.path().join(format!("mem@{version}/gigmcp-install.json"))).unwrap(),
-    )
-    .unwrap();
+    assert!(servers.join(format!("mem@{version}")).is_dir(), "{out}");
+    let record: Value =
+        serde_json::from_slice(&std::fs::read(servers.join(format!("mem@{version}/gigmcp-install.json"))).unwrap())
+            .unwrap();
     assert_eq!(record["version"], json!(version));
     // A range: pip's newest match with a wheel for this Python.
     let out = gateway.cli_ok(&[
@@ -264,12 +268,7 @@ async fn unpinned_packages_are_resolved_at_install_and_pinned() {
         resolved_version(&out, "mcp-server-time>=2026.1,<=2026.10.19"),
         "2026.10.19"
     );
-    assert!(
-        servers
-            .path()
-            .join("time@2026.10.19/venv/bin/mcp-server-time")
-            .is_file()
-    );
+    assert!(servers.join("time@2026.10.19/venv/bin/mcp-server-time").is_file());
     // An exact version is installed as asked, with nothing to report.
     let out = gateway.cli_ok(&[
         "server",
@@ -283,7 +282,7 @@ async fn unpinned_packages_are_resolved_at_install_and_pinned() {
     assert_time_server_answers(&gateway, token).await;
 
     // What matches nothing is refused, and nothing is kept.
-    let before = std::fs::read_dir(servers.path()).unwrap().count();
+    let before = std::fs::read_dir(&servers).unwrap().count();
     let out = gateway.cli(&[
         "server",
         "add",
@@ -299,6 +298,6 @@ async fn unpinned_packages_are_resolved_at_install_and_pinned() {
     );
     let out = gateway.cli(&["server", "add", "none", "--pypi", "mcp-server-time>=9999"]);
     assert!(!out.status.success());
-    assert_eq!(std::fs::read_dir(servers.path()).unwrap().count(), before);
+    assert_eq!(std::fs::read_dir(&servers).unwrap().count(), before);
     assert!(!gateway.cli_ok(&["server", "list"]).contains("none"));
 }
