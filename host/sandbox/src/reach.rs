@@ -60,7 +60,7 @@ pub(crate) fn run(cmd: &mut Command) -> Result<(), String> {
 }
 
 /// A host path as bubblewrap reaches it: the path itself when sandbox uids can pass to it, else a
-/// read-only bind of it at `<run dir>/<label>-<pid>`, removed again when this is dropped.
+/// read-only bind of it at `<run dir>/<label>-<pid>.<n>`, removed again when this is dropped.
 #[derive(Debug)]
 pub struct Exposed {
     source: PathBuf,
@@ -96,10 +96,18 @@ impl Exposed {
         };
         passable_dir(run_dir).map_err(|e| unreachable(e.to_string()))?;
         remove_stale(run_dir);
-        let path = run_dir.join(format!("{label}-{}", std::process::id()));
+        // A name of its own (a gateway exposes its binary once for its jails and again for each probe's
+        // launcher), made fresh: never an existing file, which could be a bind of the binary itself.
+        static EXPOSED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = EXPOSED.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let path = run_dir.join(format!("{label}-{}.{n}", std::process::id()));
         let made = match source.is_dir() {
             true => std::fs::create_dir(&path),
-            false => std::fs::write(&path, b""),
+            false => std::fs::OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&path)
+                .map(drop),
         };
         made.map_err(|e| unreachable(e.to_string()))?;
         let bound = run(Command::new("mount").arg("--bind").arg(&source).arg(&path)).and_then(|()| {
@@ -194,7 +202,10 @@ impl HostView {
 fn remove_stale(run_dir: &Path) {
     for entry in std::fs::read_dir(run_dir).into_iter().flatten().flatten() {
         let name = entry.file_name().to_string_lossy().into_owned();
-        let Some(pid) = name.rsplit_once('-').and_then(|(_, p)| p.parse::<u32>().ok()) else {
+        let pid = name
+            .rsplit_once('-')
+            .and_then(|(_, p)| p.split('.').next()?.parse::<u32>().ok());
+        let Some(pid) = pid else {
             continue;
         };
         if !Path::new(&format!("/proc/{pid}")).exists() {
@@ -239,6 +250,11 @@ mod tests {
         let run_dir = run_dir.path().join("i");
         let exposed = Exposed::expose(exe.clone(), &run_dir, "gigmcp").unwrap();
         assert!(exposed.path().starts_with(&run_dir));
+        // Exposed again while the first lives (a probe's launcher in the gateway): a bind of its own.
+        let again = Exposed::expose(exe.clone(), &run_dir, "gigmcp").unwrap();
+        assert_ne!(again.path(), exposed.path());
+        drop(again);
+        assert_eq!(std::fs::read(&exe).unwrap(), b"#!/bin/sh\n");
         assert_eq!(blocked_for_others(exposed.path()).unwrap(), None);
         assert_eq!(std::fs::read(exposed.path()).unwrap(), b"#!/bin/sh\n");
         let view = HostView {
