@@ -236,7 +236,7 @@ pub fn sandbox_settings(env: &Env, paths: &Paths) -> Result<sandbox::Settings, C
             state_bytes,
         },
         state_root: paths.state_dir.clone(),
-        servers_dir: Some(paths.servers_dir.clone()),
+        servers_dir: paths.servers_dir.clone(),
     })
 }
 

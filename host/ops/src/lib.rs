@@ -195,19 +195,25 @@ impl Ops<'_> {
         Ok(())
     }
 
+    /// The states of the profile's servers that a change keeping only `kept` would orphan.
+    fn states_left_by(&self, slug: &ProfileSlug, kept: &[ServerName]) -> Result<state::Targets, OpsError> {
+        Ok(self
+            .store
+            .profile_config(slug)?
+            .servers
+            .into_iter()
+            .filter(|s| !kept.contains(&s.name))
+            .map(|s| (s.name, Some(slug.clone())))
+            .collect())
+    }
+
     pub fn delete_profile(
         &self,
         slug: &ProfileSlug,
         states: &dyn ServerStates,
         delete_state: bool,
     ) -> Result<Vec<String>, OpsError> {
-        let targets: state::Targets = self
-            .store
-            .profile_config(slug)?
-            .servers
-            .into_iter()
-            .map(|s| (s.name, Some(slug.clone())))
-            .collect();
+        let targets = self.states_left_by(slug, &[])?;
         state::check(states, &targets, delete_state)?;
         self.store.delete_profile(slug)?;
         self.record("profile.delete", Some(slug.as_str()), None, json!({}));
@@ -284,14 +290,7 @@ impl Ops<'_> {
             }
             defs.push(self.store.server(name)?);
         }
-        let dropped: state::Targets = self
-            .store
-            .profile_config(slug)?
-            .servers
-            .into_iter()
-            .filter(|s| !servers.contains(&s.name))
-            .map(|s| (s.name, Some(slug.clone())))
-            .collect();
+        let dropped = self.states_left_by(slug, servers)?;
         state::check(states, &dropped, delete_state)?;
         check_collisions(&defs, probe)
             .map_err(|e| OpsError::Conflict(format!("cannot set the servers of profile {slug}: {e}")))?;

@@ -114,7 +114,7 @@ pub struct Settings {
     /// Where servers' persistent state directories live (`state.rs`).
     pub state_root: PathBuf,
     /// Where npm and PyPI servers are installed (exposed to bubblewrap if out of reach, `reach.rs`).
-    pub servers_dir: Option<PathBuf>,
+    pub servers_dir: PathBuf,
 }
 
 impl Settings {
@@ -288,7 +288,7 @@ impl Launcher {
         Ok(Self {
             bwrap: find_bwrap()?,
             view: Arc::new(
-                reach::HostView::expose(&settings.run_dir(), settings.servers_dir.as_slice())
+                reach::HostView::expose(&settings.run_dir(), std::slice::from_ref(&settings.servers_dir))
                     .map_err(SandboxError::Reach)?,
             ),
             settings,

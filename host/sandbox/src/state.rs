@@ -55,6 +55,16 @@ pub enum StateError {
     },
 }
 
+/// A mount tool's failure on the state of (`server`, `profile`).
+fn failed<'a>(action: &'static str, server: &'a str, profile: &'a str) -> impl FnOnce(String) -> StateError + 'a {
+    move |detail| StateError::Command {
+        action,
+        server: server.into(),
+        profile: profile.into(),
+        detail,
+    }
+}
+
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> StateError + '_ {
     move |source| StateError::Io {
         path: path.display().to_string(),
@@ -84,10 +94,6 @@ impl StateStore {
             mounts,
             busy: Mutex::new(()),
         }
-    }
-
-    pub fn root(&self) -> &Path {
-        &self.root
     }
 
     /// Creates the directories states live in and checks that a sandbox uid can pass through every
@@ -142,24 +148,14 @@ impl StateStore {
             private_dir_all(&self.root.join(server))?;
             let image = self.image(server, profile);
             if !image.exists() {
-                make_filesystem(&image, size).map_err(|detail| StateError::Command {
-                    action: "create",
-                    server: server.into(),
-                    profile: profile.into(),
-                    detail,
-                })?;
+                make_filesystem(&image, size).map_err(failed("create", server, profile))?;
             }
             if !is_mounted(&mount_point) {
                 run(Command::new("mount")
                     .args(["-t", "ext4", "-o", "loop,nosuid,nodev,noatime,discard"])
                     .arg(&image)
                     .arg(&mount_point))
-                .map_err(|detail| StateError::Command {
-                    action: "mount",
-                    server: server.into(),
-                    profile: profile.into(),
-                    detail,
-                })?;
+                .map_err(failed("mount", server, profile))?;
                 // mkfs's lost+found is root's and of no use to a server: its HOME starts empty.
                 let _ = std::fs::remove_dir(mount_point.join("lost+found"));
             }
@@ -197,7 +193,7 @@ impl StateStore {
                         let image = self.image(&server, &profile);
                         let Ok(meta) = std::fs::metadata(&image) else { continue };
                         StateDir {
-                            files: image_entries(&image, &mount_point),
+                            empty: image_is_empty(&image, &mount_point),
                             server: server.clone(),
                             profile,
                             path: image,
@@ -207,7 +203,7 @@ impl StateStore {
                     }
                     Err(_) => StateDir {
                         disk_bytes: disk_usage(&mount_point),
-                        files: Some(entries(&mount_point)),
+                        empty: Some(is_empty(&mount_point)),
                         server: server.clone(),
                         profile,
                         path: mount_point,
@@ -232,12 +228,11 @@ impl StateStore {
         for state in &states {
             let mount_point = self.mount_point(server, &state.profile);
             if is_mounted(&mount_point) {
-                run(Command::new("umount").arg("-l").arg(&mount_point)).map_err(|detail| StateError::Command {
-                    action: "unmount",
-                    server: server.into(),
-                    profile: state.profile.clone(),
-                    detail,
-                })?;
+                run(Command::new("umount").arg("-l").arg(&mount_point)).map_err(failed(
+                    "unmount",
+                    server,
+                    &state.profile,
+                ))?;
             }
             if mount_point.exists() {
                 std::fs::remove_dir_all(&mount_point).map_err(io(&mount_point))?;
@@ -363,43 +358,34 @@ fn names_in(dir: &Path, dirs: bool) -> Vec<String> {
     names
 }
 
-/// How many files and directories are under `root` (not counting it, nor mkfs's `lost+found`).
-fn entries(root: &Path) -> u64 {
-    let mut count = 0;
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            if dir == root && entry.file_name() == "lost+found" {
-                continue;
-            }
-            count += 1;
-            if entry.file_type().is_ok_and(|t| t.is_dir()) {
-                stack.push(entry.path());
-            }
-        }
-    }
-    count
+/// Whether `root` holds nothing (mkfs's `lost+found` aside).
+fn is_empty(root: &Path) -> bool {
+    std::fs::read_dir(root)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .all(|entry| entry.file_name() == "lost+found")
 }
 
-/// The entries of a state's filesystem: read where it is mounted, or else from a read-only mount of its
-/// image made for the purpose (`None` if that fails).
-fn image_entries(image: &Path, mount_point: &Path) -> Option<u64> {
+/// Whether a state's filesystem holds nothing: read where it is mounted, or else from a read-only mount of
+/// its image made for the purpose (`None` if that fails).
+fn image_is_empty(image: &Path, mount_point: &Path) -> Option<bool> {
     if is_mounted(mount_point) {
-        return Some(entries(mount_point));
+        return Some(is_empty(mount_point));
     }
     let look = tempfile_dir(image)?;
-    let counted = run(Command::new("mount")
+    let empty = run(Command::new("mount")
         .args(["-t", "ext4", "-o", "loop,ro,noload,nosuid,nodev,noexec"])
         .arg(image)
         .arg(&look))
     .ok()
     .map(|()| {
-        let n = entries(&look);
+        let empty = is_empty(&look);
         let _ = run(Command::new("umount").arg(&look));
-        n
+        empty
     });
     let _ = std::fs::remove_dir(&look);
-    counted
+    empty
 }
 
 /// A fresh private directory beside `image`, to mount it on for a look.
@@ -501,8 +487,8 @@ mod tests {
         std::fs::create_dir(&run).unwrap();
         std::fs::set_permissions(&run, std::fs::Permissions::from_mode(0o700)).unwrap();
         let store = StateStore::new(data.join("state"), run.join("i/state"));
-        if store.unenforced_reason().is_some() {
-            return;
+        if let Some(reason) = store.unenforced_reason() {
+            panic!("this test needs loop mounts: {reason}");
         }
         let err = store.check_reachable().unwrap_err().to_string();
         assert!(err.contains(&format!("chmod o+x {}", run.display())), "{err}");

@@ -248,20 +248,20 @@ pub struct Installed {
 pub struct StateDir {
     pub server: String,
     pub profile: String,
-    /// The host directory it is mounted on, where an operator can look at it.
+    /// Its image (or, where sizes are not enforced, its plain directory) on the host.
     pub path: PathBuf,
     /// Its size limit; `None` when this host cannot enforce one (a plain directory).
     pub limit_bytes: Option<u64>,
     /// What it takes on the host's disk.
     pub disk_bytes: u64,
-    /// How many files and directories the server keeps in it; `None` when that could not be read.
-    pub files: Option<u64>,
+    /// Whether the server keeps nothing in it; `None` when that could not be read.
+    pub empty: Option<bool>,
 }
 
 impl StateDir {
     /// Whether the server wrote anything there that a removal would lose.
     pub fn holds_data(&self) -> bool {
-        self.files != Some(0)
+        self.empty != Some(true)
     }
 }
 
