@@ -80,6 +80,10 @@ impl ServerStates for States {
         self.0.list(Some(server.as_str()))
     }
 
+    fn holds_data(&self, state: &StateDir) -> bool {
+        self.0.holds_data(state)
+    }
+
     fn remove(&self, server: &ServerName, profile: Option<&ProfileSlug>) -> Result<(), String> {
         self.0
             .remove(server.as_str(), profile.map(ProfileSlug::as_str))

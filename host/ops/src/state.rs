@@ -12,6 +12,8 @@ use crate::OpsError;
 pub trait ServerStates: Send + Sync {
     /// The states of `server`, one per profile that ever ran it.
     fn list(&self, server: &ServerName) -> Vec<StateDir>;
+    /// Whether the server wrote anything into `state` that a removal would lose.
+    fn holds_data(&self, state: &StateDir) -> bool;
     /// Removes the state of `server` for `profile` (unmounted first), or for every profile.
     fn remove(&self, server: &ServerName, profile: Option<&ProfileSlug>) -> Result<(), String>;
 }
@@ -34,7 +36,10 @@ fn of(states: &dyn ServerStates, targets: &Targets) -> Vec<StateDir> {
 /// Refuses the change when it would orphan states and the caller did not confirm their deletion; called
 /// before anything is written.
 pub(crate) fn check(states: &dyn ServerStates, targets: &Targets, confirmed: bool) -> Result<(), OpsError> {
-    let found: Vec<StateDir> = of(states, targets).into_iter().filter(StateDir::holds_data).collect();
+    let found: Vec<StateDir> = of(states, targets)
+        .into_iter()
+        .filter(|s| states.holds_data(s))
+        .collect();
     if found.is_empty() || confirmed {
         return Ok(());
     }

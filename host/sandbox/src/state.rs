@@ -193,7 +193,6 @@ impl StateStore {
                         let image = self.image(&server, &profile);
                         let Ok(meta) = std::fs::metadata(&image) else { continue };
                         StateDir {
-                            empty: image_is_empty(&image, &mount_point),
                             server: server.clone(),
                             profile,
                             path: image,
@@ -203,7 +202,6 @@ impl StateStore {
                     }
                     Err(_) => StateDir {
                         disk_bytes: disk_usage(&mount_point),
-                        empty: Some(is_empty(&mount_point)),
                         server: server.clone(),
                         profile,
                         path: mount_point,
@@ -214,6 +212,17 @@ impl StateStore {
             }
         }
         found
+    }
+
+    /// Whether the server wrote anything into this state that a removal would lose (also when that cannot
+    /// be read). An unmounted image is mounted read-only for the look.
+    pub fn holds_data(&self, state: &StateDir) -> bool {
+        let mount_point = self.mount_point(&state.server, &state.profile);
+        let empty = match self.enforced {
+            Ok(()) => image_is_empty(&state.path, &mount_point),
+            Err(_) => Some(is_empty(&mount_point)),
+        };
+        empty != Some(true)
     }
 
     /// Removes the state of `server` for `profile`, or for every profile: unmounted (lazily: a sandbox
@@ -530,11 +539,11 @@ mod tests {
         assert_eq!(listed[0].path, dir.path().join("data/state/mem/team.ext4"));
         assert_eq!(listed[0].limit_bytes, Some(8 << 20), "an existing state kept its size");
         assert!(listed[0].disk_bytes <= 9 << 20, "{listed:?}");
-        assert!(listed[0].holds_data());
-        // Listed from the image while unmounted too.
+        assert!(store.holds_data(&listed[0]));
+        // Read from the image while unmounted too.
         store.unmount_all();
         assert!(!is_mounted(&point));
-        assert!(store.list(None)[0].holds_data());
+        assert!(store.holds_data(&store.list(None)[0]));
         let removed = store.remove("mem", None).unwrap();
         assert_eq!(removed.len(), 1);
         assert!(!dir.path().join("data/state/mem").exists());

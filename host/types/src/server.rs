@@ -254,15 +254,6 @@ pub struct StateDir {
     pub limit_bytes: Option<u64>,
     /// What it takes on the host's disk.
     pub disk_bytes: u64,
-    /// Whether the server keeps nothing in it; `None` when that could not be read.
-    pub empty: Option<bool>,
-}
-
-impl StateDir {
-    /// Whether the server wrote anything there that a removal would lose.
-    pub fn holds_data(&self) -> bool {
-        self.empty != Some(true)
-    }
 }
 
 /// One running sandbox, as the status file reports it.
