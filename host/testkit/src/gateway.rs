@@ -315,17 +315,25 @@ impl TestGateway {
     }
 }
 
+/// The mount points under `dir` (from /proc/self/mountinfo; test paths need no unescaping).
+pub fn mounts_under(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .filter(|point| std::path::Path::new(point).starts_with(dir))
+        .map(str::to_owned)
+        .collect()
+}
+
 impl Drop for TestGateway {
     fn drop(&mut self) {
         self.stop();
         // A gateway killed outright leaves its servers' state filesystems mounted in its run directory:
         // unmounted here, so its loop devices are freed.
         if let Some(run_dir) = self.run_dir() {
-            let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
-            for point in mounts.lines().filter_map(|l| l.split(' ').nth(4)) {
-                if std::path::Path::new(point).starts_with(&run_dir) {
-                    let _ = Command::new("umount").args(["-l", point]).status();
-                }
+            for point in mounts_under(&run_dir) {
+                let _ = Command::new("umount").args(["-l", &point]).status();
             }
             let _ = std::fs::remove_dir_all(run_dir);
         }

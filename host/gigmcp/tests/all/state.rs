@@ -3,7 +3,7 @@
 //! more than `--state-size`, and goes only with `--delete-state`. Needs the npm registry (as `make test` does)
 //! and root (loop-mounted images).
 
-use gigmcp_testkit::{RawClient, TestGateway};
+use gigmcp_testkit::{RawClient, TestGateway, mounts_under};
 use serde_json::{Value, json};
 
 fn text(reply: &Value) -> String {
@@ -41,17 +41,6 @@ async fn create_entity(client: &RawClient, id: u64, name: &str, observation: &st
             ]}}),
         )
         .await
-}
-
-/// The loop mounts under `dir` (from /proc/self/mountinfo).
-fn mounts_under(dir: &std::path::Path) -> Vec<String> {
-    let prefix = dir.display().to_string();
-    std::fs::read_to_string("/proc/self/mountinfo")
-        .unwrap()
-        .lines()
-        .filter_map(|line| line.split(' ').nth(4).map(str::to_owned))
-        .filter(|point| point.starts_with(&prefix))
-        .collect()
 }
 
 #[tokio::test]
