@@ -4,10 +4,11 @@ CARGO ?= cargo
 DATA_DIR ?= ./.gigmcp-data
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test test-deps system-deps build lint bench
+.PHONY: run test test-deps system-deps build lint bench web web-api test-web
 
-## Build and serve the demo profile (the built-in echo server), printing how to connect a client.
-run: system-deps plugins
+## Build and serve the demo profile (the built-in echo server) and the dashboard, printing how to connect a
+## client and a login link.
+run: system-deps plugins web
 	$(CARGO) build --locked -p gigmcp
 	GIG_DATA_DIR=$(DATA_DIR) GIG_LISTEN=$(LISTEN) ./target/debug/gigmcp serve --dev
 
@@ -15,9 +16,27 @@ run: system-deps plugins
 test: test-deps plugins
 	python3 scripts/crate-layers.py
 	python3 scripts/module-cycles.py
+	scripts/web.sh --check
 	$(CARGO) build --locked --workspace --tests
 	CARGO=$(CARGO) python3 scripts/one-build.py
 	$(CARGO) test --locked --workspace --no-fail-fast -- --test-threads=4
+	scripts/web-e2e.sh
+
+## The dashboard's browser tests alone (Playwright driving Debian's chromium against a real gateway).
+test-web: test-deps plugins
+	scripts/web.sh --check
+	$(CARGO) build --locked -p gigmcp
+	scripts/web-e2e.sh
+
+## Build the dashboard (web/ into web/dist, embedded by the next cargo build); skipped without Node 20.19+.
+web:
+	scripts/web.sh
+
+## After an API change: rewrite the dashboard's copy of the OpenAPI document and its generated types.
+web-api: plugins
+	$(CARGO) build --locked -p gigmcp
+	./target/debug/gigmcp admin openapi > web/src/api/openapi.json
+	cd web && npm run --silent gen:api
 
 test-deps:
 	scripts/test-deps.sh >/dev/null
@@ -29,7 +48,7 @@ system-deps:
 	  echo "installing bubblewrap and e2fsprogs" >&2; \
 	  apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y bubblewrap e2fsprogs; }
 
-build: plugins
+build: plugins web
 	$(CARGO) build --locked --release -p gigmcp
 
 lint: plugins

@@ -11,6 +11,7 @@ LAYERS = {
     "gigmcp-hostpattern": 0,
     "gigmcp-types": 1,
     "gigmcp-default-plugins": 0,
+    "gigmcp-dashboard": 0,
     "gigmcp-store": 2,
     "gigmcp-sandbox": 2,
     "gigmcp-plugin-runtime": 2,

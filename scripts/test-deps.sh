@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install everything Gig'MCP's integration tests need besides the Rust toolchain:
 #
-#   * Debian packages: bubblewrap, iproute2, iptables, nftables, e2fsprogs (the sandbox's tools)
+#   * Debian packages: bubblewrap, iproute2, iptables, nftables, e2fsprogs (the sandbox's tools), chromium (the
+#     dashboard's browser tests)
 #   * npm packages pinned in tests/deps/package.json + package-lock.json, installed
 #     with `npm ci` into tests/deps/node_modules (the reference MCP servers, the
 #     conformance suite, supergateway, and a Node 22 binary)
@@ -73,19 +74,21 @@ done
 [[ -x /usr/bin/python3 ]] || missing+=("/usr/bin/python3")
 # PyPI servers are installed into a venv of the system Python (Debian splits ensurepip into python3-venv).
 [[ -x /usr/bin/python3 ]] && ! /usr/bin/python3 -c 'import ensurepip' 2>/dev/null && missing+=("python3-venv")
+# The dashboard's browser tests drive Debian's chromium (Playwright cannot download browsers here).
+[[ -x /usr/bin/chromium ]] || missing+=("chromium")
 if ((${#missing[@]})); then
     log "missing commands: ${missing[*]}; installing Debian packages"
     if [[ "$(id -u)" != 0 ]]; then
-        die "need root to apt-get install bubblewrap iproute2 iptables nftables util-linux e2fsprogs mount procps python3 python3-venv curl"
+        die "need root to apt-get install bubblewrap iproute2 iptables nftables util-linux e2fsprogs mount procps python3 python3-venv curl chromium"
     fi
     # Installer chatter goes to stderr: stdout carries only the KEY=VALUE summary.
     apt-get update >&2
-    apt-get install -y bubblewrap iproute2 iptables nftables util-linux e2fsprogs mount procps python3 python3-venv curl ca-certificates >&2
+    apt-get install -y bubblewrap iproute2 iptables nftables util-linux e2fsprogs mount procps python3 python3-venv curl ca-certificates chromium >&2
     for cmd in bwrap ip iptables nft nsenter ps kill curl mkfs.ext4 losetup; do
         have_cmd "$cmd" || die "'$cmd' still missing after apt-get install"
     done
 else
-    log "apt: bwrap ip iptables nft nsenter python3 present"
+    log "apt: bwrap ip iptables nft nsenter python3 chromium present"
 fi
 
 # ---------------------------------------------------------------- npm packages

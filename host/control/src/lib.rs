@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod dashboard;
 pub mod oidc;
 pub mod openapi;
 pub mod session;
@@ -35,6 +36,15 @@ pub trait RunningServers: Send + Sync {
     /// Stops a server's idle shared processes in every profile (they start again on next use); returns how
     /// many were stopped.
     fn restart_server(&self, server: &gigmcp_types::names::ServerName) -> usize;
+    /// Runs one MCP request on a profile as a client session would (its servers, plugins and audit), with
+    /// `actor` named in the audit log; gives the JSON-RPC reply.
+    fn request(
+        &self,
+        profile: gigmcp_types::ids::ProfileId,
+        actor: String,
+        method: &'static str,
+        params: serde_json::Value,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<serde_json::Value, String>> + Send + '_>>;
 }
 
 /// What the control plane is given by the binary besides its settings.
@@ -72,6 +82,8 @@ pub struct ControlState {
     pub default_limits: gigmcp_types::server::Limits,
     /// Where npm and PyPI servers are installed (`GIG_SERVERS_DIR`).
     pub servers_dir: std::path::PathBuf,
+    /// The dashboard's files.
+    pub web: dashboard::WebFiles,
 }
 
 /// The one error shape of the API: `{"error":{"code","message"}}`.
@@ -146,6 +158,7 @@ pub fn router(state: Arc<ControlState>) -> Router {
         .merge(api)
         .merge(session::routes())
         .merge(oidc::routes())
+        .fallback(dashboard::serve)
         .with_state(state)
 }
 
@@ -153,6 +166,7 @@ pub fn router(state: Arc<ControlState>) -> Router {
 /// state-changing request that does not come from the gateway's own origin (CSRF).
 async fn guard_api(State(state): State<Arc<ControlState>>, request: Request, next: Next) -> Response {
     if let Some(oidc) = &state.oidc
+        && !api::PUBLIC_ROUTES.contains(&request.uri().path())
         && let Err(reason) = oidc.ready()
     {
         return ApiError::new(
@@ -214,6 +228,8 @@ pub struct Settings {
     pub max_body_bytes: usize,
     /// A sandboxed server's limits when a definition gives none.
     pub default_limits: gigmcp_types::server::Limits,
+    /// The dashboard's files (embedded, or `GIG_WEB_DIR`).
+    pub web: dashboard::WebFiles,
 }
 
 /// Why the control plane could not start.
@@ -263,6 +279,7 @@ impl ControlState {
             max_body_bytes: config.max_body_bytes,
             default_limits: config.default_limits,
             servers_dir: config.servers_dir.clone(),
+            web: config.web.clone(),
         }))
     }
 }

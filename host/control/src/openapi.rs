@@ -397,4 +397,17 @@ mod tests {
             false
         );
     }
+
+    /// The dashboard's typed client is generated from `web/src/api/openapi.json`: a route or field changed here
+    /// and not there would make the dashboard send requests the API refuses, typed as if they were right.
+    #[test]
+    fn the_dashboards_copy_of_the_document_is_current() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../web/src/api/openapi.json");
+        let committed = std::fs::read_to_string(&path).unwrap_or_default();
+        assert!(
+            committed.trim_end() == crate::api::document_text(),
+            "web/src/api/openapi.json is not the API's document: run `make web-api` (it rewrites the file and the \
+             dashboard's types from it) and commit both"
+        );
+    }
 }

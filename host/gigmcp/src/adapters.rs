@@ -69,6 +69,21 @@ impl RunningServers for Running {
     fn restart_server(&self, server: &ServerName) -> usize {
         self.0.restart_server(server)
     }
+
+    fn request(
+        &self,
+        profile: gigmcp_types::ids::ProfileId,
+        actor: String,
+        method: &'static str,
+        params: serde_json::Value,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<serde_json::Value, String>> + Send + '_>> {
+        Box::pin(async move {
+            self.0
+                .one_request(profile, actor, method, params)
+                .await
+                .map_err(|e| e.to_string())
+        })
+    }
 }
 
 /// Servers' state directories: the gateway's own store (one lock for its sandboxes and the API's removals),

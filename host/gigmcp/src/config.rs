@@ -260,6 +260,9 @@ pub struct ServeConfig {
     pub session_ttl: std::time::Duration,
     /// The identity provider, when `GIG_OIDC_*` configure one (all of them or none).
     pub oidc: Option<OidcSettings>,
+    /// The dashboard: the build embedded in this binary, or `GIG_WEB_DIR` (a `web/dist` read at every request,
+    /// for working on the dashboard without rebuilding the gateway).
+    pub web: gigmcp_control::dashboard::WebFiles,
 }
 
 impl ServeConfig {
@@ -273,6 +276,7 @@ impl ServeConfig {
             oidc: self.oidc.clone(),
             max_body_bytes: self.max_body_bytes,
             default_limits: self.sandbox.default_limits,
+            web: self.web.clone(),
         }
     }
 }
@@ -338,7 +342,21 @@ impl ServeConfig {
                 hint: "give a duration like 3600, 90m or 12h",
             })?,
         };
+        let web = match env.get("GIG_WEB_DIR") {
+            None => gigmcp_control::dashboard::WebFiles::Embedded(gigmcp_dashboard::FILES),
+            Some(dir) if std::path::Path::new(dir).join("index.html").is_file() => {
+                gigmcp_control::dashboard::WebFiles::Directory(std::path::PathBuf::from(dir))
+            }
+            Some(dir) => {
+                return Err(ConfigError::Invalid {
+                    name: "GIG_WEB_DIR",
+                    value: dir.to_owned(),
+                    hint: "give a dashboard build: a directory with index.html (web/dist after `make web`)",
+                });
+            }
+        };
         Ok(Self {
+            web,
             paths,
             listen,
             master_key,

@@ -62,6 +62,42 @@ impl Gateway {
             .clone())
     }
 
+    /// Runs one request on a profile exactly as a client session would (the same servers, mcp-filter plugins
+    /// and audit), in a session of its own that ends with the request: the dashboard's tool playground.
+    /// `actor` is who the audit log names (`user:<id>`). Gives the JSON-RPC reply (`result` or `error`).
+    pub async fn one_request(
+        &self,
+        profile: ProfileId,
+        actor: String,
+        method: &str,
+        params: serde_json::Value,
+    ) -> Result<serde_json::Value, StoreError> {
+        let runtime = self.runtime(profile)?;
+        let session = Session::with_actor(
+            runtime,
+            crate::LATEST_PROTOCOL_VERSION.to_owned(),
+            serde_json::json!({}),
+            actor,
+        );
+        // Nothing is related to the request but its reply: a server's requests to the client (sampling,
+        // elicitation) find no one, as the session declares no capability for them.
+        let (related, _unrelated) = tokio::sync::mpsc::unbounded_channel();
+        let mut body = serde_json::Map::new();
+        body.insert("params".into(), params);
+        let reply = session
+            .handle_request(serde_json::json!(1), method, body, crate::upstream::Origin { related })
+            .await;
+        session.runtime.remove_session(&session.id);
+        Ok(match reply {
+            crate::upstream::Reply::Message(message) => message,
+            crate::upstream::Reply::Cancelled => crate::jsonrpc::error(
+                serde_json::json!(1),
+                crate::jsonrpc::INTERNAL_ERROR,
+                "the request was cancelled",
+            ),
+        })
+    }
+
     pub fn add_session(&self, session: Arc<Session>) {
         lock(&self.sessions).insert(session.id.clone(), session);
     }

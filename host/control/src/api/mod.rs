@@ -26,6 +26,7 @@ pub mod credentials;
 pub mod plugins;
 pub mod profiles;
 pub mod servers;
+pub mod tools;
 pub mod users;
 
 /// The API's route table.
@@ -36,6 +37,26 @@ pub fn api() -> Api {
             Op::get("/api/openapi.json", "openapi", "meta", "This document (OpenAPI 3.1)")
                 .returns::<serde_json::Value>(200),
             get(openapi),
+        )
+        .route(
+            Op::get(
+                "/api/health",
+                "getHealth",
+                "meta",
+                "Whether the gateway answers, and its version (no login needed: for health checks)",
+            )
+            .returns::<Health>(200),
+            get(health),
+        )
+        .route(
+            Op::get(
+                "/api/login-options",
+                "getLoginOptions",
+                "meta",
+                "How to log in to this gateway (no login needed: the dashboard's login page asks it)",
+            )
+            .returns::<LoginOptions>(200),
+            get(login_options),
         )
         .route(
             Op::get("/api/me", "getMe", "me", "The logged-in user")
@@ -118,6 +139,27 @@ pub fn api() -> Api {
             )
             .returns::<profiles::NewTokenView>(200),
             post(profiles::rotate_token),
+        )
+        .route(
+            Op::get(
+                "/api/profiles/{slug}/tools",
+                "listProfileTools",
+                "profiles",
+                "The tools the profile's clients see (its servers are started to list them)",
+            )
+            .returns::<tools::ToolList>(200),
+            get(tools::list),
+        )
+        .route(
+            Op::post(
+                "/api/profiles/{slug}/tools/call",
+                "callProfileTool",
+                "profiles",
+                "Call a tool through the profile's pipeline (servers, plugins, audit) as the logged-in user",
+            )
+            .body::<tools::CallTool>()
+            .returns::<tools::ToolCallView>(200),
+            post(tools::call),
         )
         // servers
         .route(
@@ -403,11 +445,70 @@ async fn unknown_route() -> ApiError {
     ApiError::not_found("no such API route; see /api/openapi.json")
 }
 
+/// The document as the dashboard's sources hold it (`web/src/api/openapi.json`): pretty-printed, so a change
+/// to the API shows as a readable diff there.
+pub fn document_text() -> String {
+    serde_json::to_string_pretty(&api().document()).expect("a JSON value serializes")
+}
+
 /// The document is made once: it depends on the code only.
 async fn openapi() -> Response {
     static DOCUMENT: std::sync::OnceLock<Bytes> = std::sync::OnceLock::new();
     let document = DOCUMENT.get_or_init(|| Bytes::from(api().document().to_string()));
     ([(header::CONTENT_TYPE, "application/json")], document.clone()).into_response()
+}
+
+/// Routes that answer without a session and while the identity provider is not ready: health checks must
+/// see a starting gateway as up, and the login page must be able to say that the provider is not ready.
+pub const PUBLIC_ROUTES: &[&str] = &["/api/health", "/api/login-options", "/api/openapi.json"];
+
+/// `GET /api/health`.
+#[derive(Serialize, JsonSchema)]
+pub struct Health {
+    /// Always `ok`: a gateway that answers is up.
+    pub status: &'static str,
+    /// The gateway's version.
+    pub version: &'static str,
+}
+
+async fn health() -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+    })
+}
+
+/// `GET /api/login-options`: the ways to log in.
+#[derive(Serialize, JsonSchema)]
+pub struct LoginOptions {
+    /// The identity provider, when one is configured (`GIG_OIDC_ISSUER`).
+    pub oidc: Option<OidcOption>,
+    /// The operator's command that prints a single-use login link (works with or without a provider).
+    pub login_link_command: &'static str,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct OidcOption {
+    /// Where a browser goes to log in (a full-page navigation; add `?return_to=<path>`).
+    pub login_url: &'static str,
+    /// Whether the provider's discovery succeeded; logins fail until it has.
+    pub ready: bool,
+    /// Why it is not ready.
+    pub reason: Option<String>,
+}
+
+async fn login_options(State(state): State<Arc<ControlState>>) -> Json<LoginOptions> {
+    Json(LoginOptions {
+        oidc: state.oidc.as_ref().map(|oidc| {
+            let reason = oidc.ready().err();
+            OidcOption {
+                login_url: "/auth/login",
+                ready: reason.is_none(),
+                reason,
+            }
+        }),
+        login_link_command: "gigmcp admin login-link",
+    })
 }
 
 async fn me(State(state): State<Arc<ControlState>>, caller: Caller) -> Result<Json<UserView>, ApiError> {

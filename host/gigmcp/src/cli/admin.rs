@@ -17,11 +17,18 @@ pub enum AdminCommand {
         #[arg(long, default_value = "admin")]
         role: String,
     },
+    /// Print the REST API's OpenAPI document (what GET /api/openapi.json serves; `make web-api` writes it to
+    /// web/src/api/openapi.json, from which the dashboard's typed client is generated).
+    Openapi,
 }
 
 /// `gigmcp admin …`.
 pub fn admin(command: AdminCommand, env: &crate::config::Env) -> anyhow::Result<()> {
     match command {
+        AdminCommand::Openapi => {
+            println!("{}", gigmcp_control::api::document_text());
+            Ok(())
+        }
         AdminCommand::LoginLink { subject, role } => {
             let role =
                 Role::parse(&role).ok_or_else(|| anyhow::anyhow!("invalid --role {role:?}: give admin or user"))?;

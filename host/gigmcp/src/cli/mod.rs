@@ -635,6 +635,12 @@ fn serve(dev: bool) -> Result<()> {
         if let Err(e) = control.store.set_served_url(control.public_url.as_str()) {
             tracing::warn!("cannot record the URL this gateway serves at: {e}");
         }
+        let (control_store, control_url, control_audit) =
+            (control.store.clone(), control.public_url.clone(), control.audit.clone());
+        let dashboard_built = match &control.web {
+            gigmcp_control::dashboard::WebFiles::Embedded(_) => gigmcp_dashboard::built(),
+            gigmcp_control::dashboard::WebFiles::Directory(_) => true,
+        };
         let endpoint = Arc::new(gigmcp_mcp::endpoint::Endpoint {
             gateway,
             public_origin: config.public_origin.clone(),
@@ -642,7 +648,24 @@ fn serve(dev: bool) -> Result<()> {
         });
         tracing::info!("Gig'MCP listening on http://{address}");
         if let Some(token) = demo_token {
-            print_demo(address, &token);
+            // A fresh single-use login link for the dashboard, audited as the CLI's are.
+            let login = gigmcp_control::session::create_login_link(
+                &control_store,
+                &control_url,
+                "admin",
+                gigmcp_types::user::Role::Admin,
+            );
+            if login.is_ok() {
+                control_audit.record(gigmcp_types::audit::NewAuditEvent {
+                    kind: "auth.login_link".into(),
+                    actor: "operator".into(),
+                    profile: None,
+                    server: None,
+                    outcome: gigmcp_types::audit::Outcome::Ok,
+                    detail: serde_json::json!({"subject": "admin", "role": "admin", "by": "serve --dev"}),
+                });
+            }
+            print_demo(address, &token, login.map_err(|e| e.to_string()), dashboard_built);
         }
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let gateway = endpoint.gateway.clone();
@@ -674,7 +697,12 @@ fn serve(dev: bool) -> Result<()> {
     })
 }
 
-fn print_demo(address: std::net::SocketAddr, token: &str) {
+fn print_demo(
+    address: std::net::SocketAddr,
+    token: &str,
+    login: std::result::Result<String, String>,
+    dashboard_built: bool,
+) {
     let url = format!("http://{address}/mcp/p/demo");
     println!();
     println!("Gig'MCP is serving the demo profile (the built-in echo server, tool `echo_echo`).");
@@ -685,8 +713,17 @@ fn print_demo(address: std::net::SocketAddr, token: &str) {
     println!("Connect Claude Code:");
     println!("  claude mcp add --transport http gigmcp {url} --header \"Authorization: Bearer {token}\"");
     println!();
-    println!("REST API: http://{address}/api (document: /api/openapi.json); log in with a single-use link:");
-    println!("  GIG_DATA_DIR=<this data dir> gigmcp admin login-link");
+    if dashboard_built {
+        println!("Dashboard: http://{address}/");
+    } else {
+        println!("Dashboard: not built into this binary (it needs Node.js 20.19+): `make web`, then rebuild.");
+    }
+    match login {
+        Ok(link) => println!("  log in as admin with this single-use link (valid 15 minutes):\n  {link}"),
+        Err(e) => println!("  (no login link: {e})"),
+    }
+    println!("  another link later: GIG_DATA_DIR=<this data dir> gigmcp admin login-link");
+    println!("REST API: http://{address}/api (document: /api/openapi.json)");
     println!();
 }
 

@@ -1198,3 +1198,202 @@ fn conflicting_changes_are_refused_with_409_or_404_and_change_nothing() {
         assert_eq!(credentials["items"], json!([]));
     });
 }
+
+#[test]
+fn health_and_login_options_answer_without_a_session_and_pages_carry_a_strict_policy() {
+    let api = Api::start();
+    runtime().block_on(async {
+        let get = |path: &str, accept: &str| api.http.get(api.url(path)).header("accept", accept.to_owned()).send();
+        let health: Value = get("/api/health", "*/*").await.unwrap().json().await.unwrap();
+        assert_eq!(health, json!({"status": "ok", "version": env!("CARGO_PKG_VERSION")}));
+        let options: Value = get("/api/login-options", "*/*").await.unwrap().json().await.unwrap();
+        assert_eq!(options["oidc"], Value::Null, "no provider is configured: {options}");
+        assert_eq!(options["login_link_command"], "gigmcp admin login-link");
+        // Everything else in the API still needs a session.
+        assert_eq!(get("/api/me", "*/*").await.unwrap().status(), StatusCode::UNAUTHORIZED);
+
+        // Any page of the app (a shared link) is the app's index, never cached, under the policy.
+        for path in ["/", "/profiles/team", "/audit"] {
+            let response = get(path, "text/html,application/xhtml+xml").await.unwrap();
+            assert_eq!(response.status(), StatusCode::OK, "{path}");
+            let headers = response.headers();
+            assert_eq!(
+                headers["content-security-policy"],
+                gigmcp_control::dashboard::CONTENT_SECURITY_POLICY,
+                "{path}"
+            );
+            assert!(
+                headers["content-security-policy"]
+                    .to_str()
+                    .unwrap()
+                    .contains("script-src 'self';")
+            );
+            assert_eq!(headers["x-content-type-options"], "nosniff");
+            assert_eq!(headers["referrer-policy"], "no-referrer");
+            assert_eq!(headers["cache-control"], "no-cache");
+            let page = response.text().await.unwrap();
+            assert!(page.contains("<html"), "{path}: {page}");
+            if gigmcp_dashboard::built() {
+                // The build's page has no inline script: only files of the same origin.
+                assert!(!page.contains("<script>") && !page.contains("<style"), "{page}");
+                let script = page
+                    .split("src=\"")
+                    .nth(1)
+                    .and_then(|rest| rest.split('"').next())
+                    .expect("the page loads its script");
+                assert!(script.starts_with("/assets/"), "{script}");
+                let asset = get(script, "*/*").await.unwrap();
+                assert_eq!(asset.status(), StatusCode::OK);
+                assert_eq!(asset.headers()["cache-control"], "public, max-age=31536000, immutable");
+                assert!(
+                    asset.headers()["content-type"]
+                        .to_str()
+                        .unwrap()
+                        .starts_with("text/javascript")
+                );
+            } else {
+                assert!(page.contains("make web"), "the unbuilt page says how to build: {page}");
+            }
+        }
+        // A script's fetch of a missing file, an unknown API or MCP path: 404, never the app's page.
+        for (path, accept) in [
+            ("/assets/missing.js", "text/html"),
+            ("/nothing.js", "*/*"),
+            ("/api/nothing", "text/html"),
+        ] {
+            let response = get(path, accept).await.unwrap();
+            assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
+        }
+        let response = get("/mcp/nothing", "text/html").await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+        // Names outside the build's alphabet are never looked up, not even as a path into the build.
+        let response = get("/assets/..%2F..%2Fetc%2Fpasswd", "*/*").await.unwrap();
+        assert_eq!(response.status(), StatusCode::NOT_FOUND);
+    });
+}
+
+#[test]
+fn the_playground_lists_a_profiles_tools_and_calls_them_through_its_pipeline_as_the_user() {
+    let api = Api::start();
+    runtime().block_on(async {
+        let admin = api.login(&[]).await;
+        api.call(
+            &admin,
+            Method::POST,
+            "/api/servers",
+            Some(json!({"name": "echo", "builtin": "echo"})),
+        )
+        .await;
+        let alice = api.login(&["--as", "alice", "--role", "user"]).await;
+        let (status, _) = api
+            .call(&alice, Method::POST, "/api/profiles", Some(json!({"slug": "play"})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        let (status, body) = api
+            .call(
+                &admin,
+                Method::PUT,
+                "/api/profiles/play/servers",
+                Some(json!({"servers": ["echo"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+
+        let (status, tools) = api.call(&alice, Method::GET, "/api/profiles/play/tools", None).await;
+        assert_eq!(status, StatusCode::OK, "{tools}");
+        assert_eq!(tools["items"][0]["name"], "echo_echo", "{tools}");
+        assert_eq!(tools["items"][0]["server"], "echo");
+        assert_eq!(tools["items"][0]["input_schema"]["required"], json!(["message"]));
+
+        let call = json!({"name": "echo_echo", "arguments": {"message": "from the playground"}});
+        let (status, reply) = api
+            .call(
+                &alice,
+                Method::POST,
+                "/api/profiles/play/tools/call",
+                Some(call.clone()),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{reply}");
+        assert_eq!(reply["result"]["content"][0]["text"], "from the playground", "{reply}");
+        assert_eq!(reply["error"], Value::Null);
+        let events = api.events(&admin, "/api/audit?kind=mcp.tool_call&profile=play").await;
+        let event = &events["items"][0];
+        assert_eq!(
+            event["actor"].as_str().unwrap(),
+            format!("user:{}", user_id(&api, &alice).await)
+        );
+        assert_eq!(event["outcome"], "ok");
+        assert!(
+            !event.to_string().contains("from the playground"),
+            "arguments' values are never audited"
+        );
+
+        // The profile's policy applies as it does to its token's clients: a tool-filter denial names the plugin.
+        let deny = json!({"config": {"profiles": {"play": {"deny": ["echo/echo"]}}}});
+        let (status, body) = api
+            .call(&admin, Method::PUT, "/api/plugins/tool-filter/config", Some(deny))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = api
+            .call(
+                &admin,
+                Method::POST,
+                "/api/plugins/tool-filter/bindings",
+                Some(json!({"profile": "play"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let mut last = Value::Null;
+        for _ in 0..100 {
+            last = api
+                .call(
+                    &alice,
+                    Method::POST,
+                    "/api/profiles/play/tools/call",
+                    Some(call.clone()),
+                )
+                .await
+                .1;
+            if !last["error"].is_null() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(
+            last["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("tool-filter")),
+            "the playground's call is judged by the profile's plugins: {last}"
+        );
+        let events = api
+            .events(&admin, "/api/audit?kind=mcp.tool_call&profile=play&decision=deny")
+            .await;
+        assert_eq!(events["items"][0]["detail"]["plugin"], "tool-filter", "{events}");
+
+        // Someone who cannot see the profile cannot use it; bad input is a clear 400.
+        let bob = api.login(&["--as", "bob", "--role", "user"]).await;
+        let (status, _) = api.call(&bob, Method::GET, "/api/profiles/play/tools", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = api
+            .call(&bob, Method::POST, "/api/profiles/play/tools/call", Some(call.clone()))
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, body) = api
+            .call(
+                &alice,
+                Method::POST,
+                "/api/profiles/play/tools/call",
+                Some(json!({"name": "x", "argz": {}})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body["error"]["message"].as_str().unwrap().contains("argz"), "{body}");
+    });
+}
+
+async fn user_id(api: &Api, who: &Browser) -> i64 {
+    api.call(who, Method::GET, "/api/me", None).await.1["id"]
+        .as_i64()
+        .unwrap()
+}

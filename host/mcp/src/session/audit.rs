@@ -52,7 +52,8 @@ pub(super) fn argument_shape(value: &Value, depth: usize) -> Value {
 }
 
 impl Session {
-    /// Records a tool call in the audit log: who (the profile's token and this session), which server and
+    /// Records a tool call in the audit log: who (the profile's token or the playground's user, and this
+    /// session), which server and
     /// tool, how long it took, its outcome, and the *shape* of its arguments — never their values, which
     /// may hold anything a user typed.
     pub(super) fn audit_tool_call(
@@ -105,7 +106,7 @@ impl Session {
         }
         audit.record(gigmcp_types::audit::NewAuditEvent {
             kind: "mcp.tool_call".into(),
-            actor: format!("profile:{}", self.runtime.slug),
+            actor: self.actor.clone(),
             profile: Some(self.runtime.slug.to_string()),
             server: server.map(ServerName::to_string),
             outcome,

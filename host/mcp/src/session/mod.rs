@@ -68,6 +68,9 @@ pub struct Session {
     last_active: Mutex<Instant>,
     /// The level this client asked for with `logging/setLevel` (index into `LOG_LEVELS`).
     log_level: Mutex<Option<usize>>,
+    /// Who the audit log names for this session's tool calls: `profile:<slug>` (the profile's token) for a
+    /// client of the endpoint, `user:<id>` for the dashboard's playground.
+    actor: String,
 }
 
 /// Removes an in-flight entry when the request ends, however it ends.
@@ -88,6 +91,17 @@ impl Drop for InflightGuard<'_> {
 
 impl Session {
     pub fn new(runtime: Arc<Runtime>, protocol_version: String, client_capabilities: Value) -> Arc<Self> {
+        let actor = format!("profile:{}", runtime.slug);
+        Self::with_actor(runtime, protocol_version, client_capabilities, actor)
+    }
+
+    /// A session whose tool calls the audit log attributes to `actor` rather than to the profile's token.
+    pub fn with_actor(
+        runtime: Arc<Runtime>,
+        protocol_version: String,
+        client_capabilities: Value,
+        actor: String,
+    ) -> Arc<Self> {
         let (events, rx) = mpsc::unbounded_channel();
         let session = Arc::new(Self {
             id: random_id(),
@@ -101,6 +115,7 @@ impl Session {
             outbox: Outbox::default(),
             last_active: Mutex::new(Instant::now()),
             log_level: Mutex::default(),
+            actor,
         });
         let client: Weak<dyn Client> = Arc::downgrade(&session) as Weak<dyn Client>;
         tokio::spawn(handle_events(Arc::downgrade(&runtime), Some(client.clone()), rx));

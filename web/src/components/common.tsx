@@ -1,0 +1,53 @@
+import { useTranslation } from "react-i18next";
+import { ApiError } from "../api/client";
+
+export function Loading() {
+  const { t } = useTranslation();
+  return (
+    <p className="loading" role="status">
+      {t("common.loading")}
+    </p>
+  );
+}
+
+export function errorText(e: unknown): string {
+  if (e instanceof ApiError) return e.message;
+  if (e instanceof Error) return e.message;
+  return String(e);
+}
+
+/** An inline error next to what it concerns; the message is the server's, rendered as text. */
+export function ErrorNote({ error, title }: { error: unknown; title?: string }) {
+  const { t } = useTranslation();
+  if (!error) return null;
+  const code = error instanceof ApiError ? error.code : undefined;
+  return (
+    <div className="alert error" role="alert">
+      <strong>{title ?? t("common.error")}</strong>
+      {code && <span className="muted small"> ({code})</span>}
+      <div>{errorText(error)}</div>
+    </div>
+  );
+}
+
+export function Empty({ children }: { children: React.ReactNode }) {
+  return <div className="empty">{children}</div>;
+}
+
+export function PageHead({ title, subtitle, children }: { title: string; subtitle?: string; children?: React.ReactNode }) {
+  return (
+    <div className="page-head">
+      <div>
+        <h1>{title}</h1>
+        {subtitle && <p>{subtitle}</p>}
+      </div>
+      {children && <div className="row">{children}</div>}
+    </div>
+  );
+}
+
+/** Shown where a non-admin lands on an admin page (the API would answer 404 anyway). */
+export function AdminOnly() {
+  const { t } = useTranslation();
+  return <div className="alert warn">{t("common.adminOnly")}</div>;
+}
