@@ -20,6 +20,14 @@ source "$ROOT/.test-deps/paths.env"
 node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a==20&&b>=19)?0:1)' 2>/dev/null ||
     export PATH="$ROOT/tests/deps/node_modules/.bin:$PATH"
 
+# The plugin journeys upload a default plugin's component and one of the wrong world (tests build them too).
+for package in tool-filter rogue-import; do
+    [[ -f "$ROOT/target/plugins/wasm32-wasip2/release/${package//-/_}.wasm" ]] && continue
+    log "building the $package component"
+    cargo build --release --locked --quiet --target wasm32-wasip2 -p "$package" \
+        --manifest-path "$ROOT/plugins/Cargo.toml" --target-dir "$ROOT/target/plugins"
+done
+
 DATA="$(mktemp -d /tmp/gigmcp-e2e.XXXXXX)"
 chmod 700 "$DATA"
 PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"

@@ -50,7 +50,7 @@ export function ToolPlayground({ slug }: { slug: string }) {
       {open && tools.isPending && <Loading />}
       {tools.isError && <ErrorNote error={tools.error} />}
       {tools.data && tools.data.items.length === 0 && <p className="muted">{t("tools.none")}</p>}
-      {tools.data && tools.data.items.length > 0 && (
+      {tools.data && (
         <form
           onSubmit={(e) => {
             e.preventDefault();
@@ -59,15 +59,27 @@ export function ToolPlayground({ slug }: { slug: string }) {
         >
           <div className="field">
             <label htmlFor={ids.tool}>{t("tools.tool")}</label>
-            <select id={ids.tool} value={name} onChange={(e) => { setName(e.target.value); run.reset(); }}>
-              <option value="">{t("tools.choose")}</option>
+            {/* A name can be typed as well as picked: a tool a policy hides from the list can still be
+                called, to see the denial a client would get. */}
+            <input
+              id={ids.tool}
+              list={ids.tool + "-names"}
+              value={name}
+              spellCheck={false}
+              autoComplete="off"
+              placeholder={t("tools.choose")}
+              onChange={(e) => {
+                setName(e.target.value);
+                run.reset();
+              }}
+            />
+            <datalist id={ids.tool + "-names"}>
               {tools.data.items.map((x) => (
                 <option key={x.name} value={x.name}>
-                  {x.name}
-                  {x.server ? ` (${x.server})` : ""}
+                  {x.server ?? ""}
                 </option>
               ))}
-            </select>
+            </datalist>
             {tool?.description && <span className="hint">{tool.description}</span>}
           </div>
           {tool && (

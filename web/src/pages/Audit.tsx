@@ -252,7 +252,10 @@ export function Audit() {
                   return (
                     <tr key={e.id}>
                       <td className="small">{fmtTime(e.time_ms)}</td>
-                      <td className="mono small">{e.kind}</td>
+                      <td className="mono small">
+                        {e.kind}
+                        {toolOf(e.detail) && <div className="muted">{toolOf(e.detail)}</div>}
+                      </td>
                       <td className="mono small">{e.actor}</td>
                       <td>{e.profile ?? "—"}</td>
                       <td>{e.server ?? "—"}</td>
@@ -285,4 +288,10 @@ export function Audit() {
       {eventId && <EventDrawer id={eventId} event={shownEvent} onClose={() => openEvent(null)} />}
     </>
   );
+}
+
+/** The tool a tool-call event names, if any (shown under its kind). */
+function toolOf(detail: unknown): string | null {
+  const tool = detail && typeof detail === "object" ? (detail as { tool?: unknown }).tool : null;
+  return typeof tool === "string" ? tool : null;
 }

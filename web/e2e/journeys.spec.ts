@@ -1,0 +1,253 @@
+// What people do with the dashboard, end to end against the real gateway: real sandboxes, real plugins, the
+// real audit log, a real MCP client (the official Python SDK). The journeys build on each other (one gateway,
+// run in order): a server, a profile with it, a credential, a policy plugin that denies its tool.
+import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { a11y, everythingIn, expect, gigmcp, login, test } from "./fixtures";
+
+test.describe.configure({ mode: "serial" });
+
+const component = (name: string) => `../target/plugins/wasm32-wasip2/release/${name}.wasm`;
+/** The tool the profile exposes once the server below is in it (prefix = the server's name). */
+const TOOL = "echo-e2e_echo";
+
+test("a logged-out visitor is sent to the login page, which says how to get a link; the link leads to the checklist", async ({
+  page,
+  guard,
+}) => {
+  // The browser logs the 401 of the session probe itself.
+  guard.allow(/status of 401/);
+  await page.goto("/servers");
+  await expect(page).toHaveURL(/\/login\?return_to=%2Fservers$/);
+  await expect(page.getByRole("heading", { name: "Sign in" })).toBeVisible();
+  await expect(page.getByText("gigmcp admin login-link", { exact: true })).toBeVisible();
+  await expect(page.getByRole("button", { name: /identity provider/ })).toHaveCount(0);
+  await a11y(page);
+
+  await login(page);
+  const checklist = page.getByRole("region", { name: "Getting started" });
+  await expect(checklist).toBeVisible();
+  await expect(checklist.getByText("Add an MCP server")).toBeVisible();
+  await expect(checklist.getByText("Connect an MCP client to the profile")).toBeVisible();
+});
+
+test("an admin adds the built-in echo server from the form", async ({ page }) => {
+  await login(page);
+  await page.goto("/servers/new");
+  await page.getByLabel("Name", { exact: true }).fill("echo-e2e");
+  await page.getByRole("tab", { name: "Built-in" }).click();
+  await expect(page.getByLabel("Built-in server")).toHaveValue("echo");
+  await page.getByRole("button", { name: "Add server" }).click();
+  await expect(page).toHaveURL(/\/servers\/echo-e2e$/);
+  await expect(page.getByRole("heading", { level: 1, name: "echo-e2e" })).toBeVisible();
+  await page.goto("/servers");
+  await expect(page.getByRole("link", { name: "echo-e2e" })).toBeVisible();
+});
+
+test("an admin adds an npm server: the install shows its elapsed time and ends pinned", async ({ page }) => {
+  test.setTimeout(240_000);
+  await login(page);
+  await page.goto("/servers/new");
+  await page.getByLabel("Name", { exact: true }).fill("memory-e2e");
+  await page.getByRole("tab", { name: "npm" }).click();
+  await page.getByLabel("npm package").fill("@modelcontextprotocol/server-memory@2026.8.31");
+  await page.getByRole("button", { name: "Add server" }).click();
+  await expect(page.getByRole("status").filter({ hasText: /Installing and starting: \d+ s/ })).toBeVisible();
+  await expect(page).toHaveURL(/\/servers\/memory-e2e$/, { timeout: 200_000 });
+  // Installed at the exact version asked for, run from its install directory.
+  await expect(page.getByText(/memory-e2e@2026\.8\.31\/node_modules\/@modelcontextprotocol\/server-memory\//)).toBeVisible();
+});
+
+test("a profile is created, its token shown once, and a real MCP client calls a tool with it", async ({ page }) => {
+  await login(page);
+  await page.goto("/profiles");
+  await page.getByRole("button", { name: "Create profile" }).click();
+  await page.getByLabel("Slug").fill("e2e");
+  await page.getByLabel("Display name").fill("End to end");
+  await page.getByRole("button", { name: "Create", exact: true }).click();
+
+  const dialog = page.getByTestId("token-dialog");
+  await expect(dialog).toBeVisible();
+  await a11y(page);
+  const token = await dialog.getByLabel("Token", { exact: true }).inputValue();
+  expect(token).toMatch(/^gig_[A-Za-z0-9_-]{20,}$/);
+  const endpoint = await dialog.getByLabel("Endpoint", { exact: true }).inputValue();
+  expect(endpoint).toMatch(/\/mcp\/p\/e2e$/);
+  // The copy-ready snippet for Claude Code carries the endpoint and the token.
+  await dialog.getByRole("tab", { name: "Claude Code" }).click();
+  const claude = await dialog.getByRole("textbox", { name: "Claude Code", exact: true }).inputValue();
+  expect(claude).toContain(`claude mcp add --transport http`);
+  expect(claude).toContain(endpoint);
+  expect(claude).toContain(`Authorization: Bearer ${token}`);
+  // Escape does not lose the token: only "Done" closes the dialog.
+  await page.keyboard.press("Escape");
+  await expect(dialog).toBeVisible();
+  await dialog.getByRole("button", { name: "Done" }).click();
+  await expect(dialog).toBeHidden();
+  expect(await everythingIn(page)).not.toContain(token);
+
+  // The server goes into the profile.
+  await page.goto("/profiles/e2e");
+  await page.getByLabel("Add a server").selectOption("echo-e2e");
+  await page.getByRole("button", { name: "Add", exact: true }).click();
+  await page.getByRole("button", { name: "Save servers" }).click();
+  await expect(page.getByText("Servers saved.")).toBeVisible();
+
+  // The official Python SDK, with the token the dialog showed.
+  const out = execFileSync(
+    process.env.GIGMCP_TEST_PYTHON ?? "python3",
+    [
+      `${process.env.GIGMCP_TEST_CLIENTS}/call_tools.py`,
+      "--url",
+      endpoint,
+      "--token",
+      token,
+      "--calls",
+      JSON.stringify([{ tool: TOOL, arguments: { message: "hello from the dashboard's token" } }]),
+    ],
+    { encoding: "utf8", timeout: 60_000 },
+  );
+  const results = JSON.parse(out).data?.results ?? JSON.parse(out).results;
+  expect(results[0].text).toBe("hello from the dashboard's token");
+  expect(results[0].is_error).toBe(false);
+});
+
+test("a credential's secret appears nowhere: not in the page, not in any response", async ({ page }) => {
+  const secret = `sk-e2e-${randomBytes(16).toString("hex")}`;
+  const bodies: string[] = [];
+  page.on("response", async (response) => {
+    try {
+      bodies.push(`${response.url()}\n${await response.text()}`);
+    } catch {
+      // A redirect or a body the browser dropped: nothing to read.
+    }
+  });
+  await login(page);
+  await page.goto("/credentials");
+  const form = page.getByRole("form", { name: "Set a credential" });
+  await form.getByLabel("Server", { exact: true }).selectOption("echo-e2e");
+  await form.getByLabel("Name", { exact: true }).fill("api-key");
+  await form.getByLabel("Hosts").fill("api.example.com");
+  await form.getByLabel("Secret").fill(secret);
+  await form.getByRole("button", { name: "Save credential" }).click();
+  await expect(page.getByText("Credential api-key saved for echo-e2e.")).toBeVisible();
+  await expect(form.getByLabel("Secret")).toHaveValue("");
+  const row = page.getByRole("row").filter({ hasText: "api-key" });
+  await expect(row).toContainText("api.example.com");
+  await expect(row).toContainText("gigph_");
+  await page.reload();
+  await expect(page.getByRole("row").filter({ hasText: "api-key" })).toBeVisible();
+  expect(await everythingIn(page)).not.toContain(secret);
+  expect(page.url()).not.toContain(secret);
+  const leaked = bodies.filter((b) => b.includes(secret));
+  expect(leaked, "responses holding the secret").toEqual([]);
+  expect(bodies.length).toBeGreaterThan(3);
+});
+
+test("a plugin is uploaded with its pin, a bad configuration is refused at the field, a deny rule denies the playground's call, the audit links it to the plugin, and rollback lets it pass", async ({
+  page,
+}) => {
+  const file = component("tool_filter");
+  expect(existsSync(file), `${file} (scripts/web-e2e.sh builds it)`).toBe(true);
+  const sha = createHash("sha256").update(readFileSync(file)).digest("hex");
+  await login(page);
+  await page.goto("/plugins");
+  const upload = page.getByRole("form", { name: "Upload a plugin" });
+  await upload.getByLabel("Component file").setInputFiles(file);
+  await expect(page.getByTestId("upload-sha256")).toHaveText(sha);
+  await upload.getByLabel("Name", { exact: true }).fill("deny-e2e");
+  await upload.getByLabel("Expected kind").selectOption("mcp-filter");
+  await upload.getByRole("button", { name: "Upload" }).click();
+  await expect(page).toHaveURL(/\/plugins\/deny-e2e$/);
+  await expect(page.getByText(sha).first()).toBeVisible();
+
+  // A configuration against the schema is refused at its field; nothing is saved.
+  await page.getByRole("tab", { name: "Raw JSON" }).click();
+  const editor = page.getByLabel("Configuration (JSON)");
+  await editor.fill(JSON.stringify({ max_argument_bytes: -5 }));
+  await expect(page.getByTestId("config-problems")).toContainText("max_argument_bytes");
+  await expect(page.getByRole("button", { name: "Save as a new revision" })).toBeDisabled();
+  // A valid one shows its diff and saves as a new revision.
+  await editor.fill(JSON.stringify({ deny: ["echo-e2e/echo"] }));
+  await expect(page.getByTestId("config-problems")).toHaveCount(0);
+  await expect(page.getByRole("region", { name: "Changes against the current revision" })).toContainText("echo-e2e/echo");
+  await page.getByRole("button", { name: "Save as a new revision" }).click();
+  await expect(page.getByText("Configuration saved as a new revision.")).toBeVisible();
+  // Bound to the profile only.
+  await page.getByLabel("Scope").selectOption("e2e");
+  await page.getByRole("button", { name: "Bind", exact: true }).click();
+  await expect(page.getByText("Binding added.")).toBeVisible();
+
+  // The playground calls the tool through the profile's pipeline: denied, naming the plugin.
+  const callInPlayground = async () => {
+    await page.goto("/profiles/e2e");
+    await page.getByRole("button", { name: "List tools" }).click();
+    await page.getByLabel("Tool", { exact: true }).fill(TOOL);
+    await page.getByLabel("Arguments (JSON object)").fill(JSON.stringify({ message: "playground" }));
+    await page.getByRole("button", { name: "Call tool" }).click();
+    await expect(page.getByTestId("tool-result")).toBeVisible();
+  };
+  await expect(async () => {
+    await callInPlayground();
+    await expect(page.getByText("The call was refused or failed:")).toBeVisible({ timeout: 1000 });
+  }).toPass({ timeout: 30_000 });
+  const playground = page.getByRole("region", { name: "Try a tool" });
+  await expect(playground.getByRole("link", { name: "deny-e2e" })).toBeVisible();
+  await expect(page.getByTestId("tool-result")).toContainText("-32001");
+
+  // The audit page shows the denial, linked to the plugin that decided it; the filters are in the URL.
+  await page.goto("/audit?kind=mcp.tool_call&profile=e2e&decision=deny");
+  const denial = page.getByRole("row").filter({ hasText: TOOL }).first();
+  await expect(denial).toBeVisible();
+  await a11y(page);
+  await denial.getByRole("link", { name: "deny-e2e" }).click();
+  await expect(page).toHaveURL(/\/plugins\/deny-e2e$/);
+
+  // Rollback: the previous revision is current again and the call passes.
+  await page.getByRole("button", { name: "Roll back" }).click();
+  await expect(page.getByText("Rolled back to the previous revision.")).toBeVisible();
+  await expect(async () => {
+    await callInPlayground();
+    await expect(page.getByTestId("tool-result")).toContainText("playground", { timeout: 1000 });
+    await expect(page.getByText("The call was refused or failed:")).toHaveCount(0);
+  }).toPass({ timeout: 30_000 });
+});
+
+test("a component of the wrong world is refused clearly and nothing is listed", async ({ page, guard }) => {
+  guard.allow(/status of 400/);
+  const file = component("rogue_import");
+  expect(existsSync(file), `${file} (scripts/web-e2e.sh builds it)`).toBe(true);
+  await login(page);
+  await page.goto("/plugins");
+  const upload = page.getByRole("form", { name: "Upload a plugin" });
+  await upload.getByLabel("Component file").setInputFiles(file);
+  await expect(page.getByTestId("upload-sha256")).toHaveText(/^[0-9a-f]{64}$/);
+  await upload.getByLabel("Name", { exact: true }).fill("rogue-e2e");
+  await upload.getByRole("button", { name: "Upload" }).click();
+  await expect(upload.getByText("The plugin was refused")).toBeVisible();
+  await expect(upload).toContainText("rogue:spy/exfil");
+  await page.reload();
+  await expect(page.getByRole("heading", { level: 1, name: "Plugins" })).toBeVisible();
+  await expect(page.getByRole("link", { name: "rogue-e2e" })).toHaveCount(0);
+  expect(gigmcp("plugin", "list")).not.toContain("rogue-e2e");
+});
+
+test("a user sees only their own profiles and no admin pages", async ({ page, guard }) => {
+  guard.allow(/status of 404/);
+  await login(page, "carol", "user");
+  const nav = page.getByRole("navigation", { name: "Main" });
+  await expect(nav.getByRole("link", { name: "Profiles" })).toBeVisible();
+  for (const admin of ["Plugins", "Users", "Webhooks"]) {
+    await expect(nav.getByRole("link", { name: admin })).toHaveCount(0);
+  }
+  await page.goto("/profiles");
+  await expect(page.getByRole("heading", { level: 1, name: "Profiles" })).toBeVisible();
+  await expect(page.getByRole("link", { name: "e2e" })).toHaveCount(0);
+  await expect(page.getByRole("link", { name: "demo" })).toHaveCount(0);
+  await page.goto("/profiles/e2e");
+  await expect(page.getByText(/Page not found|no profile named/).first()).toBeVisible();
+  await page.goto("/plugins");
+  await expect(page.getByText("This page is for administrators.")).toBeVisible();
+});

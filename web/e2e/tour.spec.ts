@@ -1,0 +1,44 @@
+// A screenshot tour: one full-page PNG per page, light and dark, in target/dashboard-screenshots/ for a person
+// to look at, and an accessibility scan of every page in both themes.
+import { a11y, expect, login, test } from "./fixtures";
+
+const PAGES: [string, string][] = [
+  ["overview", "/"],
+  ["profiles", "/profiles"],
+  ["profile", "/profiles/demo"],
+  ["servers", "/servers"],
+  ["server-new", "/servers/new"],
+  ["server", "/servers/echo"],
+  ["credentials", "/credentials"],
+  ["plugins", "/plugins"],
+  ["plugin", "/plugins/tool-filter"],
+  ["webhooks", "/webhooks"],
+  ["audit", "/audit"],
+  ["users", "/users"],
+  ["account", "/account"],
+];
+
+for (const scheme of ["light", "dark"] as const) {
+  test(`every page in the ${scheme} theme: no accessibility violation, a screenshot`, async ({ page }) => {
+    test.setTimeout(180_000);
+    await page.emulateMedia({ colorScheme: scheme });
+    await login(page);
+    for (const [name, path] of PAGES) {
+      await page.goto(path);
+      await expect(page.getByRole("heading", { level: 1 })).toBeVisible();
+      await expect(page.getByText("Loading…")).toHaveCount(0);
+      await a11y(page);
+      await page.screenshot({ path: `../target/dashboard-screenshots/${name}-${scheme}.png`, fullPage: true });
+    }
+  });
+
+  test(`the login page in the ${scheme} theme, as someone without a session sees it`, async ({ page, guard }) => {
+    // The browser logs the 401 of the session probe itself.
+    guard.allow(/status of 401/);
+    await page.emulateMedia({ colorScheme: scheme });
+    await page.goto("/login");
+    await expect(page.getByRole("heading", { name: "Sign in" })).toBeVisible();
+    await a11y(page);
+    await page.screenshot({ path: `../target/dashboard-screenshots/login-${scheme}.png`, fullPage: true });
+  });
+}
