@@ -59,8 +59,9 @@ lint: plugins
 
 ## Measure tools/call latency and throughput (Gig'MCP, its two floors, supergateway), the sandbox's cold start
 ## (vs bare bwrap) and memory per idle sandbox, the egress proxy (vs direct and mitmproxy) and the plugin hooks
-## (vs native Rust), and the incremental rebuild after a one-line change in the MCP session code; writes BENCHMARKS.md.
-bench: plugins
+## (vs native Rust), the incremental rebuild after a one-line change in the MCP session code, and the dashboard
+## (initial JavaScript, overview and audit load times); writes BENCHMARKS.md.
+bench: plugins web
 	$(CARGO) build --locked --release -p gigmcp -p gigmcp-bench
 	scripts/test-deps.sh >/dev/null
 	bench/deps.sh
@@ -70,6 +71,7 @@ bench: plugins
 	$(CARGO) bench --locked -p gigmcp --bench plugin_hooks > target/plugin-hooks.txt
 	bench/hooks-section.sh target/plugin-hooks.txt BENCHMARKS.md
 	bench/build-cost.sh >> BENCHMARKS.md
+	cd web && node bench/dashboard.mjs --gigmcp ../target/release/gigmcp >> ../BENCHMARKS.md
 
 ## host/default-plugins/build.rs builds the default plugins (plugins/) for wasm32-wasip2: install that target when
 ## missing.

@@ -1,4 +1,5 @@
-/** Theme: "system" follows prefers-color-scheme (pure CSS); "light"/"dark" are stored and set on <html>. */
+/** Theme: "light"/"dark" are stored; "system" follows prefers-color-scheme. Either way the theme shown is set
+ * on <html data-theme>, which is all the CSS reads. */
 export type ThemeChoice = "system" | "light" | "dark";
 const KEY = "gigmcp.theme";
 
@@ -12,10 +13,22 @@ export function storedTheme(): ThemeChoice {
   return "system";
 }
 
+const systemDark = () => window.matchMedia?.("(prefers-color-scheme: dark)");
+let following = false;
+
 export function applyTheme(choice: ThemeChoice): void {
-  const root = document.documentElement;
-  if (choice === "system") root.removeAttribute("data-theme");
-  else root.setAttribute("data-theme", choice);
+  const shown = choice === "system" ? (systemDark()?.matches ? "dark" : "light") : choice;
+  document.documentElement.setAttribute("data-theme", shown);
+  // Without a choice of their own, users get the system's theme as it changes.
+  if (!following) {
+    following = true;
+    systemDark()?.addEventListener("change", () => {
+      if (storedTheme() === "system") {
+        applyTheme("system");
+        window.dispatchEvent(new Event("gigmcp-theme"));
+      }
+    });
+  }
 }
 
 export function setTheme(choice: ThemeChoice): void {
@@ -33,5 +46,5 @@ export function setTheme(choice: ThemeChoice): void {
 export function effectiveTheme(): "light" | "dark" {
   const c = storedTheme();
   if (c !== "system") return c;
-  return window.matchMedia?.("(prefers-color-scheme: dark)").matches ? "dark" : "light";
+  return systemDark()?.matches ? "dark" : "light";
 }

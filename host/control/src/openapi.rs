@@ -36,6 +36,8 @@ pub struct Operation {
     response: Option<SchemaFn>,
     /// OpenAPI links from the success response: (target operationId, parameter, runtime expression).
     links: Vec<(&'static str, &'static str, &'static str)>,
+    /// Answered without a session (`security: []`; the route must be in `api::PUBLIC_ROUTES`).
+    pub public: bool,
 }
 
 impl Operation {
@@ -52,7 +54,14 @@ impl Operation {
             status: 200,
             response: None,
             links: Vec::new(),
+            public: false,
         }
+    }
+
+    /// The route answers without a session (health checks, the login page).
+    pub fn public(mut self) -> Self {
+        self.public = true;
+        self
     }
 
     pub fn get(path: &'static str, id: &'static str, tag: &'static str, summary: &'static str) -> Self {
@@ -170,7 +179,7 @@ impl Api {
                 "summary": op.summary,
                 "tags": [op.tag],
                 "parameters": parameters,
-                "security": [{"session": []}],
+                "security": if op.public { json!([]) } else { json!([{"session": []}]) },
             });
             if let Some(body) = op.body {
                 operation["requestBody"] = json!({
@@ -205,6 +214,10 @@ impl Api {
             }
             answers.insert(op.status.to_string(), success);
             for (status, description) in ERROR_STATUSES {
+                // A public route never asks for a session, nor waits for the identity provider.
+                if op.public && matches!(status, 401 | 503) {
+                    continue;
+                }
                 answers.insert(
                     status.to_string(),
                     json!({"description": description, "content": {"application/json": {"schema": error}}}),
@@ -358,7 +371,19 @@ mod tests {
                     op.method, op.path
                 );
             }
-            assert!(entry["responses"]["400"].is_object() && entry["responses"]["401"].is_object());
+            assert!(entry["responses"]["400"].is_object());
+            assert_eq!(
+                entry["responses"]["401"].is_object(),
+                !op.public,
+                "{}: a 401 is documented exactly when a session is needed",
+                op.path
+            );
+            assert_eq!(
+                op.public,
+                crate::api::PUBLIC_ROUTES.contains(&op.path),
+                "{}: a public operation and api::PUBLIC_ROUTES (which the guard lets through) must agree",
+                op.path
+            );
             for (target, _, _) in &op.links {
                 assert!(
                     api.operations().any(|o| o.id == *target),

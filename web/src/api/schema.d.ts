@@ -917,7 +917,9 @@ export interface components {
          *     code -32001 with the deciding plugin in `error.data.plugin`).
          */
         ToolCallView: {
+            /** @description The JSON-RPC error (`code`, `message`, `data`); absent when the tool answered. */
             error: unknown;
+            /** @description The tool's result (`content`, `isError`, …), as the server gave it after the plugins; absent on an error. */
             result: unknown;
         };
         ToolList: {
@@ -1471,15 +1473,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description no valid session */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description not allowed: not an admin, or a cross-site request */
             403: {
                 headers: {
@@ -1536,15 +1529,6 @@ export interface operations {
             };
             /** @description refused by a validation */
             422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description the identity provider is not ready */
-            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1581,15 +1565,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description no valid session */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description not allowed: not an admin, or a cross-site request */
             403: {
                 headers: {
@@ -1646,15 +1621,6 @@ export interface operations {
             };
             /** @description refused by a validation */
             422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description the identity provider is not ready */
-            503: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -1801,15 +1767,6 @@ export interface operations {
                     "application/json": components["schemas"]["ErrorEnvelope"];
                 };
             };
-            /** @description no valid session */
-            401: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
             /** @description not allowed: not an admin, or a cross-site request */
             403: {
                 headers: {
@@ -1866,15 +1823,6 @@ export interface operations {
             };
             /** @description refused by a validation */
             422: {
-                headers: {
-                    [name: string]: unknown;
-                };
-                content: {
-                    "application/json": components["schemas"]["ErrorEnvelope"];
-                };
-            };
-            /** @description the identity provider is not ready */
-            503: {
                 headers: {
                     [name: string]: unknown;
                 };

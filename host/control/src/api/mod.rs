@@ -35,6 +35,7 @@ pub fn api() -> Api {
     Api::default()
         .route(
             Op::get("/api/openapi.json", "openapi", "meta", "This document (OpenAPI 3.1)")
+                .public()
                 .returns::<serde_json::Value>(200),
             get(openapi),
         )
@@ -45,6 +46,7 @@ pub fn api() -> Api {
                 "meta",
                 "Whether the gateway answers, and its version (no login needed: for health checks)",
             )
+            .public()
             .returns::<Health>(200),
             get(health),
         )
@@ -55,6 +57,7 @@ pub fn api() -> Api {
                 "meta",
                 "How to log in to this gateway (no login needed: the dashboard's login page asks it)",
             )
+            .public()
             .returns::<LoginOptions>(200),
             get(login_options),
         )

@@ -48,7 +48,9 @@ pub struct CallTool {
 /// code -32001 with the deciding plugin in `error.data.plugin`).
 #[derive(Serialize, JsonSchema)]
 pub struct ToolCallView {
+    /// The tool's result (`content`, `isError`, …), as the server gave it after the plugins; absent on an error.
     pub result: Option<Value>,
+    /// The JSON-RPC error (`code`, `message`, `data`); absent when the tool answered.
     pub error: Option<Value>,
 }
 
