@@ -91,7 +91,7 @@ try {
   };
 
   // 2. The overview: navigation to its four counts shown.
-  const context = await browser.newContext();
+  const context = await browser.newContext({ baseURL: base });
   const page = await context.newPage();
   await login(page);
   const overview = await timed(page, "/", () => {
