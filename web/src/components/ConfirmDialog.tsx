@@ -52,3 +52,46 @@ export function ConfirmDialog(props: {
     </Dialog>
   );
 }
+
+/**
+ * Deleting an object that may own servers' state directories (a profile, a server): typed confirmation, and a
+ * box that confirms deleting the state too (the API refuses with 409 otherwise).
+ */
+export function DeleteWithStateDialog(props: {
+  open: boolean;
+  title: string;
+  text: string;
+  name: string;
+  confirmLabel: string;
+  deleteState: boolean;
+  onDeleteState: (on: boolean) => void;
+  mutation: { isPending: boolean; error: unknown; mutate: () => void; reset: () => void };
+  onClose: () => void;
+}) {
+  const { t } = useTranslation();
+  const { mutation } = props;
+  return (
+    <ConfirmDialog
+      open={props.open}
+      title={props.title}
+      body={
+        <>
+          <p>{props.text}</p>
+          <label className="checkbox">
+            <input type="checkbox" checked={props.deleteState} onChange={(e) => props.onDeleteState(e.target.checked)} />
+            {t("profile.deleteStateToo")}
+          </label>
+        </>
+      }
+      typeToConfirm={props.name}
+      confirmLabel={props.confirmLabel}
+      busy={mutation.isPending}
+      error={mutation.error}
+      onConfirm={() => mutation.mutate()}
+      onClose={() => {
+        props.onClose();
+        mutation.reset();
+      }}
+    />
+  );
+}

@@ -5,7 +5,7 @@ import { Link, useLocation, useParams } from "wouter";
 import { api, call, type Profile } from "../api/client";
 import { keys, useIsAdmin, usePlugins, useServers } from "../api/queries";
 import { ErrorNote, Loading, PageHead } from "../components/common";
-import { ConfirmDialog } from "../components/ConfirmDialog";
+import { ConfirmDialog, DeleteWithStateDialog } from "../components/ConfirmDialog";
 import { IconDown, IconUp, IconX } from "../components/icons";
 import { PipelineView } from "../components/Pipeline";
 import { ToolPlayground } from "../components/ToolPlayground";
@@ -253,27 +253,16 @@ export function ProfileDetail() {
           rotate.reset();
         }}
       />
-      <ConfirmDialog
+      <DeleteWithStateDialog
         open={confirmDelete}
         title={t("profile.deleteTitle", { name: p.slug })}
-        body={
-          <>
-            <p>{t("profile.deleteBody")}</p>
-            <label className="checkbox">
-              <input type="checkbox" checked={deleteState} onChange={(e) => setDeleteState(e.target.checked)} />
-              {t("profile.deleteStateToo")}
-            </label>
-          </>
-        }
-        typeToConfirm={p.slug}
+        text={t("profile.deleteBody")}
+        name={p.slug}
         confirmLabel={t("profile.delete")}
-        busy={del.isPending}
-        error={del.error}
-        onConfirm={() => del.mutate()}
-        onClose={() => {
-          setConfirmDelete(false);
-          del.reset();
-        }}
+        deleteState={deleteState}
+        onDeleteState={setDeleteState}
+        mutation={del}
+        onClose={() => setConfirmDelete(false)}
       />
       <TokenReveal reveal={reveal} onDone={() => setReveal(null)} />
     </>

@@ -5,7 +5,7 @@ import { Link, useLocation, useParams } from "wouter";
 import { api, call, type Server } from "../api/client";
 import { keys, useIsAdmin } from "../api/queries";
 import { ErrorNote, Loading, PageHead } from "../components/common";
-import { ConfirmDialog } from "../components/ConfirmDialog";
+import { DeleteWithStateDialog } from "../components/ConfirmDialog";
 import { RunningTable } from "../components/RunningTable";
 import { toast } from "../components/toasts";
 import { fmtBytes } from "../format";
@@ -167,27 +167,16 @@ export function ServerDetail() {
           </section>
         )}
       </div>
-      <ConfirmDialog
+      <DeleteWithStateDialog
         open={confirmDelete}
         title={t("server.deleteTitle", { name: s.name })}
-        body={
-          <>
-            <p>{t("server.deleteBody")}</p>
-            <label className="checkbox">
-              <input type="checkbox" checked={deleteState} onChange={(e) => setDeleteState(e.target.checked)} />
-              {t("profile.deleteStateToo")}
-            </label>
-          </>
-        }
-        typeToConfirm={s.name}
+        text={t("server.deleteBody")}
+        name={s.name}
         confirmLabel={t("server.delete")}
-        busy={del.isPending}
-        error={del.error}
-        onConfirm={() => del.mutate()}
-        onClose={() => {
-          setConfirmDelete(false);
-          del.reset();
-        }}
+        deleteState={deleteState}
+        onDeleteState={setDeleteState}
+        mutation={del}
+        onClose={() => setConfirmDelete(false)}
       />
     </>
   );
