@@ -95,7 +95,6 @@ pub async fn serve(State(state): State<Arc<ControlState>>, request: Request) -> 
         .into_response();
     }
     let head = request.method() == Method::HEAD;
-    let index = state.web.get("/index.html").await;
     if path != "/"
         && path != "/index.html"
         && let Some(body) = state.web.get(path).await
@@ -118,7 +117,7 @@ pub async fn serve(State(state): State<Arc<ControlState>>, request: Request) -> 
         )
             .into_response();
     }
-    match index {
+    match state.web.get("/index.html").await {
         Some(body) => file("text/html; charset=utf-8", "no-cache", body, head),
         None => file(
             "text/html; charset=utf-8",
