@@ -12,12 +12,12 @@ run: system-deps plugins web
 	$(CARGO) build --locked -p gigmcp
 	GIG_DATA_DIR=$(DATA_DIR) GIG_LISTEN=$(LISTEN) ./target/debug/gigmcp serve --dev
 
-## Install what the tests need (bubblewrap, pinned npm servers, Node 22, a Python venv), build, run every test.
-test: test-deps plugins
+## Install what the tests need (bubblewrap, chromium, pinned npm servers, Node 22, a Python venv) and build the
+## dashboard while the workspace compiles (scripts/test-build.sh), then run every test.
+test: plugins
 	python3 scripts/crate-layers.py
 	python3 scripts/module-cycles.py
-	scripts/web.sh --check
-	$(CARGO) build --locked --workspace --tests
+	CARGO=$(CARGO) scripts/test-build.sh
 	CARGO=$(CARGO) python3 scripts/one-build.py
 	$(CARGO) test --locked --workspace --no-fail-fast -- --test-threads=4
 	scripts/web-e2e.sh
