@@ -36,6 +36,23 @@ pub trait RunningServers: Send + Sync {
     /// Stops a server's idle shared processes in every profile (they start again on next use); returns how
     /// many were stopped.
     fn restart_server(&self, server: &gigmcp_types::names::ServerName) -> usize;
+    /// The lines kept of a server's log numbered above `after` (all with `None`), oldest first.
+    fn server_logs(
+        &self,
+        server: &gigmcp_types::names::ServerName,
+        after: Option<u64>,
+    ) -> Vec<gigmcp_types::server::LogLine>;
+    /// The same, and every line written from then on.
+    fn follow_server_logs(
+        &self,
+        server: &gigmcp_types::names::ServerName,
+        after: Option<u64>,
+    ) -> (
+        Vec<gigmcp_types::server::LogLine>,
+        tokio::sync::broadcast::Receiver<gigmcp_types::server::LogLine>,
+    );
+    /// Drops a removed server's log.
+    fn forget_server_logs(&self, server: &gigmcp_types::names::ServerName);
     /// Runs one MCP request on a profile as a client session would (its servers, plugins and audit), with
     /// `actor` named in the audit log; gives the JSON-RPC reply.
     fn request(

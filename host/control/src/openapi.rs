@@ -34,6 +34,8 @@ pub struct Operation {
     binary_body: bool,
     status: u16,
     response: Option<SchemaFn>,
+    /// The success response is a stream of server-sent events, described by this text.
+    event_stream: Option<&'static str>,
     /// OpenAPI links from the success response: (target operationId, parameter, runtime expression).
     links: Vec<(&'static str, &'static str, &'static str)>,
     /// Answered without a session (`security: []`; the route must be in `api::PUBLIC_ROUTES`).
@@ -53,6 +55,7 @@ impl Operation {
             binary_body: false,
             status: 200,
             response: None,
+            event_stream: None,
             links: Vec::new(),
             public: false,
         }
@@ -113,6 +116,14 @@ impl Operation {
     /// `$response.body#/slug`). Lets clients, and stateful testers, follow from a created object to its uses.
     pub fn link(mut self, operation: &'static str, parameter: &'static str, expression: &'static str) -> Self {
         self.links.push((operation, parameter, expression));
+        self
+    }
+
+    /// The success response is `text/event-stream`: server-sent events, as `description` says.
+    pub fn event_stream(mut self, description: &'static str) -> Self {
+        self.status = 200;
+        self.response = None;
+        self.event_stream = Some(description);
         self
     }
 
@@ -193,12 +204,16 @@ impl Api {
                 });
             }
             let mut answers = Map::new();
-            let success = match op.response {
-                Some(response) => json!({
+            let success = match (op.response, op.event_stream) {
+                (Some(response), _) => json!({
                     "description": "success",
                     "content": {"application/json": {"schema": response(&mut responses)}},
                 }),
-                None => json!({"description": "success, no content"}),
+                (None, Some(events)) => json!({
+                    "description": events,
+                    "content": {"text/event-stream": {"schema": {"type": "string"}}},
+                }),
+                (None, None) => json!({"description": "success, no content"}),
             };
             let mut success = success;
             if !op.links.is_empty() {

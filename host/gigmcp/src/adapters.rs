@@ -7,20 +7,25 @@ use std::sync::Arc;
 use gigmcp_control::RunningServers;
 use gigmcp_mcp::aggregate::ListKind;
 use gigmcp_mcp::gateway::Gateway;
+use gigmcp_mcp::logs::ServerLogs;
 use gigmcp_mcp::runtime::{Deps, probe_names};
 use gigmcp_ops::{NameKind, ProbeError, ServerProbe, ServerStates};
 use gigmcp_sandbox::Launcher;
 use gigmcp_sandbox::state::StateStore;
 use gigmcp_types::names::{ProfileSlug, ServerName};
-use gigmcp_types::server::{SandboxStatus, ServerDef, StateDir};
+use gigmcp_types::server::{LogLine, SandboxStatus, ServerDef, StateDir};
 
-/// Lists servers' names by starting each on its own, sandboxed as when serving, on a runtime of its own.
-pub struct SandboxProbe(pub gigmcp_sandbox::Settings);
+/// Lists servers' names by starting each on its own, sandboxed as when serving, on a runtime of its own;
+/// what they write on stderr goes to `logs` (the gateway's, when it is the gateway that probes).
+pub struct SandboxProbe {
+    pub settings: gigmcp_sandbox::Settings,
+    pub logs: Arc<ServerLogs>,
+}
 
 impl ServerProbe for SandboxProbe {
     fn names(&self, servers: &[ServerDef]) -> Vec<Result<Vec<(NameKind, String)>, ProbeError>> {
         let failed = |e: String| servers.iter().map(|_| Err(ProbeError(e.clone()))).collect();
-        let launcher = match Launcher::offline(self.0.clone()) {
+        let launcher = match Launcher::offline(self.settings.clone()) {
             Ok(launcher) => launcher,
             Err(e) => return failed(format!("cannot start its sandbox: {e}")),
         };
@@ -31,6 +36,7 @@ impl ServerProbe for SandboxProbe {
             plugins: None,
             store: None,
             audit: None,
+            logs: self.logs.clone(),
         };
         let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
             Ok(runtime) => runtime,
@@ -68,6 +74,22 @@ impl RunningServers for Running {
 
     fn restart_server(&self, server: &ServerName) -> usize {
         self.0.restart_server(server)
+    }
+
+    fn server_logs(&self, server: &ServerName, after: Option<u64>) -> Vec<LogLine> {
+        self.0.logs().lines(server, after)
+    }
+
+    fn follow_server_logs(
+        &self,
+        server: &ServerName,
+        after: Option<u64>,
+    ) -> (Vec<LogLine>, tokio::sync::broadcast::Receiver<LogLine>) {
+        self.0.logs().follow(server, after)
+    }
+
+    fn forget_server_logs(&self, server: &ServerName) {
+        self.0.logs().forget(server)
     }
 
     fn request(

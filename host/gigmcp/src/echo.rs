@@ -10,6 +10,11 @@ use serde_json::{Value, json};
 const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
 
 pub fn run() -> std::io::Result<()> {
+    // What a server's log shows of it (stderr is the MCP stdio transport's place for logs).
+    eprintln!(
+        "gigmcp-echo {}: ready, one JSON-RPC message per line on stdin",
+        env!("CARGO_PKG_VERSION")
+    );
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout().lock();
     let mut line = String::new();

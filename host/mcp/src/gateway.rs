@@ -131,6 +131,11 @@ impl Gateway {
 
     /// Restarts a server wherever it runs now: its shared processes with nothing in flight are stopped and
     /// start again on next use. Returns how many were stopped.
+    /// Every server's log.
+    pub fn logs(&self) -> &Arc<crate::logs::ServerLogs> {
+        &self.deps.logs
+    }
+
     pub fn restart_server(&self, server: &gigmcp_types::names::ServerName) -> usize {
         let runtimes: Vec<Arc<Runtime>> = lock(&self.runtimes).values().cloned().collect();
         let mut stopped = 0;

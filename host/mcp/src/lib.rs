@@ -19,6 +19,7 @@ mod client;
 pub mod endpoint;
 pub mod gateway;
 mod jsonrpc;
+pub mod logs;
 pub mod runtime;
 mod session;
 mod sse;

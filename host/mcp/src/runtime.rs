@@ -35,6 +35,8 @@ pub struct Deps {
     pub store: Option<Arc<gigmcp_store::Store>>,
     /// The audit log of record (`None` where nothing is audited, as when the CLI probes a server's names).
     pub audit: Option<gigmcp_audit::AuditLog>,
+    /// Where sandboxes' stderr and the gateway's lines about them are kept.
+    pub logs: Arc<crate::logs::ServerLogs>,
 }
 
 /// The credential placeholders a server gets in its environment when it serves `profile`.
@@ -115,6 +117,7 @@ impl ConnCell {
             events.clone(),
             &placeholders,
             Some(profile),
+            &deps.logs,
         )
         .await
         {
@@ -535,7 +538,7 @@ async fn restart_after(runtime: Weak<Runtime>, server: ServerName, wait: Duratio
 /// profile is edited).
 pub async fn probe_names(def: &ServerDef, deps: &Deps) -> Result<Vec<(ListKind, String)>, String> {
     let (events, _rx) = mpsc::unbounded_channel();
-    let conn = Conn::start(def, &deps.launcher, &deps.http, events, &[], None)
+    let conn = Conn::start(def, &deps.launcher, &deps.http, events, &[], None, &deps.logs)
         .await
         .map_err(|e| e.to_string())?;
     let mut names = Vec::new();

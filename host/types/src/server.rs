@@ -270,6 +270,35 @@ pub struct SandboxStatus {
     pub memory_bytes: Option<u64>,
 }
 
+/// One line of a server's log: a line one of its sandboxes wrote on stderr, or an event of the gateway's
+/// about that sandbox (started, closed, stopped).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+pub struct LogLine {
+    /// Grows by one with each line of this server, across its sandboxes and restarts, since the gateway
+    /// started: what a follower resumes after.
+    pub seq: u64,
+    /// When it was written (Unix time, milliseconds).
+    pub at_ms: u64,
+    /// The profile the sandbox serves; empty for a probe (the server started alone to list its names when
+    /// it was added or a profile was edited).
+    pub profile: String,
+    /// The sandbox it came from (a new one each time the server starts).
+    pub sandbox: u64,
+    pub stream: LogStream,
+    /// The line, without its newline; a longer line is cut at 2 KiB and ends with `…`.
+    pub text: String,
+}
+
+/// Where a [`LogLine`] came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    /// The server's standard error.
+    Stderr,
+    /// The gateway, about the sandbox.
+    Gateway,
+}
+
 /// Parses sizes like `512m`, `1g`, `1048576`.
 pub fn parse_size(text: &str) -> Option<u64> {
     let text = text.trim().to_ascii_lowercase();

@@ -385,6 +385,40 @@ export interface paths {
         patch: operations["updateServer"];
         trace?: never;
     };
+    "/api/servers/{name}/logs": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A server's recent stderr and the gateway's lines about its sandboxes (admins) */
+        get: operations["getServerLogs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/servers/{name}/logs/follow": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** A server's log as it is written (admins) */
+        get: operations["followServerLogs"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/servers/{name}/restart": {
         parameters: {
             query?: never;
@@ -672,12 +706,49 @@ export interface components {
             /** @description The gateway's version. */
             version: string;
         };
+        /**
+         * @description One line of a server's log: a line one of its sandboxes wrote on stderr, or an event of the gateway's
+         *     about that sandbox (started, closed, stopped).
+         */
+        LogLine: {
+            /**
+             * Format: uint64
+             * @description When it was written (Unix time, milliseconds).
+             */
+            at_ms: number;
+            /**
+             * @description The profile the sandbox serves; empty for a probe (the server started alone to list its names when
+             *     it was added or a profile was edited).
+             */
+            profile: string;
+            /**
+             * Format: uint64
+             * @description The sandbox it came from (a new one each time the server starts).
+             */
+            sandbox: number;
+            /**
+             * Format: uint64
+             * @description Grows by one with each line of this server, across its sandboxes and restarts, since the gateway
+             *     started: what a follower resumes after.
+             */
+            seq: number;
+            stream: components["schemas"]["LogStream"];
+            /** @description The line, without its newline; a longer line is cut at 2 KiB and ends with `…`. */
+            text: string;
+        };
+        /** @description Where a [`LogLine`] came from. */
+        LogStream: "stderr" | "gateway";
         /** @description `GET /api/login-options`: the ways to log in. */
         LoginOptions: {
             /** @description The operator's command that prints a single-use login link (works with or without a provider). */
             login_link_command: string;
             /** @description The identity provider, when one is configured (`GIG_OIDC_ISSUER`). */
             oidc: components["schemas"]["OidcOption"] | null;
+        };
+        /** @description `after`: only lines numbered above it (the last one a reader saw). */
+        LogsQuery: {
+            /** Format: uint64 */
+            after?: number | null;
         };
         MetricsView: {
             /** Format: uint64 */
@@ -854,6 +925,13 @@ export interface components {
         ScopeQuery: {
             /** @description Delete the profile's own credential rather than the server-wide one. */
             profile?: string | null;
+        };
+        /**
+         * @description A server's recent log: what its sandboxes wrote on stderr and the gateway's lines about them, oldest
+         *     first. Kept in memory: 500 lines per sandbox, the running sandboxes and the last 4 that ended.
+         */
+        ServerLog: {
+            lines: components["schemas"]["LogLine"][];
         };
         ServerView: {
             /** @description The hosts it declares it needs to reach. */
@@ -4467,6 +4545,234 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["ServerView"];
+                };
+            };
+            /** @description the request is malformed (the message says which part) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description no valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description not allowed: not an admin, or a cross-site request */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description no such object, or not the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description refused by a validation */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the identity provider is not ready */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    getServerLogs: {
+        parameters: {
+            query?: {
+                after?: number;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ServerLog"];
+                };
+            };
+            /** @description the request is malformed (the message says which part) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description no valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description not allowed: not an admin, or a cross-site request */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description no such object, or not the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description refused by a validation */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the identity provider is not ready */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    followServerLogs: {
+        parameters: {
+            query?: {
+                after?: number;
+            };
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Server-sent events: the lines kept, then each new one, as `line` events whose data is a LogLine (JSON) and whose id is its seq; resumes after Last-Event-ID. A stream ends after 5 minutes (an EventSource reconnects). */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "text/event-stream": string;
                 };
             };
             /** @description the request is malformed (the message says which part) */

@@ -228,6 +228,32 @@ pub fn api() -> Api {
             .returns::<servers::Restarted>(200),
             post(servers::restart),
         )
+        .route(
+            Op::get(
+                "/api/servers/{name}/logs",
+                "getServerLogs",
+                "servers",
+                "A server's recent stderr and the gateway's lines about its sandboxes (admins)",
+            )
+            .query::<servers::LogsQuery>()
+            .returns::<servers::ServerLog>(200),
+            get(servers::logs),
+        )
+        .route(
+            Op::get(
+                "/api/servers/{name}/logs/follow",
+                "followServerLogs",
+                "servers",
+                "A server's log as it is written (admins)",
+            )
+            .query::<servers::LogsQuery>()
+            .event_stream(
+                "Server-sent events: the lines kept, then each new one, as `line` events whose data is a LogLine \
+                 (JSON) and whose id is its seq; resumes after Last-Event-ID. A stream ends after 5 minutes (an \
+                 EventSource reconnects).",
+            ),
+            get(servers::follow_logs),
+        )
         // credentials
         .route(
             Op::get(

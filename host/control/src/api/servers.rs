@@ -2,14 +2,19 @@
 //! powers over the host: invariant 7). Any user may list them, to choose a profile's servers; only admins
 //! see how a server is run.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
+use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use futures_util::Stream;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+use tokio::sync::broadcast;
 
 use crate::api::{Body, Page, PageQuery, PathParams, Query, RemoveQuery};
 use crate::{ApiError, Caller, ControlState, blocking};
@@ -106,6 +111,20 @@ pub struct CreateServer {
 pub struct UpdateServer {
     /// Replace the hosts it may reach through the egress proxy (empty: none).
     pub egress: Vec<String>,
+}
+
+/// `after`: only lines numbered above it (the last one a reader saw).
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LogsQuery {
+    pub after: Option<u64>,
+}
+
+/// A server's recent log: what its sandboxes wrote on stderr and the gateway's lines about them, oldest
+/// first. Kept in memory: 500 lines per sandbox, the running sandboxes and the last 4 that ended.
+#[derive(Serialize, JsonSchema)]
+pub struct ServerLog {
+    pub lines: Vec<servers::LogLine>,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -282,9 +301,117 @@ pub async fn delete(
     let name = ServerName::parse(&name).map_err(|_| ApiError::not_found(format!("no server named {name:?}")))?;
     blocking(&state, move |state| {
         ops(state, &caller).remove_server(&name, state.states.as_ref(), query.delete_state.unwrap_or(false))?;
+        state.running.forget_server_logs(&name);
         Ok(StatusCode::NO_CONTENT)
     })
     .await
+}
+
+/// The server named `name`, or 404.
+async fn existing(state: &Arc<ControlState>, name: String) -> Result<ServerName, ApiError> {
+    let name = ServerName::parse(&name).map_err(|_| ApiError::not_found(format!("no server named {name:?}")))?;
+    blocking(state, move |state| {
+        state
+            .store
+            .server(&name)
+            .map_err(|e| ApiError::from(gigmcp_ops::OpsError::from(e)))?;
+        Ok(name)
+    })
+    .await
+}
+
+pub async fn logs(
+    State(state): State<Arc<ControlState>>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+    Query(query): Query<LogsQuery>,
+) -> Result<Json<ServerLog>, ApiError> {
+    caller.require_admin()?;
+    let name = existing(&state, name).await?;
+    Ok(Json(ServerLog {
+        lines: state.running.server_logs(&name, query.after),
+    }))
+}
+
+/// How long one follow stream lasts: a browser's `EventSource` reconnects on its own, resuming after the last
+/// line it got, and the session is checked again then (a logged-out session stops following).
+const FOLLOW_FOR: Duration = Duration::from_secs(5 * 60);
+
+/// The lines kept, then each new line as it is written: server-sent events `line` whose data is a
+/// [`servers::LogLine`] and whose id is its number. Resumes after `Last-Event-ID` (or `after`).
+pub async fn follow_logs(
+    State(state): State<Arc<ControlState>>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+    Query(query): Query<LogsQuery>,
+    headers: HeaderMap,
+) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
+    caller.require_admin()?;
+    let name = existing(&state, name).await?;
+    let after = match headers.get("last-event-id") {
+        Some(id) => Some(
+            id.to_str()
+                .ok()
+                .and_then(|id| id.trim().parse::<u64>().ok())
+                .ok_or_else(|| ApiError::bad_request("Last-Event-ID must be a line number"))?,
+        ),
+        None => query.after,
+    };
+    let (kept, receiver) = state.running.follow_server_logs(&name, after);
+    let follow = Follow {
+        state,
+        name,
+        pending: kept.into(),
+        last: after,
+        receiver,
+        until: tokio::time::Instant::now() + FOLLOW_FOR,
+    };
+    let events = futures_util::stream::unfold(follow, |mut follow| async move {
+        let line = follow.next().await?;
+        let event = Event::default()
+            .event("line")
+            .id(line.seq.to_string())
+            .json_data(&line)
+            .unwrap_or_else(|_| Event::default().comment("unserializable line"));
+        Some((Ok(event), follow))
+    });
+    Ok(Sse::new(events).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+/// A follower's place in a server's log.
+struct Follow {
+    state: Arc<ControlState>,
+    name: ServerName,
+    /// Lines to send before waiting for new ones.
+    pending: VecDeque<servers::LogLine>,
+    /// The number of the last line sent.
+    last: Option<u64>,
+    receiver: broadcast::Receiver<servers::LogLine>,
+    until: tokio::time::Instant,
+}
+
+impl Follow {
+    /// The next line to send; `None` when the stream ends.
+    async fn next(&mut self) -> Option<servers::LogLine> {
+        loop {
+            if let Some(line) = self.pending.pop_front() {
+                if self.last.is_some_and(|last| line.seq <= last) {
+                    continue; // sent already
+                }
+                self.last = Some(line.seq);
+                return Some(line);
+            }
+            match tokio::time::timeout_at(self.until, self.receiver.recv()).await {
+                Err(_elapsed) => return None,
+                Ok(Ok(line)) => self.pending.push_back(line),
+                // Too far behind: what it missed is read again from the log (what is no longer kept is lost).
+                Ok(Err(broadcast::error::RecvError::Lagged(_))) => {
+                    self.pending = self.state.running.server_logs(&self.name, self.last).into();
+                }
+                Ok(Err(broadcast::error::RecvError::Closed)) => return None,
+            }
+        }
+    }
 }
 
 pub async fn restart(

@@ -288,7 +288,14 @@ fn profile(command: ProfileCommand) -> Result<()> {
             let server = ServerName::parse(&server)?;
             let env = Env::from_process();
             let settings = config::sandbox_settings(&env, &Paths::from_env(&env)?)?;
-            ops.add_server_to_profile(&slug, &server, &crate::adapters::SandboxProbe(settings))?;
+            ops.add_server_to_profile(
+                &slug,
+                &server,
+                &crate::adapters::SandboxProbe {
+                    settings,
+                    logs: Arc::default(),
+                },
+            )?;
             println!("added {server} to profile {slug}");
         }
         ProfileCommand::RemoveServer {
@@ -603,6 +610,7 @@ fn serve(dev: bool) -> Result<()> {
         .context("cannot start the egress proxy")?;
         launcher.set_egress(egress);
         let states = launcher.state().context("a gateway's launcher has state directories")?;
+        let logs = Arc::new(gigmcp_mcp::logs::ServerLogs::default());
         let deps = Deps {
             launcher,
             http,
@@ -610,6 +618,7 @@ fn serve(dev: bool) -> Result<()> {
             plugins: Some(plugins.clone()),
             store: Some(store.clone()),
             audit: Some(audit.clone()),
+            logs: logs.clone(),
         };
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
@@ -627,7 +636,10 @@ fn serve(dev: bool) -> Result<()> {
                 plugins,
                 audit,
                 running: Arc::new(crate::adapters::Running(gateway.clone())),
-                probe: Arc::new(crate::adapters::SandboxProbe(config.sandbox.clone())),
+                probe: Arc::new(crate::adapters::SandboxProbe {
+                    settings: config.sandbox.clone(),
+                    logs,
+                }),
                 states: Arc::new(crate::adapters::States(states)),
             },
         )?;

@@ -1397,3 +1397,208 @@ async fn user_id(api: &Api, who: &Browser) -> i64 {
         .as_i64()
         .unwrap()
 }
+
+/// A stream of server-sent events being read: its `line` events' data, parsed.
+struct Events {
+    response: reqwest::Response,
+    buffer: String,
+}
+
+impl Events {
+    /// The next event's data, within 20 s.
+    async fn next(&mut self) -> Value {
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(20);
+        loop {
+            if let Some(end) = self.buffer.find("\n\n") {
+                let event: String = self.buffer.drain(..end + 2).collect();
+                let data: String = event
+                    .lines()
+                    .filter_map(|l| l.strip_prefix("data:"))
+                    .map(str::trim_start)
+                    .collect();
+                if event.lines().any(|l| l == "event: line") {
+                    let id = event.lines().find_map(|l| l.strip_prefix("id:")).map(str::trim);
+                    let line: Value = serde_json::from_str(&data).unwrap();
+                    assert_eq!(
+                        id,
+                        Some(line["seq"].to_string().as_str()),
+                        "an event's id is its line's number"
+                    );
+                    return line;
+                }
+                continue; // a keep-alive comment
+            }
+            let chunk = tokio::time::timeout_at(deadline, self.response.chunk())
+                .await
+                .expect("a log line within 20 s")
+                .unwrap()
+                .expect("the stream goes on");
+            self.buffer.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+    }
+
+    /// Events until one satisfies `done`; all of them.
+    async fn until(&mut self, done: impl Fn(&Value) -> bool) -> Vec<Value> {
+        let mut seen = Vec::new();
+        loop {
+            let line = self.next().await;
+            let found = done(&line);
+            seen.push(line);
+            if found {
+                return seen;
+            }
+        }
+    }
+}
+
+impl Api {
+    async fn follow(&self, who: &Browser, path: &str, last_event_id: Option<&str>) -> reqwest::Response {
+        let mut request = self.http.get(self.url(path)).header("cookie", &who.cookie);
+        if let Some(id) = last_event_id {
+            request = request.header("last-event-id", id);
+        }
+        request.send().await.unwrap()
+    }
+}
+
+#[test]
+fn a_servers_log_holds_its_stderr_and_the_gateways_lines_and_can_be_followed() {
+    let api = Api::start();
+    runtime().block_on(async {
+        let admin = api.login(&[]).await;
+        let (status, body) = api
+            .call(
+                &admin,
+                Method::POST,
+                "/api/servers",
+                Some(json!({"name": "echo", "builtin": "echo"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+        api.call(&admin, Method::POST, "/api/profiles", Some(json!({"slug": "logs"})))
+            .await;
+
+        // Following before the server has ever run: nothing kept yet, the stream waits.
+        let response = api.follow(&admin, "/api/servers/echo/logs/follow", None).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["content-type"], "text/event-stream");
+        let mut events = Events {
+            response,
+            buffer: String::new(),
+        };
+
+        // A call starts the profile's sandbox.
+        let (status, body) = api
+            .call(
+                &admin,
+                Method::PUT,
+                "/api/profiles/logs/servers",
+                Some(json!({"servers": ["echo"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let call = json!({"name": "echo_echo", "arguments": {"message": "hi"}});
+        let (status, reply) = api
+            .call(&admin, Method::POST, "/api/profiles/logs/tools/call", Some(call))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{reply}");
+        let seen = events
+            .until(|l| l["profile"] == "logs" && l["stream"] == "stderr")
+            .await;
+        let ready = seen.last().unwrap();
+        assert!(ready["text"].as_str().unwrap().starts_with("gigmcp-echo "), "{ready}");
+        let started = seen
+            .iter()
+            .find(|l| l["profile"] == "logs" && l["stream"] == "gateway")
+            .unwrap_or_else(|| panic!("the gateway's line about the start: {seen:?}"));
+        assert!(
+            started["text"].as_str().unwrap().starts_with("started: pid "),
+            "{started}"
+        );
+        assert_eq!(started["sandbox"], ready["sandbox"]);
+        let seqs: Vec<u64> = seen.iter().map(|l| l["seq"].as_u64().unwrap()).collect();
+        assert!(seqs.windows(2).all(|w| w[1] > w[0]), "in order: {seqs:?}");
+
+        // The same lines, read at once; `after` gives only the newer ones.
+        let (status, log) = api.call(&admin, Method::GET, "/api/servers/echo/logs", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(log["lines"].as_array().unwrap()[..seen.len()], seen[..], "{log}");
+        let after = seqs[seqs.len() - 2];
+        let (_, newer) = api
+            .call(
+                &admin,
+                Method::GET,
+                &format!("/api/servers/echo/logs?after={after}"),
+                None,
+            )
+            .await;
+        assert_eq!(newer["lines"][0], *ready, "{newer}");
+
+        // A restart stops the idle sandbox: the stream says so.
+        let (status, body) = api.call(&admin, Method::POST, "/api/servers/echo/restart", None).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let stopped = events
+            .until(|l| l["sandbox"] == ready["sandbox"] && l["stream"] == "gateway")
+            .await;
+        assert!(
+            stopped.last().unwrap()["text"]
+                .as_str()
+                .unwrap()
+                .starts_with("stopped by the gateway"),
+            "{stopped:?}"
+        );
+
+        // A follower that reconnects resumes after the last line it saw.
+        let last = stopped.last().unwrap()["seq"].as_u64().unwrap();
+        let response = api
+            .follow(&admin, "/api/servers/echo/logs/follow", Some(&(last - 1).to_string()))
+            .await;
+        let mut resumed = Events {
+            response,
+            buffer: String::new(),
+        };
+        assert_eq!(resumed.next().await["seq"], last);
+
+        // Admins only; an unknown server is a 404; a bad Last-Event-ID a clear 400.
+        let user = api.login(&["--as", "dana", "--role", "user"]).await;
+        for path in ["/api/servers/echo/logs", "/api/servers/echo/logs/follow"] {
+            let (status, _) = api.call(&user, Method::GET, path, None).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{path}");
+        }
+        let (status, _) = api.call(&admin, Method::GET, "/api/servers/nope/logs", None).await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let response = api
+            .follow(&admin, "/api/servers/echo/logs/follow", Some("yesterday"))
+            .await;
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+        let body: Value = response.json().await.unwrap();
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("Last-Event-ID"),
+            "{body}"
+        );
+
+        // A removed server's log goes with it.
+        let (status, _) = api
+            .call(
+                &admin,
+                Method::PUT,
+                "/api/profiles/logs/servers",
+                Some(json!({"servers": []})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _) = api.call(&admin, Method::DELETE, "/api/servers/echo", None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (status, _) = api
+            .call(
+                &admin,
+                Method::POST,
+                "/api/servers",
+                Some(json!({"name": "echo", "builtin": "echo"})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        let (_, log) = api.call(&admin, Method::GET, "/api/servers/echo/logs", None).await;
+        assert_eq!(log["lines"], json!([]), "{log}");
+    });
+}

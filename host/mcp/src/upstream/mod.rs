@@ -25,9 +25,10 @@ use self::http::HttpTransport;
 use self::stdio::StdioTransport;
 use crate::jsonrpc;
 use crate::jsonrpc::Message;
+use crate::logs::{LogSink, ServerLogs};
 use crate::{GATEWAY_CLIENT_CAPABILITIES, LATEST_PROTOCOL_VERSION};
 use gigmcp_sandbox::{Launch, Launcher, Program, SandboxError};
-use gigmcp_types::names::ServerName;
+use gigmcp_types::names::{ProfileSlug, ServerName};
 use gigmcp_types::server::SandboxStatus;
 use gigmcp_types::server::{ServerDef, ServerSpec};
 use gigmcp_types::sync::lock;
@@ -177,6 +178,8 @@ pub struct Conn {
     events: mpsc::UnboundedSender<UpstreamEvent>,
     closed: AtomicBool,
     stderr_tail: Arc<Mutex<VecDeque<String>>>,
+    /// A sandboxed server's end of its log (an HTTP server has no sandbox and no stderr).
+    log: Option<Arc<LogSink>>,
 }
 
 impl std::fmt::Debug for Conn {
@@ -198,7 +201,8 @@ impl Conn {
         http: &reqwest::Client,
         events: mpsc::UnboundedSender<UpstreamEvent>,
         placeholders: &[(String, String)],
-        profile: Option<&gigmcp_types::names::ProfileSlug>,
+        profile: Option<&ProfileSlug>,
+        logs: &ServerLogs,
     ) -> Result<Arc<Self>, UpstreamError> {
         let tenant = profile.map(|p| gigmcp_sandbox::Tenant {
             server: def.name.clone(),
@@ -226,7 +230,7 @@ impl Conn {
                     mounts,
                     limits: *limits,
                 };
-                Self::start_stdio(def.name.clone(), launcher, &launch, tenant, events).await
+                Self::start_stdio(def.name.clone(), launcher, &launch, tenant, events, logs).await
             }
             ServerSpec::Builtin { builtin, limits, .. } => {
                 let launch = Launch {
@@ -236,7 +240,7 @@ impl Conn {
                     mounts: &[],
                     limits: *limits,
                 };
-                Self::start_stdio(def.name.clone(), launcher, &launch, tenant, events).await
+                Self::start_stdio(def.name.clone(), launcher, &launch, tenant, events, logs).await
             }
             ServerSpec::Http { url } => Self::start_http(def.name.clone(), http.clone(), url.clone(), events).await,
         }
@@ -256,6 +260,7 @@ impl Conn {
             events,
             closed: AtomicBool::new(false),
             stderr_tail: Arc::default(),
+            log: None,
         }
     }
 
@@ -456,6 +461,9 @@ impl Conn {
             let _ = waiter.reply.send(Reply::Message(self.closed_error(id)));
         }
         tracing::warn!(server = %self.server, "upstream closed: {reason}");
+        if let Some(log) = &self.log {
+            log.gateway(&format!("closed: {reason}"));
+        }
         let _ = self.events.send(UpstreamEvent::Closed {
             server: self.server.clone(),
             conn: self.id,
@@ -572,6 +580,12 @@ impl Drop for Conn {
         // Ends the upstream HTTP session; a stdio server's process is killed with its handle.
         if let Transport::Http(http) = &self.transport {
             http.end_session();
+        }
+        if let Some(log) = &self.log {
+            if !self.is_closed() {
+                log.gateway("stopped by the gateway (idle, restarted, its profile changed, or it failed to start)");
+            }
+            log.end();
         }
     }
 }

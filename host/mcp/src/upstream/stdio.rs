@@ -1,5 +1,6 @@
 //! The stdio transport: a sandboxed process that reads one JSON-RPC message per line on stdin and writes one
-//! per line on stdout; its stderr is logged, and its last lines are kept for error reports.
+//! per line on stdout; its stderr goes to the server's log (crate::logs), and its last lines are kept for
+//! error reports.
 
 use std::sync::{Arc, Mutex, Weak};
 
@@ -8,6 +9,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 
 use super::{Conn, Transport, UpstreamError, UpstreamEvent};
+use crate::logs::ServerLogs;
 use gigmcp_sandbox::{Launch, Launcher, Sandbox};
 use gigmcp_types::names::ServerName;
 use gigmcp_types::sync::lock;
@@ -46,19 +48,30 @@ impl Conn {
         launch: &Launch<'_>,
         tenant: Option<&gigmcp_sandbox::Tenant>,
         events: mpsc::UnboundedSender<UpstreamEvent>,
+        logs: &ServerLogs,
     ) -> Result<Arc<Self>, UpstreamError> {
         let mut sandbox = launcher.spawn_for(launch, tenant).await?;
+        let started = format!(
+            "started: pid {}, uid {}{}",
+            sandbox.pid.map_or_else(|| "?".to_string(), |p| p.to_string()),
+            sandbox.uid,
+            sandbox.address.map(|a| format!(", address {a}")).unwrap_or_default()
+        );
         let child = sandbox.child.as_mut().expect("a new sandbox has its process");
         let (stdin, stdout, stderr) = match (child.stdin.take(), child.stdout.take(), child.stderr.take()) {
             (Some(i), Some(o), Some(e)) => (i, o, e),
             _ => unreachable!("the launcher pipes all three streams"),
         };
         let (writer, mut write_rx) = mpsc::channel::<Vec<u8>>(1024);
-        let conn = Arc::new(Self::new(
+        let mut conn = Self::new(
             server,
             Transport::Stdio(StdioTransport::new(writer, Some(sandbox))),
             events,
-        ));
+        );
+        let log = Arc::new(logs.sink(&conn.server, tenant.and_then(|t| t.profile.as_ref()), conn.id));
+        log.gateway(&started);
+        conn.log = Some(log.clone());
+        let conn = Arc::new(conn);
         tokio::spawn(async move {
             let mut stdin = stdin;
             while let Some(line) = write_rx.recv().await {
@@ -73,6 +86,7 @@ impl Conn {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 tracing::debug!(server = %name, "stderr: {line}");
+                log.stderr(&line);
                 let mut tail = lock(&tail);
                 if tail.len() == STDERR_TAIL_LINES {
                     tail.pop_front();
@@ -82,7 +96,12 @@ impl Conn {
         });
         let weak = Arc::downgrade(&conn);
         tokio::spawn(read_stdio(weak, stdout));
-        conn.handshake().await?;
+        if let Err(e) = conn.handshake().await {
+            if let Some(log) = &conn.log {
+                log.gateway(&format!("failed to start: {e}"));
+            }
+            return Err(e);
+        }
         Ok(conn)
     }
 }
