@@ -420,12 +420,8 @@ pub async fn restart(
     PathParams(name): PathParams<String>,
 ) -> Result<Json<Restarted>, ApiError> {
     caller.require_admin()?;
-    let name = ServerName::parse(&name).map_err(|_| ApiError::not_found(format!("no server named {name:?}")))?;
+    let name = existing(&state, name).await?;
     blocking(&state, move |state| {
-        state
-            .store
-            .server(&name)
-            .map_err(|e| ApiError::from(gigmcp_ops::OpsError::from(e)))?;
         let stopped = state.running.restart_server(&name);
         ops(state, &caller).record(
             "server.restart",
