@@ -112,6 +112,18 @@ test("a profile is created, its token shown once, and a real MCP client calls a 
   const results = JSON.parse(out).data?.results ?? JSON.parse(out).results;
   expect(results[0].text).toBe("hello from the dashboard's token");
   expect(results[0].is_error).toBe(false);
+
+  // The server's page follows its log: the sandbox the call started, and what the server wrote on stderr.
+  await page.goto("/servers/echo-e2e");
+  const log = page.getByRole("log", { name: "Logs" });
+  await expect(log.getByText(/^gigmcp-echo .*: ready/)).toBeVisible();
+  await expect(log.getByText(/started: pid \d+/).first()).toBeVisible();
+  await expect(page.getByRole("status").filter({ hasText: "Live" })).toBeVisible();
+  await page.getByLabel("Profile", { exact: true }).selectOption("e2e");
+  await expect(log.getByText(/^gigmcp-echo .*: ready/)).toBeVisible();
+  // A restart stops the idle sandbox; the log says so as it happens.
+  await page.getByRole("button", { name: "Restart" }).click();
+  await expect(log.getByText(/stopped by the gateway/)).toBeVisible();
 });
 
 test("a credential's secret appears nowhere: not in the page, not in any response", async ({ page }) => {

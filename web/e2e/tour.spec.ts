@@ -23,10 +23,18 @@ for (const scheme of ["light", "dark"] as const) {
     test.setTimeout(180_000);
     await page.emulateMedia({ colorScheme: scheme });
     await login(page);
+    // A call through the demo profile, so the echo server's page has a log to show.
+    const origin = new URL(page.url()).origin;
+    const called = await page.request.post("/api/profiles/demo/tools/call", {
+      data: { name: "echo_echo", arguments: { message: "tour" } },
+      headers: { Origin: origin },
+    });
+    expect(called.status()).toBe(200);
     for (const [name, path] of PAGES) {
       await page.goto(path);
       await expect(page.getByRole("heading", { level: 1 })).toBeVisible();
       await expect(page.getByText("Loading…")).toHaveCount(0);
+      if (name === "server") await expect(page.getByRole("log").getByText(/: ready/).first()).toBeVisible();
       await a11y(page);
       await page.screenshot({ path: `../target/dashboard-screenshots/${name}-${scheme}.png`, fullPage: true });
     }

@@ -14,6 +14,7 @@ export type User = Schemas["UserView"];
 export type Webhook = Schemas["WebhookView"];
 export type CreateServer = Schemas["CreateServer"];
 export type LoginOptions = Schemas["LoginOptions"];
+export type LogLine = Schemas["LogLine"];
 
 /** The one error type of the dashboard, built from the API's `{"error":{code,message}}` envelope. */
 export class ApiError extends Error {

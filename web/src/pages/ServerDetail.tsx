@@ -7,6 +7,7 @@ import { keys, useIsAdmin } from "../api/queries";
 import { ErrorNote, Loading, PageHead } from "../components/common";
 import { DeleteWithStateDialog } from "../components/ConfirmDialog";
 import { RunningTable } from "../components/RunningTable";
+import { ServerLogs } from "../components/ServerLogs";
 import { toast } from "../components/toasts";
 import { fmtBytes } from "../format";
 import { lines } from "./ServerNew";
@@ -167,6 +168,13 @@ export function ServerDetail() {
           </section>
         )}
       </div>
+      {isAdmin && (
+        <section className="card" aria-labelledby="logs-h" style={{ marginTop: "1rem" }}>
+          <h2 id="logs-h">{t("logs.title")}</h2>
+          <p className="muted small">{t("logs.help")}</p>
+          <ServerLogs server={s.name} />
+        </section>
+      )}
       <DeleteWithStateDialog
         open={confirmDelete}
         title={t("server.deleteTitle", { name: s.name })}
