@@ -158,9 +158,12 @@ test("a credential's secret appears nowhere: not in the page, not in any respons
   expect(bodies.length).toBeGreaterThan(3);
 });
 
-test("a plugin is uploaded with its pin, a bad configuration is refused at the field, a deny rule denies the playground's call, the audit links it to the plugin, and rollback lets it pass", async ({
+test("a plugin is uploaded with its pin, a bad configuration is refused at the field, a stale one with 412, a deny rule denies the playground's call, the audit links it to the plugin, and rollback lets it pass", async ({
   page,
+  guard,
 }) => {
+  // The browser logs the refused stale save itself.
+  guard.allow(/status of 412/);
   const file = component("tool_filter");
   expect(existsSync(file), `${file} (scripts/web-e2e.sh builds it)`).toBe(true);
   const sha = createHash("sha256").update(readFileSync(file)).digest("hex");
@@ -181,6 +184,18 @@ test("a plugin is uploaded with its pin, a bad configuration is refused at the f
   await editor.fill(JSON.stringify({ max_argument_bytes: -5 }));
   await expect(page.getByTestId("config-problems")).toContainText("max_argument_bytes");
   await expect(page.getByRole("button", { name: "Save as a new revision" })).toBeDisabled();
+  // Someone else configures the plugin meanwhile: saving the draft made from the older revision is refused,
+  // and the current configuration can be loaded instead.
+  await editor.fill(JSON.stringify({ deny: ["stale/edit"] }));
+  const meanwhile = await page.request.put("/api/plugins/deny-e2e/config", {
+    data: { config: { max_argument_bytes: 4096 } },
+    headers: { Origin: new URL(page.url()).origin },
+  });
+  expect(meanwhile.status()).toBe(200);
+  await page.getByRole("button", { name: "Save as a new revision" }).click();
+  await expect(page.getByRole("alert").filter({ hasText: "changed since it was read" })).toBeVisible();
+  await page.getByRole("button", { name: "Discard my change and load the current version" }).click();
+  await expect(editor).toHaveValue(/"max_argument_bytes": 4096/);
   // A valid one shows its diff and saves as a new revision.
   await editor.fill(JSON.stringify({ deny: ["echo-e2e/echo"] }));
   await expect(page.getByTestId("config-problems")).toHaveCount(0);

@@ -309,6 +309,7 @@ impl From<gigmcp_ops::OpsError> for ApiError {
             OpsError::NotFound(m) => ApiError::not_found(m),
             OpsError::Conflict(m) => ApiError::conflict(m),
             OpsError::Internal(m) => ApiError::internal(m),
+            OpsError::Stale(m) => ApiError::new(StatusCode::PRECONDITION_FAILED, "stale", m),
         }
     }
 }

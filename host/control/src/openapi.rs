@@ -36,6 +36,10 @@ pub struct Operation {
     response: Option<SchemaFn>,
     /// The success response is a stream of server-sent events, described by this text.
     event_stream: Option<&'static str>,
+    /// The success response carries an `ETag` header.
+    etag: bool,
+    /// Takes an `If-Match` header; a write against another entity tag is refused with 412.
+    if_match: bool,
     /// OpenAPI links from the success response: (target operationId, parameter, runtime expression).
     links: Vec<(&'static str, &'static str, &'static str)>,
     /// Answered without a session (`security: []`; the route must be in `api::PUBLIC_ROUTES`).
@@ -56,6 +60,8 @@ impl Operation {
             status: 200,
             response: None,
             event_stream: None,
+            etag: false,
+            if_match: false,
             links: Vec::new(),
             public: false,
         }
@@ -127,6 +133,20 @@ impl Operation {
         self
     }
 
+    /// The success response carries the object's entity tag in `ETag`.
+    pub fn etag(mut self) -> Self {
+        self.etag = true;
+        self
+    }
+
+    /// A conditional write: an `If-Match` header with the entity tag it was made against (refused with 412 if
+    /// the object has changed since); the success response carries the new tag.
+    pub fn if_match(mut self) -> Self {
+        self.if_match = true;
+        self.etag = true;
+        self
+    }
+
     /// The success response has no body.
     pub fn no_content(mut self) -> Self {
         self.status = 204;
@@ -181,6 +201,16 @@ impl Api {
             let mut parameters: Vec<Value> = path_parameters(op.path)
                 .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
                 .collect();
+            if op.if_match {
+                parameters.push(json!({
+                    "name": "If-Match",
+                    "in": "header",
+                    "required": false,
+                    "description": "The entity tag (ETag) the change was made against: a write to an object that has \
+                        changed since is refused with 412 instead of undoing that change.",
+                    "schema": {"type": "string"},
+                }));
+            }
             if let Some(query) = op.query {
                 let schema = query(&mut requests);
                 parameters.extend(query_parameters(&schema, &requests));
@@ -227,7 +257,19 @@ impl Api {
                 }
                 success["links"] = Value::Object(links);
             }
+            if op.etag {
+                success["headers"] = json!({"ETag": {
+                    "description": "The object's entity tag, for If-Match on a later change",
+                    "schema": {"type": "string"},
+                }});
+            }
             answers.insert(op.status.to_string(), success);
+            if op.if_match {
+                answers.insert(
+                    "412".into(),
+                    json!({"description": "the object changed since the If-Match tag was read", "content": {"application/json": {"schema": error}}}),
+                );
+            }
             for (status, description) in ERROR_STATUSES {
                 // A public route never asks for a session, nor waits for the identity provider.
                 if op.public && matches!(status, 401 | 503) {

@@ -48,6 +48,9 @@ pub enum OpsError {
     Conflict(String),
     #[error("{0}")]
     Internal(String),
+    /// A write made against an older state than the current one (`If-Match`).
+    #[error("{0}")]
+    Stale(String),
 }
 
 impl From<StoreError> for OpsError {
@@ -61,6 +64,7 @@ impl From<StoreError> for OpsError {
             | StoreError::ServerExists(_)
             | StoreError::ServerInUse { .. }
             | StoreError::AlreadyInProfile { .. } => OpsError::Conflict(text),
+            StoreError::Stale(_) => OpsError::Stale(text),
             _ => OpsError::Internal(text),
         }
     }
@@ -99,6 +103,7 @@ impl From<PluginStoreError> for OpsError {
                 OpsError::NotFound(text)
             }
             PluginStoreError::KindChanged { .. } | PluginStoreError::NoPreviousRevision(_) => OpsError::Conflict(text),
+            PluginStoreError::Stale { .. } => OpsError::Stale(text),
             _ => OpsError::Internal(text),
         }
     }
@@ -282,6 +287,7 @@ impl Ops<'_> {
         probe: &dyn ServerProbe,
         states: &dyn ServerStates,
         delete_state: bool,
+        if_match: Option<&str>,
     ) -> Result<Vec<String>, OpsError> {
         let mut defs = Vec::with_capacity(servers.len());
         for (i, name) in servers.iter().enumerate() {
@@ -294,7 +300,7 @@ impl Ops<'_> {
         state::check(states, &dropped, delete_state)?;
         check_collisions(&defs, probe)
             .map_err(|e| OpsError::Conflict(format!("cannot set the servers of profile {slug}: {e}")))?;
-        self.store.set_profile_servers(slug, servers)?;
+        self.store.set_profile_servers(slug, servers, if_match)?;
         let names: Vec<&str> = servers.iter().map(ServerName::as_str).collect();
         self.record(
             "profile.set_servers",

@@ -89,17 +89,19 @@ pub async fn add(runtime: &Arc<Runtime>, store: &Store, add: AddPlugin) -> Resul
 }
 
 /// `plugin config`: checks the configuration against the schema and with a fresh instance's `init`, then
-/// stores it as a new revision. A refused configuration changes nothing.
+/// stores it as a new revision. A refused configuration changes nothing. `if_match`: see
+/// [`Store::plugin_set_config`] (a configuration checked against one revision is never stored over another).
 pub async fn configure(
     runtime: &Arc<Runtime>,
     store: &Store,
     name: &PluginName,
     config: &str,
+    if_match: Option<&str>,
 ) -> Result<String, ManageError> {
     let record = store.plugin(name)?;
     let bytes = store.plugin_blob(&record.revision.sha256)?;
     let candidate = Candidate::examine(runtime, bytes, Some(record.revision.sha256), Some(record.kind)).await?;
     let config = candidate.check_config(runtime, config).await?;
-    store.plugin_set_config(name, &config)?;
+    store.plugin_set_config(name, &config, if_match)?;
     Ok(config)
 }

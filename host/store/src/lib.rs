@@ -50,6 +50,9 @@ pub enum StoreError {
     NotInProfile { profile: ProfileSlug, server: ServerName },
     #[error("{0}")]
     Corrupt(String),
+    /// A write made against an older state (its `If-Match` names another entity tag).
+    #[error("{0}")]
+    Stale(String),
 }
 
 #[derive(Debug, Clone)]
@@ -374,13 +377,30 @@ impl Store {
     }
 
     /// Makes the profile serve exactly `servers`, in this order, in one transaction.
-    pub fn set_profile_servers(&self, slug: &ProfileSlug, servers: &[ServerName]) -> Result<(), StoreError> {
+    /// Sets a profile's servers, in order. `if_match`: an `If-Match` value the current list's entity tag
+    /// ([`gigmcp_types::etag::profile_servers`]) must match, checked in the same transaction as the write.
+    pub fn set_profile_servers(
+        &self,
+        slug: &ProfileSlug,
+        servers: &[ServerName],
+        if_match: Option<&str>,
+    ) -> Result<(), StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         let profile_id: i64 = tx
             .query_row("SELECT id FROM profiles WHERE slug = ?1", [slug.as_str()], |r| r.get(0))
             .optional()?
             .ok_or_else(|| StoreError::NoProfile(slug.clone()))?;
+        if let Some(if_match) = if_match {
+            let current = servers_of(&tx, profile_id)?;
+            let tag = gigmcp_types::etag::profile_servers(&current);
+            if !gigmcp_types::etag::if_match(if_match, &tag) {
+                return Err(StoreError::Stale(format!(
+                    "the servers of profile {slug} changed since they were read (now {tag}); read them again and \
+                     reapply the change"
+                )));
+            }
+        }
         tx.execute("DELETE FROM profile_servers WHERE profile_id = ?1", [profile_id])?;
         for (position, server) in servers.iter().enumerate() {
             let server_id: i64 = tx
@@ -449,6 +469,16 @@ fn restrict_to_owner(path: &Path) {
         file.push(suffix);
         let _ = std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600));
     }
+}
+
+/// The names of a profile's servers, in order.
+fn servers_of(conn: &Connection, profile_id: i64) -> Result<Vec<ServerName>, StoreError> {
+    let mut stmt = conn.prepare(
+        "SELECT s.name FROM profile_servers ps JOIN servers s ON s.id = ps.server_id
+         WHERE ps.profile_id = ?1 ORDER BY ps.position",
+    )?;
+    let names = stmt.query_map([profile_id], |r| r.get::<_, String>(0))?;
+    names.map(|name| parse_stored(ServerName::parse(&name?))).collect()
 }
 
 type ServerRow = (String, String, bool, String);

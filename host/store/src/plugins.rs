@@ -39,6 +39,10 @@ pub enum PluginStoreError {
     MissingBlob(ComponentHash),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error(
+        "plugin {name} changed since it was read (revision {current} is current now); read it again and reapply the change"
+    )]
+    Stale { name: PluginName, current: i64 },
 }
 
 type Result<T> = std::result::Result<T, PluginStoreError>;
@@ -290,11 +294,21 @@ impl Store {
     }
 
     /// A new revision with the same component and another (validated) configuration.
-    pub fn plugin_set_config(&self, name: &PluginName, config: &str) -> Result<RevisionId> {
+    /// Stores `config` as a new revision. `if_match`: an `If-Match` value the current revision's entity tag
+    /// ([`gigmcp_types::etag::plugin_revision`]) must match, checked in the same transaction as the write.
+    pub fn plugin_set_config(&self, name: &PluginName, config: &str, if_match: Option<&str>) -> Result<RevisionId> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
         let record = plugin_in(&tx, name)?;
         let r = &record.revision;
+        if let Some(if_match) = if_match
+            && !gigmcp_types::etag::if_match(if_match, &gigmcp_types::etag::plugin_revision(r.id.0))
+        {
+            return Err(PluginStoreError::Stale {
+                name: name.clone(),
+                current: r.id.0,
+            });
+        }
         let new = NewRevision {
             sha256: r.sha256,
             bytes: &[],
@@ -566,7 +580,7 @@ mod tests {
             store.plugin_add(&name, kind, false, &revision(b"v1", "{}")).unwrap(),
             Added::Created(_)
         ));
-        store.plugin_set_config(&name, r#"{"a":1}"#).unwrap();
+        store.plugin_set_config(&name, r#"{"a":1}"#, None).unwrap();
         assert!(matches!(
             store
                 .plugin_add(&name, kind, false, &revision(b"v2", r#"{"a":1}"#))

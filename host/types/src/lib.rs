@@ -12,6 +12,7 @@
 
 pub mod audit;
 pub mod credential;
+pub mod etag;
 pub mod ids;
 pub mod names;
 pub mod plugin;

@@ -36,6 +36,9 @@ export const api = createClient<paths>({
   headers: { Accept: "application/json" },
 });
 
+/** A write refused because the object changed since the entity tag it was made against (412). */
+export const isStale = (e: unknown): boolean => e instanceof ApiError && e.status === 412;
+
 function toApiError(status: number, error: unknown): ApiError {
   const body = (error as { error?: { code?: unknown; message?: unknown } } | undefined)?.error;
   if (body && typeof body.code === "string" && typeof body.message === "string") {

@@ -840,6 +840,11 @@ export interface components {
             /** @description The JSON Schema its configuration must match. */
             config_schema: unknown;
             enabled: boolean;
+            /**
+             * @description The entity tag of its current revision (also its `ETag`): send it as `If-Match` when configuring it, so
+             *     a change made meanwhile is not undone.
+             */
+            etag: string;
             exports: string[];
             imports: string[];
             /** @description egress-policy, credential-injector, auth-mapper, audit-sink or mcp-filter. */
@@ -876,6 +881,11 @@ export interface components {
             owner: number | null;
             /** @description The servers it serves, in order. */
             servers: string[];
+            /**
+             * @description The entity tag of its servers (also the `ETag` of the profile): send it as `If-Match` when setting them,
+             *     so a change made meanwhile is not undone.
+             */
+            servers_etag: string;
             slug: string;
         };
         /**
@@ -2155,6 +2165,8 @@ export interface operations {
             /** @description success */
             200: {
                 headers: {
+                    /** @description The object's entity tag, for If-Match on a later change */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2596,7 +2608,10 @@ export interface operations {
     configurePlugin: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The entity tag (ETag) the change was made against: a write to an object that has changed since is refused with 412 instead of undoing that change. */
+                "If-Match"?: string;
+            };
             path: {
                 name: string;
             };
@@ -2611,6 +2626,8 @@ export interface operations {
             /** @description success */
             200: {
                 headers: {
+                    /** @description The object's entity tag, for If-Match on a later change */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -2664,6 +2681,15 @@ export interface operations {
             };
             /** @description conflicts with the current state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the object changed since the If-Match tag was read */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };
@@ -3290,6 +3316,8 @@ export interface operations {
             /** @description success */
             200: {
                 headers: {
+                    /** @description The object's entity tag, for If-Match on a later change */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3619,7 +3647,10 @@ export interface operations {
     setProfileServers: {
         parameters: {
             query?: never;
-            header?: never;
+            header?: {
+                /** @description The entity tag (ETag) the change was made against: a write to an object that has changed since is refused with 412 instead of undoing that change. */
+                "If-Match"?: string;
+            };
             path: {
                 slug: string;
             };
@@ -3634,6 +3665,8 @@ export interface operations {
             /** @description success */
             200: {
                 headers: {
+                    /** @description The object's entity tag, for If-Match on a later change */
+                    ETag?: string;
                     [name: string]: unknown;
                 };
                 content: {
@@ -3687,6 +3720,15 @@ export interface operations {
             };
             /** @description conflicts with the current state */
             409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the object changed since the If-Match tag was read */
+            412: {
                 headers: {
                     [name: string]: unknown;
                 };

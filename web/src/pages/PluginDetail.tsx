@@ -2,7 +2,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { Component, lazy, Suspense, useEffect, useId, useMemo, useState, type ReactNode } from "react";
 import { useTranslation } from "react-i18next";
 import { Link, useLocation, useParams } from "wouter";
-import { api, call, type PluginDetail as Detail } from "../api/client";
+import { api, call, isStale, type PluginDetail as Detail } from "../api/client";
 import { keys, useIsAdmin, useMetrics, useProfiles } from "../api/queries";
 import { AdminOnly, ErrorNote, Loading, PageHead } from "../components/common";
 import { ConfirmDialog } from "../components/ConfirmDialog";
@@ -72,10 +72,21 @@ function ConfigEditor({ plugin }: { plugin: Detail }) {
   const qc = useQueryClient();
   const current = useMemo(() => pretty(plugin.config), [plugin.config]);
   const [draft, setDraft] = useState(current);
+  // The revision the draft was made from: a save is made against it (If-Match), so a change someone made
+  // meanwhile is refused (412) instead of undone. A newer revision replaces the draft only while it is unedited.
+  const [base, setBase] = useState({ etag: plugin.etag, text: current });
   const [mode, setMode] = useState<"form" | "json">("json");
   const [formBroken, setFormBroken] = useState(false);
   const id = useId();
-  useEffect(() => setDraft(current), [current]);
+  const reload = () => {
+    setBase({ etag: plugin.etag, text: current });
+    setDraft(current);
+    save.reset();
+  };
+  useEffect(() => {
+    if (plugin.etag === base.etag) return;
+    if (draft === base.text) reload();
+  }, [plugin.etag]); // eslint-disable-line react-hooks/exhaustive-deps
   const parsed = useMemo((): { ok: true; value: unknown } | { ok: false; error: string } => {
     try {
       return { ok: true, value: JSON.parse(draft) };
@@ -92,9 +103,18 @@ function ConfigEditor({ plugin }: { plugin: Detail }) {
     }
   }, [parsed, plugin.config_schema, t]);
   const save = useMutation({
-    mutationFn: (config: unknown) => call(api.PUT("/api/plugins/{name}/config", { params: { path: { name: plugin.name } }, body: { config } })),
+    mutationFn: (config: unknown) =>
+      call(
+        api.PUT("/api/plugins/{name}/config", {
+          params: { path: { name: plugin.name }, header: { "If-Match": base.etag } },
+          body: { config },
+        }),
+      ),
     meta: { suppressErrorToast: true },
     onSuccess: (p) => {
+      const text = pretty(p.config);
+      setBase({ etag: p.etag, text });
+      setDraft(text);
       qc.setQueryData(keys.plugin(plugin.name), p);
       void qc.invalidateQueries({ queryKey: keys.plugins });
       toast(t("plugin.configSaved"), "ok");
@@ -170,6 +190,18 @@ function ConfigEditor({ plugin }: { plugin: Detail }) {
         </>
       )}
       <ErrorNote error={save.error} title={t("plugin.configRefused")} />
+      {isStale(save.error) && (
+        <button
+          type="button"
+          onClick={() => {
+            // What is shown now, then (by the effect above, the draft being unedited) what the gateway has.
+            reload();
+            void qc.invalidateQueries({ queryKey: keys.plugin(plugin.name) });
+          }}
+        >
+          {t("common.loadCurrent")}
+        </button>
+      )}
       <div className="row" style={{ marginTop: "0.75rem" }}>
         <button type="button" className="primary" disabled={!dirty || !parsed.ok || problems.length > 0 || save.isPending} onClick={() => parsed.ok && save.mutate(parsed.value)}>
           {t("plugin.saveConfig")}

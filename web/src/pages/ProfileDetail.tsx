@@ -2,7 +2,7 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useId, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { Link, useLocation, useParams } from "wouter";
-import { api, call, type Profile } from "../api/client";
+import { api, call, isStale, type Profile } from "../api/client";
 import { keys, useIsAdmin, usePlugins, useServers } from "../api/queries";
 import { ErrorNote, Loading, PageHead } from "../components/common";
 import { ConfirmDialog, DeleteWithStateDialog } from "../components/ConfirmDialog";
@@ -60,17 +60,30 @@ function ServersEditor({ profile }: { profile: Profile }) {
   const [pick, setPick] = useState("");
   const [deleteState, setDeleteState] = useState(false);
   const pickId = useId();
-  useEffect(() => setList(profile.servers), [profile.servers]);
+  // The list the edit started from: saved against it (If-Match), so a change made meanwhile is refused (412)
+  // instead of undone. A newer list replaces the edit only while it is unedited.
+  const [base, setBase] = useState({ etag: profile.servers_etag, servers: profile.servers });
+  const reload = () => {
+    setBase({ etag: profile.servers_etag, servers: profile.servers });
+    setList(profile.servers);
+    save.reset();
+  };
+  useEffect(() => {
+    if (profile.servers_etag === base.etag) return;
+    if (list.join("\n") === base.servers.join("\n")) reload();
+  }, [profile.servers_etag]); // eslint-disable-line react-hooks/exhaustive-deps
   const save = useMutation({
     mutationFn: () =>
       call(
         api.PUT("/api/profiles/{slug}/servers", {
-          params: { path: { slug: profile.slug } },
+          params: { path: { slug: profile.slug }, header: { "If-Match": base.etag } },
           body: { servers: list, delete_state: deleteState },
         }),
       ),
     meta: { suppressErrorToast: true },
     onSuccess: (p) => {
+      setBase({ etag: p.servers_etag, servers: p.servers });
+      setList(p.servers);
       qc.setQueryData(keys.profile(profile.slug), p);
       void qc.invalidateQueries({ queryKey: keys.profiles });
       setDeleteState(false);
@@ -140,13 +153,25 @@ function ServersEditor({ profile }: { profile: Profile }) {
       </label>
       <div aria-live="polite">
         <ErrorNote error={save.error} title={t("profile.serversRefused")} />
+        {isStale(save.error) && (
+          <button
+            type="button"
+            onClick={() => {
+              // What is shown now, then (by the effect above, the list being unedited) what the gateway has.
+              reload();
+              void qc.invalidateQueries({ queryKey: keys.profile(profile.slug) });
+            }}
+          >
+            {t("common.loadCurrent")}
+          </button>
+        )}
       </div>
       <div className="row" style={{ marginTop: "0.5rem" }}>
         <button type="button" className="primary" disabled={!dirty || save.isPending} onClick={() => save.mutate()}>
           {t("profile.saveServers")}
         </button>
         {dirty && (
-          <button type="button" onClick={() => { setList(profile.servers); save.reset(); }}>
+          <button type="button" onClick={reload}>
             {t("common.reset")}
           </button>
         )}

@@ -97,7 +97,8 @@ pub fn api() -> Api {
         )
         .route(
             Op::get("/api/profiles/{slug}", "getProfile", "profiles", "A profile")
-                .returns::<profiles::ProfileView>(200),
+                .returns::<profiles::ProfileView>(200)
+                .etag(),
             get(profiles::get),
         )
         .route(
@@ -130,7 +131,8 @@ pub fn api() -> Api {
                 "Set the servers a profile serves, in order (refused on a name collision)",
             )
             .body::<profiles::SetServers>()
-            .returns::<profiles::ProfileView>(200),
+            .returns::<profiles::ProfileView>(200)
+            .if_match(),
             put(profiles::set_servers),
         )
         .route(
@@ -316,7 +318,8 @@ pub fn api() -> Api {
                 "plugins",
                 "A plugin: schema, imports, exports, revisions (admins)",
             )
-            .returns::<plugins::PluginDetail>(200),
+            .returns::<plugins::PluginDetail>(200)
+            .etag(),
             get(plugins::inspect),
         )
         .route(
@@ -337,7 +340,8 @@ pub fn api() -> Api {
                 "Configure a plugin (admins)",
             )
             .body::<plugins::Configure>()
-            .returns::<plugins::PluginDetail>(200),
+            .returns::<plugins::PluginDetail>(200)
+            .if_match(),
             put(plugins::configure),
         )
         .route(
@@ -652,6 +656,35 @@ pub async fn raw_body<S: Send + Sync>(request: Request, state: &S) -> Result<Byt
             ApiError::bad_request(format!("cannot read the request body: {}", e.body_text()))
         }
     })
+}
+
+/// A JSON response with the object's entity tag in `ETag`.
+pub struct Tagged<T>(pub String, pub T);
+
+impl<T: Serialize> IntoResponse for Tagged<T> {
+    fn into_response(self) -> Response {
+        match http::HeaderValue::from_str(&self.0) {
+            Ok(tag) => ([(header::ETAG, tag)], Json(self.1)).into_response(),
+            Err(_) => ApiError::internal(format!("an entity tag is not a header value: {:?}", self.0)).into_response(),
+        }
+    }
+}
+
+/// The request's `If-Match` header, if it has one.
+pub struct IfMatch(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatch {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        match parts.headers.get(header::IF_MATCH) {
+            None => Ok(IfMatch(None)),
+            Some(value) => value
+                .to_str()
+                .map(|v| IfMatch(Some(v.to_owned())))
+                .map_err(|_| ApiError::bad_request("If-Match must be entity tags in ASCII, like \"rev-12\"")),
+        }
+    }
 }
 
 /// Strictly decoded query parameters.

@@ -11,7 +11,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::api::{Body, Page, PageQuery, PathParams, Query, raw_body};
+use crate::api::{Body, IfMatch, Page, PageQuery, PathParams, Query, Tagged, raw_body};
 use crate::{ApiError, Caller, ControlState, blocking};
 use gigmcp_ops::{Actor, Ops, OpsError};
 use gigmcp_plugins::manage;
@@ -55,6 +55,9 @@ pub struct PluginDetail {
     pub exports: Vec<String>,
     /// Newest first.
     pub revisions: Vec<RevisionView>,
+    /// The entity tag of its current revision (also its `ETag`): send it as `If-Match` when configuring it, so
+    /// a change made meanwhile is not undone.
+    pub etag: String,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -183,6 +186,7 @@ fn detail(state: &ControlState, name: &PluginName) -> Result<PluginDetail, ApiEr
         exports: record.revision.exports.clone(),
         plugin: view(state, &record)?,
         revisions,
+        etag: gigmcp_types::etag::plugin_revision(record.revision.id.0),
     })
 }
 
@@ -213,10 +217,16 @@ pub async fn inspect(
     State(state): State<Arc<ControlState>>,
     caller: Caller,
     PathParams(name): PathParams<String>,
-) -> Result<Json<PluginDetail>, ApiError> {
+) -> Result<Tagged<PluginDetail>, ApiError> {
     caller.require_admin()?;
     let name = parse_name(&name)?;
-    blocking(&state, move |state| Ok(Json(detail(state, &name)?))).await
+    blocking(&state, move |state| tagged(state, &name)).await
+}
+
+/// A plugin as it is now, with its entity tag.
+fn tagged(state: &ControlState, name: &PluginName) -> Result<Tagged<PluginDetail>, ApiError> {
+    let detail = detail(state, name)?;
+    Ok(Tagged(detail.etag.clone(), detail))
 }
 
 pub async fn upload(
@@ -269,16 +279,23 @@ pub async fn configure(
     State(state): State<Arc<ControlState>>,
     caller: Caller,
     PathParams(name): PathParams<String>,
+    IfMatch(if_match): IfMatch,
     Body(body): Body<Configure>,
-) -> Result<Json<PluginDetail>, ApiError> {
+) -> Result<Tagged<PluginDetail>, ApiError> {
     caller.require_admin()?;
     let name = parse_name(&name)?;
     let runtime = state.plugins.runtime.clone();
-    let config = manage::configure(&runtime, &state.store, &name, &body.config.to_string())
-        .await
-        .map_err(OpsError::from)?;
+    let config = manage::configure(
+        &runtime,
+        &state.store,
+        &name,
+        &body.config.to_string(),
+        if_match.as_deref(),
+    )
+    .await
+    .map_err(OpsError::from)?;
     ops(&state, &caller).record_plugin("config", &name, json!({"config": config}));
-    blocking(&state, move |state| Ok(Json(detail(state, &name)?))).await
+    blocking(&state, move |state| tagged(state, &name)).await
 }
 
 /// Applies an admin's change to a plugin; answers with the plugin as it is now.

@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::api::{Body, Page, PageQuery, PathParams, Query, RemoveQuery};
+use crate::api::{Body, IfMatch, Page, PageQuery, PathParams, Query, RemoveQuery, Tagged};
 use crate::{ApiError, Caller, ControlState, blocking};
 use gigmcp_ops::{Actor, Ops};
 use gigmcp_store::{Profile, Store};
@@ -27,6 +27,9 @@ pub struct ProfileView {
     pub created_at: i64,
     /// The servers it serves, in order.
     pub servers: Vec<String>,
+    /// The entity tag of its servers (also the `ETag` of the profile): send it as `If-Match` when setting them,
+    /// so a change made meanwhile is not undone.
+    pub servers_etag: String,
     /// Its MCP endpoint.
     pub endpoint: String,
 }
@@ -117,14 +120,16 @@ pub fn lookup_writable(store: &Store, caller: &Caller, slug: &str) -> Result<Pro
 }
 
 fn view(state: &ControlState, profile: Profile) -> Result<ProfileView, ApiError> {
-    let servers = state
+    let servers: Vec<_> = state
         .store
         .profile_config(&profile.slug)
         .map_err(ApiError::internal)?
         .servers
         .into_iter()
-        .map(|s| s.name.to_string())
+        .map(|s| s.name)
         .collect();
+    let servers_etag = gigmcp_types::etag::profile_servers(&servers);
+    let servers = servers.iter().map(ToString::to_string).collect();
     let mut endpoint = state.public_url.clone();
     endpoint.set_path(&format!("/mcp/p/{}", profile.slug));
     Ok(ProfileView {
@@ -134,6 +139,7 @@ fn view(state: &ControlState, profile: Profile) -> Result<ProfileView, ApiError>
         owner: profile.owner.map(|o| o.0),
         created_at: profile.created_at,
         servers,
+        servers_etag,
     })
 }
 
@@ -193,10 +199,11 @@ pub async fn get(
     State(state): State<Arc<ControlState>>,
     caller: Caller,
     PathParams(slug): PathParams<String>,
-) -> Result<Json<ProfileView>, ApiError> {
+) -> Result<Tagged<ProfileView>, ApiError> {
     blocking(&state, move |state| {
         let (profile, _) = lookup(&state.store, &caller, &slug)?;
-        Ok(Json(view(state, profile)?))
+        let view = view(state, profile)?;
+        Ok(Tagged(view.servers_etag.clone(), view))
     })
     .await
 }
@@ -238,8 +245,9 @@ pub async fn set_servers(
     State(state): State<Arc<ControlState>>,
     caller: Caller,
     PathParams(slug): PathParams<String>,
+    IfMatch(if_match): IfMatch,
     Body(body): Body<SetServers>,
-) -> Result<Json<ProfileView>, ApiError> {
+) -> Result<Tagged<ProfileView>, ApiError> {
     let servers = body
         .servers
         .iter()
@@ -253,8 +261,10 @@ pub async fn set_servers(
             state.probe.as_ref(),
             state.states.as_ref(),
             body.delete_state,
+            if_match.as_deref(),
         )?;
-        Ok(Json(view(state, profile)?))
+        let view = view(state, profile)?;
+        Ok(Tagged(view.servers_etag.clone(), view))
     })
     .await
 }

@@ -181,7 +181,7 @@ async fn dispatch(command: PluginCommand, paths: &Paths) -> Result<()> {
         PluginCommand::Inspect { name } => inspect(&store, &PluginName::parse(&name)?)?,
         PluginCommand::Config { name, config } => {
             let name = PluginName::parse(&name)?;
-            let config = manage::configure(&runtime()?, &store, &name, &read_json_arg(&config)?).await?;
+            let config = manage::configure(&runtime()?, &store, &name, &read_json_arg(&config)?, None).await?;
             ops.record_plugin("config", &name, json!({"config": config}));
             println!("configured {name}: {config}");
         }

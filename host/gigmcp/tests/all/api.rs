@@ -1602,3 +1602,192 @@ fn a_servers_log_holds_its_stderr_and_the_gateways_lines_and_can_be_followed() {
         assert_eq!(log["lines"], json!([]), "{log}");
     });
 }
+
+impl Api {
+    /// A same-origin request with an `If-Match` header; the status, the `ETag` answered and the body.
+    async fn call_if_match(
+        &self,
+        who: &Browser,
+        method: Method,
+        path: &str,
+        if_match: &str,
+        body: Value,
+    ) -> (StatusCode, Option<String>, Value) {
+        let response = self
+            .http
+            .request(method, self.url(path))
+            .header("cookie", &who.cookie)
+            .header("origin", self.origin())
+            .header("if-match", if_match)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status();
+        let etag = response.headers().get("etag").map(|v| v.to_str().unwrap().to_owned());
+        (status, etag, response.json().await.unwrap())
+    }
+
+    /// A GET's `ETag` and body.
+    async fn tagged(&self, who: &Browser, path: &str) -> (String, Value) {
+        let response = self
+            .http
+            .get(self.url(path))
+            .header("cookie", &who.cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        let etag = response.headers()["etag"].to_str().unwrap().to_owned();
+        (etag, response.json().await.unwrap())
+    }
+}
+
+#[test]
+fn a_stale_write_to_a_plugins_configuration_or_a_profiles_servers_is_refused_with_412() {
+    let api = Api::start();
+    runtime().block_on(async {
+        let admin = api.login(&[]).await;
+        for name in ["one", "two"] {
+            let (status, _) = api
+                .call(
+                    &admin,
+                    Method::POST,
+                    "/api/servers",
+                    Some(json!({"name": name, "builtin": "echo"})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::CREATED);
+        }
+        api.call(&admin, Method::POST, "/api/profiles", Some(json!({"slug": "tagged"})))
+            .await;
+
+        // Two admins read the profile; the first sets its servers with the tag it read.
+        let (read, profile) = api.tagged(&admin, "/api/profiles/tagged").await;
+        assert_eq!(profile["servers_etag"], read.as_str());
+        let (status, etag, body) = api
+            .call_if_match(
+                &admin,
+                Method::PUT,
+                "/api/profiles/tagged/servers",
+                &read,
+                json!({"servers": ["one"]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let after_first = etag.expect("the new ETag");
+        assert_ne!(after_first, read);
+        assert_eq!(body["servers_etag"], after_first.as_str());
+        // The second, with the tag it read before that change: refused, nothing changed.
+        let (status, _, body) = api
+            .call_if_match(
+                &admin,
+                Method::PUT,
+                "/api/profiles/tagged/servers",
+                &read,
+                json!({"servers": ["two"]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{body}");
+        assert_eq!(body["error"]["code"], "stale");
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains("read them again"),
+            "{body}"
+        );
+        let (now, profile) = api.tagged(&admin, "/api/profiles/tagged").await;
+        assert_eq!(profile["servers"], json!(["one"]));
+        assert_eq!(now, after_first);
+        // With the current tag it goes through; without If-Match a write is unconditional.
+        let (status, _, body) = api
+            .call_if_match(
+                &admin,
+                Method::PUT,
+                "/api/profiles/tagged/servers",
+                &format!("\"other\", {now}"),
+                json!({"servers": ["one", "two"]}),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let (status, body) = api
+            .call(
+                &admin,
+                Method::PUT,
+                "/api/profiles/tagged/servers",
+                Some(json!({"servers": ["two"]})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+
+        // A plugin's configuration: the tag is its current revision.
+        let (read, plugin) = api.tagged(&admin, "/api/plugins/tool-filter").await;
+        assert_eq!(plugin["etag"], read.as_str());
+        let deny = |tool: &str| json!({"config": {"profiles": {"tagged": {"deny": [tool]}}}});
+        let (status, etag, body) = api
+            .call_if_match(
+                &admin,
+                Method::PUT,
+                "/api/plugins/tool-filter/config",
+                &read,
+                deny("one/echo"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        let current = etag.unwrap();
+        assert_ne!(current, read);
+        let revisions = body["revisions"].as_array().unwrap().len();
+        let (status, _, body) = api
+            .call_if_match(
+                &admin,
+                Method::PUT,
+                "/api/plugins/tool-filter/config",
+                &read,
+                deny("two/echo"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::PRECONDITION_FAILED, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("changed since it was read"),
+            "{body}"
+        );
+        let (now, plugin) = api.tagged(&admin, "/api/plugins/tool-filter").await;
+        assert_eq!(now, current);
+        assert_eq!(
+            plugin["revisions"].as_array().unwrap().len(),
+            revisions,
+            "no revision was added"
+        );
+        assert_eq!(
+            plugin["revisions"][0]["config"]["profiles"]["tagged"]["deny"],
+            json!(["one/echo"])
+        );
+        // A weak tag never matches; a rollback makes another revision current, so the tag read before is stale.
+        let (status, _, _) = api
+            .call_if_match(
+                &admin,
+                Method::PUT,
+                "/api/plugins/tool-filter/config",
+                &format!("W/{now}"),
+                deny("two/echo"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+        let (status, _) = api
+            .call(&admin, Method::POST, "/api/plugins/tool-filter/rollback", None)
+            .await;
+        assert_eq!(status, StatusCode::OK);
+        let (status, _, _) = api
+            .call_if_match(
+                &admin,
+                Method::PUT,
+                "/api/plugins/tool-filter/config",
+                &now,
+                deny("two/echo"),
+            )
+            .await;
+        assert_eq!(status, StatusCode::PRECONDITION_FAILED);
+    });
+}

@@ -1072,6 +1072,7 @@ async fn a_hot_swap_under_load_fails_no_call() {
                 &gw.store,
                 &PluginName::parse("swapped").unwrap(),
                 &json!({"mode": "tag", "tag": format!("v{swap}")}).to_string(),
+                None,
             )
             .await
             .unwrap();
@@ -1119,7 +1120,7 @@ async fn a_rollback_restores_the_previous_revision() {
         .await;
     gw.bind("tagger", None, 1).await;
     let name = PluginName::parse("tagger").unwrap();
-    manage::configure(&runtime(), &gw.store, &name, r#"{"mode":"tag","tag":"two"}"#)
+    manage::configure(&runtime(), &gw.store, &name, r#"{"mode":"tag","tag":"two"}"#, None)
         .await
         .unwrap();
     gw.reload().await;
@@ -1132,7 +1133,7 @@ async fn a_rollback_restores_the_previous_revision() {
     gw.reload().await;
     assert_eq!(tag(gw.host.filter_request(&ctx(None), any_request()).await), "one");
     // A configuration the schema refuses changes nothing.
-    let refused = manage::configure(&runtime(), &gw.store, &name, r#"{"mode":"nope"}"#).await;
+    let refused = manage::configure(&runtime(), &gw.store, &name, r#"{"mode":"nope"}"#, None).await;
     assert!(
         matches!(refused, Err(ManageError::Candidate(CandidateError::InvalidConfig(_)))),
         "{:?}",
