@@ -200,6 +200,17 @@ test("a plugin is uploaded with its pin, a bad configuration is refused at the f
   await editor.fill(JSON.stringify({ deny: ["echo-e2e/echo"] }));
   await expect(page.getByTestId("config-problems")).toHaveCount(0);
   await expect(page.getByRole("region", { name: "Changes against the current revision" })).toContainText("echo-e2e/echo");
+  // A dry run tries the draft before it is saved: denied with it, allowed with the current configuration.
+  const dry = page.getByRole("region", { name: "Try it" });
+  await dry
+    .getByLabel("Input (JSON)")
+    .fill(JSON.stringify({ server: "echo-e2e", method: "tools/call", name: "echo", params: { name: "echo", arguments: {} } }));
+  await dry.getByRole("button", { name: "Run" }).click();
+  await expect(dry.getByTestId("dry-run-result")).toContainText("Deny(");
+  await expect(dry.getByTestId("dry-run-result")).toContainText("fuel");
+  await dry.getByLabel("With the configuration being edited").uncheck();
+  await dry.getByRole("button", { name: "Run" }).click();
+  await expect(dry.getByTestId("dry-run-result")).toContainText("Allow");
   await page.getByRole("button", { name: "Save as a new revision" }).click();
   await expect(page.getByText("Configuration saved as a new revision.")).toBeVisible();
   // Bound to the profile only.

@@ -9,6 +9,7 @@
 #![forbid(unsafe_code)]
 
 pub mod defaults;
+pub mod dry_run;
 mod load;
 pub mod manage;
 

@@ -243,6 +243,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/plugins/{name}/test": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Run one hook of a plugin on a sample input, as `gigmcp plugin test` does: a dry run, nothing acted on (admins) */
+        post: operations["testPlugin"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/profiles": {
         parameters: {
             query?: never;
@@ -999,6 +1016,37 @@ export interface components {
              */
             limit_bytes: number | null;
             profile: string;
+        };
+        /** @description A dry run: one hook of the plugin's current component on a sample input. */
+        TestCall: {
+            /**
+             * @description The hook's input, one shape per kind (sdk/README.md): an egress-policy takes `server`, `host`, `port`
+             *     (and `method`, `path`, `declared`); an mcp-filter `server`, `method`, `name` and either `params` (a
+             *     request) or `result` (a response); a credential-injector `server`, `method`, `host`, `port`, `path`
+             *     (and `header_names`, `placeholders`, `grants`); an auth-mapper `issuer`, `subject`, `claims`; an
+             *     audit-sink `events`.
+             */
+            call: {
+                [key: string]: unknown;
+            };
+            /** @description The configuration to run it with (default: the current one): try a change before saving it. */
+            config?: unknown;
+            /** @description The profile the call is made for. */
+            profile?: string | null;
+        };
+        /** @description What a dry run gave. Nothing it answered was acted on. */
+        TestResult: {
+            /** @description The hook's answer, as `gigmcp plugin test` prints it; absent when the call failed. */
+            answer: string | null;
+            /** Format: uint64 */
+            elapsed_us: number | null;
+            /** @description Why the call gave no answer (a trap, a limit, a malformed answer): for a policy kind, a denial. */
+            failure: string | null;
+            /** Format: uint64 */
+            fuel: number | null;
+            kind: string;
+            /** Format: uint64 */
+            memory_bytes: number | null;
         };
         /**
          * @description What an MCP client would have received: the tool's result, or the JSON-RPC error (a policy denial is
@@ -2981,6 +3029,122 @@ export interface operations {
                 };
                 content: {
                     "application/json": components["schemas"]["PluginDetail"];
+                };
+            };
+            /** @description the request is malformed (the message says which part) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description no valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description not allowed: not an admin, or a cross-site request */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description no such object, or not the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description refused by a validation */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the identity provider is not ready */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    testPlugin: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                name: string;
+            };
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["TestCall"];
+            };
+        };
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["TestResult"];
                 };
             };
             /** @description the request is malformed (the message says which part) */

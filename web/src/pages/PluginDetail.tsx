@@ -10,6 +10,7 @@ import { toast } from "../components/toasts";
 import { fmtNum, fmtTime, fmtUs } from "../format";
 import { pretty } from "../plugins/diff";
 import { DiffView } from "../plugins/DiffView";
+import { DryRun } from "../plugins/DryRun";
 import { validateConfig } from "../plugins/validate";
 
 const RjsfForm = lazy(() => import("../plugins/RjsfForm"));
@@ -67,7 +68,7 @@ const metricsQuery = (name: string) => ({
   queryFn: () => call(api.GET("/api/plugins/{name}/metrics", { params: { path: { name } } })),
 });
 
-function ConfigEditor({ plugin }: { plugin: Detail }) {
+function ConfigEditor({ plugin, onDraft }: { plugin: Detail; onDraft: (draft: { config: unknown } | null) => void }) {
   const { t } = useTranslation();
   const qc = useQueryClient();
   const current = useMemo(() => pretty(plugin.config), [plugin.config]);
@@ -122,6 +123,9 @@ function ConfigEditor({ plugin }: { plugin: Detail }) {
   });
   const normalized = parsed.ok ? pretty(parsed.value) : draft;
   const dirty = normalized !== current;
+  // The dry run may use the draft: an edited one that the schema accepts.
+  const usable = dirty && parsed.ok && problems.length === 0;
+  useEffect(() => onDraft(usable && parsed.ok ? { config: parsed.value } : null), [usable, normalized]); // eslint-disable-line react-hooks/exhaustive-deps
   return (
     <section className="card" aria-labelledby="config-h">
       <div className="card-head">
@@ -375,6 +379,7 @@ export default function PluginDetail() {
   });
   useMetrics(name, isAdmin);
   const [confirmDelete, setConfirmDelete] = useState(false);
+  const [draft, setDraft] = useState<{ config: unknown } | null>(null);
   const enable = useMutation({
     mutationFn: (enabled: boolean) => call(api.PUT("/api/plugins/{name}/enabled", { params: { path: { name } }, body: { enabled } })),
     onSuccess: (p) => {
@@ -435,7 +440,8 @@ export default function PluginDetail() {
         </section>
         <MetricsCard name={p.name} />
       </div>
-      <ConfigEditor plugin={p} />
+      <ConfigEditor plugin={p} onDraft={setDraft} />
+      <DryRun plugin={p} draft={draft} />
       <div className="grid grid-2">
         <Bindings plugin={p} />
         <Revisions plugin={p} />

@@ -333,6 +333,17 @@ pub fn api() -> Api {
             delete(plugins::remove),
         )
         .route(
+            Op::post(
+                "/api/plugins/{name}/test",
+                "testPlugin",
+                "plugins",
+                "Run one hook of a plugin on a sample input, as `gigmcp plugin test` does: a dry run, nothing acted on (admins)",
+            )
+            .body::<plugins::TestCall>()
+            .returns::<plugins::TestResult>(200),
+            post(plugins::test),
+        )
+        .route(
             Op::put(
                 "/api/plugins/{name}/config",
                 "configurePlugin",

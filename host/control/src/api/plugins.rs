@@ -14,8 +14,11 @@ use serde_json::{Value, json};
 use crate::api::{Body, IfMatch, Page, PageQuery, PathParams, Query, Tagged, raw_body};
 use crate::{ApiError, Caller, ControlState, blocking};
 use gigmcp_ops::{Actor, Ops, OpsError};
+use gigmcp_plugin_runtime::harness::Harness;
+use gigmcp_plugins::dry_run::dry_run;
 use gigmcp_plugins::manage;
 use gigmcp_plugins::manage::AddPlugin;
+use gigmcp_plugins::manage::ManageError;
 use gigmcp_store::plugins::{Added, PluginRecord};
 use gigmcp_types::names::PluginName;
 use gigmcp_types::names::ProfileSlug;
@@ -93,6 +96,35 @@ pub struct UploadQuery {
     pub kind: Option<String>,
     /// Refuse the component unless its sha256 is this (hex).
     pub sha256: Option<String>,
+}
+
+/// A dry run: one hook of the plugin's current component on a sample input.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TestCall {
+    /// The hook's input, one shape per kind (sdk/README.md): an egress-policy takes `server`, `host`, `port`
+    /// (and `method`, `path`, `declared`); an mcp-filter `server`, `method`, `name` and either `params` (a
+    /// request) or `result` (a response); a credential-injector `server`, `method`, `host`, `port`, `path`
+    /// (and `header_names`, `placeholders`, `grants`); an auth-mapper `issuer`, `subject`, `claims`; an
+    /// audit-sink `events`.
+    pub call: serde_json::Map<String, Value>,
+    /// The configuration to run it with (default: the current one): try a change before saving it.
+    pub config: Option<Value>,
+    /// The profile the call is made for.
+    pub profile: Option<String>,
+}
+
+/// What a dry run gave. Nothing it answered was acted on.
+#[derive(Serialize, JsonSchema)]
+pub struct TestResult {
+    pub kind: String,
+    /// The hook's answer, as `gigmcp plugin test` prints it; absent when the call failed.
+    pub answer: Option<String>,
+    /// Why the call gave no answer (a trap, a limit, a malformed answer): for a policy kind, a denial.
+    pub failure: Option<String>,
+    pub fuel: Option<u64>,
+    pub memory_bytes: Option<u64>,
+    pub elapsed_us: Option<u64>,
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -296,6 +328,44 @@ pub async fn configure(
     .map_err(OpsError::from)?;
     ops(&state, &caller).record_plugin("config", &name, json!({"config": config}));
     blocking(&state, move |state| tagged(state, &name)).await
+}
+
+pub async fn test(
+    State(state): State<Arc<ControlState>>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+    Body(body): Body<TestCall>,
+) -> Result<Json<TestResult>, ApiError> {
+    caller.require_admin()?;
+    let name = parse_name(&name)?;
+    let profile = profile_of(body.profile.as_deref())?;
+    let (record, bytes) = blocking(&state, move |state| {
+        let record = state.store.plugin(&name).map_err(OpsError::from)?;
+        let bytes = state
+            .store
+            .plugin_blob(&record.revision.sha256)
+            .map_err(OpsError::from)?;
+        Ok((record, bytes))
+    })
+    .await?;
+    let config = match &body.config {
+        Some(config) => config.to_string(),
+        None => record.revision.config.clone(),
+    };
+    let harness = Harness::load(&state.plugins.runtime, bytes, &config)
+        .await
+        .map_err(|e| OpsError::from(ManageError::Candidate(e)))?;
+    let run = dry_run(&harness, &Value::Object(body.call), profile)
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    Ok(Json(TestResult {
+        kind: run.kind.to_string(),
+        failure: run.answer.as_ref().err().map(ToString::to_string),
+        answer: run.answer.ok(),
+        fuel: run.usage.map(|u| u.fuel),
+        memory_bytes: run.usage.map(|u| u.memory_bytes as u64),
+        elapsed_us: run.usage.map(|u| u.elapsed.as_micros() as u64),
+    }))
 }
 
 /// Applies an admin's change to a plugin; answers with the plugin as it is now.

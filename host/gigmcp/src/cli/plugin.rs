@@ -4,28 +4,23 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::Subcommand;
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::config::Paths;
 use gigmcp_ops::{Actor, Ops};
+use gigmcp_plugin_runtime::Runtime;
 use gigmcp_plugin_runtime::harness::Harness;
-use gigmcp_plugin_runtime::{Runtime, Usage};
+use gigmcp_plugins::dry_run::dry_run;
 use gigmcp_plugins::manage;
 use gigmcp_plugins::manage::AddPlugin;
 use gigmcp_store::Store;
 use gigmcp_store::plugins::{Added, PluginRecord};
-use gigmcp_types::audit::{AuditEvent, Outcome};
 use gigmcp_types::names::PluginName;
 use gigmcp_types::names::ProfileSlug;
 use gigmcp_types::plugin::ComponentHash;
 use gigmcp_types::plugin::PluginKind;
-use gigmcp_types::policy::{
-    CallContext, EgressRequest, Grant, HttpRequestLine, Identity, McpRequest, McpResponse, OutboundRequest,
-    PlaceholderLocation, PlaceholderSite, SecretHandle,
-};
 
 #[derive(Subcommand)]
 pub enum PluginCommand {
@@ -382,221 +377,14 @@ fn inspect(store: &Store, name: &PluginName) -> Result<()> {
     Ok(())
 }
 
-/// `plugin test --call` for an egress-policy.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct EgressCall {
-    server: String,
-    host: String,
-    port: u16,
-    #[serde(default)]
-    method: Option<String>,
-    #[serde(default)]
-    path: Option<String>,
-    #[serde(default)]
-    declared: Vec<String>,
-}
-
-/// `plugin test --call` for a credential-injector; `grants` names the credentials granted.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct InjectCall {
-    server: String,
-    method: String,
-    host: String,
-    port: u16,
-    path: String,
-    #[serde(default)]
-    header_names: Vec<String>,
-    #[serde(default)]
-    placeholders: Vec<TestPlaceholder>,
-    #[serde(default)]
-    grants: Vec<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TestPlaceholder {
-    credential: String,
-    #[serde(default)]
-    header: Option<String>,
-    #[serde(default)]
-    query: Option<String>,
-    #[serde(default)]
-    before: String,
-    #[serde(default)]
-    after: String,
-}
-
-/// `plugin test --call` for an auth-mapper.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct IdentityCall {
-    issuer: String,
-    subject: String,
-    claims: Value,
-}
-
-/// `plugin test --call` for an audit-sink.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct AuditCall {
-    events: Vec<TestEvent>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct TestEvent {
-    kind: String,
-    #[serde(default)]
-    actor: String,
-    #[serde(default)]
-    profile: Option<String>,
-    #[serde(default)]
-    server: Option<String>,
-    #[serde(default = "outcome_ok")]
-    outcome: Outcome,
-    #[serde(default)]
-    detail: Value,
-}
-
-fn outcome_ok() -> Outcome {
-    Outcome::Ok
-}
-
-/// `plugin test --call` for an mcp-filter: `params` asks `on-request`, `result` asks `on-response`.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct McpCall {
-    server: String,
-    method: String,
-    #[serde(default)]
-    name: Option<String>,
-    #[serde(default)]
-    params: Option<Value>,
-    #[serde(default)]
-    result: Option<Value>,
-}
-
-fn parse_call<T: serde::de::DeserializeOwned>(call: &str, kind: PluginKind) -> Result<T> {
-    serde_json::from_str(call)
-        .with_context(|| format!("--call does not describe a call of a {kind} plugin (see sdk/README.md)"))
-}
-
 async fn test(file: &Path, config: &str, call: &str, profile: Option<&str>) -> Result<()> {
     let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
     let harness = Harness::load(&runtime()?, bytes, &read_json_arg(config)?).await?;
-    let call = read_json_arg(call)?;
-    let ctx = CallContext::new("gigmcp-plugin-test", profile.map(ProfileSlug::parse).transpose()?);
-    let kind = harness.kind;
-    let (answer, usage): (String, Usage) = match kind {
-        PluginKind::EgressPolicy => {
-            let c: EgressCall = parse_call(&call, kind)?;
-            let request = EgressRequest {
-                server: c.server,
-                host: c.host,
-                port: c.port,
-                http: c.method.map(|method| HttpRequestLine {
-                    method,
-                    path: c.path.unwrap_or_else(|| "/".into()),
-                }),
-                declared: c.declared,
-            };
-            let (d, u) = harness.egress(&ctx, &request).await?;
-            (format!("{d:?}"), u)
-        }
-        PluginKind::CredentialInjector => {
-            let c: InjectCall = parse_call(&call, kind)?;
-            let request = OutboundRequest {
-                server: c.server,
-                method: c.method,
-                host: c.host,
-                port: c.port,
-                path: c.path,
-                header_names: c.header_names,
-                placeholders: c
-                    .placeholders
-                    .into_iter()
-                    .map(|p| PlaceholderSite {
-                        credential: p.credential,
-                        location: match (p.header, p.query) {
-                            (Some(h), _) => PlaceholderLocation::Header(h),
-                            (None, q) => PlaceholderLocation::Query(q.unwrap_or_default()),
-                        },
-                        before: p.before,
-                        after: p.after,
-                    })
-                    .collect(),
-            };
-            let grants: Vec<Grant> = c
-                .grants
-                .into_iter()
-                .map(|credential| Grant {
-                    handle: SecretHandle(format!("test:{credential}")),
-                    credential,
-                })
-                .collect();
-            let (d, u) = harness.inject(&ctx, &request, &grants).await?;
-            (format!("{d:?}"), u)
-        }
-        PluginKind::AuthMapper => {
-            let c: IdentityCall = parse_call(&call, kind)?;
-            let identity = Identity {
-                issuer: c.issuer,
-                subject: c.subject,
-                claims: c.claims,
-                token_fingerprint: "test".into(),
-            };
-            let (d, u) = harness.map_identity(&ctx, &identity).await?;
-            (format!("{d:?}"), u)
-        }
-        PluginKind::AuditSink => {
-            let c: AuditCall = parse_call(&call, kind)?;
-            let events: Vec<AuditEvent> = c
-                .events
-                .into_iter()
-                .enumerate()
-                .map(|(i, e)| AuditEvent {
-                    id: i as i64 + 1,
-                    time_ms: 0,
-                    kind: e.kind,
-                    actor: e.actor,
-                    profile: e.profile,
-                    server: e.server,
-                    outcome: e.outcome,
-                    detail: e.detail,
-                })
-                .collect();
-            let (d, u) = harness.route(&events).await?;
-            (format!("{d:?}"), u)
-        }
-        PluginKind::McpFilter => {
-            let c: McpCall = parse_call(&call, kind)?;
-            match (c.params, c.result) {
-                (Some(params), None) => {
-                    let request = McpRequest {
-                        server: c.server,
-                        method: c.method,
-                        name: c.name,
-                        params,
-                    };
-                    let (d, u) = harness.on_request(&ctx, &request).await?;
-                    (format!("{d:?}"), u)
-                }
-                (None, Some(result)) => {
-                    let response = McpResponse {
-                        server: c.server,
-                        method: c.method,
-                        name: c.name,
-                        result,
-                    };
-                    let (d, u) = harness.on_response(&ctx, &response).await?;
-                    (format!("{d:?}"), u)
-                }
-                _ => bail!("an mcp-filter call has either params (a request) or result (a response)"),
-            }
-        }
-    };
+    let call: Value = serde_json::from_str(&read_json_arg(call)?).context("--call is not JSON")?;
+    let run = dry_run(&harness, &call, profile.map(ProfileSlug::parse).transpose()?).await?;
+    let kind = run.kind;
+    let answer = run.answer?;
+    let usage = run.usage.expect("an answer comes with its cost");
     println!("kind:   {kind}");
     println!("answer: {answer}");
     println!(

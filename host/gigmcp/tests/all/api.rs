@@ -1791,3 +1791,75 @@ fn a_stale_write_to_a_plugins_configuration_or_a_profiles_servers_is_refused_wit
         assert_eq!(status, StatusCode::PRECONDITION_FAILED);
     });
 }
+
+#[test]
+fn a_plugin_is_tried_on_a_sample_input_without_changing_anything() {
+    let api = Api::start();
+    runtime().block_on(async {
+        let admin = api.login(&[]).await;
+        let (_, before) = api.tagged(&admin, "/api/plugins/tool-filter").await;
+        let call = json!({"server": "echo", "method": "tools/call", "name": "echo", "params": {"name": "echo"}});
+        let test = |body: Value| api.call(&admin, Method::POST, "/api/plugins/tool-filter/test", Some(body));
+
+        // With its current configuration (no rule): allowed, and what it cost.
+        let (status, result) = test(json!({"call": call, "profile": "team"})).await;
+        assert_eq!(status, StatusCode::OK, "{result}");
+        assert_eq!(result["kind"], "mcp-filter");
+        assert_eq!(result["answer"], "Allow", "{result}");
+        assert!(result["fuel"].as_u64().unwrap() > 0, "{result}");
+        assert!(result["elapsed_us"].is_u64(), "{result}");
+        assert_eq!(result["failure"], Value::Null);
+
+        // With a configuration being considered: denied for that profile, and only for it.
+        let config = json!({"profiles": {"team": {"deny": ["echo/echo"]}}});
+        let (status, result) = test(json!({"call": call, "config": config, "profile": "team"})).await;
+        assert_eq!(status, StatusCode::OK, "{result}");
+        assert!(result["answer"].as_str().unwrap().starts_with("Deny("), "{result}");
+        let (_, result) = test(json!({"call": call, "config": config, "profile": "other"})).await;
+        assert_eq!(result["answer"], "Allow", "{result}");
+
+        // Nothing was saved or bound.
+        let (_, after) = api.tagged(&admin, "/api/plugins/tool-filter").await;
+        assert_eq!(after["revisions"], before["revisions"]);
+        assert_eq!(after["bindings"], before["bindings"]);
+
+        // Bad input is a clear 400; an unknown plugin a 404; users may not.
+        let (status, body) = test(json!({"call": {"host": "x"}})).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("does not describe a call of a mcp-filter plugin"),
+            "{body}"
+        );
+        let (status, body) = test(json!({"call": call, "config": {"max_argument_bytes": -1}})).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("max_argument_bytes"),
+            "{body}"
+        );
+        let (status, _) = api
+            .call(
+                &admin,
+                Method::POST,
+                "/api/plugins/nope/test",
+                Some(json!({"call": call})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let user = api.login(&["--as", "erin", "--role", "user"]).await;
+        let (status, _) = api
+            .call(
+                &user,
+                Method::POST,
+                "/api/plugins/tool-filter/test",
+                Some(json!({"call": call})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+    });
+}
