@@ -289,3 +289,43 @@ test("a user sees only their own profiles and no admin pages", async ({ page, gu
   await page.goto("/plugins");
   await expect(page.getByText("This page is for administrators.")).toBeVisible();
 });
+
+test("an admin views as a user: read-only, with a banner, until they stop", async ({ page, guard }) => {
+  // The browser logs the refused change itself.
+  guard.allow(/status of 403/);
+  // Dana exists and has a profile of her own.
+  await login(page, "dana", "user");
+  await page.goto("/profiles");
+  await page.getByRole("button", { name: "Create profile" }).click();
+  await page.getByLabel("Slug").fill("danas");
+  await page.getByRole("button", { name: "Create", exact: true }).click();
+  await page.getByTestId("token-dialog").getByRole("button", { name: "Done" }).click();
+
+  await login(page);
+  await page.goto("/users");
+  await page.getByRole("button", { name: /^View as dana/ }).click();
+  await expect(page).toHaveURL(/\/$/);
+  const banner = page.getByRole("region", { name: "Viewing as another user" });
+  await expect(banner).toContainText("viewing as dana, read-only");
+  await a11y(page);
+  // What dana sees: her profile, not the admin's, and no admin pages.
+  const nav = page.getByRole("navigation", { name: "Main" });
+  await expect(nav.getByRole("link", { name: "Users" })).toHaveCount(0);
+  await page.goto("/profiles");
+  await expect(page.getByRole("link", { name: "danas" })).toBeVisible();
+  await expect(page.getByRole("link", { name: "e2e" })).toHaveCount(0);
+  await page.screenshot({ path: "../target/dashboard-screenshots/view-as-light.png" });
+  // A change is refused, saying why.
+  await page.getByRole("button", { name: "Create profile" }).click();
+  await page.getByLabel("Slug").fill("sneaky");
+  await page.getByRole("button", { name: "Create", exact: true }).click();
+  await expect(page.getByText(/viewing as dana, read-only: stop viewing/).first()).toBeVisible();
+  await page.keyboard.press("Escape");
+  // Stopping returns to the admin's own view.
+  await banner.getByRole("button", { name: "Stop viewing" }).click();
+  await expect(page).toHaveURL(/\/users$/);
+  await expect(banner).toHaveCount(0);
+  await expect(page.getByRole("heading", { level: 1, name: "Users" })).toBeVisible();
+  await page.goto("/profiles");
+  await expect(page.getByRole("link", { name: "sneaky" })).toHaveCount(0);
+});

@@ -1,11 +1,13 @@
 import { useEffect, useId, useRef, useState, useSyncExternalStore } from "react";
 import { useTranslation } from "react-i18next";
 import { Link, useLocation } from "wouter";
-import { logout } from "./api/client";
+import { useMutation, useQueryClient } from "@tanstack/react-query";
+import { api, call, logout } from "./api/client";
 import { useMe } from "./api/queries";
 import { Loading } from "./components/common";
 import { IconLogo, IconMoon, IconSun, IconUser } from "./components/icons";
 import { LANGUAGES, setLanguage, type Lang } from "./i18n";
+import { fmtTime } from "./format";
 import { effectiveTheme, setTheme } from "./theme";
 
 const NAV = [
@@ -106,6 +108,29 @@ function UserMenu({ name }: { name: string }) {
   );
 }
 
+/** While an admin views as someone: who, until when, read-only, and the way back. */
+function ViewAsBanner({ who, admin, until }: { who: string; admin: string; until: number }) {
+  const { t } = useTranslation();
+  const qc = useQueryClient();
+  const [, navigate] = useLocation();
+  const stop = useMutation({
+    mutationFn: () => call(api.DELETE("/api/me/view-as")),
+    onSuccess: () => {
+      // Everything shown was the other user's.
+      qc.clear();
+      navigate("/users");
+    },
+  });
+  return (
+    <div className="view-as-banner" role="region" aria-label={t("viewAs.region")}>
+      <span>{t("viewAs.banner", { who, admin, until: fmtTime(until) })}</span>
+      <button type="button" onClick={() => stop.mutate()} disabled={stop.isPending}>
+        {t("viewAs.stop")}
+      </button>
+    </div>
+  );
+}
+
 export function Shell({ children }: { children: React.ReactNode }) {
   const { t } = useTranslation();
   const [location] = useLocation();
@@ -142,6 +167,13 @@ export function Shell({ children }: { children: React.ReactNode }) {
           <UserMenu name={me.data.name || me.data.email || me.data.subject} />
         </div>
       </header>
+      {me.data.view_as && (
+        <ViewAsBanner
+          who={me.data.name || me.data.email || me.data.subject}
+          admin={me.data.view_as.admin_name}
+          until={me.data.view_as.until}
+        />
+      )}
       <main className="main" id="main" tabIndex={-1}>
         {children}
       </main>

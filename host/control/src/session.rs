@@ -13,11 +13,11 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use http::request::Parts;
-use http::{HeaderMap, HeaderValue, StatusCode, header};
+use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::json;
 
 use crate::{ApiError, ControlState};
-use gigmcp_store::users::{LOGIN_LINK_ISSUER, NewUser, User};
+use gigmcp_store::users::{LOGIN_LINK_ISSUER, NewUser, User, WebSession};
 use gigmcp_store::{Store, StoreError};
 use gigmcp_types::audit::{NewAuditEvent, Outcome};
 use gigmcp_types::ids::UserId;
@@ -79,9 +79,22 @@ impl Sessions {
 
     /// The user of the caller's session, if it is valid.
     pub fn user(&self, headers: &HeaderMap) -> Result<Option<User>, StoreError> {
+        Ok(self.session(headers)?.map(|s| s.user))
+    }
+
+    /// The caller's session, if it is valid: its user, and whom it views as.
+    pub fn session(&self, headers: &HeaderMap) -> Result<Option<WebSession>, StoreError> {
         match session_token(headers) {
-            Some(hash) => self.store.session_user(&hash),
+            Some(hash) => self.store.web_session(&hash),
             None => Ok(None),
+        }
+    }
+
+    /// Makes the caller's session view as `user` until `until` (Unix seconds), or (`None`) stop.
+    pub fn set_view_as(&self, headers: &HeaderMap, view_as: Option<(UserId, i64)>) -> Result<bool, StoreError> {
+        match session_token(headers) {
+            Some(hash) => self.store.set_session_view_as(&hash, view_as),
+            None => Ok(false),
         }
     }
 }
@@ -122,14 +135,27 @@ pub fn origin_allowed(headers: &HeaderMap, public_url: &url::Url) -> bool {
     }
 }
 
-/// The logged-in user of an API request. Without a valid session the request gets 401.
+/// The logged-in user of an API request. Without a valid session the request gets 401. While an admin views
+/// as someone else, the caller is that user, and `viewing` says who looks and until when.
 #[derive(Debug, Clone)]
 pub struct Caller {
     pub user: UserId,
     pub role: Role,
     /// The profiles the auth-mapper granted beyond the user's own.
     pub profiles: ProfileAccess,
+    pub viewing: Option<Viewing>,
 }
+
+/// An admin viewing the dashboard as the caller: read-only.
+#[derive(Debug, Clone)]
+pub struct Viewing {
+    pub admin: User,
+    /// Unix seconds.
+    pub until: i64,
+}
+
+/// The one change a session that views as someone may make: stopping.
+pub const STOP_VIEWING: &str = "/api/me/view-as";
 
 impl Caller {
     pub fn is_admin(&self) -> bool {
@@ -156,15 +182,39 @@ impl FromRequestParts<Arc<ControlState>> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &Arc<ControlState>) -> Result<Self, Self::Rejection> {
         let headers = parts.headers.clone();
-        let user = crate::blocking(state, move |state| {
-            state.sessions.user(&headers).map_err(ApiError::internal)
+        let session = crate::blocking(state, move |state| {
+            state.sessions.session(&headers).map_err(ApiError::internal)
         })
         .await?
         .ok_or_else(ApiError::unauthenticated)?;
+        let Some(view_as) = session.view_as else {
+            let user = session.user;
+            return Ok(Caller {
+                user: user.id,
+                role: user.role,
+                profiles: user.profiles,
+                viewing: None,
+            });
+        };
+        // Viewing as someone is read-only: only reading, and stopping, go through.
+        let reads = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if !reads && parts.uri.path() != STOP_VIEWING {
+            let who = view_as.user.name.as_deref().unwrap_or(&view_as.user.subject);
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "read_only",
+                format!("you are viewing as {who}, read-only: stop viewing as them to make changes"),
+            ));
+        }
+        let user = view_as.user;
         Ok(Caller {
             user: user.id,
             role: user.role,
             profiles: user.profiles,
+            viewing: Some(Viewing {
+                admin: session.user,
+                until: view_as.until,
+            }),
         })
     }
 }

@@ -206,6 +206,10 @@ const MIGRATIONS: &[&str] = &[
         url TEXT NOT NULL,
         updated_at INTEGER NOT NULL
     );",
+    // 8: an admin's session may view the dashboard as another user, read-only, until `view_as_until` (an hour
+    // at most, set by the API). The session keeps its own user: ending the view returns to it.
+    "ALTER TABLE web_sessions ADD COLUMN view_as_user_id INTEGER REFERENCES users(id) ON DELETE SET NULL;
+    ALTER TABLE web_sessions ADD COLUMN view_as_until INTEGER;",
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -21,7 +21,7 @@ pub struct NewUser {
     pub profiles: ProfileAccess,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct User {
     pub id: UserId,
     pub issuer: String,
@@ -33,6 +33,20 @@ pub struct User {
     pub profiles: ProfileAccess,
     pub created_at: i64,
     pub last_login_at: Option<i64>,
+}
+
+/// A valid web session: its user and, while an admin views the dashboard as someone else, whom.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WebSession {
+    pub user: User,
+    pub view_as: Option<ViewAs>,
+}
+
+/// Whom an admin's session views the dashboard as, read-only, and until when (Unix seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ViewAs {
+    pub user: User,
+    pub until: i64,
 }
 
 /// The issuer recorded for users who logged in through `gigmcp admin login-link`.
@@ -175,18 +189,58 @@ impl Store {
 
     /// The user of an unexpired session.
     pub fn session_user(&self, token: &TokenHash) -> Result<Option<User>, StoreError> {
-        let row = self
-            .lock()
+        Ok(self.web_session(token)?.map(|s| s.user))
+    }
+
+    /// An unexpired session: its user, and whom it views as while that has not expired.
+    pub fn web_session(&self, token: &TokenHash) -> Result<Option<WebSession>, StoreError> {
+        let conn = self.lock();
+        let at = now();
+        let row = conn
             .query_row(
                 &format!(
-                    "SELECT {USER_COLUMNS} FROM web_sessions s JOIN users u ON u.id = s.user_id
+                    "SELECT {USER_COLUMNS}, s.view_as_user_id, s.view_as_until FROM web_sessions s
+                     JOIN users u ON u.id = s.user_id
                      WHERE s.token_hash = ?1 AND s.expires_at > ?2"
                 ),
-                params![&token.0[..], now()],
-                user_row,
+                params![&token.0[..], at],
+                |r| Ok((user_row(r)?, r.get::<_, Option<i64>>(9)?, r.get::<_, Option<i64>>(10)?)),
             )
             .optional()?;
-        row.map(decode_user).transpose()
+        let Some((user, view_as_user, until)) = row else {
+            return Ok(None);
+        };
+        let view_as = match (view_as_user, until) {
+            (Some(id), Some(until)) if until > at => conn
+                .query_row(
+                    &format!("SELECT {USER_COLUMNS} FROM users u WHERE u.id = ?1"),
+                    [id],
+                    user_row,
+                )
+                .optional()?
+                .map(decode_user)
+                .transpose()?
+                .map(|user| ViewAs { user, until }),
+            _ => None,
+        };
+        Ok(Some(WebSession {
+            user: decode_user(user)?,
+            view_as,
+        }))
+    }
+
+    /// Makes a session view as `user` until `until` (Unix seconds), or (`None`) stop. False when the session is
+    /// unknown or expired.
+    pub fn set_session_view_as(&self, token: &TokenHash, view_as: Option<(UserId, i64)>) -> Result<bool, StoreError> {
+        let (user, until) = match view_as {
+            Some((user, until)) => (Some(user.0), Some(until)),
+            None => (None, None),
+        };
+        Ok(self.lock().execute(
+            "UPDATE web_sessions SET view_as_user_id = ?2, view_as_until = ?3
+             WHERE token_hash = ?1 AND expires_at > ?4",
+            params![&token.0[..], user, until, now()],
+        )? > 0)
     }
 
     pub fn delete_web_session(&self, token: &TokenHash) -> Result<bool, StoreError> {
@@ -285,6 +339,52 @@ mod tests {
         let expired = NewToken::generate();
         store.create_web_session(&expired.hash(), id, now() - 1).unwrap();
         assert!(store.session_user(&expired.hash()).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_session_views_as_another_user_until_it_expires_or_stops() {
+        let (_dir, store) = store();
+        let admin = store.upsert_user(&alice(Role::Admin, ProfileAccess::All)).unwrap();
+        let bob = store
+            .upsert_user(&NewUser {
+                subject: "bob".into(),
+                ..alice(Role::User, ProfileAccess::Only(vec![]))
+            })
+            .unwrap();
+        let token = NewToken::generate();
+        store.create_web_session(&token.hash(), admin, now() + 600).unwrap();
+        assert_eq!(store.web_session(&token.hash()).unwrap().unwrap().view_as, None);
+        assert!(
+            store
+                .set_session_view_as(&token.hash(), Some((bob, now() + 60)))
+                .unwrap()
+        );
+        let session = store.web_session(&token.hash()).unwrap().unwrap();
+        assert_eq!(session.user.id, admin, "the session keeps its own user");
+        assert_eq!(session.view_as.unwrap().user.id, bob);
+        // Past its end, the view is over by itself.
+        assert!(
+            store
+                .set_session_view_as(&token.hash(), Some((bob, now() - 1)))
+                .unwrap()
+        );
+        assert_eq!(store.web_session(&token.hash()).unwrap().unwrap().view_as, None);
+        assert!(
+            store
+                .set_session_view_as(&token.hash(), Some((bob, now() + 60)))
+                .unwrap()
+        );
+        assert!(store.set_session_view_as(&token.hash(), None).unwrap());
+        assert_eq!(store.web_session(&token.hash()).unwrap().unwrap().view_as, None);
+        // A deleted user is viewed no more.
+        assert!(
+            store
+                .set_session_view_as(&token.hash(), Some((bob, now() + 60)))
+                .unwrap()
+        );
+        store.delete_user(bob).unwrap();
+        assert_eq!(store.web_session(&token.hash()).unwrap().unwrap().view_as, None);
+        assert!(!store.set_session_view_as(&NewToken::generate().hash(), None).unwrap());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useState } from "react";
 import { useTranslation } from "react-i18next";
+import { useLocation } from "wouter";
 import { allPages, api, call, type User } from "../api/client";
 import { keys, useIsAdmin, useMe } from "../api/queries";
 import { AdminOnly, ErrorNote, Loading, PageHead } from "../components/common";
@@ -19,6 +20,15 @@ export function Users() {
     enabled: isAdmin,
   });
   const [toDelete, setToDelete] = useState<User | null>(null);
+  const [, navigate] = useLocation();
+  const viewAs = useMutation({
+    mutationFn: (u: User) => call(api.POST("/api/users/{id}/view-as", { params: { path: { id: String(u.id) } }, body: {} })),
+    onSuccess: () => {
+      // From now on every page is the other user's: nothing of the admin's view may linger.
+      qc.clear();
+      navigate("/");
+    },
+  });
   const setRole = useMutation({
     mutationFn: ({ id, role }: { id: number; role: "admin" | "user" }) => call(api.PATCH("/api/users/{id}", { params: { path: { id: String(id) } }, body: { role } })),
     onSuccess: (u) => {
@@ -81,9 +91,16 @@ export function Users() {
                       <td className="small">{u.profiles === "all" ? t("account.allProfiles") : u.profiles.join(", ") || "—"}</td>
                       <td className="small">{fmtTime(u.last_login_at)}</td>
                       <td>
-                        <button type="button" className="small" disabled={self} title={self ? t("users.notSelf") : undefined} onClick={() => setToDelete(u)} aria-label={t("users.deleteNamed", { name: label })}>
-                          {t("common.delete")}
-                        </button>
+                        <div className="row">
+                          {!self && (
+                            <button type="button" className="small" disabled={viewAs.isPending} onClick={() => viewAs.mutate(u)} aria-label={t("viewAs.start", { name: label })}>
+                              {t("viewAs.button")}
+                            </button>
+                          )}
+                          <button type="button" className="small" disabled={self} title={self ? t("users.notSelf") : undefined} onClick={() => setToDelete(u)} aria-label={t("users.deleteNamed", { name: label })}>
+                            {t("common.delete")}
+                          </button>
+                        </div>
                       </td>
                     </tr>
                   );

@@ -62,8 +62,8 @@ pub fn api() -> Api {
             get(login_options),
         )
         .route(
-            Op::get("/api/me", "getMe", "me", "The logged-in user")
-                .returns::<UserView>(200)
+            Op::get("/api/me", "getMe", "me", "The logged-in user (or whom an admin views as)")
+                .returns::<MeView>(200)
                 .link("getUser", "id", "$response.body#/id"),
             get(me),
         )
@@ -475,6 +475,27 @@ pub fn api() -> Api {
             Op::delete("/api/users/{id}", "deleteUser", "users", "Delete a user (admins)").no_content(),
             delete(users::delete),
         )
+        .route(
+            Op::post(
+                "/api/users/{id}/view-as",
+                "viewAsUser",
+                "users",
+                "See the dashboard as this user, read-only, for at most an hour (admins; audited)",
+            )
+            .body::<users::ViewAs>()
+            .returns::<MeView>(200),
+            post(users::view_as),
+        )
+        .route(
+            Op::delete(
+                "/api/me/view-as",
+                "stopViewingAs",
+                "me",
+                "Stop viewing as another user (audited)",
+            )
+            .no_content(),
+            delete(users::stop_viewing),
+        )
 }
 
 /// The API's routes; anything else under `/api` is a JSON 404.
@@ -555,13 +576,45 @@ async fn login_options(State(state): State<Arc<ControlState>>) -> Json<LoginOpti
     })
 }
 
-async fn me(State(state): State<Arc<ControlState>>, caller: Caller) -> Result<Json<UserView>, ApiError> {
+async fn me(State(state): State<Arc<ControlState>>, caller: Caller) -> Result<Json<MeView>, ApiError> {
+    let viewing = caller.viewing.clone();
     let user = crate::blocking(&state, move |state| {
         state.store.user(caller.user).map_err(ApiError::internal)
     })
     .await?
     .ok_or_else(ApiError::unauthenticated)?;
-    Ok(Json(UserView::from(user)))
+    Ok(Json(MeView::new(user, viewing)))
+}
+
+/// The logged-in user, or whom an admin views as.
+#[derive(Serialize, JsonSchema)]
+pub struct MeView {
+    #[serde(flatten)]
+    pub user: UserView,
+    /// Present while an admin views the dashboard as this user: read-only, until `until`.
+    pub view_as: Option<ViewAsView>,
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct ViewAsView {
+    /// The admin who looks.
+    pub admin_id: i64,
+    pub admin_name: String,
+    /// When the view ends by itself (Unix seconds).
+    pub until: i64,
+}
+
+impl MeView {
+    pub fn new(user: User, viewing: Option<crate::session::Viewing>) -> Self {
+        Self {
+            user: UserView::from(user),
+            view_as: viewing.map(|v| ViewAsView {
+                admin_id: v.admin.id.0,
+                admin_name: v.admin.name.clone().unwrap_or_else(|| v.admin.subject.clone()),
+                until: v.until,
+            }),
+        }
+    }
 }
 
 /// A user as the API shows it.

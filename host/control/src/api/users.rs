@@ -10,10 +10,13 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::api::{Body, Page, PageQuery, PathParams, Query, UserView};
+use crate::api::{Body, MeView, Page, PageQuery, PathParams, Query, UserView};
+use crate::session::Viewing;
 use crate::{ApiError, Caller, ControlState, blocking};
+use axum::http::HeaderMap;
 use gigmcp_ops::{Actor, Ops};
 use gigmcp_types::ids::UserId;
+use gigmcp_types::sync::now_secs;
 use gigmcp_types::user::Role;
 
 #[derive(Deserialize, JsonSchema)]
@@ -37,6 +40,84 @@ fn view(state: &ControlState, id: UserId) -> Result<UserView, ApiError> {
         .map_err(ApiError::internal)?
         .ok_or_else(|| ApiError::not_found(format!("no user {id}")))?;
     Ok(UserView::from(user))
+}
+
+/// How long to view as the user.
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ViewAs {
+    /// 1 to 60 (the default).
+    #[schemars(range(min = 1, max = 60))]
+    pub minutes: Option<u32>,
+}
+
+/// The longest view as someone else.
+const MAX_VIEW_MINUTES: u32 = 60;
+
+pub async fn view_as(
+    State(state): State<Arc<ControlState>>,
+    caller: Caller,
+    PathParams(id): PathParams<String>,
+    headers: HeaderMap,
+    Body(body): Body<ViewAs>,
+) -> Result<Json<MeView>, ApiError> {
+    caller.require_admin()?;
+    let id = parse_id(&id)?;
+    let minutes = body.minutes.unwrap_or(MAX_VIEW_MINUTES);
+    if !(1..=MAX_VIEW_MINUTES).contains(&minutes) {
+        return Err(ApiError::bad_request(format!(
+            "minutes must be from 1 to {MAX_VIEW_MINUTES}, not {minutes}"
+        )));
+    }
+    if id == caller.user {
+        return Err(ApiError::conflict("you cannot view as yourself"));
+    }
+    blocking(&state, move |state| {
+        let user = state
+            .store
+            .user(id)
+            .map_err(ApiError::internal)?
+            .ok_or_else(|| ApiError::not_found(format!("no user {id}")))?;
+        let admin = state
+            .store
+            .user(caller.user)
+            .map_err(ApiError::internal)?
+            .ok_or_else(ApiError::unauthenticated)?;
+        let until = now_secs() + i64::from(minutes) * 60;
+        if !state
+            .sessions
+            .set_view_as(&headers, Some((id, until)))
+            .map_err(ApiError::internal)?
+        {
+            return Err(ApiError::unauthenticated());
+        }
+        ops(state, &caller).record("user.view_as", None, None, json!({"user": id.0, "until": until}));
+        Ok(Json(MeView::new(user, Some(Viewing { admin, until }))))
+    })
+    .await
+}
+
+pub async fn stop_viewing(
+    State(state): State<Arc<ControlState>>,
+    caller: Caller,
+    headers: HeaderMap,
+) -> Result<StatusCode, ApiError> {
+    let Some(viewing) = caller.viewing.clone() else {
+        return Err(ApiError::conflict("you are not viewing as anyone"));
+    };
+    blocking(&state, move |state| {
+        state.sessions.set_view_as(&headers, None).map_err(ApiError::internal)?;
+        // The admin stops: the event is theirs.
+        let admin = Caller {
+            user: viewing.admin.id,
+            role: viewing.admin.role,
+            profiles: viewing.admin.profiles.clone(),
+            viewing: None,
+        };
+        ops(state, &admin).record("user.view_as_end", None, None, json!({"user": caller.user.0}));
+        Ok(StatusCode::NO_CONTENT)
+    })
+    .await
 }
 
 fn parse_id(id: &str) -> Result<UserId, ApiError> {

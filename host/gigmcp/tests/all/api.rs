@@ -1863,3 +1863,115 @@ fn a_plugin_is_tried_on_a_sample_input_without_changing_anything() {
         assert_eq!(status, StatusCode::FORBIDDEN);
     });
 }
+
+#[test]
+fn an_admin_views_as_a_user_read_only_for_at_most_an_hour_and_it_is_audited() {
+    let api = Api::start();
+    runtime().block_on(async {
+        let admin = api.login(&[]).await;
+        let fay = api.login(&["--as", "fay", "--role", "user"]).await;
+        let fay_id = user_id(&api, &fay).await;
+        let admin_id = user_id(&api, &admin).await;
+        let (status, _) = api
+            .call(&fay, Method::POST, "/api/profiles", Some(json!({"slug": "fays"})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+        let (status, _) = api
+            .call(&admin, Method::POST, "/api/profiles", Some(json!({"slug": "admins"})))
+            .await;
+        assert_eq!(status, StatusCode::CREATED);
+
+        // Bad input first: nothing changes.
+        let path = format!("/api/users/{fay_id}/view-as");
+        for (body, code) in [
+            (json!({"minutes": 61}), StatusCode::BAD_REQUEST),
+            (json!({"minutes": 0}), StatusCode::BAD_REQUEST),
+            (json!({"for": 5}), StatusCode::BAD_REQUEST),
+        ] {
+            let (status, answer) = api.call(&admin, Method::POST, &path, Some(body.clone())).await;
+            assert_eq!(status, code, "{body}: {answer}");
+        }
+        let (status, _) = api
+            .call(
+                &admin,
+                Method::POST,
+                &format!("/api/users/{admin_id}/view-as"),
+                Some(json!({})),
+            )
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "not as oneself");
+        let (status, _) = api
+            .call(&admin, Method::POST, "/api/users/99999/view-as", Some(json!({})))
+            .await;
+        assert_eq!(status, StatusCode::NOT_FOUND);
+        let (status, _) = api.call(&fay, Method::POST, &path, Some(json!({}))).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "users may not");
+        let (_, me) = api.call(&admin, Method::GET, "/api/me", None).await;
+        assert_eq!(me["view_as"], Value::Null);
+
+        // Viewing: the admin's session sees what fay sees, for the time asked.
+        let (status, me) = api
+            .call(&admin, Method::POST, &path, Some(json!({"minutes": 30})))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{me}");
+        let (_, me) = api.call(&admin, Method::GET, "/api/me", None).await;
+        assert_eq!(me["id"], fay_id);
+        assert_eq!(me["role"], "user");
+        assert_eq!(me["view_as"]["admin_id"], admin_id);
+        let until = me["view_as"]["until"].as_i64().unwrap();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as i64;
+        assert!((now + 29 * 60..=now + 30 * 60 + 5).contains(&until), "{until} vs {now}");
+        let (_, profiles) = api.call(&admin, Method::GET, "/api/profiles", None).await;
+        let slugs: Vec<&str> = profiles["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["slug"].as_str().unwrap())
+            .collect();
+        assert_eq!(slugs, ["fays"]);
+        let (status, _) = api.call(&admin, Method::GET, "/api/users", None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "as fay: no admin pages");
+
+        // Read-only: every change is refused, and changes nothing.
+        for (method, path, body) in [
+            (Method::POST, "/api/profiles", Some(json!({"slug": "sneaky"}))),
+            (Method::DELETE, "/api/profiles/fays", None),
+            (Method::POST, "/api/profiles/fays/token", None),
+        ] {
+            let (status, body) = api.call(&admin, method.clone(), path, body).await;
+            assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}");
+            assert_eq!(body["error"]["code"], "read_only", "{body}");
+        }
+        let (_, profile) = api.call(&fay, Method::GET, "/api/profiles/fays", None).await;
+        assert_eq!(profile["slug"], "fays", "fay's own session is untouched");
+
+        // Stopping returns to the admin; both ends are audited as the admin's.
+        let (status, _) = api.call(&admin, Method::DELETE, "/api/me/view-as", None).await;
+        assert_eq!(status, StatusCode::NO_CONTENT);
+        let (_, me) = api.call(&admin, Method::GET, "/api/me", None).await;
+        assert_eq!(me["id"], admin_id);
+        assert_eq!(me["view_as"], Value::Null);
+        let (status, _) = api.call(&admin, Method::DELETE, "/api/me/view-as", None).await;
+        assert_eq!(status, StatusCode::CONFLICT);
+        let events = api
+            .events_with(
+                &admin,
+                "/api/audit?limit=20",
+                &["api.user.view_as", "api.user.view_as_end"],
+            )
+            .await;
+        for kind in ["api.user.view_as", "api.user.view_as_end"] {
+            let event = events["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|e| e["kind"] == kind)
+                .unwrap_or_else(|| panic!("no {kind} in {events}"));
+            assert_eq!(event["actor"], format!("user:{admin_id}"), "{event}");
+            assert_eq!(event["detail"]["user"], fay_id, "{event}");
+        }
+    });
+}
