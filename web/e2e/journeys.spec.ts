@@ -232,8 +232,13 @@ test("a plugin is uploaded with its pin, a bad configuration is refused at the f
     await expect(page.getByText("The call was refused or failed:")).toBeVisible({ timeout: 1000 });
   }).toPass({ timeout: 30_000 });
   const playground = page.getByRole("region", { name: "Try a tool" });
-  await expect(playground.getByRole("link", { name: "deny-e2e" })).toBeVisible();
+  // The refusal names the plugin that decided it.
+  await expect(playground.locator(".alert.error").getByRole("link", { name: "deny-e2e" })).toBeVisible();
   await expect(page.getByTestId("tool-result")).toContainText("-32001");
+  // The tool list says the policy hides it, and which plugin.
+  const hiddenTools = page.getByTestId("hidden-tools");
+  await expect(hiddenTools).toContainText(TOOL);
+  await expect(hiddenTools.getByRole("link", { name: "deny-e2e" })).toBeVisible();
 
   // The audit page shows the denial, linked to the plugin that decided it; the filters are in the URL.
   await page.goto("/audit?kind=mcp.tool_call&profile=e2e&decision=deny");

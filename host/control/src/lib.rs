@@ -51,6 +51,8 @@ pub trait RunningServers: Send + Sync {
         Vec<gigmcp_types::server::LogLine>,
         tokio::sync::broadcast::Receiver<gigmcp_types::server::LogLine>,
     );
+    /// The tools of a profile that mcp-filter plugins hid from its last listed tools.
+    fn hidden_tools(&self, profile: gigmcp_types::ids::ProfileId) -> Vec<HiddenTool>;
     /// Drops a removed server's log.
     fn forget_server_logs(&self, server: &gigmcp_types::names::ServerName);
     /// Runs one MCP request on a profile as a client session would (its servers, plugins and audit), with
@@ -62,6 +64,16 @@ pub trait RunningServers: Send + Sync {
         method: &'static str,
         params: serde_json::Value,
     ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<serde_json::Value, String>> + Send + '_>>;
+}
+
+/// A tool a policy plugin hid from a profile's list.
+#[derive(Debug, Clone)]
+pub struct HiddenTool {
+    /// The name clients would call it by.
+    pub exposed: String,
+    pub server: String,
+    /// The plugins that changed the list it was removed from.
+    pub by: Vec<String>,
 }
 
 /// What the control plane is given by the binary besides its settings.

@@ -88,6 +88,18 @@ impl RunningServers for Running {
         self.0.logs().follow(server, after)
     }
 
+    fn hidden_tools(&self, profile: gigmcp_types::ids::ProfileId) -> Vec<gigmcp_control::HiddenTool> {
+        self.0
+            .hidden_tools(profile)
+            .into_iter()
+            .map(|(exposed, hidden)| gigmcp_control::HiddenTool {
+                exposed,
+                server: hidden.server.to_string(),
+                by: hidden.by,
+            })
+            .collect()
+    }
+
     fn forget_server_logs(&self, server: &ServerName) {
         self.0.logs().forget(server)
     }

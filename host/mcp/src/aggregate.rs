@@ -140,6 +140,18 @@ impl Routes {
         }
     }
 
+    /// Every name of `kind` plugins hid, with what hid it, by exposed name.
+    pub fn all_hidden(&self, kind: ListKind) -> Vec<(String, Hidden)> {
+        let mut all: Vec<(String, Hidden)> = self
+            .hidden
+            .iter()
+            .filter(|((k, _), _)| *k == kind)
+            .map(|((_, exposed), hidden)| (exposed.clone(), hidden.clone()))
+            .collect();
+        all.sort_by(|a, b| a.0.cmp(&b.0));
+        all
+    }
+
     /// The hidden tool or prompt behind an exposed name, if a plugin hid one.
     pub fn hidden(&self, kind: ListKind, exposed: &str) -> Option<&Hidden> {
         self.hidden.get(&(kind, exposed.to_owned()))

@@ -98,6 +98,15 @@ impl Gateway {
         })
     }
 
+    /// The tools of a profile that mcp-filter plugins hid from its last listed tools: exposed name, server,
+    /// the server's own name and the plugins that changed the list. Empty while the profile has not run.
+    pub fn hidden_tools(&self, profile: ProfileId) -> Vec<(String, crate::aggregate::Hidden)> {
+        match lock(&self.runtimes).get(&profile) {
+            Some(runtime) => lock(&runtime.routes).all_hidden(crate::aggregate::ListKind::Tools),
+            None => Vec::new(),
+        }
+    }
+
     pub fn add_session(&self, session: Arc<Session>) {
         lock(&self.sessions).insert(session.id.clone(), session);
     }

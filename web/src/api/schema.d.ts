@@ -1116,6 +1116,12 @@ export interface components {
         /** @description A tool as the profile's clients see it. */
         ToolView: {
             description: string | null;
+            /**
+             * @description Empty for a tool clients see. For a tool an mcp-filter plugin removed from the list: the plugins that
+             *     changed the list (a call to it is refused and audited as their denial). Hidden tools come last and
+             *     have no title, description or schema (the plugin removed them).
+             */
+            hidden_by: string[];
             /** @description The tool's JSON Schema for its arguments, as the server gave it (anything: the playground must cope). */
             input_schema: unknown;
             /** @description The name clients call it by (the server's prefix, `_`, the server's own name). */

@@ -35,6 +35,14 @@ export function ToolPlayground({ slug }: { slug: string }) {
     meta: { suppressErrorToast: true },
   });
   const tool = tools.data?.items.find((x) => x.name === name);
+  const hidden = tools.data?.items.filter((x) => x.hidden_by.length > 0) ?? [];
+  const plugins = (names: string[]) =>
+    names.map((p, i) => (
+      <span key={p}>
+        {i > 0 && ", "}
+        <Link href={`/plugins/${encodeURIComponent(p)}`}>{p}</Link>
+      </span>
+    ));
   const rpcError = run.data?.error as { message?: string; data?: { plugin?: string } } | null | undefined;
   return (
     <section className="card" aria-labelledby="tools-h">
@@ -49,7 +57,19 @@ export function ToolPlayground({ slug }: { slug: string }) {
       <p className="muted small">{t("tools.help")}</p>
       {open && tools.isPending && <Loading />}
       {tools.isError && <ErrorNote error={tools.error} />}
-      {tools.data && tools.data.items.length === 0 && <p className="muted">{t("tools.none")}</p>}
+      {tools.data && tools.data.items.length === hidden.length && <p className="muted">{t("tools.none")}</p>}
+      {hidden.length > 0 && (
+        <div className="alert warn" data-testid="hidden-tools">
+          <strong>{t("tools.hiddenTitle")}</strong>
+          <ul>
+            {hidden.map((x) => (
+              <li key={x.name}>
+                <code>{x.name}</code> ({x.server}): {t("tools.hiddenBy")} {plugins(x.hidden_by)}
+              </li>
+            ))}
+          </ul>
+        </div>
+      )}
       {tools.data && (
         <form
           onSubmit={(e) => {
@@ -76,11 +96,16 @@ export function ToolPlayground({ slug }: { slug: string }) {
             <datalist id={ids.tool + "-names"}>
               {tools.data.items.map((x) => (
                 <option key={x.name} value={x.name}>
-                  {x.server ?? ""}
+                  {(x.server ?? "") + (x.hidden_by.length ? ` (${t("tools.hidden")})` : "")}
                 </option>
               ))}
             </datalist>
             {tool?.description && <span className="hint">{tool.description}</span>}
+            {tool && tool.hidden_by.length > 0 && (
+              <span className="hint">
+                {t("tools.hiddenHint")} {plugins(tool.hidden_by)}
+              </span>
+            )}
           </div>
           {tool && (
             <details>

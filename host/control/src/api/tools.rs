@@ -27,6 +27,10 @@ pub struct ToolView {
     pub description: Option<String>,
     /// The tool's JSON Schema for its arguments, as the server gave it (anything: the playground must cope).
     pub input_schema: Value,
+    /// Empty for a tool clients see. For a tool an mcp-filter plugin removed from the list: the plugins that
+    /// changed the list (a call to it is refused and audited as their denial). Hidden tools come last and
+    /// have no title, description or schema (the plugin removed them).
+    pub hidden_by: Vec<String>,
 }
 
 #[derive(Serialize, JsonSchema)]
@@ -127,12 +131,26 @@ pub async fn list(
                 title: text("title"),
                 description: text("description"),
                 input_schema: tool.get("inputSchema").cloned().unwrap_or_else(|| json!({})),
+                hidden_by: Vec::new(),
             });
         }
         cursor = result.get("nextCursor").filter(|c| !c.is_null()).cloned();
         if cursor.is_none() {
             break;
         }
+    }
+    for hidden in state.running.hidden_tools(profile) {
+        if items.iter().any(|t| t.name == hidden.exposed) {
+            continue; // listed again since (a rule changed)
+        }
+        items.push(ToolView {
+            name: hidden.exposed,
+            server: Some(hidden.server),
+            title: None,
+            description: None,
+            input_schema: json!({}),
+            hidden_by: hidden.by,
+        });
     }
     Ok(Json(ToolList { items }))
 }

@@ -1304,6 +1304,7 @@ fn the_playground_lists_a_profiles_tools_and_calls_them_through_its_pipeline_as_
         assert_eq!(tools["items"][0]["name"], "echo_echo", "{tools}");
         assert_eq!(tools["items"][0]["server"], "echo");
         assert_eq!(tools["items"][0]["input_schema"]["required"], json!(["message"]));
+        assert_eq!(tools["items"][0]["hidden_by"], json!([]));
 
         let call = json!({"name": "echo_echo", "arguments": {"message": "from the playground"}});
         let (status, reply) = api
@@ -1370,6 +1371,14 @@ fn the_playground_lists_a_profiles_tools_and_calls_them_through_its_pipeline_as_
             .events(&admin, "/api/audit?kind=mcp.tool_call&profile=play&decision=deny")
             .await;
         assert_eq!(events["items"][0]["detail"]["plugin"], "tool-filter", "{events}");
+        // The list shows the tool the policy hides, and which plugin hides it.
+        let (status, tools) = api.call(&alice, Method::GET, "/api/profiles/play/tools", None).await;
+        assert_eq!(status, StatusCode::OK, "{tools}");
+        let items = tools["items"].as_array().unwrap();
+        assert_eq!(items.len(), 1, "{tools}");
+        assert_eq!(items[0]["name"], "echo_echo");
+        assert_eq!(items[0]["server"], "echo");
+        assert_eq!(items[0]["hidden_by"], json!(["tool-filter"]), "{tools}");
 
         // Someone who cannot see the profile cannot use it; bad input is a clear 400.
         let bob = api.login(&["--as", "bob", "--role", "user"]).await;
