@@ -32,7 +32,9 @@ impl Store {
         let tx = conn.transaction()?;
         let time_ms = gigmcp_types::sync::now_ms();
         let mut written = Vec::with_capacity(events.len());
+        crate::metrics::prune(&tx, time_ms)?;
         for e in events {
+            crate::metrics::count(&tx, time_ms, e)?;
             tx.execute(
                 "INSERT INTO audit_events (time_ms, kind, actor, profile, server, outcome, detail)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",

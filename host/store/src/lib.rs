@@ -12,6 +12,7 @@
 
 pub mod audit;
 pub mod credentials;
+pub mod metrics;
 mod migrations;
 pub mod plugins;
 pub mod users;

@@ -210,6 +210,28 @@ const MIGRATIONS: &[&str] = &[
     // at most, set by the API). The session keeps its own user: ending the view returns to it.
     "ALTER TABLE web_sessions ADD COLUMN view_as_user_id INTEGER REFERENCES users(id) ON DELETE SET NULL;
     ALTER TABLE web_sessions ADD COLUMN view_as_until INTEGER;",
+    // 9: per-minute counts of tool calls (metrics.rs), written with the audit events they count. Earlier
+    // tool calls are counted from the log once, so the charts start with the history there is.
+    "CREATE TABLE metrics_minute (
+        minute INTEGER NOT NULL,
+        profile TEXT NOT NULL,
+        server TEXT NOT NULL,
+        plugin TEXT NOT NULL,
+        calls INTEGER NOT NULL,
+        denials INTEGER NOT NULL,
+        errors INTEGER NOT NULL,
+        latency_us_sum INTEGER NOT NULL,
+        latency_us_max INTEGER NOT NULL,
+        PRIMARY KEY (minute, profile, server, plugin)
+    ) WITHOUT ROWID;
+    INSERT INTO metrics_minute
+        SELECT time_ms / 60000, COALESCE(profile, ''), COALESCE(server, ''),
+            CASE WHEN outcome = 'deny' THEN COALESCE(json_extract(detail, '$.plugin'), '') ELSE '' END,
+            COUNT(*), SUM(outcome = 'deny'), SUM(outcome IN ('error', 'tool_error')),
+            SUM(CAST(COALESCE(json_extract(detail, '$.duration_ms'), 0) * 1000 AS INTEGER)),
+            MAX(CAST(COALESCE(json_extract(detail, '$.duration_ms'), 0) * 1000 AS INTEGER))
+        FROM audit_events WHERE kind = 'mcp.tool_call' AND time_ms >= (CAST(strftime('%s', 'now') AS INTEGER) - 8 * 86400) * 1000
+        GROUP BY 1, 2, 3, 4;",
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

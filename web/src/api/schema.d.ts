@@ -121,6 +121,23 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/metrics/tool-calls": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** Tool calls, denials, errors and latency over time (per minute, kept 8 days), by profile, server and plugin */
+        get: operations["toolCallSeries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/openapi.json": {
         parameters: {
             query?: never;
@@ -1004,6 +1021,61 @@ export interface components {
         ScopeQuery: {
             /** @description Delete the profile's own credential rather than the server-wide one. */
             profile?: string | null;
+        };
+        Series: {
+            /** @description One per step, oldest first, steps without calls included (zeros). */
+            points: components["schemas"]["SeriesPoint"][];
+            /**
+             * Format: int64
+             * @description The first step's start (milliseconds since the epoch, a whole minute).
+             */
+            since: number;
+            /** Format: int64 */
+            step_ms: number;
+        };
+        SeriesPoint: {
+            /** Format: int64 */
+            calls: number;
+            /** Format: int64 */
+            denials: number;
+            /**
+             * Format: int64
+             * @description Calls that failed (the server's or the gateway's error, or the tool's own `isError`).
+             */
+            errors: number;
+            /**
+             * Format: int64
+             * @description Mean latency of the step's calls, microseconds (0 without calls).
+             */
+            latency_avg_us: number;
+            /** Format: int64 */
+            latency_max_us: number;
+            /**
+             * Format: int64
+             * @description The step's start (milliseconds since the epoch).
+             */
+            t: number;
+        };
+        SeriesQuery: {
+            /** @description Only denials this plugin decided. */
+            plugin?: string | null;
+            profile?: string | null;
+            server?: string | null;
+            /**
+             * Format: int64
+             * @description From this time (milliseconds since the epoch; default: an hour before `until`).
+             */
+            since?: number | null;
+            /**
+             * Format: int64
+             * @description Seconds per step: a multiple of 60 (default 60). At most 1440 steps per answer.
+             */
+            step?: number | null;
+            /**
+             * Format: int64
+             * @description Until this time (milliseconds since the epoch, exclusive; default: now).
+             */
+            until?: number | null;
         };
         /**
          * @description A server's recent log: what its sandboxes wrote on stderr and the gateway's lines about them, oldest
@@ -1970,6 +2042,123 @@ export interface operations {
                     [name: string]: unknown;
                 };
                 content?: never;
+            };
+            /** @description the request is malformed (the message says which part) */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description no valid session */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description not allowed: not an admin, or a cross-site request */
+            403: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description no such object, or not the caller's */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description method not allowed */
+            405: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description conflicts with the current state */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the body is too large */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description wrong content type */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description refused by a validation */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+            /** @description the identity provider is not ready */
+            503: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["ErrorEnvelope"];
+                };
+            };
+        };
+    };
+    toolCallSeries: {
+        parameters: {
+            query?: {
+                plugin?: string;
+                profile?: string;
+                server?: string;
+                since?: number;
+                step?: number;
+                until?: number;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description success */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Series"];
+                };
             };
             /** @description the request is malformed (the message says which part) */
             400: {

@@ -23,6 +23,7 @@ use gigmcp_types::user::Role;
 
 pub mod audit;
 pub mod credentials;
+pub mod metrics;
 pub mod plugins;
 pub mod profiles;
 pub mod servers;
@@ -255,6 +256,18 @@ pub fn api() -> Api {
                  EventSource reconnects).",
             ),
             get(servers::follow_logs),
+        )
+        // metrics
+        .route(
+            Op::get(
+                "/api/metrics/tool-calls",
+                "toolCallSeries",
+                "metrics",
+                "Tool calls, denials, errors and latency over time (per minute, kept 8 days), by profile, server and plugin",
+            )
+            .query::<metrics::SeriesQuery>()
+            .returns::<metrics::Series>(200),
+            get(metrics::tool_calls),
         )
         // credentials
         .route(

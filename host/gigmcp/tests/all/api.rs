@@ -1984,3 +1984,142 @@ fn an_admin_views_as_a_user_read_only_for_at_most_an_hour_and_it_is_audited() {
         }
     });
 }
+
+#[test]
+fn tool_calls_are_counted_per_minute_by_profile_server_and_deciding_plugin() {
+    let api = Api::start();
+    runtime().block_on(async {
+        let admin = api.login(&[]).await;
+        api.call(
+            &admin,
+            Method::POST,
+            "/api/servers",
+            Some(json!({"name": "echo", "builtin": "echo"})),
+        )
+        .await;
+        let gus = api.login(&["--as", "gus", "--role", "user"]).await;
+        for (who, slug) in [(&admin, "counted"), (&gus, "gus")] {
+            let (status, _) = api
+                .call(who, Method::POST, "/api/profiles", Some(json!({"slug": slug})))
+                .await;
+            assert_eq!(status, StatusCode::CREATED);
+            let (status, body) = api
+                .call(
+                    &admin,
+                    Method::PUT,
+                    &format!("/api/profiles/{slug}/servers"),
+                    Some(json!({"servers": ["echo"]})),
+                )
+                .await;
+            assert_eq!(status, StatusCode::OK, "{body}");
+        }
+        let call = |slug: &'static str| {
+            let api = &api;
+            let admin = &admin;
+            async move {
+                api.call(
+                    admin,
+                    Method::POST,
+                    &format!("/api/profiles/{slug}/tools/call"),
+                    Some(json!({"name": "echo_echo", "arguments": {"message": "m"}})),
+                )
+                .await
+            }
+        };
+        for _ in 0..3 {
+            assert_eq!(call("counted").await.0, StatusCode::OK);
+        }
+        assert_eq!(call("gus").await.0, StatusCode::OK);
+        // A denial, decided by tool-filter.
+        let deny = json!({"config": {"profiles": {"counted": {"deny": ["echo/echo"]}}}});
+        api.call(&admin, Method::PUT, "/api/plugins/tool-filter/config", Some(deny))
+            .await;
+        api.call(
+            &admin,
+            Method::POST,
+            "/api/plugins/tool-filter/bindings",
+            Some(json!({"profile": "counted"})),
+        )
+        .await;
+        let mut denied = false;
+        for _ in 0..100 {
+            if !call("counted").await.1["error"].is_null() {
+                denied = true;
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(denied, "the rule applies");
+
+        // The counts follow the audit log (written in batches): wait, boundedly, for every call.
+        let total = |series: &Value, key: &str| -> i64 {
+            series["points"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p[key].as_i64().unwrap())
+                .sum()
+        };
+        let mut series = Value::Null;
+        for _ in 0..100 {
+            series = api.call(&admin, Method::GET, "/api/metrics/tool-calls", None).await.1;
+            if total(&series, "calls") >= 5 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        // An hour of whole minutes by default (61 when the hour does not start on a minute).
+        let steps = series["points"].as_array().unwrap().len();
+        assert!((60..=61).contains(&steps), "{steps}");
+        assert_eq!(series["step_ms"], 60_000);
+        assert!(total(&series, "calls") >= 5, "{series}");
+        assert_eq!(total(&series, "denials"), 1, "{series}");
+        let last_busy = series["points"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .rev()
+            .find(|p| p["calls"].as_i64().unwrap() > 0)
+            .unwrap();
+        assert!(last_busy["latency_max_us"].as_i64().unwrap() > 0, "{last_busy}");
+
+        let (_, by_plugin) = api
+            .call(
+                &admin,
+                Method::GET,
+                "/api/metrics/tool-calls?plugin=tool-filter&step=600",
+                None,
+            )
+            .await;
+        assert_eq!(total(&by_plugin, "calls"), 1, "{by_plugin}");
+        let steps = by_plugin["points"].as_array().unwrap().len();
+        assert!((6..=7).contains(&steps), "ten-minute steps: {steps}");
+        let (_, by_profile) = api
+            .call(&admin, Method::GET, "/api/metrics/tool-calls?profile=gus", None)
+            .await;
+        assert_eq!(total(&by_profile, "calls"), 1, "{by_profile}");
+        // A user counts only the profiles they can see.
+        let (status, theirs) = api.call(&gus, Method::GET, "/api/metrics/tool-calls", None).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(total(&theirs, "calls"), 1, "{theirs}");
+        let (_, theirs) = api
+            .call(&gus, Method::GET, "/api/metrics/tool-calls?profile=counted", None)
+            .await;
+        assert_eq!(total(&theirs, "calls"), 0);
+
+        // Bad input: a clear 400.
+        for query in [
+            "step=90",
+            "step=30",
+            "since=10&until=5",
+            "since=0&until=864000000",
+            "step=60&since=0&until=604800000",
+            "bins=3",
+        ] {
+            let (status, body) = api
+                .call(&admin, Method::GET, &format!("/api/metrics/tool-calls?{query}"), None)
+                .await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {body}");
+        }
+    });
+}
