@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::api::profiles::visible;
+use crate::api::profiles::visible_slugs;
 use crate::api::{Page, Query};
 use crate::{ApiError, Caller, ControlState, blocking};
 use gigmcp_store::audit::AuditFilter;
@@ -67,18 +67,7 @@ pub async fn list(
             })?),
         };
     blocking(&state, move |state| {
-        let profiles_in = if caller.is_admin() {
-            None
-        } else {
-            let profiles = state.store.list_profiles().map_err(ApiError::internal)?;
-            Some(
-                profiles
-                    .iter()
-                    .filter(|p| visible(&caller, p))
-                    .map(|p| p.slug.to_string())
-                    .collect(),
-            )
-        };
+        let profiles_in = visible_slugs(state, &caller)?;
         let filter = AuditFilter {
             kind: query.kind,
             profile: query.profile,

@@ -10,7 +10,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::api::Query;
-use crate::api::profiles::visible;
+use crate::api::profiles::visible_slugs;
 use crate::{ApiError, Caller, ControlState, blocking};
 use gigmcp_store::metrics::{MetricsFilter, RETENTION_MINUTES};
 
@@ -61,7 +61,7 @@ pub async fn tool_calls(
     Query(query): Query<SeriesQuery>,
 ) -> Result<Json<Series>, ApiError> {
     let step_s = query.step.unwrap_or(60);
-    if step_s < 60 || step_s > 86_400 || step_s % 60 != 0 {
+    if !(60..=86_400).contains(&step_s) || step_s % 60 != 0 {
         return Err(ApiError::bad_request(format!(
             "step must be a multiple of 60 seconds from 60 to 86400, not {step_s}"
         )));
@@ -87,18 +87,7 @@ pub async fn tool_calls(
         )));
     }
     blocking(&state, move |state| {
-        let profiles_in = if caller.is_admin() {
-            None
-        } else {
-            let profiles = state.store.list_profiles().map_err(ApiError::internal)?;
-            Some(
-                profiles
-                    .iter()
-                    .filter(|p| visible(&caller, p))
-                    .map(|p| p.slug.to_string())
-                    .collect(),
-            )
-        };
+        let profiles_in = visible_slugs(state, &caller)?;
         let filter = MetricsFilter {
             profile: query.profile,
             server: query.server,

@@ -84,6 +84,22 @@ pub fn visible(caller: &Caller, profile: &Profile) -> bool {
         }
 }
 
+/// The slugs of the profiles the caller can see, for filtering what is recorded about profiles (audit events,
+/// metrics); `None` for admins, who see all.
+pub fn visible_slugs(state: &ControlState, caller: &Caller) -> Result<Option<Vec<String>>, ApiError> {
+    if caller.is_admin() {
+        return Ok(None);
+    }
+    let profiles = state.store.list_profiles().map_err(ApiError::internal)?;
+    Ok(Some(
+        profiles
+            .iter()
+            .filter(|p| visible(caller, p))
+            .map(|p| p.slug.to_string())
+            .collect(),
+    ))
+}
+
 /// May the caller change this profile?
 pub fn writable(caller: &Caller, profile: &Profile) -> bool {
     caller.is_admin() || (profile.owner.is_some() && profile.owner == Some(caller.user))
