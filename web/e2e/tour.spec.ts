@@ -35,6 +35,8 @@ for (const scheme of ["light", "dark"] as const) {
       await expect(page.getByRole("heading", { level: 1 })).toBeVisible();
       await expect(page.getByText("Loading…")).toHaveCount(0);
       if (name === "server") await expect(page.getByRole("log").getByText(/: ready/).first()).toBeVisible();
+      // The tour's own call is in the gateway's per-minute counts.
+      if (name === "overview") await expect(page.getByRole("img", { name: /^Tool calls per minute over the last hour: [1-9]/ })).toBeVisible();
       await a11y(page);
       await page.screenshot({ path: `../target/dashboard-screenshots/${name}-${scheme}.png`, fullPage: true });
     }

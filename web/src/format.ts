@@ -7,6 +7,9 @@ import i18n from "./i18n";
 export const toMs = (t: number) => (t < 1e11 ? t * 1000 : t);
 export const fmtTime = (t: number | null | undefined): string =>
   t == null ? "—" : new Date(toMs(t)).toLocaleString(i18n.language);
+/** A time of day, to the minute. */
+export const fmtClock = (ms: number): string =>
+  new Date(ms).toLocaleTimeString(i18n.language, { hour: "2-digit", minute: "2-digit" });
 export const fmtNum = (n: number | null | undefined): string =>
   n == null ? "—" : new Intl.NumberFormat(i18n.language).format(n);
 

@@ -14,6 +14,7 @@ export const keys = {
   webhooks: ["webhooks"] as const,
   users: ["users"] as const,
   audit: ["audit"] as const,
+  series: ["series"] as const,
 };
 
 export const useMe = () =>

@@ -6,10 +6,9 @@ import { api, call, type AuditEvent } from "../api/client";
 import { keys, useIsAdmin, usePlugins, useProfiles, useServers } from "../api/queries";
 import { ErrorNote, Loading, PageHead } from "../components/common";
 import { IconCheck } from "../components/icons";
-import { fmtAgo, fmtNum, fmtTime } from "../format";
+import { fmtAgo, fmtClock, fmtNum, fmtTime, fmtUs } from "../format";
 
 const DAY = 86_400_000;
-const HEATMAP_MAX = 3000;
 
 function Stat({ label, value, href }: { label: string; value: number | undefined; href: string }) {
   return (
@@ -131,30 +130,86 @@ function Checklist({ servers, profiles, connected, isAdmin }: { servers: number;
   );
 }
 
-/** Tool calls of the last 7 days counted per day and hour (local time), from at most a few thousand events. */
+/** The last hour, minute by minute: calls (denials stacked on top in red) and the slowest call. */
+function LastHour() {
+  const { t } = useTranslation();
+  const q = useQuery({
+    queryKey: [...keys.series, "hour"],
+    queryFn: () => call(api.GET("/api/metrics/tool-calls", { params: { query: {} } })),
+    refetchInterval: 60_000,
+    refetchIntervalInBackground: false,
+  });
+  const points = q.data?.points ?? [];
+  const calls = points.reduce((n, p) => n + p.calls, 0);
+  const denials = points.reduce((n, p) => n + p.denials, 0);
+  const errors = points.reduce((n, p) => n + p.errors, 0);
+  const slowest = points.reduce((n, p) => Math.max(n, p.latency_max_us), 0);
+  const max = Math.max(1, ...points.map((p) => p.calls));
+  const W = 600;
+  const H = 80;
+  const bar = points.length ? W / points.length : W;
+  return (
+    <section className="card" aria-labelledby="hour-h">
+      <div className="card-head">
+        <h2 id="hour-h">{t("overview.lastHour")}</h2>
+        {q.data && <span className="muted small">{t("overview.lastHourTotals", { calls: fmtNum(calls), denials: fmtNum(denials), errors: fmtNum(errors) })}</span>}
+      </div>
+      {q.isPending && <Loading />}
+      {q.isError && <ErrorNote error={q.error} />}
+      {q.data && (
+        <>
+          <svg
+            className="minute-chart"
+            viewBox={`0 0 ${W} ${H}`}
+            preserveAspectRatio="none"
+            role="img"
+            aria-label={t("overview.lastHourAlt", { calls, denials, max, slowest: fmtUs(slowest) })}
+          >
+            {points.map((p, i) => {
+              const h = (p.calls / max) * (H - 2);
+              const d = (p.denials / max) * (H - 2);
+              return (
+                <g key={p.t}>
+                  <title>{`${fmtClock(p.t)}: ${t("overview.minuteTitle", { calls: p.calls, denials: p.denials, avg: fmtUs(p.latency_avg_us) })}`}</title>
+                  <rect className="calls" x={i * bar + 0.5} y={H - h} width={Math.max(1, bar - 1)} height={h} />
+                  {d > 0 && <rect className="denials" x={i * bar + 0.5} y={H - h} width={Math.max(1, bar - 1)} height={d} />}
+                </g>
+              );
+            })}
+          </svg>
+          <div className="row muted small" style={{ justifyContent: "space-between" }}>
+            <span>{points.length ? fmtClock(points[0].t) : ""}</span>
+            <span>{t("overview.slowest", { time: slowest ? fmtUs(slowest) : "—" })}</span>
+            <span>{t("overview.now")}</span>
+          </div>
+        </>
+      )}
+    </section>
+  );
+}
+
+/** Tool calls of the last 7 days per day and hour (local time), from the gateway's hourly counts. */
 function Heatmap() {
   const { t, i18n } = useTranslation();
   const q = useQuery({
-    queryKey: [...keys.audit, "heatmap"],
+    queryKey: [...keys.series, "heatmap"],
     queryFn: async () => {
       const start = new Date();
       start.setHours(0, 0, 0, 0);
       const since = start.getTime() - 6 * DAY;
-      const events: AuditEvent[] = [];
-      let after: string | undefined;
-      for (;;) {
-        const page = await fetchAudit({ kind: "mcp.tool_call", since, after, limit: 500 });
-        events.push(...page.items);
-        if (!page.next || events.length >= HEATMAP_MAX) break;
-        after = page.next;
-      }
+      const series = await call(api.GET("/api/metrics/tool-calls", { params: { query: { since, until: Date.now(), step: 3600 } } }));
       const grid = Array.from({ length: 7 }, () => new Array<number>(24).fill(0));
-      for (const e of events) {
-        const d = new Date(e.time_ms);
+      let total = 0;
+      for (const p of series.points) {
+        // Steps are whole hours since the epoch: local hours where the time zone is whole hours off UTC.
+        const d = new Date(p.t);
         const day = Math.floor((new Date(d.getFullYear(), d.getMonth(), d.getDate()).getTime() - since) / DAY);
-        if (day >= 0 && day < 7) grid[day][d.getHours()]++;
+        if (day >= 0 && day < 7) {
+          grid[day][d.getHours()] += p.calls;
+          total += p.calls;
+        }
       }
-      return { grid, since, total: events.length, truncated: events.length >= HEATMAP_MAX };
+      return { grid, since, total };
     },
     staleTime: 60_000,
   });
@@ -169,7 +224,6 @@ function Heatmap() {
         {q.data && (
           <span className="muted small">
             {t("overview.activityTotal", { n: q.data.total })}
-            {q.data.truncated && ` ${t("overview.activityTruncated")}`}
           </span>
         )}
       </div>
@@ -265,6 +319,7 @@ export function Overview() {
         )}
         <Denials />
       </div>
+      <LastHour />
       <Heatmap />
     </>
   );
