@@ -81,6 +81,14 @@ test("a profile is created, its token shown once, and a real MCP client calls a 
   expect(claude).toContain(`claude mcp add --transport http`);
   expect(claude).toContain(endpoint);
   expect(claude).toContain(`Authorization: Bearer ${token}`);
+  // The tabs work from the keyboard: arrows move and select, End goes to the last.
+  await page.keyboard.press("ArrowRight");
+  await expect(dialog.getByRole("tab", { name: "Cursor" })).toBeFocused();
+  await expect(dialog.getByRole("tab", { name: "Cursor" })).toHaveAttribute("aria-selected", "true");
+  await page.keyboard.press("End");
+  await expect(dialog.getByRole("tab", { name: "Generic JSON" })).toHaveAttribute("aria-selected", "true");
+  await page.keyboard.press("ArrowRight");
+  await expect(dialog.getByRole("tab", { name: "Claude Code" })).toHaveAttribute("aria-selected", "true");
   // Escape does not lose the token: only "Done" closes the dialog.
   await page.keyboard.press("Escape");
   await expect(dialog).toBeVisible();

@@ -3,6 +3,7 @@ import { lazy, Suspense } from "react";
 import { Route, Switch } from "wouter";
 import { navigate } from "wouter/use-browser-location";
 import { ApiError } from "./api/client";
+import { meQuery, profilesQuery, serversQuery } from "./api/queries";
 import { errorText, Loading } from "./components/common";
 import { toast, Toasts } from "./components/toasts";
 import { Shell } from "./Shell";
@@ -44,7 +45,7 @@ function handleError(error: unknown, suppress: boolean | undefined) {
   if (!suppress) toast(errorText(error), "error");
 }
 
-export const queryClient = new QueryClient({
+export const queryClient: QueryClient = new QueryClient({
   queryCache: new QueryCache({ onError: (e, q) => handleError(e, q.meta?.suppressErrorToast) }),
   mutationCache: new MutationCache({ onError: (e, _v, _c, m) => handleError(e, m.meta?.suppressErrorToast) }),
   defaultOptions: {
@@ -52,6 +53,14 @@ export const queryClient = new QueryClient({
     mutations: { retry: false },
   },
 });
+
+// The overview's counts are asked for while the session is checked, not after: the page that opens most often
+// shows its data one round trip sooner. Only what every user may read (admins' extras wait for the session).
+if (window.location.pathname === "/") {
+  void queryClient.prefetchQuery(meQuery);
+  void queryClient.prefetchQuery(profilesQuery);
+  void queryClient.prefetchQuery(serversQuery);
+}
 
 export function App() {
   return (

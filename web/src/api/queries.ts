@@ -17,26 +17,32 @@ export const keys = {
   series: ["series"] as const,
 };
 
-export const useMe = () =>
-  useQuery({
-    queryKey: keys.me,
-    queryFn: () => call(api.GET("/api/me")),
-    meta: { suppressErrorToast: true },
-    staleTime: 60_000,
-  });
+export const meQuery = {
+  queryKey: keys.me,
+  queryFn: () => call(api.GET("/api/me")),
+  meta: { suppressErrorToast: true },
+  staleTime: 60_000,
+};
+
+export const useMe = () => useQuery(meQuery);
 
 export const useIsAdmin = () => useMe().data?.role === "admin";
 
-export const useProfiles = () =>
-  useQuery({
-    queryKey: keys.profiles,
-    queryFn: () => allPages((after) => call(api.GET("/api/profiles", { params: { query: { after, limit: 500 } } }))),
-  });
+export const profilesQuery = {
+  queryKey: keys.profiles,
+  queryFn: () => allPages((after) => call(api.GET("/api/profiles", { params: { query: { after, limit: 500 } } }))),
+};
+
+export const serversQuery = {
+  queryKey: keys.servers,
+  queryFn: () => allPages((after) => call(api.GET("/api/servers", { params: { query: { after, limit: 500 } } }))),
+};
+
+export const useProfiles = () => useQuery(profilesQuery);
 
 export const useServers = (poll = false) =>
   useQuery({
-    queryKey: keys.servers,
-    queryFn: () => allPages((after) => call(api.GET("/api/servers", { params: { query: { after, limit: 500 } } }))),
+    ...serversQuery,
     refetchInterval: poll ? 5000 : false,
     refetchIntervalInBackground: false,
   });

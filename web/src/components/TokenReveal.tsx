@@ -1,5 +1,6 @@
 import { useState } from "react";
 import { useTranslation } from "react-i18next";
+import { onTabKeys } from "./common";
 import { CopyBlock } from "./CopyBlock";
 import { Dialog } from "./Dialog";
 
@@ -63,7 +64,7 @@ export function TokenReveal({ reveal, onDone }: { reveal: Reveal | null; onDone:
           <CopyBlock label={t("token.token")} value={reveal.token} rows={2} />
           <CopyBlock label={t("token.endpoint")} value={absoluteEndpoint(reveal.endpoint)} rows={1} />
           <h3>{t("token.connect")}</h3>
-          <div className="tabs" role="tablist" aria-label={t("token.connect")}>
+          <div className="tabs" role="tablist" aria-label={t("token.connect")} onKeyDown={onTabKeys}>
             {TABS.map((k) => (
               <button
                 key={k}
@@ -71,6 +72,7 @@ export function TokenReveal({ reveal, onDone }: { reveal: Reveal | null; onDone:
                 role="tab"
                 id={`tab-${k}`}
                 aria-selected={tab === k}
+                tabIndex={tab === k ? 0 : -1}
                 aria-controls={`panel-${k}`}
                 onClick={() => setTab(k)}
               >

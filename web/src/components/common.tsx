@@ -51,3 +51,20 @@ export function AdminOnly() {
   const { t } = useTranslation();
   return <div className="alert warn">{t("common.adminOnly")}</div>;
 }
+
+/**
+ * Keyboard use of a tablist (WAI-ARIA tabs, selection following focus): the arrow keys move to the previous or
+ * next tab, Home and End to the first or last, and the tab reached is selected. Tabs that are not selected
+ * have `tabIndex={-1}`, so Tab leaves the tablist for the panel.
+ */
+export function onTabKeys(e: React.KeyboardEvent<HTMLElement>): void {
+  const tabs = Array.from(e.currentTarget.querySelectorAll<HTMLButtonElement>('[role="tab"]:not([disabled])'));
+  const n = tabs.length;
+  const i = tabs.indexOf(document.activeElement as HTMLButtonElement);
+  if (i < 0 || n === 0) return;
+  const next = { ArrowRight: (i + 1) % n, ArrowLeft: (i - 1 + n) % n, Home: 0, End: n - 1 }[e.key];
+  if (next === undefined) return;
+  e.preventDefault();
+  tabs[next].focus();
+  tabs[next].click();
+}

@@ -4,7 +4,7 @@ import { useTranslation } from "react-i18next";
 import { Link, useLocation, useParams } from "wouter";
 import { api, call, isStale, type PluginDetail as Detail } from "../api/client";
 import { keys, useIsAdmin, useMetrics, useProfiles } from "../api/queries";
-import { AdminOnly, ErrorNote, Loading, PageHead } from "../components/common";
+import { AdminOnly, ErrorNote, Loading, onTabKeys, PageHead } from "../components/common";
 import { ConfirmDialog } from "../components/ConfirmDialog";
 import { toast } from "../components/toasts";
 import { fmtNum, fmtTime, fmtUs } from "../format";
@@ -130,11 +130,11 @@ function ConfigEditor({ plugin, onDraft }: { plugin: Detail; onDraft: (draft: { 
     <section className="card" aria-labelledby="config-h">
       <div className="card-head">
         <h2 id="config-h">{t("plugin.configuration")}</h2>
-        <div className="tabs" role="tablist" aria-label={t("plugin.editorMode")} style={{ marginBottom: 0 }}>
-          <button type="button" role="tab" aria-selected={mode === "form"} onClick={() => setMode("form")} disabled={!parsed.ok || formBroken}>
+        <div className="tabs" role="tablist" aria-label={t("plugin.editorMode")} style={{ marginBottom: 0 }} onKeyDown={onTabKeys}>
+          <button type="button" role="tab" aria-selected={mode === "form"} tabIndex={mode === "form" ? 0 : -1} onClick={() => setMode("form")} disabled={!parsed.ok || formBroken}>
             {t("plugin.form")}
           </button>
-          <button type="button" role="tab" aria-selected={mode === "json"} onClick={() => setMode("json")}>
+          <button type="button" role="tab" aria-selected={mode === "json"} tabIndex={mode === "json" ? 0 : -1} onClick={() => setMode("json")}>
             {t("plugin.rawJson")}
           </button>
         </div>

@@ -4,7 +4,7 @@ import { useTranslation } from "react-i18next";
 import { useLocation } from "wouter";
 import { api, call, type CreateServer } from "../api/client";
 import { keys, useIsAdmin } from "../api/queries";
-import { AdminOnly, ErrorNote, PageHead } from "../components/common";
+import { AdminOnly, ErrorNote, onTabKeys, PageHead } from "../components/common";
 import { toast } from "../components/toasts";
 
 const KINDS = ["builtin", "command", "npm", "pypi", "url"] as const;
@@ -118,9 +118,9 @@ export function ServerNew() {
         }}
       >
         <Field label={t("servers.name")} hint={t("serverNew.nameHint")} value={f.name} onChange={set("name")} required invalid={f.name !== "" && !nameOk} />
-        <div className="tabs" role="tablist" aria-label={t("serverNew.kind")}>
+        <div className="tabs" role="tablist" aria-label={t("serverNew.kind")} onKeyDown={onTabKeys}>
           {KINDS.map((k) => (
-            <button key={k} type="button" role="tab" id={`kind-${k}`} aria-selected={kind === k} aria-controls="kind-panel" onClick={() => setKind(k)}>
+            <button key={k} type="button" role="tab" id={`kind-${k}`} aria-selected={kind === k} tabIndex={kind === k ? 0 : -1} aria-controls="kind-panel" onClick={() => setKind(k)}>
               {t(`serverNew.kinds.${k}`)}
             </button>
           ))}
