@@ -9,6 +9,8 @@
 //! - Every HTML response carries a strict Content-Security-Policy: scripts, styles and connections from this
 //!   origin only, no inline code, no framing. The build has no inline script or style, so nothing is relaxed.
 //! - A binary built without the dashboard (no Node on the build machine) serves a page saying how to build it.
+//! - The build has a gzip copy (`<file>.gz`, made by web/vite.config.ts) of every text file worth it; a client
+//!   that accepts gzip gets that copy (`Content-Encoding: gzip`), compressed once at build time, never per request.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -95,6 +97,7 @@ pub async fn serve(State(state): State<Arc<ControlState>>, request: Request) -> 
         .into_response();
     }
     let head = request.method() == Method::HEAD;
+    let gzip = accepts_gzip(request.headers());
     if path != "/"
         && path != "/index.html"
         && let Some(body) = state.web.get(path).await
@@ -104,7 +107,14 @@ pub async fn serve(State(state): State<Arc<ControlState>>, request: Request) -> 
         } else {
             "no-cache"
         };
-        return file(content_type(path), cache, body, head);
+        return compressed(
+            &state.web,
+            path,
+            gzip,
+            file(content_type(path), cache, body, head),
+            head,
+        )
+        .await;
     }
     if path.starts_with("/assets/") || !wants_html(request.headers()) {
         return (
@@ -118,7 +128,10 @@ pub async fn serve(State(state): State<Arc<ControlState>>, request: Request) -> 
             .into_response();
     }
     match state.web.get("/index.html").await {
-        Some(body) => file("text/html; charset=utf-8", "no-cache", body, head),
+        Some(body) => {
+            let page = file("text/html; charset=utf-8", "no-cache", body, head);
+            compressed(&state.web, "/index.html", gzip, page, head).await
+        }
         None => file(
             "text/html; charset=utf-8",
             "no-cache",
@@ -126,6 +139,52 @@ pub async fn serve(State(state): State<Arc<ControlState>>, request: Request) -> 
             head,
         ),
     }
+}
+
+/// Whether the client takes gzip (`Accept-Encoding: gzip`, not with `q=0`).
+fn accepts_gzip(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(header::ACCEPT_ENCODING)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .any(|coding| {
+            let mut parts = coding.split(';').map(str::trim);
+            let name = parts.next().unwrap_or_default();
+            let refused = parts.any(|p| {
+                p.strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+                    .is_some_and(|q| q == 0.0)
+            });
+            (name.eq_ignore_ascii_case("gzip") || name == "*") && !refused
+        })
+}
+
+/// `response` (the file at `path`), or its gzip copy from the build when there is one and the client takes
+/// it. Either way a file that has a copy says the answer depends on `Accept-Encoding`.
+async fn compressed(web: &WebFiles, path: &str, gzip: bool, response: Response, head: bool) -> Response {
+    let Some(copy) = web.get(&format!("{path}.gz")).await else {
+        return response;
+    };
+    let (mut parts, body) = response.into_parts();
+    parts
+        .headers
+        .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
+    if !gzip {
+        return Response::from_parts(parts, body);
+    }
+    parts
+        .headers
+        .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+    parts
+        .headers
+        .insert(header::CONTENT_LENGTH, HeaderValue::from(copy.len()));
+    let body = if head {
+        axum::body::Body::empty()
+    } else {
+        axum::body::Body::from(copy)
+    };
+    Response::from_parts(parts, body)
 }
 
 /// Whether a request is a page load (a browser asks for `text/html`), not a script's fetch of a missing file.
@@ -215,6 +274,56 @@ mod tests {
         ] {
             assert!(!servable(path), "{path:?} must not be servable");
         }
+    }
+
+    #[test]
+    fn gzip_is_taken_unless_refused() {
+        let accepts = |value: &str| {
+            let mut headers = http::HeaderMap::new();
+            headers.insert(header::ACCEPT_ENCODING, HeaderValue::from_str(value).unwrap());
+            accepts_gzip(&headers)
+        };
+        assert!(accepts("gzip, deflate, br, zstd"));
+        assert!(accepts("br;q=1.0, gzip;q=0.8"));
+        assert!(accepts("*"));
+        assert!(!accepts("gzip;q=0"));
+        assert!(!accepts("br, deflate"));
+        assert!(!accepts("identity"));
+        assert!(!accepts_gzip(&http::HeaderMap::new()));
+    }
+
+    #[tokio::test]
+    async fn a_file_with_a_gzip_copy_is_served_compressed_to_who_takes_it() {
+        static FILES: &[(&str, &[u8])] = &[
+            ("/assets/app-1.js", b"console.log(1)"),
+            ("/assets/app-1.js.gz", b"\x1f\x8bcompressed"),
+            ("/assets/small-1.js", b"1"),
+        ];
+        let web = WebFiles::Embedded(FILES);
+        let plain = || {
+            file(
+                content_type("/assets/app-1.js"),
+                "no-cache",
+                Bytes::from_static(b"console.log(1)"),
+                false,
+            )
+        };
+        let gz = compressed(&web, "/assets/app-1.js", true, plain(), false).await;
+        assert_eq!(gz.headers()[header::CONTENT_ENCODING], "gzip");
+        assert_eq!(gz.headers()[header::VARY], "accept-encoding");
+        assert_eq!(gz.headers()[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
+        let body = axum::body::to_bytes(gz.into_body(), 1024).await.unwrap();
+        assert_eq!(&body[..], b"\x1f\x8bcompressed");
+        let identity = compressed(&web, "/assets/app-1.js", false, plain(), false).await;
+        assert!(identity.headers().get(header::CONTENT_ENCODING).is_none());
+        assert_eq!(identity.headers()[header::VARY], "accept-encoding");
+        let body = axum::body::to_bytes(identity.into_body(), 1024).await.unwrap();
+        assert_eq!(&body[..], b"console.log(1)");
+        // Without a copy: as it is, not varying.
+        let small = file("text/javascript", "no-cache", Bytes::from_static(b"1"), false);
+        let small = compressed(&web, "/assets/small-1.js", true, small, false).await;
+        assert!(small.headers().get(header::CONTENT_ENCODING).is_none());
+        assert!(small.headers().get(header::VARY).is_none());
     }
 
     #[test]

@@ -1251,6 +1251,29 @@ fn health_and_login_options_answer_without_a_session_and_pages_carry_a_strict_po
                         .unwrap()
                         .starts_with("text/javascript")
                 );
+                let plain = asset.bytes().await.unwrap();
+                // To a client that takes gzip, the build's compressed copy: the same script, smaller.
+                let zipped = api
+                    .http
+                    .get(api.url(script))
+                    .header("accept-encoding", "gzip, br")
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(zipped.headers()["content-encoding"], "gzip");
+                assert_eq!(zipped.headers()["vary"], "accept-encoding");
+                let zipped = zipped.bytes().await.unwrap();
+                assert!(zipped.len() < plain.len() / 2, "{} vs {}", zipped.len(), plain.len());
+                let gunzip = std::process::Command::new("gzip")
+                    .arg("-dc")
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                std::io::Write::write_all(&mut gunzip.stdin.as_ref().unwrap(), &zipped).unwrap();
+                let unzipped = gunzip.wait_with_output().unwrap();
+                assert!(unzipped.status.success());
+                assert_eq!(unzipped.stdout, plain);
             } else {
                 assert!(page.contains("make web"), "the unbuilt page says how to build: {page}");
             }
