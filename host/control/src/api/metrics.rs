@@ -14,6 +14,9 @@ use crate::api::profiles::visible_slugs;
 use crate::{ApiError, Caller, ControlState, blocking};
 use gigmcp_store::metrics::{MetricsFilter, RETENTION_MINUTES};
 
+/// 9999-12-31T23:59:59.999Z in milliseconds since the epoch.
+const LAST_MS: i64 = 253_402_300_799_999;
+
 /// The most steps one answer has.
 const MAX_POINTS: i64 = 1440;
 
@@ -21,8 +24,10 @@ const MAX_POINTS: i64 = 1440;
 #[serde(deny_unknown_fields)]
 pub struct SeriesQuery {
     /// From this time (milliseconds since the epoch; default: an hour before `until`).
+    #[schemars(range(min = 0, max = 253_402_300_799_999i64))]
     pub since: Option<i64>,
     /// Until this time (milliseconds since the epoch, exclusive; default: now).
+    #[schemars(range(min = 0, max = 253_402_300_799_999i64))]
     pub until: Option<i64>,
     /// Seconds per step: a multiple of 60 (default 60). At most 1440 steps per answer.
     #[schemars(range(min = 60, max = 86400))]
@@ -68,7 +73,15 @@ pub async fn tool_calls(
     }
     let step_ms = step_s * 1000;
     let until = query.until.unwrap_or_else(gigmcp_types::sync::now_ms);
-    let since = query.since.unwrap_or(until - 3_600_000);
+    let since = query.since.unwrap_or(until.saturating_sub(3_600_000));
+    // Times from 1970 to the year 9999, so nothing below can overflow.
+    for (name, t) in [("since", since), ("until", until)] {
+        if !(0..=LAST_MS).contains(&t) {
+            return Err(ApiError::bad_request(format!(
+                "{name} must be milliseconds since 1970, up to the year 9999, not {t}"
+            )));
+        }
+    }
     if since >= until {
         return Err(ApiError::bad_request("since must be before until"));
     }

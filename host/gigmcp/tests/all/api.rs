@@ -2086,7 +2086,7 @@ fn tool_calls_are_counted_per_minute_by_profile_server_and_deciding_plugin() {
         let mut series = Value::Null;
         for _ in 0..100 {
             series = api.call(&admin, Method::GET, "/api/metrics/tool-calls", None).await.1;
-            if total(&series, "calls") >= 5 {
+            if total(&series, "calls") >= 5 && total(&series, "denials") >= 1 {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
@@ -2137,6 +2137,8 @@ fn tool_calls_are_counted_per_minute_by_profile_server_and_deciding_plugin() {
             "since=10&until=5",
             "since=0&until=864000000",
             "step=60&since=0&until=604800000",
+            "since=-9223372036854775808&until=9223372036854775807",
+            "until=9223372036854775807",
             "bins=3",
         ] {
             let (status, body) = api
