@@ -255,6 +255,8 @@ test("a plugin is uploaded with its pin, a bad configuration is refused at the f
   await a11y(page);
   await denial.getByRole("link", { name: "deny-e2e" }).click();
   await expect(page).toHaveURL(/\/plugins\/deny-e2e$/);
+  // The plugin's page charts the calls it denied (counted with the audit event, so already there).
+  await expect(page.getByRole("img", { name: /over the last hour: [1-9]\d* calls?, [1-9]\d* denied/ })).toBeVisible();
 
   // Rollback: the previous revision is current again and the call passes.
   await page.getByRole("button", { name: "Roll back" }).click();

@@ -4,9 +4,10 @@ import { Link } from "wouter";
 import { denyingPlugin, fetchAudit, fetchDenials } from "../api/audit";
 import { api, call, type AuditEvent } from "../api/client";
 import { keys, useIsAdmin, usePlugins, useProfiles, useServers } from "../api/queries";
+import { CallsChart } from "../components/CallsChart";
 import { ErrorNote, Loading, PageHead } from "../components/common";
 import { IconCheck } from "../components/icons";
-import { fmtAgo, fmtClock, fmtNum, fmtTime, fmtUs } from "../format";
+import { fmtAgo, fmtNum, fmtTime } from "../format";
 
 const DAY = 86_400_000;
 
@@ -126,64 +127,6 @@ function Checklist({ servers, profiles, connected, isAdmin }: { servers: number;
           </li>
         ))}
       </ol>
-    </section>
-  );
-}
-
-/** The last hour, minute by minute: calls (denials stacked on top in red) and the slowest call. */
-function LastHour() {
-  const { t } = useTranslation();
-  const q = useQuery({
-    queryKey: [...keys.series, "hour"],
-    queryFn: () => call(api.GET("/api/metrics/tool-calls", { params: { query: {} } })),
-    refetchInterval: 60_000,
-    refetchIntervalInBackground: false,
-  });
-  const points = q.data?.points ?? [];
-  const calls = points.reduce((n, p) => n + p.calls, 0);
-  const denials = points.reduce((n, p) => n + p.denials, 0);
-  const errors = points.reduce((n, p) => n + p.errors, 0);
-  const slowest = points.reduce((n, p) => Math.max(n, p.latency_max_us), 0);
-  const max = Math.max(1, ...points.map((p) => p.calls));
-  const W = 600;
-  const H = 80;
-  const bar = points.length ? W / points.length : W;
-  return (
-    <section className="card" aria-labelledby="hour-h">
-      <div className="card-head">
-        <h2 id="hour-h">{t("overview.lastHour")}</h2>
-        {q.data && <span className="muted small">{t("overview.lastHourTotals", { calls: fmtNum(calls), denials: fmtNum(denials), errors: fmtNum(errors) })}</span>}
-      </div>
-      {q.isPending && <Loading />}
-      {q.isError && <ErrorNote error={q.error} />}
-      {q.data && (
-        <>
-          <svg
-            className="minute-chart"
-            viewBox={`0 0 ${W} ${H}`}
-            preserveAspectRatio="none"
-            role="img"
-            aria-label={t("overview.lastHourAlt", { calls, denials, max, slowest: fmtUs(slowest) })}
-          >
-            {points.map((p, i) => {
-              const h = (p.calls / max) * (H - 2);
-              const d = (p.denials / max) * (H - 2);
-              return (
-                <g key={p.t}>
-                  <title>{`${fmtClock(p.t)}: ${t("overview.minuteTitle", { calls: p.calls, denials: p.denials, avg: fmtUs(p.latency_avg_us) })}`}</title>
-                  <rect className="calls" x={i * bar + 0.5} y={H - h} width={Math.max(1, bar - 1)} height={h} />
-                  {d > 0 && <rect className="denials" x={i * bar + 0.5} y={H - h} width={Math.max(1, bar - 1)} height={d} />}
-                </g>
-              );
-            })}
-          </svg>
-          <div className="row muted small" style={{ justifyContent: "space-between" }}>
-            <span>{points.length ? fmtClock(points[0].t) : ""}</span>
-            <span>{t("overview.slowest", { time: slowest ? fmtUs(slowest) : "—" })}</span>
-            <span>{t("overview.now")}</span>
-          </div>
-        </>
-      )}
     </section>
   );
 }
@@ -319,7 +262,7 @@ export function Overview() {
         )}
         <Denials />
       </div>
-      <LastHour />
+      <CallsChart title={t("overview.lastHour")} />
       <Heatmap />
     </>
   );

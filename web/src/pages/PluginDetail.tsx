@@ -5,6 +5,7 @@ import { Link, useLocation, useParams } from "wouter";
 import { api, call, isStale, type PluginDetail as Detail } from "../api/client";
 import { keys, useIsAdmin, useMetrics, useProfiles } from "../api/queries";
 import { AdminOnly, ErrorNote, Loading, onTabKeys, PageHead } from "../components/common";
+import { CallsChart } from "../components/CallsChart";
 import { ConfirmDialog } from "../components/ConfirmDialog";
 import { toast } from "../components/toasts";
 import { fmtNum, fmtTime, fmtUs } from "../format";
@@ -440,6 +441,7 @@ export default function PluginDetail() {
         </section>
         <MetricsCard name={p.name} />
       </div>
+      <CallsChart title={t("charts.pluginLastHour")} filter={{ plugin: p.name }} />
       <ConfigEditor plugin={p} onDraft={setDraft} />
       <DryRun plugin={p} draft={draft} />
       <div className="grid grid-2">

@@ -11,6 +11,7 @@ import { PipelineView } from "../components/Pipeline";
 import { ToolPlayground } from "../components/ToolPlayground";
 import { toast } from "../components/toasts";
 import { absoluteEndpoint, TokenReveal, type Reveal } from "../components/TokenReveal";
+import { CallsChart } from "../components/CallsChart";
 import { CopyBlock } from "../components/CopyBlock";
 import { fmtTime } from "../format";
 
@@ -256,6 +257,7 @@ export function ProfileDetail() {
             {plugins.data && <PipelineView plugins={plugins.data} profile={p.slug} />}
           </section>
           <ToolPlayground slug={p.slug} />
+          <CallsChart title={t("charts.profileLastHour")} filter={{ profile: p.slug }} />
           <section className="card" aria-labelledby="danger-h">
             <h2 id="danger-h" className="danger-text">{t("common.dangerZone")}</h2>
             <p className="muted small">{t("profile.deleteHelp")}</p>

@@ -6,6 +6,7 @@ import { api, call, type Server } from "../api/client";
 import { keys, useIsAdmin } from "../api/queries";
 import { ErrorNote, Loading, PageHead } from "../components/common";
 import { DeleteWithStateDialog } from "../components/ConfirmDialog";
+import { CallsChart } from "../components/CallsChart";
 import { RunningTable } from "../components/RunningTable";
 import { ServerLogs } from "../components/ServerLogs";
 import { toast } from "../components/toasts";
@@ -167,6 +168,9 @@ export function ServerDetail() {
             </button>
           </section>
         )}
+      </div>
+      <div style={{ marginTop: "1rem" }}>
+        <CallsChart title={t("charts.serverLastHour")} filter={{ server: s.name }} />
       </div>
       {isAdmin && (
         <section className="card" aria-labelledby="logs-h" style={{ marginTop: "1rem" }}>
