@@ -344,3 +344,17 @@ test("an admin views as a user: read-only, with a banner, until they stop", asyn
   await page.goto("/profiles");
   await expect(page.getByRole("link", { name: "sneaky" })).toHaveCount(0);
 });
+
+test("the plugin configuration form speaks the dashboard's language", async ({ page }) => {
+  await login(page);
+  await page.goto("/plugins/tool-filter");
+  await page.getByLabel("Language").selectOption("de");
+  await page.getByRole("tab", { name: "Formular" }).click();
+  const form = page.locator(".rjsf");
+  // The form's own words: a new entry of the per-profile rules gets a key field, labelled in German.
+  await form.getByRole("button", { name: "Hinzufügen" }).last().click();
+  await expect(form.getByText(/Schlüssel von/).first()).toBeVisible();
+  await expect(form.getByText(/ Key$/)).toHaveCount(0);
+  await a11y(page);
+  await page.screenshot({ path: "../target/dashboard-screenshots/plugin-form-de-light.png", fullPage: true });
+});
