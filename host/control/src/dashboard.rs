@@ -98,23 +98,15 @@ pub async fn serve(State(state): State<Arc<ControlState>>, request: Request) -> 
     }
     let head = request.method() == Method::HEAD;
     let gzip = accepts_gzip(request.headers());
-    if path != "/"
-        && path != "/index.html"
-        && let Some(body) = state.web.get(path).await
-    {
+    if path != "/" && path != "/index.html" {
         let cache = if path.starts_with("/assets/") {
             "public, max-age=31536000, immutable"
         } else {
             "no-cache"
         };
-        return compressed(
-            &state.web,
-            path,
-            gzip,
-            file(content_type(path), cache, body, head),
-            head,
-        )
-        .await;
+        if let Some(response) = build_file(&state.web, path, gzip, content_type(path), cache, head).await {
+            return response;
+        }
     }
     if path.starts_with("/assets/") || !wants_html(request.headers()) {
         return (
@@ -127,11 +119,9 @@ pub async fn serve(State(state): State<Arc<ControlState>>, request: Request) -> 
         )
             .into_response();
     }
-    match state.web.get("/index.html").await {
-        Some(body) => {
-            let page = file("text/html; charset=utf-8", "no-cache", body, head);
-            compressed(&state.web, "/index.html", gzip, page, head).await
-        }
+    let html = "text/html; charset=utf-8";
+    match build_file(&state.web, "/index.html", gzip, html, "no-cache", head).await {
+        Some(page) => page,
         None => file(
             "text/html; charset=utf-8",
             "no-cache",
@@ -160,31 +150,35 @@ fn accepts_gzip(headers: &http::HeaderMap) -> bool {
         })
 }
 
-/// `response` (the file at `path`), or its gzip copy from the build when there is one and the client takes
-/// it. Either way a file that has a copy says the answer depends on `Accept-Encoding`.
-async fn compressed(web: &WebFiles, path: &str, gzip: bool, response: Response, head: bool) -> Response {
-    let Some(copy) = web.get(&format!("{path}.gz")).await else {
-        return response;
+/// The build's file at `path` (`None`: the build has none): its gzip copy when there is one and the client
+/// takes gzip, else the file itself; only the one sent is read. A file that has a copy says the answer
+/// depends on `Accept-Encoding`.
+async fn build_file(
+    web: &WebFiles,
+    path: &str,
+    gzip: bool,
+    content_type: &'static str,
+    cache: &'static str,
+    head: bool,
+) -> Option<Response> {
+    let copy = web.get(&format!("{path}.gz")).await;
+    let has_copy = copy.is_some();
+    let mut response = match copy.filter(|_| gzip) {
+        Some(copy) => {
+            let mut response = file(content_type, cache, copy, head);
+            response
+                .headers_mut()
+                .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
+            response
+        }
+        None => file(content_type, cache, web.get(path).await?, head),
     };
-    let (mut parts, body) = response.into_parts();
-    parts
-        .headers
-        .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
-    if !gzip {
-        return Response::from_parts(parts, body);
+    if has_copy {
+        response
+            .headers_mut()
+            .insert(header::VARY, HeaderValue::from_static("accept-encoding"));
     }
-    parts
-        .headers
-        .insert(header::CONTENT_ENCODING, HeaderValue::from_static("gzip"));
-    parts
-        .headers
-        .insert(header::CONTENT_LENGTH, HeaderValue::from(copy.len()));
-    let body = if head {
-        axum::body::Body::empty()
-    } else {
-        axum::body::Body::from(copy)
-    };
-    Response::from_parts(parts, body)
+    Some(response)
 }
 
 /// Whether a request is a page load (a browser asks for `text/html`), not a script's fetch of a missing file.
@@ -300,28 +294,21 @@ mod tests {
             ("/assets/small-1.js", b"1"),
         ];
         let web = WebFiles::Embedded(FILES);
-        let plain = || {
-            file(
-                content_type("/assets/app-1.js"),
-                "no-cache",
-                Bytes::from_static(b"console.log(1)"),
-                false,
-            )
-        };
-        let gz = compressed(&web, "/assets/app-1.js", true, plain(), false).await;
+        let js = content_type("/assets/app-1.js");
+        let served = |path, gzip| build_file(&web, path, gzip, js, "no-cache", false);
+        let gz = served("/assets/app-1.js", true).await.unwrap();
         assert_eq!(gz.headers()[header::CONTENT_ENCODING], "gzip");
         assert_eq!(gz.headers()[header::VARY], "accept-encoding");
         assert_eq!(gz.headers()[header::CONTENT_TYPE], "text/javascript; charset=utf-8");
         let body = axum::body::to_bytes(gz.into_body(), 1024).await.unwrap();
         assert_eq!(&body[..], b"\x1f\x8bcompressed");
-        let identity = compressed(&web, "/assets/app-1.js", false, plain(), false).await;
+        let identity = served("/assets/app-1.js", false).await.unwrap();
         assert!(identity.headers().get(header::CONTENT_ENCODING).is_none());
         assert_eq!(identity.headers()[header::VARY], "accept-encoding");
         let body = axum::body::to_bytes(identity.into_body(), 1024).await.unwrap();
         assert_eq!(&body[..], b"console.log(1)");
         // Without a copy: as it is, not varying.
-        let small = file("text/javascript", "no-cache", Bytes::from_static(b"1"), false);
-        let small = compressed(&web, "/assets/small-1.js", true, small, false).await;
+        let small = served("/assets/small-1.js", true).await.unwrap();
         assert!(small.headers().get(header::CONTENT_ENCODING).is_none());
         assert!(small.headers().get(header::VARY).is_none());
     }

@@ -19,11 +19,9 @@ use gigmcp_types::policy::{
 #[derive(Debug)]
 pub struct DryRun {
     pub kind: PluginKind,
-    /// The hook's answer (as Rust's debug format shows it), or why there was none (a trap, a limit): for a
-    /// policy kind, a failure is a denial.
-    pub answer: Result<String, CallFailure>,
-    /// What the call cost; `None` when it failed.
-    pub usage: Option<Usage>,
+    /// The hook's answer (as Rust's debug format shows it) and what it cost, or why there was none (a trap,
+    /// a limit): for a policy kind, a failure is a denial.
+    pub answer: Result<(String, Usage), CallFailure>,
 }
 
 /// The input does not describe a call of the plugin's kind.
@@ -248,18 +246,7 @@ pub async fn dry_run(harness: &Harness, call: &Value, profile: Option<ProfileSlu
             }
         }
     };
-    Ok(match measured {
-        Ok((answer, usage)) => DryRun {
-            kind,
-            answer: Ok(answer),
-            usage: Some(usage),
-        },
-        Err(failure) => DryRun {
-            kind,
-            answer: Err(failure),
-            usage: None,
-        },
-    })
+    Ok(DryRun { kind, answer: measured })
 }
 
 fn debug<T: std::fmt::Debug>(measured: Result<(T, Usage), CallFailure>) -> Result<(String, Usage), CallFailure> {

@@ -24,10 +24,10 @@ const MAX_POINTS: i64 = 1440;
 #[serde(deny_unknown_fields)]
 pub struct SeriesQuery {
     /// From this time (milliseconds since the epoch; default: an hour before `until`).
-    #[schemars(range(min = 0, max = 253_402_300_799_999i64))]
+    #[schemars(range(min = 0, max = LAST_MS))]
     pub since: Option<i64>,
     /// Until this time (milliseconds since the epoch, exclusive; default: now).
-    #[schemars(range(min = 0, max = 253_402_300_799_999i64))]
+    #[schemars(range(min = 0, max = LAST_MS))]
     pub until: Option<i64>,
     /// Seconds per step: a multiple of 60 (default 60). At most 1440 steps per answer.
     #[schemars(range(min = 60, max = 86400))]

@@ -358,13 +358,24 @@ pub async fn test(
     let run = dry_run(&harness, &Value::Object(body.call), profile)
         .await
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
-    Ok(Json(TestResult {
-        kind: run.kind.to_string(),
-        failure: run.answer.as_ref().err().map(ToString::to_string),
-        answer: run.answer.ok(),
-        fuel: run.usage.map(|u| u.fuel),
-        memory_bytes: run.usage.map(|u| u.memory_bytes as u64),
-        elapsed_us: run.usage.map(|u| u.elapsed.as_micros() as u64),
+    let kind = run.kind.to_string();
+    Ok(Json(match run.answer {
+        Ok((answer, usage)) => TestResult {
+            kind,
+            answer: Some(answer),
+            failure: None,
+            fuel: Some(usage.fuel),
+            memory_bytes: Some(usage.memory_bytes as u64),
+            elapsed_us: Some(usage.elapsed.as_micros() as u64),
+        },
+        Err(failure) => TestResult {
+            kind,
+            answer: None,
+            failure: Some(failure.to_string()),
+            fuel: None,
+            memory_bytes: None,
+            elapsed_us: None,
+        },
     }))
 }
 

@@ -108,13 +108,12 @@ pub async fn stop_viewing(
     blocking(&state, move |state| {
         state.sessions.set_view_as(&headers, None).map_err(ApiError::internal)?;
         // The admin stops: the event is theirs.
-        let admin = Caller {
-            user: viewing.admin.id,
-            role: viewing.admin.role,
-            profiles: viewing.admin.profiles.clone(),
-            viewing: None,
+        let ops = Ops {
+            store: &state.store,
+            actor: Actor::User(viewing.admin.id),
+            audit: Some(&state.audit),
         };
-        ops(state, &admin).record("user.view_as_end", None, None, json!({"user": caller.user.0}));
+        ops.record("user.view_as_end", None, None, json!({"user": caller.user.0}));
         Ok(StatusCode::NO_CONTENT)
     })
     .await

@@ -383,8 +383,7 @@ async fn test(file: &Path, config: &str, call: &str, profile: Option<&str>) -> R
     let call: Value = serde_json::from_str(&read_json_arg(call)?).context("--call is not JSON")?;
     let run = dry_run(&harness, &call, profile.map(ProfileSlug::parse).transpose()?).await?;
     let kind = run.kind;
-    let answer = run.answer?;
-    let usage = run.usage.expect("an answer comes with its cost");
+    let (answer, usage) = run.answer?;
     println!("kind:   {kind}");
     println!("answer: {answer}");
     println!(
