@@ -131,6 +131,24 @@ impl LogSink {
         self.write(LogStream::Gateway, text);
     }
 
+    /// The last `n` lines the sandbox wrote on stderr, oldest first.
+    pub fn last_stderr(&self, n: usize) -> Vec<String> {
+        let state = lock(&self.log.state);
+        let Some(sandbox) = state.sandboxes.get(&self.sandbox) else {
+            return Vec::new();
+        };
+        let mut tail: Vec<String> = sandbox
+            .lines
+            .iter()
+            .rev()
+            .filter(|l| l.stream == LogStream::Stderr)
+            .take(n)
+            .map(|l| l.text.clone())
+            .collect();
+        tail.reverse();
+        tail
+    }
+
     /// The sandbox has ended: its lines are kept until [`ENDED_SANDBOXES_KEPT`] newer ones have ended too.
     pub fn end(&self) {
         let mut state = lock(&self.log.state);
@@ -250,6 +268,19 @@ mod tests {
         // The sink of a server since removed writes nowhere.
         running.gateway("after the removal");
         assert!(logs.lines(&server("s"), None).is_empty());
+    }
+
+    #[test]
+    fn an_error_report_quotes_the_sandboxs_last_stderr_lines() {
+        let logs = ServerLogs::default();
+        let sink = logs.sink(&server("s"), None, 1);
+        sink.gateway("started");
+        for i in 0..5 {
+            sink.stderr(&format!("line {i}"));
+        }
+        sink.gateway("closed");
+        assert_eq!(sink.last_stderr(2), ["line 3", "line 4"]);
+        assert_eq!(logs.sink(&server("s"), None, 2).last_stderr(2), Vec::<String>::new());
     }
 
     #[tokio::test]

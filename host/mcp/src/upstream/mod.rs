@@ -12,7 +12,7 @@
 mod http;
 mod stdio;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -32,6 +32,9 @@ use gigmcp_types::names::{ProfileSlug, ServerName};
 use gigmcp_types::server::SandboxStatus;
 use gigmcp_types::server::{ServerDef, ServerSpec};
 use gigmcp_types::sync::lock;
+
+/// Lines of a server's stderr quoted in an error report.
+const STDERR_REPORT_LINES: usize = 20;
 
 /// How long a server may take to answer `initialize` (npm servers can be slow to load).
 const INITIALIZE_TIMEOUT: Duration = Duration::from_secs(60);
@@ -177,7 +180,6 @@ pub struct Conn {
     next_id: AtomicU64,
     events: mpsc::UnboundedSender<UpstreamEvent>,
     closed: AtomicBool,
-    stderr_tail: Arc<Mutex<VecDeque<String>>>,
     /// A sandboxed server's end of its log (an HTTP server has no sandbox and no stderr).
     log: Option<Arc<LogSink>>,
 }
@@ -259,7 +261,6 @@ impl Conn {
             next_id: AtomicU64::new(1),
             events,
             closed: AtomicBool::new(false),
-            stderr_tail: Arc::default(),
             log: None,
         }
     }
@@ -354,15 +355,17 @@ impl Conn {
         self.closed.load(Ordering::Acquire)
     }
 
+    /// The server's last stderr lines (from its log), for an error report.
     fn stderr_report(&self) -> String {
-        let tail = lock(&self.stderr_tail);
+        let tail = self
+            .log
+            .as_ref()
+            .map(|log| log.last_stderr(STDERR_REPORT_LINES))
+            .unwrap_or_default();
         if tail.is_empty() {
             String::new()
         } else {
-            format!(
-                "; its last stderr lines:\n{}",
-                tail.iter().cloned().collect::<Vec<_>>().join("\n")
-            )
+            format!("; its last stderr lines:\n{}", tail.join("\n"))
         }
     }
 

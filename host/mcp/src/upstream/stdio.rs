@@ -1,6 +1,6 @@
 //! The stdio transport: a sandboxed process that reads one JSON-RPC message per line on stdin and writes one
-//! per line on stdout; its stderr goes to the server's log (crate::logs), and its last lines are kept for
-//! error reports.
+//! per line on stdout; its stderr goes to the server's log (crate::logs), whose last lines error reports
+//! quote.
 
 use std::sync::{Arc, Mutex, Weak};
 
@@ -12,10 +12,7 @@ use super::{Conn, Transport, UpstreamError, UpstreamEvent};
 use crate::logs::ServerLogs;
 use gigmcp_sandbox::{Launch, Launcher, Sandbox};
 use gigmcp_types::names::ServerName;
-use gigmcp_types::sync::lock;
 
-/// Lines of a server's stderr kept for error reports.
-const STDERR_TAIL_LINES: usize = 20;
 /// The longest line a stdio server may write.
 const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 
@@ -80,18 +77,12 @@ impl Conn {
                 }
             }
         });
-        let tail = conn.stderr_tail.clone();
         let name = conn.server.clone();
         tokio::spawn(async move {
             let mut lines = BufReader::new(stderr).lines();
             while let Ok(Some(line)) = lines.next_line().await {
                 tracing::debug!(server = %name, "stderr: {line}");
                 log.stderr(&line);
-                let mut tail = lock(&tail);
-                if tail.len() == STDERR_TAIL_LINES {
-                    tail.pop_front();
-                }
-                tail.push_back(line);
             }
         });
         let weak = Arc::downgrade(&conn);
