@@ -1,5 +1,6 @@
+import { useQueryClient, type QueryKey } from "@tanstack/react-query";
 import { useTranslation } from "react-i18next";
-import { ApiError } from "../api/client";
+import { ApiError, isStale } from "../api/client";
 
 export function Loading() {
   const { t } = useTranslation();
@@ -67,4 +68,25 @@ export function onTabKeys(e: React.KeyboardEvent<HTMLElement>): void {
   e.preventDefault();
   tabs[next].focus();
   tabs[next].click();
+}
+
+/**
+ * After a save refused as stale (412): drops the draft (`reset` shows what was loaded) and reloads the object
+ * (`queryKey`); the editor's own effect then takes the gateway's current version, the draft being unedited.
+ */
+export function LoadCurrent({ error, reset, queryKey }: { error: unknown; reset: () => void; queryKey: QueryKey }) {
+  const { t } = useTranslation();
+  const qc = useQueryClient();
+  if (!isStale(error)) return null;
+  return (
+    <button
+      type="button"
+      onClick={() => {
+        reset();
+        void qc.invalidateQueries({ queryKey });
+      }}
+    >
+      {t("common.loadCurrent")}
+    </button>
+  );
 }

@@ -2,9 +2,9 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { Component, lazy, Suspense, useEffect, useId, useMemo, useState, type ReactNode } from "react";
 import { useTranslation } from "react-i18next";
 import { Link, useLocation, useParams } from "wouter";
-import { api, call, isStale, type PluginDetail as Detail } from "../api/client";
+import { api, call, type PluginDetail as Detail } from "../api/client";
 import { keys, useIsAdmin, useMetrics, useProfiles } from "../api/queries";
-import { AdminOnly, ErrorNote, Loading, onTabKeys, PageHead } from "../components/common";
+import { AdminOnly, ErrorNote, Loading, LoadCurrent, onTabKeys, PageHead } from "../components/common";
 import { CallsChart } from "../components/CallsChart";
 import { ConfirmDialog } from "../components/ConfirmDialog";
 import { toast } from "../components/toasts";
@@ -195,18 +195,7 @@ function ConfigEditor({ plugin, onDraft }: { plugin: Detail; onDraft: (draft: { 
         </>
       )}
       <ErrorNote error={save.error} title={t("plugin.configRefused")} />
-      {isStale(save.error) && (
-        <button
-          type="button"
-          onClick={() => {
-            // What is shown now, then (by the effect above, the draft being unedited) what the gateway has.
-            reload();
-            void qc.invalidateQueries({ queryKey: keys.plugin(plugin.name) });
-          }}
-        >
-          {t("common.loadCurrent")}
-        </button>
-      )}
+      <LoadCurrent error={save.error} reset={reload} queryKey={keys.plugin(plugin.name)} />
       <div className="row" style={{ marginTop: "0.75rem" }}>
         <button type="button" className="primary" disabled={!dirty || !parsed.ok || problems.length > 0 || save.isPending} onClick={() => parsed.ok && save.mutate(parsed.value)}>
           {t("plugin.saveConfig")}

@@ -2,9 +2,9 @@ import { useMutation, useQuery, useQueryClient } from "@tanstack/react-query";
 import { useEffect, useId, useState } from "react";
 import { useTranslation } from "react-i18next";
 import { Link, useLocation, useParams } from "wouter";
-import { api, call, isStale, type Profile } from "../api/client";
+import { api, call, type Profile } from "../api/client";
 import { keys, useIsAdmin, usePlugins, useServers } from "../api/queries";
-import { ErrorNote, Loading, PageHead } from "../components/common";
+import { ErrorNote, Loading, LoadCurrent, PageHead } from "../components/common";
 import { ConfirmDialog, DeleteWithStateDialog } from "../components/ConfirmDialog";
 import { IconDown, IconUp, IconX } from "../components/icons";
 import { PipelineView } from "../components/Pipeline";
@@ -154,18 +154,7 @@ function ServersEditor({ profile }: { profile: Profile }) {
       </label>
       <div aria-live="polite">
         <ErrorNote error={save.error} title={t("profile.serversRefused")} />
-        {isStale(save.error) && (
-          <button
-            type="button"
-            onClick={() => {
-              // What is shown now, then (by the effect above, the list being unedited) what the gateway has.
-              reload();
-              void qc.invalidateQueries({ queryKey: keys.profile(profile.slug) });
-            }}
-          >
-            {t("common.loadCurrent")}
-          </button>
-        )}
+        <LoadCurrent error={save.error} reset={reload} queryKey={keys.profile(profile.slug)} />
       </div>
       <div className="row" style={{ marginTop: "0.5rem" }}>
         <button type="button" className="primary" disabled={!dirty || save.isPending} onClick={() => save.mutate()}>
