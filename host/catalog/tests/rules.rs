@@ -4,6 +4,10 @@ use gigmcp_catalog::manifest::{Credential, Inject, Manifest, Tool};
 use gigmcp_catalog::toolspec::ToolSpec;
 use gigmcp_catalog::{Index, ResolveError};
 
+type ManifestChange = fn(&mut Manifest);
+type SpecChange = fn(&mut ToolSpec);
+type PairChange = fn(&mut ToolSpec, &mut Manifest);
+
 const MANIFEST: &str = "\
 schemaVersion: 1
 name: demo
@@ -79,7 +83,7 @@ fn html_characters_are_escaped_and_other_unicode_is_raw_in_the_hash_input() {
 #[test]
 fn presentation_fields_vendor_and_digest_do_not_change_the_runtime_hash() {
     let base = manifest();
-    let changes: [(&str, fn(&mut Manifest)); 6] = [
+    let changes: [(&str, ManifestChange); 6] = [
         ("vendor", |m| m.credentials[0].vendor = "other".into()),
         ("displayName", |m| m.display_name = "Other".into()),
         ("description", |m| m.description = "Other".into()),
@@ -100,7 +104,7 @@ fn presentation_fields_vendor_and_digest_do_not_change_the_runtime_hash() {
 #[test]
 fn every_runtime_field_changes_the_runtime_hash() {
     let base = manifest();
-    let changes: [(&str, fn(&mut Manifest)); 17] = [
+    let changes: [(&str, ManifestChange); 17] = [
         ("schemaVersion", |m| m.schema_version = 2),
         ("name", |m| m.name = "demo2".into()),
         ("version", |m| m.version = "1.2.4".into()),
@@ -174,7 +178,7 @@ fn a_yaml_1_1_boolean_word_is_reported_as_a_hazard() {
 
 #[test]
 fn validate_refuses_each_rule() {
-    let cases: [(fn(&mut Manifest), &str); 22] = [
+    let cases: [(ManifestChange, &str); 22] = [
         (|m| m.schema_version = 2, "schemaVersion must be 1, got 2"),
         (|m| m.name = "demo_x".into(), "name \"demo_x\" invalid"),
         (|m| m.version = "01.4.2".into(), "must be MAJOR.MINOR.PATCH"),
@@ -287,7 +291,7 @@ fn spec() -> ToolSpec {
 
 #[test]
 fn toolspec_rules_refuse_each_case() {
-    let cases: [(fn(&mut ToolSpec), &str); 17] = [
+    let cases: [(SpecChange, &str); 17] = [
         (|s| s.base_url = "http://api.demo.test".into(), "must be https://<host>"),
         (|s| s.base_url = "https://api.demo.test:8443".into(), "no port"),
         (|s| s.base_url = "https://api.demo.test/".into(), "no port, path"),
@@ -334,7 +338,7 @@ fn toolspec_rules_refuse_each_case() {
 
 #[test]
 fn toolspecs_must_pair_with_their_manifest() {
-    let cases: [(fn(&mut ToolSpec, &mut Manifest), &str); 7] = [
+    let cases: [(PairChange, &str); 7] = [
         (
             |s, _| s.tools.pop().map(drop).unwrap_or(()),
             "in the manifest but not in the toolspec",
