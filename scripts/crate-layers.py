@@ -10,7 +10,7 @@ import sys
 LAYERS = {
     "gigmcp-hostpattern": 0,
     "gigmcp-types": 1,
-    "gigmcp-catalog": 1,
+    "gigmcp-catalog": 2,
     "gigmcp-default-plugins": 0,
     "gigmcp-dashboard": 0,
     "gigmcp-store": 2,

@@ -1,6 +1,8 @@
 // The "outside" HTTPS API for the egress tests (no dependencies; any Node >= 18).
-// Usage: node egress-upstream.js <cert.pem> <key.pem> <address> <port>
+// Usage: node egress-upstream.js <cert.pem> <key.pem> <address> <port> [<files dir>]
 // Routes:
+//   /files/NAME               the file NAME of <files dir> (404 when missing)
+//   /status/CODE              an empty answer with status CODE
 //   /echo                     {method, path, query, headers}: what arrived
 //   /reflect?header=NAME      the value of header NAME, back in the `x-reflected` header and in the body
 //   /download?bytes=N         N bytes of 'a'
@@ -10,7 +12,9 @@
 const https = require("https");
 const fs = require("fs");
 
-const [cert, key, address, port] = process.argv.slice(2);
+const path = require("path");
+
+const [cert, key, address, port, filesDir] = process.argv.slice(2);
 const server = https.createServer({ cert: fs.readFileSync(cert), key: fs.readFileSync(key) }, (req, res) => {
   const url = new URL(req.url, "https://upstream.invalid");
   process.stdout.write(
@@ -19,6 +23,21 @@ const server = https.createServer({ cert: fs.readFileSync(cert), key: fs.readFil
   let body = [];
   req.on("data", (c) => body.push(c));
   req.on("end", () => {
+    if (filesDir && url.pathname.startsWith("/files/")) {
+      const name = path.basename(decodeURIComponent(url.pathname.slice("/files/".length)));
+      return fs.readFile(path.join(filesDir, name), (err, data) => {
+        if (err) {
+          res.writeHead(404, { "content-type": "text/plain" });
+          return res.end("not found\n");
+        }
+        res.writeHead(200, { "content-type": "application/octet-stream" });
+        res.end(data);
+      });
+    }
+    if (url.pathname.startsWith("/status/")) {
+      res.writeHead(Number(url.pathname.slice("/status/".length)) || 500);
+      return res.end();
+    }
     if (url.pathname === "/download") {
       const n = Number(url.searchParams.get("bytes") || "0");
       res.writeHead(200, { "content-type": "application/octet-stream", "content-length": String(n) });

@@ -10,9 +10,10 @@ use serde::{Deserialize, Deserializer, Serialize};
 use thiserror::Error;
 
 use crate::gojson;
-use crate::manifest::{Manifest, PLACEHOLDER_DIGEST, version_key};
+use crate::manifest::{Manifest, version_key};
 use crate::signing::{PublicKey, SignatureError};
 use crate::toolspec::ToolSpec;
+use gigmcp_types::time::Civil;
 
 /// The most a fetched index or signature may weigh.
 pub const MAX_INDEX_BYTES: usize = 32 << 20;
@@ -242,46 +243,14 @@ impl Index {
     }
 }
 
-impl Manifest {
-    /// Whether the entry pins the all-zero placeholder digest: listed, never installable.
-    pub fn has_placeholder_digest(&self) -> bool {
-        self.image.digest == PLACEHOLDER_DIGEST
-    }
-}
-
 /// `YYYY-MM-DDTHH:MM:SSZ` → Unix seconds.
 pub fn parse_generated(text: &str) -> Option<i64> {
-    let b = text.as_bytes();
-    if b.len() != 20 || b[4] != b'-' || b[7] != b'-' || b[10] != b'T' || b[13] != b':' || b[16] != b':' || b[19] != b'Z'
-    {
-        return None;
-    }
-    let number = |range: std::ops::Range<usize>| -> Option<i64> {
-        let part = &text[range];
-        part.bytes().all(|c| c.is_ascii_digit()).then(|| part.parse().ok())?
-    };
-    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
-    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
-    let days_in_month = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if !(1..=12).contains(&month)
-        || day < 1
-        || day > days_in_month[month as usize - 1]
-        || hour > 23
-        || minute > 59
-        || second > 59
-    {
-        return None;
-    }
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(days * 86_400 + hour * 3600 + minute * 60 + second)
+    Civil::parse_rfc3339(text)?.to_unix()
+}
+
+/// Unix seconds → `YYYY-MM-DDTHH:MM:SSZ`.
+pub fn format_generated(unix: i64) -> String {
+    Civil::from_unix(unix).rfc3339()
 }
 
 /// A JSON object read into a map, refusing a key that appears twice (serde_json keeps the last).
@@ -309,27 +278,4 @@ where
         }
     }
     deserializer.deserialize_map(Unique(PhantomData))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn generated_times_parse_strictly() {
-        assert_eq!(parse_generated("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(parse_generated("2026-06-11T00:00:00Z"), Some(1_781_136_000));
-        assert_eq!(parse_generated("2024-02-29T12:00:01Z"), Some(1_709_208_001));
-        for bad in [
-            "2026-06-11T00:00:00+00:00",
-            "2026-06-11 00:00:00Z",
-            "2025-02-29T00:00:00Z",
-            "2026-13-01T00:00:00Z",
-            "2026-06-11T24:00:00Z",
-            "2026-06-11T00:00:00.5Z",
-            "",
-        ] {
-            assert_eq!(parse_generated(bad), None, "{bad}");
-        }
-    }
 }

@@ -161,6 +161,22 @@ impl Manifest {
         self.image.builder == "toolpack"
     }
 
+    /// What runs: `toolpack` (the gateway's own engine), `binary` (a static binary, builder `go-static` or
+    /// omitted), `node` or `python`.
+    pub fn kind(&self) -> &'static str {
+        match self.image.builder.as_str() {
+            "toolpack" => "toolpack",
+            "node" => "node",
+            "python" => "python",
+            _ => "binary",
+        }
+    }
+
+    /// Whether the entry pins the all-zero placeholder digest: listed, never installable.
+    pub fn has_placeholder_digest(&self) -> bool {
+        self.image.digest == PLACEHOLDER_DIGEST
+    }
+
     /// The schema's `Validate`: every error, not just the first.
     pub fn validate(&self) -> Vec<String> {
         let mut errors = Vec::new();

@@ -159,7 +159,7 @@ fn hashes_match_go_encoding_json() {
         return;
     }
     let support = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/support/catalog-go");
-    let json = std::process::Command::new("python3")
+    let json = std::process::Command::new("/usr/bin/python3")
         .arg(support.join("to-json.py"))
         .arg(fixtures())
         .arg(GENERATED)

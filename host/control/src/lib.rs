@@ -85,6 +85,8 @@ pub struct Parts {
     pub probe: Arc<dyn gigmcp_ops::ServerProbe>,
     /// Servers' state directories, removed with a server or profile when the caller confirms it.
     pub states: Arc<dyn gigmcp_ops::ServerStates>,
+    /// The signed catalog (`GIG_REGISTRY_*`).
+    pub catalog: Arc<gigmcp_ops::catalog::Catalog>,
 }
 
 /// What every control route shares.
@@ -113,6 +115,8 @@ pub struct ControlState {
     pub servers_dir: std::path::PathBuf,
     /// The dashboard's files.
     pub web: dashboard::WebFiles,
+    /// The signed catalog (`GIG_REGISTRY_*`).
+    pub catalog: Arc<gigmcp_ops::catalog::Catalog>,
 }
 
 /// The one error shape of the API: `{"error":{"code","message"}}`.
@@ -309,6 +313,7 @@ impl ControlState {
             default_limits: config.default_limits,
             servers_dir: config.servers_dir.clone(),
             web: config.web.clone(),
+            catalog: parts.catalog,
         }))
     }
 }

@@ -444,25 +444,11 @@ pub fn oidc_settings(env: &Env) -> Result<Option<OidcSettings>, ConfigError> {
         .filter(|s| !s.is_empty() && *s != "openid")
         .map(str::to_owned)
         .collect();
-    let extra_roots_pem = match env.get("GIG_OIDC_CA_FILE") {
-        None => None,
-        Some(path) => {
-            let pem = std::fs::read(path).map_err(|source| ConfigError::File {
-                name: "GIG_OIDC_CA_FILE",
-                path: path.to_owned(),
-                source,
-            })?;
-            let ok = reqwest::Certificate::from_pem_bundle(&pem).is_ok_and(|certs| !certs.is_empty());
-            if !ok {
-                return Err(ConfigError::Invalid {
-                    name: "GIG_OIDC_CA_FILE",
-                    value: path.to_owned(),
-                    hint: "give a file of PEM certificates (-----BEGIN CERTIFICATE-----) to trust for the provider",
-                });
-            }
-            Some(pem)
-        }
-    };
+    let extra_roots_pem = pem_roots(
+        env,
+        "GIG_OIDC_CA_FILE",
+        "give a file of PEM certificates (-----BEGIN CERTIFICATE-----) to trust for the provider",
+    )?;
     Ok(Some(OidcSettings {
         extra_roots_pem,
         issuer: env.get("GIG_OIDC_ISSUER").unwrap_or_default().to_owned(),
@@ -542,6 +528,69 @@ fn refuse_removed(env: &Env) -> Result<(), ConfigError> {
         }
     }
     Ok(())
+}
+
+/// Extra trusted roots from the PEM file a variable names (none when unset).
+fn pem_roots(env: &Env, name: &'static str, hint: &'static str) -> Result<Option<Vec<u8>>, ConfigError> {
+    let Some(path) = env.get(name) else {
+        return Ok(None);
+    };
+    let pem = std::fs::read(path).map_err(|source| ConfigError::File {
+        name,
+        path: path.to_owned(),
+        source,
+    })?;
+    if !reqwest::Certificate::from_pem_bundle(&pem).is_ok_and(|certs| !certs.is_empty()) {
+        return Err(ConfigError::Invalid {
+            name,
+            value: path.to_owned(),
+            hint,
+        });
+    }
+    Ok(Some(pem))
+}
+
+/// The signed catalog: `GIG_REGISTRY_INDEX_URL` and `GIG_REGISTRY_PUBKEY` together (or neither), and
+/// `GIG_REGISTRY_CA_FILE` for an index served under a private CA.
+pub fn catalog_source(env: &Env) -> Result<Option<gigmcp_ops::catalog::CatalogSource>, ConfigError> {
+    let (url, key) = match (env.get("GIG_REGISTRY_INDEX_URL"), env.get("GIG_REGISTRY_PUBKEY")) {
+        (None, None) => return Ok(None),
+        (Some(_), None) => {
+            return Err(ConfigError::Missing {
+                name: "GIG_REGISTRY_PUBKEY",
+                hint: "the registry's Ed25519 public key (64 hex characters) that signs index.json; \
+                       `gigmcp catalog keygen` prints one for a registry of your own",
+            });
+        }
+        (None, Some(_)) => {
+            return Err(ConfigError::Missing {
+                name: "GIG_REGISTRY_INDEX_URL",
+                hint: "the https:// or file:// URL of the registry's index.json (its signature is read from \
+                       the same URL with .sig appended)",
+            });
+        }
+        (Some(url), Some(key)) => (url, key),
+    };
+    let url = gigmcp_ops::catalog::IndexUrl::parse(url).map_err(|_| ConfigError::Invalid {
+        name: "GIG_REGISTRY_INDEX_URL",
+        value: url.to_owned(),
+        hint: "give an https:// URL or a file:// URL with an absolute path, of index.json",
+    })?;
+    let key = gigmcp_catalog::PublicKey::parse(key).map_err(|_| ConfigError::Invalid {
+        name: "GIG_REGISTRY_PUBKEY",
+        value: key.to_owned(),
+        hint: "give the Ed25519 public key as 64 hex characters",
+    })?;
+    let extra_roots_pem = pem_roots(
+        env,
+        "GIG_REGISTRY_CA_FILE",
+        "give a file of PEM certificates (-----BEGIN CERTIFICATE-----) to trust for the registry",
+    )?;
+    Ok(Some(gigmcp_ops::catalog::CatalogSource {
+        url,
+        key,
+        extra_roots_pem,
+    }))
 }
 
 #[cfg(test)]

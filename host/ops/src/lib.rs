@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 
+pub mod catalog;
 pub mod registry;
 mod server_input;
 pub mod state;

@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod catalog;
 pub mod credentials;
 pub mod metrics;
 mod migrations;

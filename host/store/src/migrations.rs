@@ -232,6 +232,18 @@ const MIGRATIONS: &[&str] = &[
             MAX(CAST(COALESCE(json_extract(detail, '$.duration_ms'), 0) * 1000 AS INTEGER))
         FROM audit_events WHERE kind = 'mcp.tool_call' AND time_ms >= (CAST(strftime('%s', 'now') AS INTEGER) - 8 * 86400) * 1000
         GROUP BY 1, 2, 3, 4;",
+    // 10: the signed catalog index last accepted, with its signature (checked again with the configured key
+    // whenever it is read). Its `generated` time and digest are the rollback high-water mark: an older index,
+    // or another one with the same time, is refused.
+    "CREATE TABLE catalog_index (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        raw BLOB NOT NULL,
+        signature TEXT NOT NULL,
+        generated INTEGER NOT NULL,
+        sha256 TEXT NOT NULL,
+        source TEXT NOT NULL,
+        accepted_at INTEGER NOT NULL
+    );",
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -255,6 +255,17 @@ impl TestGateway {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// A session of the control plane from a single-use login link (the API's own tests cover sessions):
+    /// its `gigmcp_session=…` cookie. `http` must not follow redirects.
+    pub async fn admin_cookie(&self, http: &reqwest::Client) -> String {
+        let printed = self.cli_ok(&["admin", "login-link"]);
+        let url = printed.trim();
+        let path = &url[url.find("/auth/link/").expect("a login URL")..];
+        let response = http.get(format!("http://{}{path}", self.addr)).send().await.unwrap();
+        let set_cookie = response.headers()["set-cookie"].to_str().unwrap();
+        set_cookie.split(';').next().unwrap().to_owned()
+    }
+
     /// Creates a profile and returns its token.
     pub fn create_profile(&self, slug: &str) -> String {
         let out = self.cli_ok(&["profile", "create", slug]);

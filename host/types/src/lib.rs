@@ -4,7 +4,7 @@
 //! Owns: validated names (`names`), row ids (`ids`), tokens (`token`), the server model (`server`), plugin kinds
 //! and component hashes (`plugin`), the policy hooks' vocabulary (`policy`), users' roles (`user`), audit events
 //! and their outcomes (`audit`), the credential model with its host patterns and reserved headers
-//! (`credential`), secrets as data and the master key (`secret`), and two small helpers (`sync`).
+//! (`credential`), secrets as data and the master key (`secret`), and small helpers (`sync`, `time`).
 //!
 //! Must never depend on another crate of the workspace: it is the bottom of the graph (docs/DESIGN.md).
 
@@ -20,5 +20,6 @@ pub mod policy;
 pub mod secret;
 pub mod server;
 pub mod sync;
+pub mod time;
 pub mod token;
 pub mod user;

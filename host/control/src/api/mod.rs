@@ -22,6 +22,7 @@ use gigmcp_types::user::ProfileAccess;
 use gigmcp_types::user::Role;
 
 pub mod audit;
+pub mod catalog;
 pub mod credentials;
 pub mod metrics;
 pub mod plugins;
@@ -178,6 +179,27 @@ pub fn api() -> Api {
             .query::<PageQuery>()
             .returns::<Page<servers::ServerView>>(200),
             get(servers::list),
+        )
+        .route(
+            Op::get(
+                "/api/catalog",
+                "listCatalog",
+                "catalog",
+                "The signed catalog's entries (their latest versions)",
+            )
+            .returns::<catalog::CatalogView>(200),
+            get(catalog::list),
+        )
+        .route(
+            Op::get(
+                "/api/catalog/{name}",
+                "getCatalogEntry",
+                "catalog",
+                "One catalog entry: what it runs, where it connects, its credential and tools",
+            )
+            .query::<catalog::EntryQuery>()
+            .returns::<catalog::CatalogEntryDetail>(200),
+            get(catalog::get),
         )
         .route(
             Op::post("/api/servers", "addServer", "servers", "Define a server (admins)")

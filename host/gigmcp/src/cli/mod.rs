@@ -2,6 +2,7 @@
 //! drive everything, and it shares the database with a running gateway, which picks up edits within a second.
 
 mod admin;
+mod catalog;
 mod plugin;
 mod vault;
 
@@ -63,6 +64,9 @@ enum Command {
     /// Administer the control plane: single-use login links for the web API (no identity provider needed).
     #[command(subcommand)]
     Admin(admin::AdminCommand),
+    /// The signed catalog: build and check a registry, and list what the configured one offers.
+    #[command(subcommand)]
+    Catalog(catalog::CatalogCommand),
     /// Serve the built-in echo MCP server on stdin/stdout (one tool, `echo`).
     McpEcho,
 }
@@ -204,6 +208,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plugin(command) => plugin::run(command, &Paths::from_env(&Env::from_process())?),
         Command::Credential(command) => vault::credential(command, &Paths::from_env(&Env::from_process())?),
         Command::Admin(command) => admin::admin(command, &Env::from_process()),
+        Command::Catalog(command) => catalog::run(command),
         Command::Vault(command) => vault::vault(command, &Paths::from_env(&Env::from_process())?),
     }
 }
@@ -564,6 +569,9 @@ fn prepare_demo(store: &Store) -> Result<String> {
     Ok(store.rotate_token(&slug)?.reveal().to_owned())
 }
 
+/// How often a running gateway fetches the catalog index (and once at start).
+const CATALOG_REFRESH: std::time::Duration = std::time::Duration::from_secs(3600);
+
 fn serve(dev: bool) -> Result<()> {
     let env = Env::from_process();
     let paths = Paths::from_env(&env)?;
@@ -584,6 +592,7 @@ fn serve(dev: bool) -> Result<()> {
     let http = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(10))
         .build()?;
+    let catalog = Arc::new(gigmcp_ops::catalog::Catalog::new(config::catalog_source(&env)?)?);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let mut launcher = Launcher::start(config.sandbox.clone())
@@ -599,6 +608,12 @@ fn serve(dev: bool) -> Result<()> {
         .context("cannot start the plugin host")?;
         tokio::spawn(gigmcp_plugins::watch(plugins.clone(), store.clone()));
         let audit = gigmcp_audit::AuditLog::start(store.clone(), plugins.clone(), config.paths.data_dir.clone());
+        tokio::spawn(gigmcp_ops::catalog::keep_fresh(
+            catalog.clone(),
+            store.clone(),
+            audit.clone(),
+            CATALOG_REFRESH,
+        ));
         let egress = gigmcp_egress::Proxy::start(
             egress_settings,
             store.clone(),
@@ -641,6 +656,7 @@ fn serve(dev: bool) -> Result<()> {
                     logs,
                 }),
                 states: Arc::new(crate::adapters::States(states)),
+                catalog,
             },
         )?;
         // The CLI's login links use the URL this gateway really serves at (the listener's port, not 0).

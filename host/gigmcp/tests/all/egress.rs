@@ -5,7 +5,7 @@
 //! endpoint and checks what the upstream received, what the jail saw, and what the audit log holds.
 //! Needs root, bubblewrap, iproute2, nftables, curl and Node 22 (`make test` installs them).
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use gigmcp_testkit::{Netns, TestGateway, run_python_client_in};
@@ -24,56 +24,14 @@ struct World {
     files: tempfile::TempDir,
 }
 
-/// The test CA and the upstream's certificate for its names, written as PEM files.
-fn make_certificates(dir: &std::path::Path) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "egress test CA");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
-    let ca_cert = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let names = vec![API.to_owned(), OTHER.to_owned(), "198.51.100.2".to_owned()];
-    let cert = rcgen::CertificateParams::new(names)
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
-    std::fs::write(dir.join("upstream.pem"), cert.pem()).unwrap();
-    std::fs::write(dir.join("upstream-key.pem"), key.serialize_pem()).unwrap();
-}
-
 /// The gateway's namespace, linked only to the "outside" namespace, where the HTTPS API listens.
 fn world() -> World {
     let (gw, outside) = gigmcp_testkit::linked_to_outside("eg", "eo");
 
     let files = tempfile::tempdir().unwrap();
-    make_certificates(files.path());
-    let upstream_log = files.path().join("upstream.log");
-    let script = gigmcp_testkit::repo_root().join("tests/support/egress-upstream.js");
-    let child = outside
-        .command()
-        .arg(gigmcp_testkit::node_bin())
-        .arg(&script)
-        .arg(files.path().join("upstream.pem"))
-        .arg(files.path().join("upstream-key.pem"))
-        .args(["198.51.100.2", "443"])
-        .stdout(std::fs::File::create(&upstream_log).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let upstream = gigmcp_testkit::Guard(child);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while !std::fs::read_to_string(&upstream_log)
-        .unwrap_or_default()
-        .contains("listening")
-    {
-        assert!(Instant::now() < deadline, "the test upstream did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    gigmcp_testkit::make_certificates(files.path(), &[API, OTHER, "198.51.100.2"]);
+    let (upstream, upstream_log) =
+        gigmcp_testkit::start_upstream(Some(&outside), files.path(), "198.51.100.2", 443, None);
     World {
         gw,
         _outside: outside,

@@ -5,6 +5,7 @@
 
 mod aggregation;
 mod api;
+mod catalog;
 mod cli;
 mod conformance;
 mod credentials;

@@ -846,29 +846,12 @@ async fn claims_released_only_at_userinfo_reach_the_mapper() {
 
 /// A test CA and a certificate of it for 127.0.0.1: (CA PEM path, certificate path, key path).
 fn tls_files(dir: &std::path::Path) -> (PathBuf, PathBuf, PathBuf) {
-    let ca_key = rcgen::KeyPair::generate().unwrap();
-    let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, "oidc test CA");
-    ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
-    ca_params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign];
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let issuer = rcgen::Issuer::new(ca_params, ca_key);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&key, &issuer)
-        .unwrap();
-    let paths = (
+    gigmcp_testkit::make_certificates(dir, &["127.0.0.1"]);
+    (
         dir.join("ca.pem"),
-        dir.join("provider.pem"),
-        dir.join("provider-key.pem"),
-    );
-    std::fs::write(&paths.0, ca.pem()).unwrap();
-    std::fs::write(&paths.1, cert.pem()).unwrap();
-    std::fs::write(&paths.2, key.serialize_pem()).unwrap();
-    paths
+        dir.join("upstream.pem"),
+        dir.join("upstream-key.pem"),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

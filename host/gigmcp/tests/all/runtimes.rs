@@ -148,16 +148,6 @@ async fn pypi_servers_install_from_wheels_and_run_on_the_system_python() {
     assert_time_server_answers(&gateway, token).await;
 }
 
-/// A session of the control plane from a single-use login link (the API's own tests cover sessions).
-async fn admin_cookie(gateway: &TestGateway, http: &reqwest::Client) -> String {
-    let printed = gateway.cli_ok(&["admin", "login-link"]);
-    let url = printed.trim();
-    let path = &url[url.find("/auth/link/").expect("a login URL")..];
-    let response = http.get(format!("http://{}{path}", gateway.addr)).send().await.unwrap();
-    let set_cookie = response.headers()["set-cookie"].to_str().unwrap();
-    set_cookie.split(';').next().unwrap().to_owned()
-}
-
 #[tokio::test]
 async fn the_rest_api_installs_npm_servers_with_the_clis_code() {
     let (gateway, servers) = gateway();
@@ -166,7 +156,7 @@ async fn the_rest_api_installs_npm_servers_with_the_clis_code() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let cookie = admin_cookie(&gateway, &http).await;
+    let cookie = gateway.admin_cookie(&http).await;
     let post = |body: Value| {
         http.post(format!("http://{}/api/servers", gateway.addr))
             .header("cookie", &cookie)
