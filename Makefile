@@ -6,11 +6,12 @@ LISTEN ?= 127.0.0.1:8080
 
 .PHONY: run test test-deps system-deps build lint bench web web-api test-web
 
-## Build and serve the demo profile (the built-in echo server) and the dashboard, printing how to connect a
-## client and a login link.
+## Build and serve the demo profile (the built-in echo server), the dashboard and a signed demo catalog (built
+## from tests/catalog/registry), printing how to connect a client, log in and install a catalog entry.
 run: system-deps plugins web
 	$(CARGO) build --locked -p gigmcp
-	GIG_DATA_DIR=$(DATA_DIR) GIG_LISTEN=$(LISTEN) ./target/debug/gigmcp serve --dev
+	env $$(scripts/demo-catalog.sh $(DATA_DIR) ./target/debug/gigmcp) GIG_DATA_DIR=$(DATA_DIR) GIG_LISTEN=$(LISTEN) \
+	  ./target/debug/gigmcp serve --dev
 
 ## Install what the tests need (bubblewrap, chromium, pinned npm servers, Node 22, a Python venv) and build the
 ## dashboard while the workspace compiles (scripts/test-build.sh), then run every test.

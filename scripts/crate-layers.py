@@ -11,6 +11,7 @@ LAYERS = {
     "gigmcp-hostpattern": 0,
     "gigmcp-types": 1,
     "gigmcp-catalog": 2,
+    "gigmcp-toolpack": 3,
     "gigmcp-default-plugins": 0,
     "gigmcp-dashboard": 0,
     "gigmcp-store": 2,

@@ -2,7 +2,8 @@
 """Runs a list of tool calls in one MCP session and prints every outcome.
 
 Reads a JSON list of {"tool": NAME, "arguments": {...}} from --calls (a JSON string) and calls them in
-order. Prints one JSON object: {"results": [{"tool", "text", "is_error", "error"}...]}. Exits 0 when the
+order (after listing the tools, with --list-tools). Prints one JSON object: {"results": [{"tool", "text",
+"is_error", "error"}...], "tools": [{"name", "inputSchema"}...]}. Exits 0 when the
 session itself worked, whatever the calls returned: judging them is the caller's business.
 
 Usage:
@@ -24,6 +25,9 @@ async def calls(args: Any, r: Results) -> None:
     plan = json.loads(args.calls)
     out = []
     async with connect(args) as client:
+        if args.list_tools:
+            listed = await client.list_tools()
+            r.data["tools"] = [{"name": t.name, "description": t.description, "inputSchema": getattr(t, "inputSchema", None) or getattr(t, "input_schema", None)} for t in listed.tools]
         for call in plan:
             entry: dict[str, Any] = {"tool": call["tool"]}
             try:
@@ -40,6 +44,7 @@ async def calls(args: Any, r: Results) -> None:
 def main() -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--calls", required=True, help="JSON list of {tool, arguments}")
+    parser.add_argument("--list-tools", action="store_true", help="also list the tools first (data.tools)")
     args = parser.parse_args()
     setup_logging(args.verbose)
     r = Results(script="call_tools")

@@ -2,7 +2,11 @@
 // Usage: node egress-upstream.js <cert.pem> <key.pem> <address> <port> [<files dir>]
 // Routes:
 //   /files/NAME               the file NAME of <files dir> (404 when missing)
-//   /status/CODE              an empty answer with status CODE
+//   /status/CODE              an empty answer with status CODE (a short JSON body unless CODE is 204)
+//   /redirect?to=URL          302 to URL
+//   /image                    a PNG image
+//   /link                     JSON with a Link header for the next page
+//   /text?bytes=N             N bytes of text/plain
 //   /echo                     {method, path, query, headers}: what arrived
 //   /reflect?header=NAME      the value of header NAME, back in the `x-reflected` header and in the body
 //   /download?bytes=N         N bytes of 'a'
@@ -35,8 +39,29 @@ const server = https.createServer({ cert: fs.readFileSync(cert), key: fs.readFil
       });
     }
     if (url.pathname.startsWith("/status/")) {
-      res.writeHead(Number(url.pathname.slice("/status/".length)) || 500);
+      const code = Number(url.pathname.slice("/status/".length)) || 500;
+      if (code === 204) {
+        res.writeHead(204);
+        return res.end();
+      }
+      res.writeHead(code, { "content-type": "application/json" });
+      return res.end(JSON.stringify({ status: code }));
+    }
+    if (url.pathname === "/redirect") {
+      res.writeHead(302, { location: url.searchParams.get("to") || "/" });
       return res.end();
+    }
+    if (url.pathname === "/image") {
+      res.writeHead(200, { "content-type": "image/png" });
+      return res.end(Buffer.from("89504e470d0a1a0a", "hex"));
+    }
+    if (url.pathname === "/link") {
+      res.writeHead(200, { "content-type": "application/json", link: '<https://' + req.headers.host + '/link?page=2>; rel="next"' });
+      return res.end("[1,2]");
+    }
+    if (url.pathname === "/text") {
+      res.writeHead(200, { "content-type": "text/plain; charset=utf-8" });
+      return res.end("a".repeat(Number(url.searchParams.get("bytes") || "0")));
     }
     if (url.pathname === "/download") {
       const n = Number(url.searchParams.get("bytes") || "0");

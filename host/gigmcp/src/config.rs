@@ -530,6 +530,33 @@ fn refuse_removed(env: &Env) -> Result<(), ConfigError> {
     Ok(())
 }
 
+/// `GIG_INSTALL`: catalog refs (`name`, `name@version`, `sha256:<digest>`), comma separated, installed at
+/// start-up with consent. Needs a catalog.
+pub fn catalog_installs(env: &Env, catalog: bool) -> Result<Vec<String>, ConfigError> {
+    let Some(text) = env.get("GIG_INSTALL") else {
+        return Ok(Vec::new());
+    };
+    if !catalog {
+        return Err(ConfigError::Invalid {
+            name: "GIG_INSTALL",
+            value: text.to_owned(),
+            hint: "installing from the catalog needs GIG_REGISTRY_INDEX_URL and GIG_REGISTRY_PUBKEY",
+        });
+    }
+    let references: Vec<String> = text.split(',').map(str::trim).map(str::to_owned).collect();
+    if references
+        .iter()
+        .any(|r| r.is_empty() || r.contains(char::is_whitespace))
+    {
+        return Err(ConfigError::Invalid {
+            name: "GIG_INSTALL",
+            value: text.to_owned(),
+            hint: "give catalog refs separated by commas: name, name@version or sha256:<digest>",
+        });
+    }
+    Ok(references)
+}
+
 /// Extra trusted roots from the PEM file a variable names (none when unset).
 fn pem_roots(env: &Env, name: &'static str, hint: &'static str) -> Result<Option<Vec<u8>>, ConfigError> {
     let Some(path) = env.get(name) else {
@@ -596,6 +623,24 @@ pub fn catalog_source(env: &Env) -> Result<Option<gigmcp_ops::catalog::CatalogSo
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gig_install_needs_a_catalog_and_well_formed_refs() {
+        assert_eq!(
+            catalog_installs(&Env::from_pairs(&[]), false).unwrap(),
+            Vec::<String>::new()
+        );
+        let env = Env::from_pairs(&[("GIG_INSTALL", "newsfeed, pubsub@1.5.0")]);
+        assert_eq!(catalog_installs(&env, true).unwrap(), ["newsfeed", "pubsub@1.5.0"]);
+        assert!(
+            catalog_installs(&env, false)
+                .unwrap_err()
+                .to_string()
+                .contains("GIG_REGISTRY_INDEX_URL")
+        );
+        let env = Env::from_pairs(&[("GIG_INSTALL", "newsfeed,,pubsub")]);
+        assert!(catalog_installs(&env, true).unwrap_err().to_string().contains("comma"));
+    }
 
     #[test]
     fn every_path_setting_is_made_absolute_once() {

@@ -7,8 +7,6 @@ use std::io::{BufRead, Write};
 
 use serde_json::{Value, json};
 
-const SUPPORTED_VERSIONS: &[&str] = &["2025-11-25", "2025-06-18", "2025-03-26", "2024-11-05"];
-
 pub fn run() -> std::io::Result<()> {
     // What a server's log shows of it (stderr is the MCP stdio transport's place for logs).
     eprintln!(
@@ -50,11 +48,7 @@ pub fn handle_line(line: &str) -> Option<Value> {
     let result = match method {
         "initialize" => {
             let asked = params.get("protocolVersion").and_then(Value::as_str).unwrap_or("");
-            let version = SUPPORTED_VERSIONS
-                .iter()
-                .find(|v| **v == asked)
-                .copied()
-                .unwrap_or(SUPPORTED_VERSIONS[0]);
+            let version = gigmcp_types::mcp::negotiate(asked);
             json!({
                 "protocolVersion": version,
                 "capabilities": {"tools": {}},

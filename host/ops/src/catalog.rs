@@ -18,6 +18,7 @@ use gigmcp_catalog::index::{MAX_INDEX_BYTES, format_generated};
 use gigmcp_catalog::{Index, IndexError, PublicKey};
 use gigmcp_store::catalog::{Accepted, CatalogStoreError, NewIndex};
 use gigmcp_store::{Store, StoreError};
+use gigmcp_types::report::error_chain;
 
 /// A fetch of the index or its signature gives up after this long.
 const FETCH_TIMEOUT: Duration = Duration::from_secs(30);
@@ -179,6 +180,7 @@ impl Catalog {
             .catalog_accept(&NewIndex {
                 raw: &raw,
                 signature: &signature,
+                public_key: &source.key.to_hex(),
                 generated: index.generated_unix(),
                 sha256: &sha256,
                 source: &url,
@@ -204,25 +206,43 @@ impl Catalog {
         })
     }
 
-    /// The index accepted last, verified again with the configured key.
+    /// The index accepted last, verified again: with the configured key, or without configuration (a CLI
+    /// run beside a gateway that has it) with the key it was accepted under.
     pub fn current(&self, store: &Store) -> Result<Arc<Index>, CatalogError> {
-        let source = self.source.as_ref().ok_or(CatalogError::NotConfigured)?;
-        let stored = store.catalog_index()?.ok_or_else(|| {
-            CatalogError::NoIndex(format!(
+        let stored = store.catalog_index()?.ok_or_else(|| match &self.source {
+            Some(source) => CatalogError::NoIndex(format!(
                 "the gateway fetches {} at start-up; `gigmcp catalog refresh` fetches it now",
                 source.url
-            ))
+            )),
+            None => CatalogError::NotConfigured,
         })?;
+        let key = match &self.source {
+            Some(source) => source.key,
+            None => PublicKey::parse(&stored.public_key)
+                .map_err(|e| CatalogError::StoredUntrusted(IndexError::Invalid(e.to_string())))?,
+        };
         let mut parsed = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
         if let Some((sha256, index)) = parsed.as_ref()
             && *sha256 == stored.sha256
         {
             return Ok(index.clone());
         }
-        let index =
-            Arc::new(Index::open(&stored.raw, &stored.signature, &source.key).map_err(CatalogError::StoredUntrusted)?);
+        let index = Arc::new(Index::open(&stored.raw, &stored.signature, &key).map_err(CatalogError::StoredUntrusted)?);
         *parsed = Some((stored.sha256, index.clone()));
         Ok(index)
+    }
+
+    /// The source of the index in use: the configured URL, or the one the stored index came from.
+    pub fn source_url(&self, store: &Store) -> String {
+        match &self.source {
+            Some(source) => source.url.to_string(),
+            None => store
+                .catalog_index()
+                .ok()
+                .flatten()
+                .map(|s| s.source)
+                .unwrap_or_default(),
+        }
     }
 
     async fn fetch(&self, url: &IndexUrl) -> Result<Vec<u8>, CatalogError> {
@@ -272,15 +292,28 @@ impl Catalog {
 /// Fetches the index at start and then every `every`, for as long as the gateway runs. A newly accepted index
 /// and every refused one (a bad signature, a rollback, a malformed index) are audited as `catalog.refresh`;
 /// an unreachable registry is only logged (the stored index stays in use).
-pub async fn keep_fresh(catalog: Arc<Catalog>, store: Arc<Store>, audit: gigmcp_audit::AuditLog, every: Duration) {
+/// `installs` (`GIG_INSTALL`) are installed, with consent, once the first fetch is done (from the index
+/// accepted before if the registry does not answer).
+pub async fn keep_fresh(
+    catalog: Arc<Catalog>,
+    store: Arc<Store>,
+    audit: gigmcp_audit::AuditLog,
+    every: Duration,
+    installs: Installs,
+) {
     use gigmcp_types::audit::{NewAuditEvent, Outcome};
     if catalog.source.is_none() {
         return;
     }
     let mut ticks = tokio::time::interval(every);
+    let mut installs = Some(installs);
     loop {
         ticks.tick().await;
-        let (outcome, detail) = match catalog.refresh(&store).await {
+        let refreshed = catalog.refresh(&store).await;
+        if let Some(installs) = installs.take() {
+            install_at_start(&catalog, &store, &audit, &installs);
+        }
+        let (outcome, detail) = match refreshed {
             Ok(Refreshed {
                 accepted: Accepted::Unchanged,
                 ..
@@ -318,16 +351,56 @@ pub async fn keep_fresh(catalog: Arc<Catalog>, store: Arc<Store>, audit: gigmcp_
     }
 }
 
-/// An error and its causes, so "error sending request" says which (TLS, DNS, refused…).
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(inner) = cause {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        cause = inner.source();
+/// What `GIG_INSTALL` asks for: catalog refs, installed at start-up with consent, each as a server named after
+/// its entry.
+#[derive(Debug, Clone, Default)]
+pub struct Installs {
+    pub references: Vec<String>,
+    pub servers_dir: PathBuf,
+}
+
+fn install_at_start(catalog: &Catalog, store: &Store, audit: &gigmcp_audit::AuditLog, installs: &Installs) {
+    if installs.references.is_empty() {
+        return;
     }
-    text
+    let index = match catalog.current(store) {
+        Ok(index) => index,
+        Err(error) => {
+            tracing::error!("GIG_INSTALL: no catalog to install from: {error}");
+            return;
+        }
+    };
+    let ops = crate::Ops {
+        store,
+        actor: crate::Actor::Operator,
+        audit: Some(audit),
+    };
+    for reference in &installs.references {
+        let installed = index
+            .resolve(reference)
+            .map_err(|e| crate::OpsError::NotFound(e.to_string()))
+            .and_then(|manifest| Ok(gigmcp_types::names::ServerName::parse(&manifest.name)?))
+            .and_then(|name| {
+                ops.install_from_catalog(
+                    &index,
+                    &crate::install::CatalogInstall {
+                        name: &name,
+                        reference,
+                        base_url: None,
+                        consent: true,
+                        servers_dir: &installs.servers_dir,
+                    },
+                )
+            });
+        match installed {
+            Ok(outcome) => tracing::info!(
+                server = %outcome.def.name,
+                action = ?outcome.action,
+                "GIG_INSTALL: installed {reference}"
+            ),
+            Err(error) => tracing::error!("GIG_INSTALL: cannot install {reference}: {error}"),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@
 use std::collections::HashMap;
 
 pub mod catalog;
+pub mod install;
 pub mod registry;
 mod server_input;
 pub mod state;
@@ -567,6 +568,7 @@ fn spec_kind(spec: &ServerSpec) -> &'static str {
         ServerSpec::Stdio { package: Some(_), .. } => "package",
         ServerSpec::Stdio { .. } => "stdio",
         ServerSpec::Builtin { .. } => "builtin",
+        ServerSpec::Toolpack { .. } => "toolpack",
         ServerSpec::Http { .. } => "http",
     }
 }
@@ -664,6 +666,19 @@ pub struct CredentialInput<'a> {
     pub env_name: Option<&'a str>,
 }
 
+/// The definition a catalog toolpack's manifest gave credential `name` of `server`, if it is one.
+pub fn catalog_credential(
+    store: &Store,
+    server: &str,
+    name: &str,
+) -> Result<Option<gigmcp_types::server::ToolpackCredential>, OpsError> {
+    let def = store.server(&ServerName::parse(server)?)?;
+    Ok(match def.spec {
+        ServerSpec::Toolpack { toolpack, .. } => toolpack.credentials.into_iter().find(|c| c.id == name),
+        _ => None,
+    })
+}
+
 /// Parses a credential's definition; the variable defaults to the name upper-cased with `_TOKEN`.
 pub fn credential_spec(input: &CredentialInput<'_>) -> Result<CredentialSpec, OpsError> {
     use gigmcp_types::credential::{EnvName, Format, HeaderName, HostList};
@@ -695,6 +710,9 @@ pub fn set_egress(store: &Store, name: &ServerName, egress: Vec<String>) -> Resu
     match &mut def.spec {
         ServerSpec::Stdio { egress: list, .. } | ServerSpec::Builtin { egress: list, .. } => *list = egress,
         ServerSpec::Http { .. } => return Err(gigmcp_types::server::SpecError::EgressOnRemote(name.to_string()).into()),
+        ServerSpec::Toolpack { .. } => {
+            return Err(gigmcp_types::server::SpecError::EgressOfToolpack(name.to_string()).into());
+        }
     }
     store.set_server_spec(name, &def.spec)?;
     Ok(def)

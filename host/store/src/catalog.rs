@@ -14,6 +14,8 @@ use crate::{Store, StoreError, now};
 pub struct StoredIndex {
     pub raw: Vec<u8>,
     pub signature: String,
+    /// The key (hex) the signature was checked with when the index was accepted.
+    pub public_key: String,
     /// Unix seconds.
     pub generated: i64,
     pub sha256: String,
@@ -26,6 +28,7 @@ pub struct StoredIndex {
 pub struct NewIndex<'a> {
     pub raw: &'a [u8],
     pub signature: &'a str,
+    pub public_key: &'a str,
     pub generated: i64,
     pub sha256: &'a str,
     pub source: &'a str,
@@ -66,16 +69,18 @@ impl Store {
         Ok(self
             .lock()
             .query_row(
-                "SELECT raw, signature, generated, sha256, source, accepted_at FROM catalog_index WHERE id = 1",
+                "SELECT raw, signature, public_key, generated, sha256, source, accepted_at FROM catalog_index
+                 WHERE id = 1",
                 [],
                 |r| {
                     Ok(StoredIndex {
                         raw: r.get(0)?,
                         signature: r.get(1)?,
-                        generated: r.get(2)?,
-                        sha256: r.get(3)?,
-                        source: r.get(4)?,
-                        accepted_at: r.get(5)?,
+                        public_key: r.get(2)?,
+                        generated: r.get(3)?,
+                        sha256: r.get(4)?,
+                        source: r.get(5)?,
+                        accepted_at: r.get(6)?,
                     })
                 },
             )
@@ -107,17 +112,18 @@ impl Store {
             }
         }
         tx.execute(
-            "INSERT INTO catalog_index (id, raw, signature, generated, sha256, source, accepted_at)
-             VALUES (1, ?1, ?2, ?3, ?4, ?5, ?6)
-             ON CONFLICT (id) DO UPDATE SET raw = ?1, signature = ?2, generated = ?3, sha256 = ?4, source = ?5,
-                 accepted_at = ?6",
+            "INSERT INTO catalog_index (id, raw, signature, public_key, generated, sha256, source, accepted_at)
+             VALUES (1, ?1, ?2, ?7, ?3, ?4, ?5, ?6)
+             ON CONFLICT (id) DO UPDATE SET raw = ?1, signature = ?2, public_key = ?7, generated = ?3,
+                 sha256 = ?4, source = ?5, accepted_at = ?6",
             rusqlite::params![
                 index.raw,
                 index.signature,
                 index.generated,
                 index.sha256,
                 index.source,
-                now()
+                now(),
+                index.public_key
             ],
         )?;
         tx.commit()?;
@@ -133,6 +139,7 @@ mod tests {
         NewIndex {
             raw: sha256.as_bytes(),
             signature: "sig",
+            public_key: "key",
             generated,
             sha256,
             source: "file:///index.json",

@@ -16,6 +16,7 @@ pub mod credentials;
 pub mod metrics;
 mod migrations;
 pub mod plugins;
+pub mod tools;
 pub mod users;
 
 use std::path::Path;
@@ -336,16 +337,7 @@ impl Store {
     pub fn add_server_to_profile(&self, slug: &ProfileSlug, server: &ServerName) -> Result<(), StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction()?;
-        let profile_id: i64 = tx
-            .query_row("SELECT id FROM profiles WHERE slug = ?1", [slug.as_str()], |r| r.get(0))
-            .optional()?
-            .ok_or_else(|| StoreError::NoProfile(slug.clone()))?;
-        let server_id: i64 = tx
-            .query_row("SELECT id FROM servers WHERE name = ?1", [server.as_str()], |r| {
-                r.get(0)
-            })
-            .optional()?
-            .ok_or_else(|| StoreError::NoServer(server.clone()))?;
+        let (profile_id, server_id) = profile_and_server_ids(&tx, slug, server)?;
         let inserted = tx.execute(
             "INSERT INTO profile_servers (profile_id, server_id, position)
              SELECT ?1, ?2, COALESCE(MAX(position), 0) + 1 FROM profile_servers WHERE profile_id = ?1
@@ -458,6 +450,32 @@ impl Store {
                 p.servers.push(def);
             }
         }
+        // A profile's tool switches are part of what it serves: each profile's copy of a toolpack lists its
+        // tools as on or off for that profile, so a switch reconfigures the profile as any edit does.
+        let mut stmt = conn.prepare(
+            "SELECT t.profile_id, s.name, t.tool, t.enabled FROM profile_tools t JOIN servers s ON s.id = t.server_id",
+        )?;
+        let rows = stmt.query_map([], |r| {
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, String>(2)?,
+                r.get::<_, bool>(3)?,
+            ))
+        })?;
+        for row in rows {
+            let (profile_id, server, tool, enabled) = row?;
+            let Some(profile) = profiles.iter_mut().find(|p| p.id.0 == profile_id) else {
+                continue;
+            };
+            for def in profile.servers.iter_mut().filter(|d| d.name.as_str() == server) {
+                if let ServerSpec::Toolpack { toolpack, .. } = &mut def.spec {
+                    for t in toolpack.tools.iter_mut().filter(|t| t.name == tool) {
+                        t.default = enabled;
+                    }
+                }
+            }
+        }
         Ok(profiles)
     }
 }
@@ -497,6 +515,25 @@ fn decode_server((name, prefix, per_session, spec): ServerRow) -> Result<ServerD
         spec: serde_json::from_str::<ServerSpec>(&spec)
             .map_err(|e| StoreError::Corrupt(format!("server {name}: stored definition is corrupt: {e}")))?,
     })
+}
+
+/// The row ids of a profile and a server, each missing one named in the error.
+fn profile_and_server_ids(
+    tx: &rusqlite::Transaction<'_>,
+    slug: &ProfileSlug,
+    server: &ServerName,
+) -> Result<(i64, i64), StoreError> {
+    let profile_id: i64 = tx
+        .query_row("SELECT id FROM profiles WHERE slug = ?1", [slug.as_str()], |r| r.get(0))
+        .optional()?
+        .ok_or_else(|| StoreError::NoProfile(slug.clone()))?;
+    let server_id: i64 = tx
+        .query_row("SELECT id FROM servers WHERE name = ?1", [server.as_str()], |r| {
+            r.get(0)
+        })
+        .optional()?
+        .ok_or_else(|| StoreError::NoServer(server.clone()))?;
+    Ok((profile_id, server_id))
 }
 
 fn parse_stored<T>(parsed: Result<T, gigmcp_types::names::NameError>) -> Result<T, StoreError> {

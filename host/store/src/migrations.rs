@@ -232,17 +232,27 @@ const MIGRATIONS: &[&str] = &[
             MAX(CAST(COALESCE(json_extract(detail, '$.duration_ms'), 0) * 1000 AS INTEGER))
         FROM audit_events WHERE kind = 'mcp.tool_call' AND time_ms >= (CAST(strftime('%s', 'now') AS INTEGER) - 8 * 86400) * 1000
         GROUP BY 1, 2, 3, 4;",
-    // 10: the signed catalog index last accepted, with its signature (checked again with the configured key
-    // whenever it is read). Its `generated` time and digest are the rollback high-water mark: an older index,
-    // or another one with the same time, is refused.
+    // 10: the signed catalog index last accepted, with its signature and the key it was checked with (checked
+    // again whenever it is read). Its `generated` time and digest are the rollback high-water mark: an older
+    // index, or another one with the same time, is refused.
     "CREATE TABLE catalog_index (
         id INTEGER PRIMARY KEY CHECK (id = 1),
         raw BLOB NOT NULL,
         signature TEXT NOT NULL,
+        public_key TEXT NOT NULL,
         generated INTEGER NOT NULL,
         sha256 TEXT NOT NULL,
         source TEXT NOT NULL,
         accepted_at INTEGER NOT NULL
+    );",
+    // 11: per-profile tool switches: a tool a server hides by default (a catalog tool with `default: false`)
+    // enabled for one profile, or a default tool disabled for it.
+    "CREATE TABLE profile_tools (
+        profile_id INTEGER NOT NULL REFERENCES profiles(id) ON DELETE CASCADE,
+        server_id INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+        tool TEXT NOT NULL,
+        enabled INTEGER NOT NULL,
+        PRIMARY KEY (profile_id, server_id, tool)
     );",
 ];
 

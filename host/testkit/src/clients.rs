@@ -51,6 +51,31 @@ pub fn run_python_client_in(netns: Option<&Netns>, script: &str, args: &[&str]) 
     (status.is_some_and(|s| s.success()), stdout, stderr)
 }
 
+/// Runs tool calls in one session of the Python SDK client (`call_tools.py`), from `netns` when given, listing
+/// the tools first with `list_tools`; returns the client's `data`: `results` (`tool`, `text`, `is_error` or
+/// `error`, one per call) and, when listed, `tools` (`name`, `description`, `inputSchema`).
+pub fn call_tools_in(
+    netns: Option<&Netns>,
+    url: &str,
+    token: &str,
+    calls: &[(&str, Value)],
+    list_tools: bool,
+) -> Value {
+    let plan: Vec<Value> = calls
+        .iter()
+        .map(|(tool, args)| json!({"tool": tool, "arguments": args}))
+        .collect();
+    let plan = serde_json::to_string(&plan).unwrap();
+    let mut args = vec!["--url", url, "--token", token, "--calls", &plan, "--timeout", "120"];
+    if list_tools {
+        args.push("--list-tools");
+    }
+    let (ok, stdout, stderr) = run_python_client_in(netns, "call_tools.py", &args);
+    assert!(ok, "client failed\n{stdout}\n{stderr}");
+    let out: Value = serde_json::from_str(&stdout).unwrap();
+    out["data"].clone()
+}
+
 /// The `error.code` of the REST API's error envelope, or `<none>` when the body has none.
 pub fn error_code(body: &Value) -> &str {
     body["error"]["code"].as_str().unwrap_or("<none>")

@@ -52,8 +52,94 @@ pub enum ServerSpec {
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         egress: Vec<String>,
     },
+    /// A toolpack of the signed catalog: the gateway's own engine (`gigmcp mcp-toolpack`) serving the entry's
+    /// toolspec in a sandbox, its configuration file mounted read-only.
+    Toolpack {
+        toolpack: Box<Toolpack>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limits: Option<Limits>,
+        /// The hosts it may reach: the manifest's egress list (plus a `--base-url` host).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        egress: Vec<String>,
+    },
     /// A streamable-HTTP MCP server.
     Http { url: String },
+}
+
+/// Where the configuration of a toolpack's engine appears inside its jail.
+pub const TOOLPACK_CONFIG_PATH: &str = "/etc/gigmcp/toolpack.json";
+
+/// A catalog entry installed as a toolpack: what was installed, what was consented to, and what the engine
+/// reads.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Toolpack {
+    /// The catalog entry's name and version.
+    pub entry: String,
+    pub version: String,
+    /// The image digest the index pins for it (identifies the entry; a toolpack runs no image).
+    pub digest: String,
+    /// The manifest's `RuntimeHash`: what runs and where it may connect.
+    pub runtime_hash: String,
+    /// The `RuntimeHash` the operator consented to. The server does not start while it differs from
+    /// `runtime_hash` (an upgrade that changed egress, credentials or tools waits for `server consent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consented_hash: Option<String>,
+    /// The per-install base URL (`--base-url`) for tenant hosts, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
+    /// The engine's configuration (manifest, toolspec, base URL), written at install, content-addressed.
+    pub config: PathBuf,
+    /// The configuration consented to, while an upgrade waits for consent (what `server consent` compares).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consented_config: Option<PathBuf>,
+    /// The credentials the entry declares, defined at install: the operator supplies only the secret.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub credentials: Vec<ToolpackCredential>,
+    /// Every tool, and whether it is exposed by default (the others are enabled per profile).
+    pub tools: Vec<ToolpackTool>,
+}
+
+impl Toolpack {
+    pub fn consented(&self) -> bool {
+        self.consented_hash.as_deref() == Some(self.runtime_hash.as_str())
+    }
+
+    /// The tools a profile may use: the default ones, then the profile's switches (tool → enabled) applied.
+    /// (A profile's copy of the definition has its switches applied already: `Store::profile_configs`.)
+    pub fn enabled_tools(&self, switches: &BTreeMap<String, bool>) -> Vec<String> {
+        self.tools
+            .iter()
+            .filter(|t| switches.get(&t.name).copied().unwrap_or(t.default))
+            .map(|t| t.name.clone())
+            .collect()
+    }
+}
+
+/// A credential definition taken from a catalog manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolpackCredential {
+    /// The manifest's credential id, used as the credential's name.
+    pub id: String,
+    /// `api_key`, `basic`, `oauth2`…
+    pub kind: String,
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub vendor: String,
+    pub header: String,
+    /// With `{secret}` where the secret goes.
+    pub format: String,
+    /// The hosts it may be sent to, in the credentials' host grammar.
+    pub hosts: Vec<String>,
+    /// The variable carrying its placeholder into the jail.
+    pub env: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolpackTool {
+    pub name: String,
+    pub default: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -66,8 +152,38 @@ impl ServerSpec {
     /// The hosts the server declares (`--egress`); a remote HTTP server declares none (it is not sandboxed).
     pub fn egress(&self) -> &[String] {
         match self {
-            Self::Stdio { egress, .. } | Self::Builtin { egress, .. } => egress,
+            Self::Stdio { egress, .. } | Self::Builtin { egress, .. } | Self::Toolpack { egress, .. } => egress,
             Self::Http { .. } => &[],
+        }
+    }
+}
+
+impl ServerSpec {
+    /// How it is reached and what runs, for listings: (`stdio`, `builtin`, `toolpack` or `http`; the command,
+    /// built-in, catalog entry or URL).
+    pub fn describe(&self) -> (&'static str, String) {
+        match self {
+            Self::Stdio { command, args, .. } => {
+                ("stdio", format!("{command} {}", args.join(" ")).trim_end().to_owned())
+            }
+            Self::Builtin { builtin, .. } => ("builtin", format!("built-in {}", builtin.subcommand())),
+            Self::Toolpack { toolpack, .. } => {
+                let consent = if toolpack.consented() {
+                    ""
+                } else {
+                    " (waits for consent)"
+                };
+                let base = toolpack
+                    .base_url
+                    .as_deref()
+                    .map(|u| format!(" at {u}"))
+                    .unwrap_or_default();
+                (
+                    "toolpack",
+                    format!("catalog {}@{}{base}{consent}", toolpack.entry, toolpack.version),
+                )
+            }
+            Self::Http { url } => ("http", url.clone()),
         }
     }
 }
@@ -121,6 +237,11 @@ pub enum SpecError {
     Egress(String, String),
     #[error("server {0} is a remote HTTP server: it does not run behind the egress proxy, so it has no egress list")]
     EgressOnRemote(String),
+    #[error(
+        "server {0} is a catalog toolpack: its egress is its manifest's, consented to at install; install another \
+         version (or another --base-url) to change it"
+    )]
+    EgressOfToolpack(String),
 }
 
 /// Parses an `--egress` list (comma separated; empty clears it) into canonical rules with the same grammar as the

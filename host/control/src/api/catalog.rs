@@ -102,7 +102,7 @@ pub struct EntryQuery {
 pub async fn list(State(state): State<Arc<ControlState>>, _caller: Caller) -> Result<Json<CatalogView>, ApiError> {
     blocking(&state, |state| {
         let index = current(state)?;
-        let source = state.catalog.source().map(|s| s.url.to_string()).unwrap_or_default();
+        let source = state.catalog.source_url(&state.store);
         Ok(Json(CatalogView {
             source,
             generated: index.generated.clone(),
@@ -132,7 +132,7 @@ pub async fn get(
     .await
 }
 
-fn current(state: &ControlState) -> Result<Arc<Index>, ApiError> {
+pub fn current(state: &ControlState) -> Result<Arc<Index>, ApiError> {
     state.catalog.current(&state.store).map_err(|e| match e {
         CatalogError::NotConfigured | CatalogError::NoIndex(_) => {
             ApiError::new(http::StatusCode::NOT_FOUND, "no_catalog", e.to_string())

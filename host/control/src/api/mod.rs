@@ -202,6 +202,37 @@ pub fn api() -> Api {
             get(catalog::get),
         )
         .route(
+            Op::post(
+                "/api/servers/{name}/consent",
+                "consentServer",
+                "servers",
+                "Consent to the runtime a catalog toolpack was upgraded to (admins)",
+            )
+            .returns::<servers::Consented>(200),
+            post(servers::consent),
+        )
+        .route(
+            Op::get(
+                "/api/profiles/{slug}/tool-switches",
+                "listToolSwitches",
+                "profiles",
+                "The catalog tools of the profile's toolpacks, on or off",
+            )
+            .returns::<Vec<gigmcp_ops::install::ProfileTool>>(200),
+            get(profiles::tools_switches),
+        )
+        .route(
+            Op::post(
+                "/api/profiles/{slug}/tool-switches",
+                "switchTool",
+                "profiles",
+                "Turn a catalog tool on or off for the profile",
+            )
+            .body::<profiles::SwitchTool>()
+            .returns::<Vec<gigmcp_ops::install::ProfileTool>>(200),
+            post(profiles::switch_tool),
+        )
+        .route(
             Op::post("/api/servers", "addServer", "servers", "Define a server (admins)")
                 .body::<servers::CreateServer>()
                 .returns::<servers::ServerView>(201)

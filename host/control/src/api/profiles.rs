@@ -285,6 +285,44 @@ pub async fn set_servers(
     .await
 }
 
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SwitchTool {
+    /// `<server>/<tool>`: a tool of a catalog toolpack the profile serves.
+    pub tool: String,
+    /// On or off for this profile; `null`: back to the entry's default.
+    pub enabled: Option<bool>,
+}
+
+/// The catalog tools of a profile's toolpacks, on or off.
+pub async fn tools_switches(
+    State(state): State<Arc<ControlState>>,
+    caller: Caller,
+    PathParams(slug): PathParams<String>,
+) -> Result<Json<Vec<gigmcp_ops::install::ProfileTool>>, ApiError> {
+    blocking(&state, move |state| {
+        let (profile, _) = lookup(&state.store, &caller, &slug)?;
+        Ok(Json(ops(state, &caller).profile_tools(&profile.slug)?))
+    })
+    .await
+}
+
+/// Turns a catalog tool on or off for a profile (its owner or an admin).
+pub async fn switch_tool(
+    State(state): State<Arc<ControlState>>,
+    caller: Caller,
+    PathParams(slug): PathParams<String>,
+    Body(body): Body<SwitchTool>,
+) -> Result<Json<Vec<gigmcp_ops::install::ProfileTool>>, ApiError> {
+    blocking(&state, move |state| {
+        let profile = lookup_writable(&state.store, &caller, &slug)?;
+        let ops = ops(state, &caller);
+        ops.switch_tool(&profile.slug, &body.tool, body.enabled)?;
+        Ok(Json(ops.profile_tools(&profile.slug)?))
+    })
+    .await
+}
+
 pub async fn rotate_token(
     State(state): State<Arc<ControlState>>,
     caller: Caller,

@@ -21,7 +21,7 @@ use crate::{ApiError, Caller, ControlState, blocking};
 use gigmcp_ops::{Actor, Ops, ServerInput};
 use gigmcp_types::names::ServerName;
 use gigmcp_types::server as servers;
-use gigmcp_types::server::{ServerDef, ServerSpec};
+use gigmcp_types::server::ServerDef;
 
 #[derive(Serialize, JsonSchema)]
 pub struct ServerView {
@@ -70,6 +70,12 @@ pub struct CreateServer {
     pub prefix: Option<String>,
     #[serde(default)]
     pub per_session: bool,
+    /// An entry of the signed catalog to install: `name`, `name@version` or `sha256:<digest>` (nothing else
+    /// but `name` and `base_url` may be given with it). On an installed toolpack of the same entry: an upgrade,
+    /// which waits for `POST /api/servers/{name}/consent` if it changes what runs or where it connects.
+    pub catalog: Option<String>,
+    /// With `catalog`: the tenant's own API host (`https://acme.zendesk.com`).
+    pub base_url: Option<String>,
     /// Absolute path of a stdio MCP server, run in a sandbox.
     pub command: Option<String>,
     /// A built-in server: `echo`.
@@ -134,17 +140,13 @@ pub struct Restarted {
 }
 
 fn view(state: &ControlState, def: &ServerDef, admin: bool, running: Vec<RunningView>) -> ServerView {
-    let (transport, target) = match &def.spec {
-        ServerSpec::Stdio { command, args, .. } => ("stdio", format!("{command} {}", args.join(" "))),
-        ServerSpec::Builtin { builtin, .. } => ("builtin", format!("built-in {}", builtin.subcommand())),
-        ServerSpec::Http { url } => ("http", url.clone()),
-    };
+    let (transport, target) = def.spec.describe();
     ServerView {
         name: def.name.to_string(),
         prefix: def.prefix.as_str().to_owned(),
         per_session: def.per_session,
         transport: transport.to_owned(),
-        target: admin.then(|| target.trim_end().to_owned()),
+        target: admin.then_some(target),
         egress: def.spec.egress().to_vec(),
         running,
         state: if admin {
@@ -266,11 +268,93 @@ pub async fn create(
     Body(body): Body<CreateServer>,
 ) -> Result<(StatusCode, Json<ServerView>), ApiError> {
     caller.require_admin()?;
+    if let Some(reference) = body.catalog.clone() {
+        return install(state, caller, body, reference).await;
+    }
+    if body.base_url.is_some() {
+        return Err(ApiError::bad_request("base_url goes with catalog"));
+    }
     let input = input(body);
     // An npm or PyPI install can take a while: it runs off the runtime, like every store write.
     blocking(&state, move |state| {
         let def = ops(state, &caller).add_server_from(input, state.default_limits, &state.servers_dir)?;
         Ok((StatusCode::CREATED, Json(view(state, &def, true, Vec::new()))))
+    })
+    .await
+}
+
+/// `POST /api/servers` with `catalog`: an install (201) or an upgrade (200) of a catalog toolpack.
+async fn install(
+    state: Arc<ControlState>,
+    caller: Caller,
+    body: CreateServer,
+    reference: String,
+) -> Result<(StatusCode, Json<ServerView>), ApiError> {
+    let combined = [
+        ("prefix", body.prefix.is_some()),
+        ("per_session", body.per_session),
+        ("command", body.command.is_some()),
+        ("builtin", body.builtin.is_some()),
+        ("url", body.url.is_some()),
+        ("npm", body.npm.is_some()),
+        ("pypi", body.pypi.is_some()),
+        ("bin", body.bin.is_some()),
+        ("runtime", body.runtime.is_some()),
+        ("args", !body.args.is_empty()),
+        ("env", !body.env.is_empty()),
+        ("mounts", !body.mounts.is_empty()),
+        ("egress", !body.egress.is_empty()),
+        ("memory", body.memory.is_some()),
+        ("pids", body.pids.is_some()),
+        ("state_size", body.state_size.is_some()),
+    ];
+    if let Some((field, _)) = combined.iter().find(|(_, given)| *given) {
+        return Err(ApiError::bad_request(format!(
+            "{field} cannot be combined with catalog: a catalog entry's manifest defines the server"
+        )));
+    }
+    let name = ServerName::parse(&body.name)?;
+    blocking(&state, move |state| {
+        let index = crate::api::catalog::current(state)?;
+        let outcome = ops(state, &caller).install_from_catalog(
+            &index,
+            &gigmcp_ops::install::CatalogInstall {
+                name: &name,
+                reference: &reference,
+                base_url: body.base_url.as_deref(),
+                consent: false,
+                servers_dir: &state.servers_dir,
+            },
+        )?;
+        let status = match outcome.action {
+            gigmcp_ops::install::InstallAction::Installed => StatusCode::CREATED,
+            _ => StatusCode::OK,
+        };
+        Ok((
+            status,
+            Json(view(state, &outcome.def, true, running_of(state, name.as_str()))),
+        ))
+    })
+    .await
+}
+
+#[derive(Serialize, JsonSchema)]
+pub struct Consented {
+    /// What changed since the runtime consented to before (empty: nothing waited for consent).
+    pub changes: Vec<String>,
+}
+
+/// Consent to the runtime a catalog toolpack was upgraded to (admins).
+pub async fn consent(
+    State(state): State<Arc<ControlState>>,
+    caller: Caller,
+    PathParams(name): PathParams<String>,
+) -> Result<Json<Consented>, ApiError> {
+    caller.require_admin()?;
+    let name = ServerName::parse(&name).map_err(|_| ApiError::not_found(format!("no server named {name:?}")))?;
+    blocking(&state, move |state| {
+        let changes = ops(state, &caller).consent(&name)?;
+        Ok(Json(Consented { changes }))
     })
     .await
 }

@@ -46,6 +46,7 @@ use gigmcp_types::policy::{AuthOutcome, CallContext, Identity};
 use gigmcp_types::user::Role;
 
 mod flow;
+use gigmcp_types::report::error_chain;
 use gigmcp_vault::{Vault, VaultError};
 
 /// The OpenID Connect client (`GIG_OIDC_*`). The client secret never appears in `Debug` output.
@@ -341,21 +342,6 @@ impl Oidc {
         // The value is base64url and the path came from a parsed URL: always a valid header.
         HeaderValue::from_str(&cookie).unwrap_or(HeaderValue::from_static("gigmcp_oidc_flow=; Max-Age=0"))
     }
-}
-
-/// The error and its causes, one line.
-fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let more = cause.to_string();
-        if !text.contains(&more) {
-            text.push_str(": ");
-            text.push_str(&more);
-        }
-        source = cause.source();
-    }
-    text
 }
 
 fn now_secs() -> u64 {

@@ -201,14 +201,18 @@ fn open() -> Result<(Catalog, gigmcp_store::Store)> {
     Ok((catalog, store))
 }
 
-/// The index to show: fetched now when the registry answers, else the one accepted before. A refused index
-/// (bad signature, rollback) is an error, never silently replaced by the stored one.
-fn current() -> Result<std::sync::Arc<Index>> {
+/// The index to use: fetched now when a registry is configured and answers, else the one accepted before
+/// (by this CLI or by the gateway on this data directory). A refused index (bad signature, rollback) is an
+/// error, never silently replaced by the stored one.
+pub(crate) fn current() -> Result<std::sync::Arc<Index>> {
     let (catalog, store) = open()?;
+    if catalog.source().is_none() {
+        return Ok(catalog.current(&store)?);
+    }
     match runtime()?.block_on(catalog.refresh(&store)) {
         Ok(refreshed) => Ok(refreshed.index),
         Err(CatalogError::Fetch { url, reason }) => {
-            eprintln!("warning: cannot fetch {url} ({reason}); showing the index accepted before");
+            eprintln!("warning: cannot fetch {url} ({reason}); using the index accepted before");
             Ok(catalog.current(&store)?)
         }
         Err(error) => Err(error.into()),

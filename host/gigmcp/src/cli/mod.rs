@@ -69,6 +69,12 @@ enum Command {
     Catalog(catalog::CatalogCommand),
     /// Serve the built-in echo MCP server on stdin/stdout (one tool, `echo`).
     McpEcho,
+    /// Serve a catalog toolpack on stdin/stdout (what a toolpack server's sandbox runs).
+    McpToolpack {
+        /// The engine's configuration (default: where the sandbox mounts it).
+        #[arg(long, default_value = gigmcp_types::server::TOOLPACK_CONFIG_PATH)]
+        config: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -94,6 +100,19 @@ enum ProfileCommand {
     Token(TokenCommand),
     /// Add a server to a profile (refused if any of its tool or prompt names would collide).
     AddServer { slug: String, server: String },
+    /// A profile's catalog tools, on or off: a tool its entry marks `default: false` is off until enabled.
+    Tools {
+        slug: String,
+        /// Turn a tool on for this profile: <server>/<tool> (repeat for more).
+        #[arg(long)]
+        enable: Vec<String>,
+        /// Turn a tool off for this profile: <server>/<tool> (repeat for more).
+        #[arg(long)]
+        disable: Vec<String>,
+        /// Back to the entry's default: <server>/<tool> (repeat for more).
+        #[arg(long)]
+        reset: Vec<String>,
+    },
     /// Remove a server from a profile.
     RemoveServer {
         slug: String,
@@ -129,14 +148,30 @@ enum ServerCommand {
     /// Show the servers' state directories and the running sandboxes of the gateway serving this data
     /// directory.
     Status,
+    /// Consent to a catalog upgrade that changed what a toolpack runs or where it connects (shows what
+    /// changed); it starts again on next use.
+    Consent { name: String },
 }
 
 #[derive(Args)]
 struct ServerAdd {
     name: String,
     /// Absolute path of a stdio MCP server to run in a sandbox.
-    #[arg(long, conflicts_with_all = ["url", "builtin", "npm", "pypi"], required_unless_present_any = ["url", "builtin", "npm", "pypi"])]
+    #[arg(long, conflicts_with_all = ["url", "builtin", "npm", "pypi"], required_unless_present_any = ["url", "builtin", "npm", "pypi", "catalog"])]
     command: Option<String>,
+    /// Install an entry of the signed catalog (GIG_REGISTRY_*): `name`, `name@version` or `sha256:<digest>`.
+    /// Its egress hosts and credential definitions come from its manifest; set the secret afterwards with
+    /// `gigmcp credential set <server> <credential>`. Again on an installed server: an upgrade.
+    #[arg(long, conflicts_with_all = ["command", "url", "builtin", "npm", "pypi", "args", "env", "mounts", "bin", "runtime", "prefix", "per_session", "egress"])]
+    catalog: Option<String>,
+    /// With --catalog: the tenant's own API host, like https://acme.zendesk.com, for entries whose API lives on
+    /// a host of each customer's.
+    #[arg(long, requires = "catalog")]
+    base_url: Option<String>,
+    /// With --catalog: consent now to an upgrade that changes what runs or where it connects (otherwise it
+    /// waits for `gigmcp server consent`).
+    #[arg(long, requires = "catalog")]
+    consent: bool,
     /// Install an npm package and run it with Node, scripts off: `<package>@<version>`, or a range, a
     /// dist-tag or just `<package>` (the latest), resolved now to the exact version that is installed and
     /// pinned.
@@ -202,6 +237,7 @@ struct ServerSet {
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::McpEcho => Ok(crate::echo::run()?),
+        Command::McpToolpack { config } => gigmcp_toolpack::run(&config).map_err(anyhow::Error::msg),
         Command::Serve { dev } => serve(dev),
         Command::Profile(command) => profile(command),
         Command::Server(command) => server(command),
@@ -288,6 +324,39 @@ fn profile(command: ProfileCommand) -> Result<()> {
                 token.reveal()
             );
         }
+        ProfileCommand::Tools {
+            slug,
+            enable,
+            disable,
+            reset,
+        } => {
+            let slug = ProfileSlug::parse(&slug)?;
+            let changes = enable
+                .iter()
+                .map(|t| (t, Some(true)))
+                .chain(disable.iter().map(|t| (t, Some(false))))
+                .chain(reset.iter().map(|t| (t, None)));
+            for (tool, enabled) in changes {
+                ops.switch_tool(&slug, tool, enabled)?;
+            }
+            let tools = ops.profile_tools(&slug)?;
+            if tools.is_empty() {
+                println!("profile {slug} serves no catalog toolpack");
+            }
+            for t in tools {
+                let why = match t.switched {
+                    Some(_) => "switched for this profile",
+                    None if t.default => "default",
+                    None => "off by default",
+                };
+                println!(
+                    "{:<3} {}/{} ({why})",
+                    if t.enabled { "on" } else { "off" },
+                    t.server,
+                    t.tool
+                );
+            }
+        }
         ProfileCommand::AddServer { slug, server } => {
             let slug = ProfileSlug::parse(&slug)?;
             let server = ServerName::parse(&server)?;
@@ -325,6 +394,23 @@ fn server(command: ServerCommand) -> Result<()> {
     let store = open_store()?;
     let ops = operator(&store);
     match command {
+        ServerCommand::Add(add) if add.catalog.is_some() => {
+            let paths = Paths::from_env(&Env::from_process())?;
+            let index = catalog::current()?;
+            let name = ServerName::parse(&add.name)?;
+            let reference = add.catalog.as_deref().unwrap_or_default();
+            let outcome = ops.install_from_catalog(
+                &index,
+                &gigmcp_ops::install::CatalogInstall {
+                    name: &name,
+                    reference,
+                    base_url: add.base_url.as_deref(),
+                    consent: add.consent,
+                    servers_dir: &paths.servers_dir,
+                },
+            )?;
+            print_install(&outcome);
+        }
         ServerCommand::Add(add) => {
             let env = Env::from_process();
             let paths = Paths::from_env(&env)?;
@@ -365,13 +451,7 @@ fn server(command: ServerCommand) -> Result<()> {
         ServerCommand::List => {
             println!("{:<24} {:<16} {:<8} {:<32} TARGET", "NAME", "PREFIX", "MODE", "EGRESS");
             for s in store.list_servers()? {
-                let target = match &s.spec {
-                    ServerSpec::Stdio { command, args, .. } => {
-                        format!("{command} {}", args.join(" "))
-                    }
-                    ServerSpec::Builtin { builtin, .. } => format!("built-in {}", builtin.subcommand()),
-                    ServerSpec::Http { url } => url.clone(),
-                };
+                let (_, target) = s.spec.describe();
                 let mode = if s.per_session { "session" } else { "profile" };
                 let egress = match s.spec.egress() {
                     [] => "-".to_owned(),
@@ -394,8 +474,75 @@ fn server(command: ServerCommand) -> Result<()> {
             println!("removed server {name}");
         }
         ServerCommand::Status => print_status()?,
+        ServerCommand::Consent { name } => {
+            let name = ServerName::parse(&name)?;
+            let changes = ops.consent(&name)?;
+            if changes.is_empty() {
+                println!("server {name} already runs what was consented to");
+            } else {
+                println!("consented to the new runtime of {name}:");
+                for change in changes {
+                    println!("  {change}");
+                }
+            }
+        }
     }
     Ok(())
+}
+
+fn print_install(outcome: &gigmcp_ops::install::InstallOutcome) {
+    use gigmcp_ops::install::InstallAction;
+    let ServerSpec::Toolpack { toolpack, egress, .. } = &outcome.def.spec else {
+        return;
+    };
+    let name = &outcome.def.name;
+    let entry = format!("{}@{}", toolpack.entry, toolpack.version);
+    match outcome.action {
+        InstallAction::Installed => println!("installed catalog entry {entry} as server {name}"),
+        InstallAction::Unchanged => println!("server {name} already runs {entry}; nothing to consent to"),
+        InstallAction::Upgraded => println!("upgraded server {name} to {entry}"),
+        InstallAction::AwaitsConsent => {
+            println!("upgraded server {name} to {entry}; it changes what runs or where it connects:");
+            for change in gigmcp_ops::install::consent_changes(toolpack) {
+                println!("  {change}");
+            }
+            println!("it does not start until you consent: gigmcp server consent {name}");
+        }
+    }
+    println!("  may reach: {}", egress.join(", "));
+    let off: Vec<&str> = toolpack
+        .tools
+        .iter()
+        .filter(|t| !t.default)
+        .map(|t| t.name.as_str())
+        .collect();
+    println!(
+        "  tools: {} on by default{}",
+        toolpack.tools.len() - off.len(),
+        if off.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; off until enabled per profile: {} (gigmcp profile tools <slug> --enable {name}/<tool>)",
+                off.join(", ")
+            )
+        }
+    );
+    for credential in &toolpack.credentials {
+        println!(
+            "  credential {} ({}): set it with `printf %s \"$SECRET\" | gigmcp credential set {name} {}`; the \
+             proxy sends `{}: {}` to {}",
+            credential.id,
+            credential.kind,
+            credential.id,
+            credential.header,
+            credential.format,
+            credential.hosts.join(", ")
+        );
+    }
+    for note in &outcome.notes {
+        println!("  note: {note}");
+    }
 }
 
 /// The state directories of this data directory, for a CLI command.
@@ -592,7 +739,13 @@ fn serve(dev: bool) -> Result<()> {
     let http = reqwest::Client::builder()
         .connect_timeout(std::time::Duration::from_secs(10))
         .build()?;
-    let catalog = Arc::new(gigmcp_ops::catalog::Catalog::new(config::catalog_source(&env)?)?);
+    let catalog_source = config::catalog_source(&env)?;
+    let installs = gigmcp_ops::catalog::Installs {
+        references: config::catalog_installs(&env, catalog_source.is_some())?,
+        servers_dir: config.paths.servers_dir.clone(),
+    };
+    let catalog_url = catalog_source.as_ref().map(|s| s.url.to_string());
+    let catalog = Arc::new(gigmcp_ops::catalog::Catalog::new(catalog_source)?);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
         let mut launcher = Launcher::start(config.sandbox.clone())
@@ -613,6 +766,7 @@ fn serve(dev: bool) -> Result<()> {
             store.clone(),
             audit.clone(),
             CATALOG_REFRESH,
+            installs,
         ));
         let egress = gigmcp_egress::Proxy::start(
             egress_settings,
@@ -693,7 +847,13 @@ fn serve(dev: bool) -> Result<()> {
                     detail: serde_json::json!({"subject": "admin", "role": "admin", "by": "serve --dev"}),
                 });
             }
-            print_demo(address, &token, login.map_err(|e| e.to_string()), dashboard_built);
+            print_demo(
+                address,
+                &token,
+                login.map_err(|e| e.to_string()),
+                dashboard_built,
+                catalog_url.as_deref(),
+            );
         }
         let (stopping_tx, stopping_rx) = tokio::sync::oneshot::channel::<()>();
         let gateway = endpoint.gateway.clone();
@@ -730,6 +890,7 @@ fn print_demo(
     token: &str,
     login: std::result::Result<String, String>,
     dashboard_built: bool,
+    catalog: Option<&str>,
 ) {
     let url = format!("http://{address}/mcp/p/demo");
     println!();
@@ -752,6 +913,12 @@ fn print_demo(
     }
     println!("  another link later: GIG_DATA_DIR=<this data dir> gigmcp admin login-link");
     println!("REST API: http://{address}/api (document: /api/openapi.json)");
+    if let Some(catalog) = catalog {
+        println!();
+        println!("Catalog: {catalog} (signed; GET /api/catalog). With GIG_DATA_DIR set to this data directory:");
+        println!("  gigmcp catalog list");
+        println!("  gigmcp server add newsfeed --catalog newsfeed && gigmcp profile add-server demo newsfeed");
+    }
     println!();
 }
 

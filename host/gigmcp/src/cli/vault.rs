@@ -55,15 +55,17 @@ pub struct CredentialSet {
     #[arg(long)]
     profile: Option<String>,
     /// The hosts the secret may be sent to, comma-separated: api.example.com, *.example.com, with an optional
-    /// :port (443 when omitted).
-    #[arg(long, required = true)]
-    hosts: String,
-    /// The header the secret is injected into.
-    #[arg(long, default_value = "Authorization")]
-    header: String,
-    /// The header's value, with {secret} where the secret goes.
-    #[arg(long, default_value = "Bearer {secret}")]
-    format: String,
+    /// :port (443 when omitted). Required, except for a catalog toolpack's credential, whose definition
+    /// (hosts, header, format) came with its manifest.
+    #[arg(long)]
+    hosts: Option<String>,
+    /// The header the secret is injected into (default: Authorization, or the catalog definition's).
+    #[arg(long)]
+    header: Option<String>,
+    /// The header's value, with {secret} where the secret goes (default: `Bearer {secret}`, or the catalog
+    /// definition's).
+    #[arg(long)]
+    format: Option<String>,
     /// The variable the server finds the placeholder in (default: the name upper-cased, with _TOKEN).
     #[arg(long)]
     env_name: Option<String>,
@@ -155,8 +157,8 @@ pub fn vault(command: VaultCommand, paths: &Paths) -> Result<()> {
 }
 
 fn set_credential(set: CredentialSet, paths: &Paths) -> Result<()> {
-    let spec = credential_spec(&set)?;
     let store = Arc::new(crate::cli::open_store_at(paths)?);
+    let spec = credential_spec(&store, &set)?;
     store.check_credential_scope(&spec.server, spec.profile.as_ref())?;
     let mut master = master_key("GIG_MASTER_KEY", "GIG_MASTER_KEY_FILE")?.ok_or(ConfigError::Missing {
         name: "GIG_MASTER_KEY",
@@ -208,15 +210,37 @@ fn set_credential(set: CredentialSet, paths: &Paths) -> Result<()> {
 }
 
 /// Validates every argument of `credential set` into a spec, before anything is read or written.
-fn credential_spec(set: &CredentialSet) -> Result<CredentialSpec> {
+/// The flags, with a catalog toolpack's definition of the credential (or the usual defaults) for the ones
+/// not given.
+fn credential_spec(store: &gigmcp_store::Store, set: &CredentialSet) -> Result<CredentialSpec> {
+    let defined = gigmcp_ops::catalog_credential(store, &set.server, &set.name)?;
+    let hosts = match (&set.hosts, &defined) {
+        (Some(hosts), _) => hosts.clone(),
+        (None, Some(defined)) => defined.hosts.join(","),
+        (None, None) => anyhow::bail!(
+            "--hosts is required: name the hosts the secret may be sent to (only a catalog toolpack's \
+             credentials come with their hosts)"
+        ),
+    };
+    let header = set
+        .header
+        .clone()
+        .or(defined.as_ref().map(|d| d.header.clone()))
+        .unwrap_or_else(|| "Authorization".into());
+    let format = set
+        .format
+        .clone()
+        .or(defined.as_ref().map(|d| d.format.clone()))
+        .unwrap_or_else(|| "Bearer {secret}".into());
+    let env_name = set.env_name.clone().or(defined.map(|d| d.env));
     Ok(gigmcp_ops::credential_spec(&CredentialInput {
         server: &set.server,
         profile: set.profile.as_deref(),
         name: &set.name,
-        hosts: &set.hosts,
-        header: &set.header,
-        format: &set.format,
-        env_name: set.env_name.as_deref(),
+        hosts: &hosts,
+        header: &header,
+        format: &format,
+        env_name: env_name.as_deref(),
     })?)
 }
 

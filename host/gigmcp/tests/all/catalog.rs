@@ -434,3 +434,172 @@ fn registry_settings_are_checked_at_start() {
     ));
     assert!(error.contains("no catalog is configured"), "{error}");
 }
+
+impl Session {
+    async fn send(&self, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+        let response = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .header("cookie", &self.cookie)
+            .header("origin", &self.base)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test]
+async fn the_api_installs_catalog_entries_upgrades_with_consent_and_switches_tools() {
+    use reqwest::Method;
+    use serde_json::json;
+    let work = tempfile::tempdir().unwrap();
+    let public = keygen(work.path());
+    let published = work.path().join("published");
+    build(&fixtures(), work.path(), &published, T1);
+    let url = format!("file://{}", published.join("index.json").display());
+    let gateway = TestGateway::start_with(&[("GIG_REGISTRY_INDEX_URL", &url), ("GIG_REGISTRY_PUBKEY", &public)]);
+    let session = Session::start(&gateway).await;
+    session.catalog().await;
+
+    // Bad input changes nothing.
+    for (body, needle) in [
+        (
+            json!({"name": "p", "catalog": "pubsub", "command": "/bin/x"}),
+            "command cannot be combined with catalog",
+        ),
+        (json!({"name": "p", "catalog": "nope"}), "unknown server \"nope\""),
+        (json!({"name": "p", "catalog": "oldpager"}), "all-zero placeholder"),
+        (
+            json!({"name": "p", "catalog": "helpdesk", "base_url": "https://acme.other.test"}),
+            "outside the entry's egress",
+        ),
+        (
+            json!({"name": "p", "catalog": "helpdesk", "base_url": "https://acme.helpdesk.test/"}),
+            "no port, path",
+        ),
+        (
+            json!({"name": "p", "builtin": "echo", "base_url": "https://acme.helpdesk.test"}),
+            "base_url goes with catalog",
+        ),
+    ] {
+        let (status, answer) = session.send(Method::POST, "/api/servers", body.clone()).await;
+        assert!(status == 400 || status == 404, "{body}: {status} {answer}");
+        assert!(
+            answer["error"]["message"].as_str().unwrap().contains(needle),
+            "{needle}: {answer}"
+        );
+    }
+    assert_eq!(
+        session.get("/api/servers").await.1["items"].as_array().map(Vec::len),
+        Some(0)
+    );
+
+    let (status, server) = session
+        .send(
+            Method::POST,
+            "/api/servers",
+            json!({"name": "pubsub", "catalog": "pubsub@1.4.2"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{server}");
+    assert_eq!(server["transport"], "toolpack");
+    assert_eq!(server["target"], "catalog pubsub@1.4.2");
+    assert_eq!(server["egress"], json!(["api.toolpack.test"]));
+    // The upgrade changes the runtime: installed, waiting for consent.
+    let (status, server) = session
+        .send(
+            Method::POST,
+            "/api/servers",
+            json!({"name": "pubsub", "catalog": "pubsub@1.5.0"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{server}");
+    assert_eq!(server["target"], "catalog pubsub@1.5.0 (waits for consent)");
+    let (status, consented) = session
+        .send(Method::POST, "/api/servers/pubsub/consent", json!({}))
+        .await;
+    assert_eq!(status, 200, "{consented}");
+    assert!(
+        consented["changes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c == "version 1.4.2 → 1.5.0"),
+        "{consented}"
+    );
+    assert_eq!(
+        session.get("/api/servers/pubsub").await.1["target"],
+        "catalog pubsub@1.5.0"
+    );
+
+    // Tool switches of a profile.
+    let (status, _) = session
+        .send(Method::POST, "/api/profiles", json!({"slug": "team"}))
+        .await;
+    assert_eq!(status, 201);
+    let (status, _) = session
+        .send(
+            Method::PUT,
+            "/api/profiles/team/servers",
+            json!({"servers": ["pubsub"]}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (status, tools) = session.get("/api/profiles/team/tool-switches").await;
+    assert_eq!(status, 200, "{tools}");
+    let publish = json!({"server": "pubsub", "tool": "publish_message", "enabled": false, "default": false});
+    assert!(tools.as_array().unwrap().contains(&publish), "{tools}");
+    let (status, tools) = session
+        .send(
+            Method::POST,
+            "/api/profiles/team/tool-switches",
+            json!({"tool": "pubsub/publish_message", "enabled": true}),
+        )
+        .await;
+    assert_eq!(status, 200, "{tools}");
+    let publish = json!({"server": "pubsub", "tool": "publish_message", "enabled": true, "default": false,
+                         "switched": true});
+    assert!(tools.as_array().unwrap().contains(&publish), "{tools}");
+    let (status, answer) = session
+        .send(
+            Method::POST,
+            "/api/profiles/team/tool-switches",
+            json!({"tool": "pubsub/nope", "enabled": true}),
+        )
+        .await;
+    assert_eq!(status, 404, "{answer}");
+    let listed = gateway.cli_ok(&["profile", "tools", "team"]);
+    assert!(
+        listed.contains("on  pubsub/publish_message (switched for this profile)"),
+        "{listed}"
+    );
+}
+
+#[test]
+fn gig_install_installs_entries_at_start_with_consent() {
+    let work = tempfile::tempdir().unwrap();
+    let public = keygen(work.path());
+    let published = work.path().join("published");
+    build(&fixtures(), work.path(), &published, T1);
+    let url = format!("file://{}", published.join("index.json").display());
+    let gateway = TestGateway::start_with(&[
+        ("GIG_REGISTRY_INDEX_URL", &url),
+        ("GIG_REGISTRY_PUBKEY", &public),
+        ("GIG_INSTALL", "newsfeed,pubsub@1.4.2"),
+    ]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let listed = loop {
+        let listed = gateway.cli_ok(&["server", "list"]);
+        if listed.contains("catalog pubsub@1.4.2") || std::time::Instant::now() > deadline {
+            break listed;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert!(listed.contains("catalog newsfeed@0.1.0"), "{listed}");
+    assert!(listed.contains("catalog pubsub@1.4.2"), "{listed}");
+    assert!(!listed.contains("waits for consent"), "{listed}");
+}

@@ -22,6 +22,7 @@ mod python_sdk;
 mod runtimes;
 mod schemathesis;
 mod state;
+mod toolpack;
 mod vault;
 
 /// The audit events of the log of record that `filter` selects (as `GET /api/audit` does), waiting

@@ -30,7 +30,7 @@ use crate::{GATEWAY_CLIENT_CAPABILITIES, LATEST_PROTOCOL_VERSION};
 use gigmcp_sandbox::{Launch, Launcher, Program, SandboxError};
 use gigmcp_types::names::{ProfileSlug, ServerName};
 use gigmcp_types::server::SandboxStatus;
-use gigmcp_types::server::{ServerDef, ServerSpec};
+use gigmcp_types::server::{Mount, ServerDef, ServerSpec, TOOLPACK_CONFIG_PATH};
 use gigmcp_types::sync::lock;
 
 /// Lines of a server's stderr quoted in an error report.
@@ -51,6 +51,11 @@ pub enum UpstreamError {
         detail: String,
         stderr: String,
     },
+    #[error(
+        "server {server} was upgraded to a catalog version that changes what it runs or where it connects; it \
+         starts again once an admin consents (`gigmcp server consent {server}`)"
+    )]
+    NeedsConsent { server: ServerName },
     #[error("server {server}: cannot reach {url}: {detail}")]
     Http {
         server: ServerName,
@@ -240,6 +245,37 @@ impl Conn {
                     args: &[],
                     env: placeholders,
                     mounts: &[],
+                    limits: *limits,
+                };
+                Self::start_stdio(def.name.clone(), launcher, &launch, tenant, events, logs).await
+            }
+            ServerSpec::Toolpack { toolpack, limits, .. } => {
+                // Consent is the runtime hash: an upgrade that changed what runs or where it connects waits.
+                if !toolpack.consented() {
+                    return Err(UpstreamError::NeedsConsent {
+                        server: def.name.clone(),
+                    });
+                }
+                let mounts = [Mount {
+                    host: toolpack.config.clone(),
+                    sandbox: TOOLPACK_CONFIG_PATH.into(),
+                    writable: false,
+                }];
+                // The tools this profile may use (its copy of the definition has its switches applied).
+                let tools = toolpack.enabled_tools(&Default::default()).join(",");
+                let env: Vec<(String, String)> = placeholders
+                    .iter()
+                    .cloned()
+                    .chain([
+                        (gigmcp_toolpack::config::SERVER_ENV.to_owned(), def.name.to_string()),
+                        (gigmcp_toolpack::config::TOOLS_ENV.to_owned(), tools),
+                    ])
+                    .collect();
+                let launch = Launch {
+                    program: Program::SelfSubcommand("mcp-toolpack"),
+                    args: &[],
+                    env: &env,
+                    mounts: &mounts,
                     limits: *limits,
                 };
                 Self::start_stdio(def.name.clone(), launcher, &launch, tenant, events, logs).await

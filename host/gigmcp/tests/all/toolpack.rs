@@ -1,0 +1,587 @@
+//! Catalog toolpacks end to end: installed from a signed index, run by the engine in a real jail, each tool
+//! call one HTTPS request through the real egress proxy to a test API in a namespace "outside" (the gateway's
+//! namespace has no other way out). The API receives the real secret; the jail holds only the placeholder.
+
+use std::path::{Path, PathBuf};
+
+use gigmcp_testkit::{Netns, TestGateway, call_tools_in, gigmcp_bin, repo_root};
+use serde_json::{Value, json};
+
+const HOSTS: [&str; 8] = [
+    "api.toolpack.test",
+    "news.toolpack.test",
+    "search.toolpack.test",
+    "tasks.toolpack.test",
+    "weather.toolpack.test",
+    "acme.helpdesk.test",
+    "probe.toolpack.test",
+    "elsewhere.toolpack.test",
+];
+
+struct World {
+    gw: Netns,
+    _outside: Netns,
+    _upstream: gigmcp_testkit::Guard,
+    upstream_log: PathBuf,
+    files: tempfile::TempDir,
+    gateway: TestGateway,
+}
+
+fn sh(args: &[&str]) -> String {
+    let out = std::process::Command::new(gigmcp_bin()).args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A registry of the fixtures plus `extra` manifests (name, manifest, toolspec), built and signed into
+/// `dir/published`; returns the public key.
+fn publish(dir: &Path, extra: &[(&str, &str, &str)], generated: &str) -> String {
+    let registry = dir.join("registry");
+    if !registry.exists() {
+        copy_dir(&repo_root().join("tests/catalog/registry"), &registry);
+    }
+    for (name, manifest, spec) in extra {
+        let entry = registry.join("manifests").join(name);
+        std::fs::create_dir_all(&entry).unwrap();
+        std::fs::write(entry.join("0.1.0.yaml"), manifest).unwrap();
+        std::fs::write(entry.join("0.1.0.toolspec.yaml"), spec).unwrap();
+    }
+    let key = dir.join("key.hex");
+    let public = if key.exists() {
+        String::new()
+    } else {
+        sh(&["catalog", "keygen", "--out", key.to_str().unwrap()])
+            .trim()
+            .trim_start_matches("public: ")
+            .to_owned()
+    };
+    let out = dir.join("published");
+    sh(&[
+        "catalog",
+        "build",
+        registry.to_str().unwrap(),
+        "--key-file",
+        key.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--generated",
+        generated,
+    ]);
+    public
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &to.join(entry.file_name()));
+        } else {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+}
+
+/// A toolpack whose tools reach the test API's special routes (status codes, redirects, images, links).
+const PROBE_MANIFEST: &str = "\
+schemaVersion: 1
+name: probe
+version: 0.1.0
+source: {repo: example.test/probe, tag: v0.1.0}
+image:
+  ref: registry.example.test/probe
+  digest: sha256:7777777777777777777777777777777777777777777777777777777777777777
+  entrypoint: /app/server
+  builder: toolpack
+tier: sealed
+entitlements:
+  egress: [probe.toolpack.test]
+tools:
+  - {name: status, default: true}
+  - {name: redirect, default: true}
+  - {name: image, default: true}
+  - {name: link, default: true}
+  - {name: text, default: true}
+";
+
+const PROBE_SPEC: &str = "\
+schemaVersion: 1
+name: probe
+version: 0.1.0
+baseUrl: https://probe.toolpack.test
+tools:
+  - name: status
+    description: Answers with a status code.
+    method: GET
+    path: /status/{code}
+    params: [{name: code, in: path, type: integer, required: true}]
+  - name: redirect
+    description: Redirects.
+    method: GET
+    path: /redirect
+    params: [{name: to, in: query, type: string, required: true}]
+  - name: image
+    description: An image.
+    method: GET
+    path: /image
+  - name: link
+    description: A page with a Link header.
+    method: GET
+    path: /link
+  - name: text
+    description: Plain text.
+    method: GET
+    path: /text
+    params: [{name: bytes, in: query, type: integer, required: true}]
+";
+
+fn world(tag: &str) -> World {
+    let (gw, outside) = gigmcp_testkit::linked_to_outside(&format!("{tag}g"), &format!("{tag}o"));
+    let files = tempfile::tempdir().unwrap();
+    let mut names: Vec<&str> = HOSTS.to_vec();
+    names.push("198.51.100.2");
+    gigmcp_testkit::make_certificates(files.path(), &names);
+    let (upstream, upstream_log) =
+        gigmcp_testkit::start_upstream(Some(&outside), files.path(), "198.51.100.2", 443, None);
+    let public = publish(
+        files.path(),
+        &[("probe", PROBE_MANIFEST, PROBE_SPEC)],
+        "2026-06-11T00:00:00Z",
+    );
+    let index = format!("file://{}", files.path().join("published/index.json").display());
+    let resolve: Vec<String> = HOSTS.iter().map(|h| format!("{h}=198.51.100.2")).collect();
+    let ca = files.path().join("ca.pem");
+    let gateway = TestGateway::start_in(
+        Some(&gw),
+        &[
+            ("GIG_LISTEN", "127.0.0.1:8080"),
+            ("GIG_PROXY_PORT", "8081"),
+            ("GIG_EGRESS_EXTRA_CA", ca.to_str().unwrap()),
+            ("GIG_EGRESS_RESOLVE", &resolve.join(",")),
+            ("GIG_EGRESS_ALLOW_ADDRS", "198.51.100.2/32"),
+            ("GIG_REGISTRY_INDEX_URL", &index),
+            ("GIG_REGISTRY_PUBKEY", &public),
+        ],
+    );
+    World {
+        gw,
+        _outside: outside,
+        _upstream: upstream,
+        upstream_log,
+        files,
+        gateway,
+    }
+}
+
+impl World {
+    fn cli(&self, args: &[&str]) -> String {
+        self.gateway.cli_ok(args)
+    }
+
+    fn cli_error(&self, args: &[&str]) -> String {
+        let out = self.gateway.cli(args);
+        assert!(
+            !out.status.success(),
+            "{args:?} succeeded: {}",
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8(out.stderr).unwrap()
+    }
+
+    /// What the API received at `path` last (its log: the headers as they arrived, secrets included).
+    fn received(&self, path: &str) -> Value {
+        self.upstream_requests()
+            .into_iter()
+            .rev()
+            .find(|r| r["path"] == path)
+            .unwrap_or_else(|| panic!("the API received nothing at {path}"))
+    }
+
+    fn upstream_requests(&self) -> Vec<Value> {
+        std::fs::read_to_string(&self.upstream_log)
+            .unwrap()
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .filter(|v| v.get("method").is_some())
+            .collect()
+    }
+
+    /// Tool calls in one MCP session from inside the gateway's namespace (the official Python SDK): each
+    /// call's text and whether it is an error.
+    fn call(&self, token: &str, slug: &str, calls: &[(&str, Value)]) -> Vec<(String, bool)> {
+        let data = call_tools_in(Some(&self.gw), &self.url(slug), token, calls, false);
+        data["results"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| match &r["text"] {
+                Value::String(text) => (text.clone(), r["is_error"] == true),
+                _ => (format!("call failed: {r}"), true),
+            })
+            .collect()
+    }
+
+    fn tool_names(&self, token: &str, slug: &str) -> Vec<String> {
+        self.tools(token, slug)
+            .into_iter()
+            .map(|t| t["name"].as_str().unwrap().to_owned())
+            .collect()
+    }
+
+    /// The profile's tools as an MCP client lists them.
+    fn tools(&self, token: &str, slug: &str) -> Vec<Value> {
+        call_tools_in(Some(&self.gw), &self.url(slug), token, &[], true)["tools"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    fn url(&self, slug: &str) -> String {
+        format!("http://127.0.0.1:8080/mcp/p/{slug}")
+    }
+}
+
+fn echoed(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| panic!("not the upstream's echo: {text}"))
+}
+
+#[test]
+fn toolpack_calls_are_exact_requests_with_the_secret_added_by_the_proxy() {
+    let world = world("tp");
+    let token = world.gateway.create_profile("tp");
+
+    let out = world.cli(&["server", "add", "pubsub", "--catalog", "pubsub"]);
+    assert!(
+        out.contains("installed catalog entry pubsub@1.5.0 as server pubsub"),
+        "{out}"
+    );
+    assert!(out.contains("off until enabled per profile: publish_message"), "{out}");
+    world.cli_error(&["server", "add", "legacy", "--catalog", "legacybot"]);
+    let error = world.cli_error(&["server", "add", "chat", "--catalog", "chatbin"]);
+    assert!(error.contains("cannot pull images from an OCI registry yet"), "{error}");
+    let secret = "pubsub-secret-4f1c";
+    world
+        .gateway
+        .cli_with_input(&["credential", "set", "pubsub", "pubsub_api_key"], secret);
+    world.cli(&["server", "add", "newsfeed", "--catalog", "newsfeed"]);
+    world.cli(&["server", "add", "weatherly", "--catalog", "weatherly"]);
+    world.gateway.cli_with_input(
+        &["credential", "set", "weatherly", "weatherly_key"],
+        "weather-secret-99",
+    );
+    world.cli(&["server", "add", "taskboard", "--catalog", "taskboard"]);
+    world.gateway.cli_with_input(
+        &["credential", "set", "taskboard", "taskboard_oauth"],
+        "oauth-access-token-1",
+    );
+    world.cli(&["server", "add", "helpdesk", "--catalog", "helpdesk"]);
+    let error = world.cli_error(&[
+        "server",
+        "add",
+        "acme",
+        "--catalog",
+        "helpdesk",
+        "--base-url",
+        "https://acme.other.test",
+    ]);
+    assert!(error.contains("outside the entry's egress"), "{error}");
+    world.cli(&[
+        "server",
+        "add",
+        "acme",
+        "--catalog",
+        "helpdesk",
+        "--base-url",
+        "https://acme.helpdesk.test",
+    ]);
+    world
+        .gateway
+        .cli_with_input(&["credential", "set", "acme", "helpdesk_token"], "helpdesk-secret");
+    for server in ["pubsub", "newsfeed", "weatherly", "taskboard", "helpdesk", "acme"] {
+        world.cli(&["profile", "add-server", "tp", server]);
+    }
+
+    // Only default tools are listed until enabled for the profile; properties in the toolspec's order, unsafe
+    // names sanitized.
+    let listed = world.tools(&token, "tp");
+    let list_tasks = listed.iter().find(|t| t["name"] == "taskboard_list_tasks").unwrap();
+    let properties: Vec<&String> = list_tasks["inputSchema"]["properties"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    assert_eq!(
+        properties,
+        ["filters_search", "status", "on", "archived", "X-Workspace-Id"]
+    );
+    assert_eq!(list_tasks["inputSchema"]["required"], json!(["X-Workspace-Id"]));
+    assert_eq!(list_tasks["inputSchema"]["additionalProperties"], false);
+    assert_eq!(list_tasks["description"], "List tasks, filtered.");
+    let tools: Vec<String> = listed.iter().map(|t| t["name"].as_str().unwrap().to_owned()).collect();
+    assert!(tools.contains(&"pubsub_get_channel_history".to_owned()), "{tools:?}");
+    assert!(!tools.contains(&"pubsub_publish_message".to_owned()), "{tools:?}");
+    assert!(!tools.contains(&"taskboard_create_task".to_owned()), "{tools:?}");
+
+    let before = world.upstream_requests().len();
+    let results = world.call(
+        &token,
+        "tp",
+        &[
+            (
+                "pubsub_get_channel_history",
+                json!({"channel": "a b", "limit": 5, "direction": "forwards"}),
+            ),
+            ("pubsub_get_channel_history", json!({"channel": "x", "limit": "5"})),
+            ("pubsub_get_channel_history", json!({"channel": "x", "limit": 5.5})),
+            ("pubsub_get_channel_history", json!({"channel": "a/../b"})),
+            ("pubsub_get_channel_history", json!({"channel": "x", "nope": 1})),
+            (
+                "newsfeed_search",
+                json!({"query": "rust lang", "tags": ["story", "ask"]}),
+            ),
+            ("newsfeed_get_item", json!({"id": 8863})),
+            (
+                "weatherly_forecast",
+                json!({"location": "regions/eu/berlin", "days": 3}),
+            ),
+            ("helpdesk_list_tickets", json!({})),
+            ("acme_get_ticket", json!({"ticket_id": 42})),
+            (
+                "taskboard_list_tasks",
+                json!({"filters_search": "a b", "status": ["open", "done"], "on": "2026-01-02", "archived": false,
+                       "X-Workspace-Id": "w-7"}),
+            ),
+        ],
+    );
+    // 1. The exact GET, the secret in the header at the API.
+    let (text, error) = &results[0];
+    assert!(!error, "{text}");
+    let got = echoed(text);
+    assert_eq!(got["method"], "GET");
+    assert_eq!(got["path"], "/channels/a%20b/messages");
+    assert_eq!(got["query"], "?direction=forwards&limit=5");
+    assert_eq!(got["headers"]["host"], "api.toolpack.test");
+    assert_eq!(got["headers"]["accept"], "application/json");
+    assert!(
+        got["headers"]["user-agent"]
+            .as_str()
+            .unwrap()
+            .starts_with("gigmcp-toolpack/")
+    );
+    assert_eq!(got["body"], "");
+    // The API got the secret; its echo of it came back to the jail as the placeholder.
+    let received = world.received("/channels/a%20b/messages");
+    assert_eq!(received["headers"]["authorization"], format!("Basic {secret}"));
+    assert!(
+        got["headers"]["authorization"]
+            .as_str()
+            .unwrap()
+            .starts_with("Basic gigph_"),
+        "{got}"
+    );
+    assert!(!text.contains(secret), "a reflected secret is scrubbed");
+    // 2–5. Refused before any request, each naming the argument.
+    for (i, needle) in [
+        (1, "\"limit\" must be an integer"),
+        (2, "\"limit\" must be an integer"),
+        (3, "may not contain an empty, `.` or `..` path segment"),
+        (4, "unknown argument \"nope\""),
+    ] {
+        assert!(results[i].1 && results[i].0.contains(needle), "{i}: {:?}", results[i]);
+    }
+    // 6. A tool's own base URL, arrays repeated in the query.
+    let got = echoed(&results[5].0);
+    assert_eq!(got["headers"]["host"], "search.toolpack.test");
+    assert_eq!(got["path"], "/api/v1/search");
+    assert_eq!(got["query"], "?query=rust+lang&tags=story&tags=ask");
+    assert!(
+        got["headers"].get("authorization").is_none(),
+        "no credential: no header"
+    );
+    // 7. A placeholder inside a path segment.
+    assert_eq!(echoed(&results[6].0)["path"], "/v0/item/8863.json");
+    // 8. Entrusted: the key goes in the toolspec's header, injected by the proxy as well.
+    let got = echoed(&results[7].0);
+    assert_eq!(got["path"], "/v1/forecast/regions/eu/berlin");
+    assert_eq!(
+        world.received("/v1/forecast/regions/eu/berlin")["headers"]["x-weather-key"],
+        "weather-secret-99"
+    );
+    // 9. A tenant host without --base-url: a clear error, no request.
+    assert!(results[8].1 && results[8].0.contains("--base-url"), "{:?}", results[8]);
+    // 10. With --base-url, to the tenant's host.
+    let got = echoed(&results[9].0);
+    assert_eq!(got["headers"]["host"], "acme.helpdesk.test");
+    assert_eq!(got["path"], "/api/v2/tickets/42.json");
+    assert_eq!(
+        world.received("/api/v2/tickets/42.json")["headers"]["authorization"],
+        "Basic helpdesk-secret"
+    );
+    // 11. Sanitized names under their wire names, a YAML 1.2 `on`, a header param, the oauth2 bearer.
+    let got = echoed(&results[10].0);
+    assert_eq!(
+        got["query"],
+        "?archived=false&filters%5Bsearch%5D=a+b&on=2026-01-02&status=open&status=done"
+    );
+    assert_eq!(got["headers"]["x-workspace-id"], "w-7");
+    assert_eq!(
+        world.received("/api/tasks")["headers"]["authorization"],
+        "Bearer oauth-access-token-1"
+    );
+    assert_eq!(
+        world.upstream_requests().len() - before,
+        6,
+        "refused calls sent nothing"
+    );
+
+    // The jail's environment holds the placeholder, never the secret.
+    let mut seen_placeholder = false;
+    for pid in world.gateway.sandbox_processes() {
+        let environ = std::fs::read(format!("/proc/{pid}/environ")).unwrap_or_default();
+        let environ = String::from_utf8_lossy(&environ);
+        for secret in [secret, "weather-secret-99", "oauth-access-token-1", "helpdesk-secret"] {
+            assert!(!environ.contains(secret), "the secret is in the jail of {pid}");
+        }
+        seen_placeholder |= environ.contains("PUBSUB_API_KEY_TOKEN=gigph_");
+    }
+    assert!(seen_placeholder, "the pubsub jail holds its placeholder");
+
+    // A tool off by default, enabled for the profile: listed, and its POST carries a JSON body.
+    let out = world.cli(&["profile", "tools", "tp", "--enable", "pubsub/publish_message"]);
+    assert!(
+        out.contains("on  pubsub/publish_message (switched for this profile)"),
+        "{out}"
+    );
+    let error = world.cli_error(&["profile", "tools", "tp", "--enable", "pubsub/nope"]);
+    assert!(error.contains("has no tool \"nope\""), "{error}");
+    world.cli(&["profile", "tools", "tp", "--enable", "taskboard/create_task"]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let tools = world.tool_names(&token, "tp");
+    assert!(tools.contains(&"pubsub_publish_message".to_owned()), "{tools:?}");
+    let results = world.call(
+        &token,
+        "tp",
+        &[
+            (
+                "pubsub_publish_message",
+                json!({"channel": "x", "data": "d", "name": "e"}),
+            ),
+            (
+                "taskboard_create_task",
+                json!({"title": "a b&c", "labels": ["x", "y"], "meta": {"k": 1}, "estimate": 1.5}),
+            ),
+        ],
+    );
+    let got = echoed(&results[0].0);
+    assert_eq!(got["method"], "POST");
+    assert_eq!(got["headers"]["content-type"], "application/json");
+    assert_eq!(got["body"], r#"{"name":"e","data":"d"}"#);
+    let got = echoed(&results[1].0);
+    assert_eq!(got["headers"]["content-type"], "application/x-www-form-urlencoded");
+    assert_eq!(
+        got["body"],
+        "estimate=1.5&labels=x&labels=y&meta=%7B%22k%22%3A1%7D&title=a+b%26c"
+    );
+}
+
+#[test]
+fn toolpack_results_map_statuses_images_links_and_refuse_redirects_off_the_egress_list() {
+    let world = world("tr");
+    let token = world.gateway.create_profile("tr");
+    world.cli(&["server", "add", "probe", "--catalog", "probe"]);
+    world.cli(&["profile", "add-server", "tr", "probe"]);
+    let results = world.call(
+        &token,
+        "tr",
+        &[
+            ("probe_status", json!({"code": 404})),
+            ("probe_status", json!({"code": 401})),
+            ("probe_status", json!({"code": 204})),
+            ("probe_image", json!({})),
+            ("probe_link", json!({})),
+            ("probe_text", json!({"bytes": 200_000})),
+            ("probe_redirect", json!({"to": "https://elsewhere.toolpack.test/echo"})),
+            ("probe_redirect", json!({"to": "/status/200"})),
+        ],
+    );
+    assert_eq!(results[0], ("HTTP 404 Not Found\n{\"status\":404}".into(), true));
+    assert!(
+        results[1].1 && results[1].0.starts_with("HTTP 401 Unauthorized\n"),
+        "{:?}",
+        results[1]
+    );
+    assert_eq!(results[2], ("HTTP 204".into(), false));
+    assert!(!results[3].1, "{:?}", results[3]);
+    assert!(results[4].0.contains("[1,2]") && results[4].0.contains("Link: <https://probe.toolpack.test/link?page=2>"));
+    assert!(
+        results[5].0.ends_with("…[truncated: returned 102400 of 200000 bytes]"),
+        "{}",
+        &results[5].0[102_390..]
+    );
+    assert!(
+        results[6].1 && results[6].0.contains("not an https URL on this server's egress list"),
+        "{:?}",
+        results[6]
+    );
+    assert_eq!(results[7], ("{\"status\":200}".into(), false));
+    let paths: Vec<String> = world
+        .upstream_requests()
+        .iter()
+        .map(|r| r["path"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        !paths.contains(&"/echo".to_owned()),
+        "the off-list redirect was not followed: {paths:?}"
+    );
+}
+
+#[test]
+fn an_upgrade_that_changes_the_runtime_waits_for_consent() {
+    let world = world("tc");
+    let token = world.gateway.create_profile("tc");
+    let out = world.cli(&["server", "add", "pubsub", "--catalog", "pubsub@1.4.2"]);
+    assert!(out.contains("installed catalog entry pubsub@1.4.2"), "{out}");
+    world
+        .gateway
+        .cli_with_input(&["credential", "set", "pubsub", "pubsub_api_key"], "k1");
+    world.cli(&["profile", "add-server", "tc", "pubsub"]);
+    let before = world.call(&token, "tc", &[("pubsub_list_channels", json!({}))]);
+    assert!(!before[0].1, "{:?}", before[0]);
+    let placeholder = |w: &World| w.cli(&["credential", "list", "--server", "pubsub"]);
+    let listed = placeholder(&world);
+
+    // Reinstalling the same runtime keeps consent; an upgrade that changes it waits.
+    let out = world.cli(&["server", "add", "pubsub", "--catalog", "pubsub@1.4.2"]);
+    assert!(out.contains("already runs pubsub@1.4.2"), "{out}");
+    let out = world.cli(&["server", "add", "pubsub", "--catalog", "pubsub@1.5.0"]);
+    assert!(out.contains("it does not start until you consent"), "{out}");
+    assert!(out.contains("version 1.4.2 → 1.5.0"), "{out}");
+    world.cli(&["server", "add", "newsfeed", "--catalog", "newsfeed"]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let waiting = world.call(&token, "tc", &[("pubsub_list_channels", json!({}))]);
+    assert!(
+        waiting[0].0.contains("gigmcp server consent pubsub"),
+        "the upgraded server does not start: {:?}",
+        waiting[0]
+    );
+    let out = world.cli(&["server", "consent", "pubsub"]);
+    assert!(out.contains("consented to the new runtime of pubsub"), "{out}");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    let after = world.call(&token, "tc", &[("pubsub_list_channels", json!({}))]);
+    assert!(!after[0].1, "{:?}", after[0]);
+    assert_eq!(
+        world.received("/channels")["headers"]["authorization"],
+        "Basic k1",
+        "the secret survived the upgrade"
+    );
+    assert_eq!(
+        placeholder(&world),
+        listed,
+        "the credential and its placeholder are kept"
+    );
+    let _ = &world.files;
+}
