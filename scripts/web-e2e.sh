@@ -34,7 +34,10 @@ PORT="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); 
 export GIG_E2E_URL="http://127.0.0.1:$PORT" GIG_E2E_DATA_DIR="$DATA" GIGMCP_BIN="$BIN"
 export GIGMCP_TEST_PYTHON GIGMCP_TEST_CLIENTS
 
-GIG_DATA_DIR="$DATA" GIG_LISTEN="127.0.0.1:$PORT" RUST_LOG="${RUST_LOG:-warn}" "$BIN" serve --dev >"$DATA/gateway.log" 2>&1 &
+# The signed demo catalog `make run` serves, for the catalog's journeys.
+CATALOG="$(cd "$ROOT" && scripts/demo-catalog.sh "$DATA" "$BIN")"
+# shellcheck disable=SC2086
+env $CATALOG GIG_DATA_DIR="$DATA" GIG_LISTEN="127.0.0.1:$PORT" RUST_LOG="${RUST_LOG:-warn}" "$BIN" serve --dev >"$DATA/gateway.log" 2>&1 &
 GATEWAY=$!
 stop() {
     kill -TERM "$GATEWAY" 2>/dev/null && wait "$GATEWAY" 2>/dev/null

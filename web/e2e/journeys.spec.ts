@@ -358,3 +358,54 @@ test("the plugin configuration form speaks the dashboard's language", async ({ p
   await a11y(page);
   await page.screenshot({ path: "../target/dashboard-screenshots/plugin-form-de-light.png", fullPage: true });
 });
+
+test("the signed catalog is browsed, an entry installed, its upgrade consented to, and a tool off by default turned on for a profile", async ({
+  page,
+}) => {
+  await login(page);
+  await page.goto("/catalog");
+  await expect(page.getByRole("heading", { level: 1, name: "Catalog" })).toBeVisible();
+  await expect(page.getByText(/Signed index from file:\/\/.*index\.json, generated .*: 8 entries\./)).toBeVisible();
+  await page.getByLabel("Category").selectOption("support");
+  await expect(page.getByRole("link", { name: "Helpdesk" })).toBeVisible();
+  await expect(page.getByRole("link", { name: "Taskboard" })).toHaveCount(0);
+  await page.getByLabel("Category").selectOption("");
+  await page.getByLabel("Search").fill("realtime");
+  await a11y(page);
+  await page.getByRole("link", { name: "PubSub <Realtime> & Co" }).click();
+  await expect(page).toHaveURL(/\/catalog\/pubsub$/);
+  const tools = page.getByRole("region", { name: "Tools" });
+  await expect(tools.getByRole("row", { name: /publish_message off Publish a message on a channel\./ })).toBeVisible();
+
+  // Install the older version, then upgrade: the runtime changed, so it waits for consent.
+  await page.getByLabel("Server name").fill("pubsub-e2e");
+  await page.getByLabel("Version").selectOption("1.4.2");
+  await page.getByRole("button", { name: "Install" }).click();
+  await expect(page).toHaveURL(/\/servers\/pubsub-e2e$/);
+  await expect(page.getByText("catalog pubsub@1.4.2", { exact: true })).toBeVisible();
+  await page.goto("/catalog/pubsub");
+  await page.getByLabel("Server name").fill("pubsub-e2e");
+  await page.getByRole("button", { name: "Install" }).click();
+  await expect(page).toHaveURL(/\/servers\/pubsub-e2e$/);
+  const waiting = page.getByRole("region", { name: "Waiting for consent" });
+  await expect(waiting).toContainText("The upgrade to pubsub@1.5.0 changes what this server runs");
+  await page.screenshot({ path: "../target/dashboard-screenshots/consent-light.png", fullPage: true });
+  await waiting.getByRole("button", { name: "Consent and start" }).click();
+  await expect(page.getByText(/Consented: version 1\.4\.2 → 1\.5\.0/)).toBeVisible();
+  await expect(waiting).toHaveCount(0);
+
+  // The tool off by default, turned on for one profile.
+  gigmcp("profile", "create", "catalog-e2e");
+  gigmcp("profile", "add-server", "catalog-e2e", "pubsub-e2e");
+  await page.goto("/profiles/catalog-e2e");
+  const switches = page.getByRole("region", { name: "Catalog tools" });
+  const publish = switches.getByRole("checkbox", { name: "pubsub-e2e/publish_message" });
+  await expect(publish).not.toBeChecked();
+  await expect(switches.getByRole("checkbox", { name: "pubsub-e2e/list_channels" })).toBeChecked();
+  await publish.click();
+  await expect(publish).toBeChecked();
+  await expect(switches.getByRole("button", { name: "Back to the default (off)" })).toBeVisible();
+  expect(gigmcp("profile", "tools", "catalog-e2e")).toContain("on  pubsub-e2e/publish_message (switched for this profile)");
+  await a11y(page);
+  await page.screenshot({ path: "../target/dashboard-screenshots/tool-switches-light.png", fullPage: true });
+});

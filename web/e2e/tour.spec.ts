@@ -9,6 +9,8 @@ const PAGES: [string, string][] = [
   ["servers", "/servers"],
   ["server-new", "/servers/new"],
   ["server", "/servers/echo"],
+  ["catalog", "/catalog"],
+  ["catalog-entry", "/catalog/taskboard"],
   ["credentials", "/credentials"],
   ["plugins", "/plugins"],
   ["plugin", "/plugins/tool-filter"],

@@ -9,6 +9,7 @@ import { toast, Toasts } from "./components/toasts";
 import { Shell } from "./Shell";
 import { Account } from "./pages/Account";
 import { Audit } from "./pages/Audit";
+import { Catalog, CatalogEntry } from "./pages/Catalog";
 import { Credentials } from "./pages/Credentials";
 import { Login } from "./pages/Login";
 import { NotFound } from "./pages/NotFound";
@@ -74,6 +75,8 @@ export function App() {
                 <Route path="/" component={Overview} />
                 <Route path="/profiles" component={Profiles} />
                 <Route path="/profiles/:slug" component={ProfileDetail} />
+                <Route path="/catalog" component={Catalog} />
+                <Route path="/catalog/:name" component={CatalogEntry} />
                 <Route path="/servers" component={Servers} />
                 <Route path="/servers/new" component={ServerNew} />
                 <Route path="/servers/:name" component={ServerDetail} />

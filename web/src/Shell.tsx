@@ -14,6 +14,7 @@ const NAV = [
   { href: "/", key: "nav.overview", admin: false },
   { href: "/profiles", key: "nav.profiles", admin: false },
   { href: "/servers", key: "nav.servers", admin: false },
+  { href: "/catalog", key: "nav.catalog", admin: false },
   { href: "/credentials", key: "nav.credentials", admin: false },
   { href: "/plugins", key: "nav.plugins", admin: true },
   { href: "/webhooks", key: "nav.webhooks", admin: true },

@@ -1070,10 +1070,17 @@ export interface components {
             name: string;
             prefix: string;
             per_session: boolean;
-            /** @description stdio, builtin or http. */
+            /** @description stdio, builtin, toolpack or http. */
             transport: string;
-            /** @description How it is run (command and arguments, built-in, or URL): shown to admins only. */
+            /** @description How it is run (command and arguments, built-in, catalog entry, or URL): shown to admins only. */
             target: string | null;
+            /** @description For a catalog toolpack: the entry and version installed. */
+            catalog?: string | null;
+            /**
+             * @description A catalog upgrade changed what it runs or where it connects: it does not start until an admin consents
+             *     (`POST /api/servers/{name}/consent`).
+             */
+            consent_pending: boolean;
             /** @description The hosts it declares it needs to reach. */
             egress: string[];
             /** @description Its sandboxes running now. */

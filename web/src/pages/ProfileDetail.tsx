@@ -14,6 +14,7 @@ import { absoluteEndpoint, TokenReveal, type Reveal } from "../components/TokenR
 import { CallsChart } from "../components/CallsChart";
 import { CopyBlock } from "../components/CopyBlock";
 import { fmtTime } from "../format";
+import { ToolSwitches } from "../components/ToolSwitches";
 
 function RenameForm({ profile }: { profile: Profile }) {
   const { t } = useTranslation();
@@ -237,6 +238,7 @@ export function ProfileDetail() {
             <RenameForm profile={p} />
           </section>
           <ServersEditor profile={p} />
+          <ToolSwitches slug={p.slug} />
         </div>
         <div>
           <section className="card" aria-labelledby="pipe-h">

@@ -81,6 +81,15 @@ export function ServerDetail() {
       navigate("/servers");
     },
   });
+  const consent = useMutation({
+    mutationFn: () => call(api.POST("/api/servers/{name}/consent", { params: { path: { name } } })),
+    meta: { suppressErrorToast: true },
+    onSuccess: (r) => {
+      toast(t("server.consented", { changes: r.changes.join("; ") }), "ok");
+      void qc.invalidateQueries({ queryKey: keys.server(name) });
+      void qc.invalidateQueries({ queryKey: keys.servers });
+    },
+  });
   if (q.isPending) return <Loading />;
   if (q.isError)
     return (
@@ -102,6 +111,18 @@ export function ServerDetail() {
           </button>
         )}
       </PageHead>
+      {s.consent_pending && (
+        <section className="card warn-card" aria-labelledby="consent-h" style={{ marginBottom: "1rem" }}>
+          <h2 id="consent-h">{t("server.consentTitle")}</h2>
+          <p>{t("server.consentHelp", { entry: s.catalog ?? "" })}</p>
+          <ErrorNote error={consent.error} />
+          {isAdmin && (
+            <button type="button" className="primary" onClick={() => consent.mutate()} disabled={consent.isPending}>
+              {t("server.consent")}
+            </button>
+          )}
+        </section>
+      )}
       <div className="grid grid-2">
         <section className="card" aria-labelledby="details-h">
           <h2 id="details-h">{t("server.details")}</h2>
@@ -151,7 +172,8 @@ export function ServerDetail() {
         <section className="card" aria-labelledby="egress-h">
           <h2 id="egress-h">{t("servers.egress")}</h2>
           <p className="muted small">{t("server.egressHelp")}</p>
-          {isAdmin ? (
+          {s.transport === "toolpack" && <p className="muted small">{t("server.egressFromCatalog")}</p>}
+          {isAdmin && s.transport !== "toolpack" ? (
             <EgressEditor server={s} />
           ) : s.egress.length ? (
             <ul>{s.egress.map((h) => <li key={h} className="mono">{h}</li>)}</ul>

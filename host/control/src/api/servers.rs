@@ -28,10 +28,16 @@ pub struct ServerView {
     pub name: String,
     pub prefix: String,
     pub per_session: bool,
-    /// stdio, builtin or http.
+    /// stdio, builtin, toolpack or http.
     pub transport: String,
-    /// How it is run (command and arguments, built-in, or URL): shown to admins only.
+    /// How it is run (command and arguments, built-in, catalog entry, or URL): shown to admins only.
     pub target: Option<String>,
+    /// For a catalog toolpack: the entry and version installed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub catalog: Option<String>,
+    /// A catalog upgrade changed what it runs or where it connects: it does not start until an admin consents
+    /// (`POST /api/servers/{name}/consent`).
+    pub consent_pending: bool,
     /// The hosts it declares it needs to reach.
     pub egress: Vec<String>,
     /// Its sandboxes running now.
@@ -147,6 +153,13 @@ fn view(state: &ControlState, def: &ServerDef, admin: bool, running: Vec<Running
         per_session: def.per_session,
         transport: transport.to_owned(),
         target: admin.then_some(target),
+        catalog: match &def.spec {
+            gigmcp_types::server::ServerSpec::Toolpack { toolpack, .. } => {
+                Some(format!("{}@{}", toolpack.entry, toolpack.version))
+            }
+            _ => None,
+        },
+        consent_pending: matches!(&def.spec, gigmcp_types::server::ServerSpec::Toolpack { toolpack, .. } if !toolpack.consented()),
         egress: def.spec.egress().to_vec(),
         running,
         state: if admin {
