@@ -69,6 +69,8 @@ bench: plugins web
 	bench/run.sh
 	target/release/gigmcp-bench egress --gigmcp target/release/gigmcp --mitmdump .bench-deps/venv/bin/mitmdump --out target/egress-bench.md
 	cat target/egress-bench.md >> BENCHMARKS.md
+	target/release/gigmcp-bench catalog --gigmcp target/release/gigmcp --out target/catalog-bench.md
+	cat target/catalog-bench.md >> BENCHMARKS.md
 	$(CARGO) bench --locked -p gigmcp --bench plugin_hooks > target/plugin-hooks.txt
 	bench/hooks-section.sh target/plugin-hooks.txt BENCHMARKS.md
 	bench/build-cost.sh >> BENCHMARKS.md

@@ -222,6 +222,20 @@ fn response_for(reply: &Reply, id: u64) -> Result<Value, String> {
     ))
 }
 
+impl HttpSession {
+    /// One `tools/call` of `name` with `arguments` (JSON): the whole JSON-RPC reply.
+    pub async fn call_tool(&mut self, id: u64, name: &str, arguments: &str) -> Result<Value, String> {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"{name}","arguments":{arguments}}}}}"#
+        );
+        let reply = self.exchange(Method::POST, Some(body)).await?;
+        if reply.status != StatusCode::OK {
+            return Err(format!("HTTP {}", reply.status));
+        }
+        response_for(&reply, id)
+    }
+}
+
 impl Caller for HttpSession {
     async fn call(&mut self, id: u64, message: &str) -> Result<Value, String> {
         // Messages are made of [A-Za-z0-9-]: nothing to escape.

@@ -37,8 +37,8 @@ use tokio_rustls::rustls::pki_types::pem::PemObject;
 use crate::gateway;
 use crate::procs;
 
-const HOST: &str = "bench.test";
-const SECRET: &str = "sk-bench-0123456789abcdefghijklmnopqrstuvwxyz";
+pub(crate) const HOST: &str = "bench.test";
+pub(crate) const SECRET: &str = "sk-bench-0123456789abcdefghijklmnopqrstuvwxyz";
 const IN_NETNS: &str = "GIGMCP_BENCH_EGRESS_NETNS";
 
 #[derive(clap::Args, Clone, Debug)]
@@ -107,12 +107,12 @@ pub async fn run(args: EgressArgs) -> Result<bool> {
 }
 
 /// A network namespace with only a loopback interface.
-struct Netns {
+pub(crate) struct Netns {
     name: String,
 }
 
 impl Netns {
-    fn create(name: &str) -> Result<Self> {
+    pub(crate) fn create(name: &str) -> Result<Self> {
         ip(&["netns", "add", name])?;
         let netns = Self { name: name.to_owned() };
         ip(&["-n", name, "link", "set", "lo", "up"])?;
@@ -139,12 +139,12 @@ fn ip(args: &[&str]) -> Result<()> {
 
 // ---------------------------------------------------------------- the upstream
 
-struct TestCa {
-    ca_pem: String,
-    server: rustls::ServerConfig,
+pub(crate) struct TestCa {
+    pub(crate) ca_pem: String,
+    pub(crate) server: rustls::ServerConfig,
 }
 
-fn test_ca() -> Result<TestCa> {
+pub(crate) fn test_ca() -> Result<TestCa> {
     let ca_key = rcgen::KeyPair::generate()?;
     let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new())?;
     ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
@@ -170,7 +170,7 @@ fn test_ca() -> Result<TestCa> {
 }
 
 /// Serves `/small` (200 `ok` when the request carries the real secret, else 401) and `/download`.
-async fn serve_upstream(listener: tokio::net::TcpListener, tls: Arc<rustls::ServerConfig>, download: Bytes) {
+pub(crate) async fn serve_upstream(listener: tokio::net::TcpListener, tls: Arc<rustls::ServerConfig>, download: Bytes) {
     let acceptor = tokio_rustls::TlsAcceptor::from(tls);
     loop {
         let Ok((stream, _)) = listener.accept().await else {
@@ -210,7 +210,7 @@ async fn serve_upstream(listener: tokio::net::TcpListener, tls: Arc<rustls::Serv
 // ---------------------------------------------------------------- clients
 
 /// One kept-alive HTTPS connection, possibly through a CONNECT tunnel.
-struct Client {
+pub(crate) struct Client {
     sender: http1::SendRequest<Empty<Bytes>>,
     authority: String,
     authorization: String,
@@ -219,7 +219,7 @@ struct Client {
 impl Client {
     /// `tcp` is connected to the upstream itself (`connect: None`) or to a proxy, asked to CONNECT to
     /// `connect`. TLS names `HOST` and requests carry `authority` in `Host` either way.
-    async fn open(
+    pub(crate) async fn open(
         mut tcp: TcpStream,
         connect: Option<&str>,
         authority: &str,
@@ -266,7 +266,7 @@ impl Client {
     }
 
     /// One GET; gives the status and the body's length.
-    async fn get(&mut self, path: &str) -> Result<(StatusCode, usize)> {
+    pub(crate) async fn get(&mut self, path: &str) -> Result<(StatusCode, usize)> {
         let request = Request::get(path)
             .header(http::header::HOST, &self.authority)
             .header(http::header::AUTHORIZATION, &self.authorization)
@@ -683,7 +683,7 @@ impl Layout {
     }
 }
 
-struct RemoveOnDrop(PathBuf);
+pub(crate) struct RemoveOnDrop(pub(crate) PathBuf);
 
 impl Drop for RemoveOnDrop {
     fn drop(&mut self) {
@@ -790,7 +790,7 @@ fn report(args: &EgressArgs, names: &[&str; 3], layouts: &[Layout], results: &[[
 /// The version `make bench` installs (bench/requirements.txt); the newest that installs on Python 3.11.
 const MITMPROXY_VERSION: &str = "11.0.2";
 
-fn now_utc() -> String {
+pub(crate) fn now_utc() -> String {
     std::process::Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC"])
         .output()

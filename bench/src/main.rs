@@ -14,6 +14,7 @@
 //! Every reply is checked; `run` exits non-zero if any check failed. `canned` is floor 2's endpoint.
 
 mod canned;
+mod catalog;
 mod client;
 mod cold;
 mod driver;
@@ -46,6 +47,9 @@ enum Command {
     /// The egress proxy: HTTPS latency and download throughput from a sandbox through Gig'MCP, against direct
     /// and mitmproxy, in a network namespace of its own; writes a Markdown section.
     Egress(Box<egress::EgressArgs>),
+    /// The catalog: lint, build and index verification of a generated 1,000-entry registry, and a toolpack call
+    /// against the same HTTPS request made directly, in a network namespace of its own; writes a Markdown section.
+    Catalog(Box<catalog::CatalogArgs>),
     /// Serve floor 2: a trivial MCP endpoint that answers tools/call with a canned result.
     Canned {
         /// Address to listen on (port 0: any free port; the address is printed on stdout).
@@ -177,6 +181,14 @@ fn main() -> std::process::ExitCode {
             rt.block_on(async {
                 tokio::select! {
                     outcome = egress::run(*args) => outcome,
+                    () = interrupted() => Err(anyhow::anyhow!("interrupted")),
+                }
+            })
+        }),
+        Command::Catalog(args) => runtime(1).map_err(anyhow::Error::from).and_then(|rt| {
+            rt.block_on(async {
+                tokio::select! {
+                    outcome = catalog::run(*args) => outcome,
                     () = interrupted() => Err(anyhow::anyhow!("interrupted")),
                 }
             })
