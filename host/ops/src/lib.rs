@@ -14,6 +14,7 @@ pub mod catalog;
 pub mod install;
 pub mod registry;
 mod server_input;
+pub mod server_json;
 pub mod state;
 pub use server_input::{Defined, ServerInput};
 pub use state::ServerStates;

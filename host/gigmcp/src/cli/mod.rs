@@ -157,13 +157,18 @@ enum ServerCommand {
 struct ServerAdd {
     name: String,
     /// Absolute path of a stdio MCP server to run in a sandbox.
-    #[arg(long, conflicts_with_all = ["url", "builtin", "npm", "pypi"], required_unless_present_any = ["url", "builtin", "npm", "pypi", "catalog"])]
+    #[arg(long, conflicts_with_all = ["url", "builtin", "npm", "pypi"], required_unless_present_any = ["url", "builtin", "npm", "pypi", "catalog", "server_json"])]
     command: Option<String>,
     /// Install an entry of the signed catalog (GIG_REGISTRY_*): `name`, `name@version` or `sha256:<digest>`.
     /// Its egress hosts and credential definitions come from its manifest; set the secret afterwards with
     /// `gigmcp credential set <server> <credential>`. Again on an installed server: an upgrade.
-    #[arg(long, conflicts_with_all = ["command", "url", "builtin", "npm", "pypi", "args", "env", "mounts", "bin", "runtime", "prefix", "per_session", "egress"])]
+    #[arg(long, conflicts_with_all = ["command", "url", "builtin", "npm", "pypi", "args", "env", "mounts", "bin", "runtime", "prefix", "per_session", "egress", "server_json"])]
     catalog: Option<String>,
+    /// Install an entry in the official MCP Registry's server.json format (a file): its npm or PyPI package
+    /// (an exact version) run in a sandbox, or its streamable-HTTP remote. Its environment's secrets become
+    /// credentials to set; `--env` gives what it requires; `--egress` the hosts it may reach.
+    #[arg(long, conflicts_with_all = ["command", "url", "builtin", "npm", "pypi", "args", "bin", "runtime"])]
+    server_json: Option<PathBuf>,
     /// With --catalog: the tenant's own API host, like https://acme.zendesk.com, for entries whose API lives on
     /// a host of each customer's.
     #[arg(long, requires = "catalog")]
@@ -410,6 +415,42 @@ fn server(command: ServerCommand) -> Result<()> {
                 },
             )?;
             print_install(&outcome);
+        }
+        ServerCommand::Add(mut add) if add.server_json.is_some() => {
+            let env = Env::from_process();
+            let paths = Paths::from_env(&env)?;
+            let defaults = config::sandbox_settings(&env, &paths)?.default_limits;
+            let file = add.server_json.take().unwrap_or_default();
+            let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let entry = gigmcp_ops::server_json::ServerJson::parse(&text)?;
+            let plan = entry.plan(server_input(add))?;
+            let def = ops.add_server_from(plan.input, defaults, &paths.servers_dir)?;
+            println!("added server {} from {} {}", def.name, entry.name, entry.version);
+            for skipped in &plan.skipped {
+                println!("  not used: {skipped}");
+            }
+            for secret in &plan.secrets {
+                println!(
+                    "  secret {} ({}): printf %s \"$SECRET\" | gigmcp credential set {} {} --env-name {} --hosts <api host> \
+                     [--header … --format …]; the server gets only a placeholder in {}",
+                    secret.name,
+                    if secret.description.is_empty() {
+                        "no description"
+                    } else {
+                        &secret.description
+                    },
+                    def.name,
+                    secret.name.to_ascii_lowercase(),
+                    secret.name,
+                    secret.name
+                );
+            }
+            if def.spec.egress().is_empty() && !matches!(def.spec, ServerSpec::Http { .. }) {
+                println!(
+                    "  server.json declares no egress: give the hosts it needs with `gigmcp server set {} --egress …`",
+                    def.name
+                );
+            }
         }
         ServerCommand::Add(add) => {
             let env = Env::from_process();

@@ -291,3 +291,74 @@ async fn unpinned_packages_are_resolved_at_install_and_pinned() {
     assert_eq!(std::fs::read_dir(&servers).unwrap().count(), before);
     assert!(!gateway.cli_ok(&["server", "list"]).contains("none"));
 }
+
+#[tokio::test]
+async fn a_server_json_entry_installs_its_npm_package_with_its_environment_and_names_its_secret() {
+    let (gateway, _servers) = gateway();
+    let token = gateway.create_profile("team");
+    let dir = tempfile::tempdir().unwrap();
+    let entry = dir.path().join("server.json");
+    std::fs::write(
+        &entry,
+        json!({
+            "$schema": "https://static.modelcontextprotocol.io/schemas/2025-12-11/server.schema.json",
+            "name": "io.github.modelcontextprotocol/server-memory",
+            "description": "A knowledge graph kept in a file",
+            "version": "2026.8.31",
+            "packages": [
+                {"registryType": "oci", "identifier": "ghcr.io/example/memory:1", "transport": {"type": "stdio"}},
+                {"registryType": "npm", "identifier": "@modelcontextprotocol/server-memory", "version": "2026.8.31",
+                 "runtimeHint": "npx", "transport": {"type": "stdio"},
+                 "environmentVariables": [
+                     {"name": "MEMORY_FILE_PATH", "isRequired": true, "description": "Where the graph is kept"},
+                     {"name": "MEMORY_API_KEY", "isSecret": true, "description": "Not used by this server"}
+                 ]}
+            ]
+        })
+        .to_string(),
+    )
+    .unwrap();
+    let path = entry.to_str().unwrap();
+    // A required variable without a value is refused, and nothing is installed.
+    let out = gateway.cli(&["server", "add", "mem", "--server-json", path]);
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        error.contains("it needs MEMORY_FILE_PATH (Where the graph is kept): give it with --env"),
+        "{error}"
+    );
+    assert!(!gateway.cli_ok(&["server", "list"]).contains("mem "));
+    let out = gateway.cli_ok(&[
+        "server",
+        "add",
+        "mem",
+        "--server-json",
+        path,
+        "--env",
+        "MEMORY_FILE_PATH=/state/memory.jsonl",
+    ]);
+    assert!(
+        out.contains("added server mem from io.github.modelcontextprotocol/server-memory 2026.8.31"),
+        "{out}"
+    );
+    assert!(
+        out.contains("not used: package ghcr.io/example/memory:1 (oci)"),
+        "{out}"
+    );
+    assert!(out.contains("secret MEMORY_API_KEY"), "{out}");
+    assert!(
+        out.contains("gigmcp credential set mem memory_api_key --env-name MEMORY_API_KEY"),
+        "{out}"
+    );
+    gateway.cli_ok(&["profile", "add-server", "team", "mem"]);
+    let mut client = RawClient::new(gateway.url("team"), token);
+    client.initialize().await;
+    let reply = client
+        .call(
+            json!(1),
+            "tools/call",
+            json!({"name": "mem_create_entities", "arguments": {"entities": [
+                {"name": "gateway", "entityType": "software", "observations": ["sandboxes servers"]}]}}),
+        )
+        .await;
+    assert!(text(&reply).contains("gateway"), "{reply}");
+}
