@@ -3,7 +3,8 @@
 #
 #   * Debian packages: bubblewrap, iproute2, iptables, nftables, e2fsprogs (the sandbox's tools), chromium (the
 #     dashboard's browser tests), golang-go and python3-yaml (the catalog's hashes checked against Go's
-#     encoding/json, reading the fixtures with a YAML 1.1 reader as the Go registry does)
+#     encoding/json, reading the fixtures with a YAML 1.1 reader as the Go registry does; a static MCP server
+#     built for the OCI tests), docker-registry (an OCI registry on loopback for static-binary entries)
 #   * npm packages pinned in tests/deps/package.json + package-lock.json, installed
 #     with `npm ci` into tests/deps/node_modules (the reference MCP servers, the
 #     conformance suite, supergateway, and a Node 22 binary)
@@ -79,16 +80,18 @@ done
 [[ -x /usr/bin/chromium ]] || missing+=("chromium")
 # The catalog's reference hashes: Go's encoding/json over YAML read by PyYAML (host/catalog/tests/fixtures.rs).
 have_cmd go || missing+=("golang-go")
+# Static-binary catalog entries are pulled from an OCI registry of the tests' own.
+[[ -x /usr/bin/docker-registry ]] || missing+=("docker-registry")
 [[ -x /usr/bin/python3 ]] && ! /usr/bin/python3 -c 'import yaml' 2>/dev/null && missing+=("python3-yaml")
 if ((${#missing[@]})); then
     log "missing commands: ${missing[*]}; installing Debian packages"
     if [[ "$(id -u)" != 0 ]]; then
-        die "need root to apt-get install bubblewrap iproute2 iptables nftables util-linux e2fsprogs mount procps python3 python3-venv python3-yaml curl chromium golang-go"
+        die "need root to apt-get install bubblewrap iproute2 iptables nftables util-linux e2fsprogs mount procps python3 python3-venv python3-yaml curl chromium golang-go docker-registry"
     fi
     # Installer chatter goes to stderr: stdout carries only the KEY=VALUE summary.
     apt-get update >&2
     apt-get install -y bubblewrap iproute2 iptables nftables util-linux e2fsprogs mount procps python3 python3-venv \
-        python3-yaml curl ca-certificates chromium golang-go >&2
+        python3-yaml curl ca-certificates chromium golang-go docker-registry >&2
     for cmd in bwrap ip iptables nft nsenter ps kill curl mkfs.ext4 losetup; do
         have_cmd "$cmd" || die "'$cmd' still missing after apt-get install"
     done

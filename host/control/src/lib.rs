@@ -87,6 +87,8 @@ pub struct Parts {
     pub states: Arc<dyn gigmcp_ops::ServerStates>,
     /// The signed catalog (`GIG_REGISTRY_*`).
     pub catalog: Arc<gigmcp_ops::catalog::Catalog>,
+    /// How static-binary catalog entries are pulled (`GIG_OCI_*`).
+    pub oci: gigmcp_ops::oci::OciSettings,
 }
 
 /// What every control route shares.
@@ -117,6 +119,8 @@ pub struct ControlState {
     pub web: dashboard::WebFiles,
     /// The signed catalog (`GIG_REGISTRY_*`).
     pub catalog: Arc<gigmcp_ops::catalog::Catalog>,
+    /// How static-binary catalog entries are pulled (`GIG_OCI_*`).
+    pub oci: gigmcp_ops::oci::OciSettings,
 }
 
 /// The one error shape of the API: `{"error":{"code","message"}}`.
@@ -314,6 +318,7 @@ impl ControlState {
             servers_dir: config.servers_dir.clone(),
             web: config.web.clone(),
             catalog: parts.catalog,
+            oci: parts.oci,
         }))
     }
 }

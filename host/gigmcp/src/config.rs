@@ -557,6 +557,20 @@ pub fn catalog_installs(env: &Env, catalog: bool) -> Result<Vec<String>, ConfigE
     Ok(references)
 }
 
+/// How static-binary catalog entries are pulled: `GIG_OCI_CA_FILE`, `GIG_OCI_USERNAME`,
+/// `GIG_OCI_PASSWORD` (or `_FILE`).
+pub fn oci_settings(env: &Env) -> Result<gigmcp_ops::oci::OciSettings, ConfigError> {
+    Ok(gigmcp_ops::oci::OciSettings {
+        extra_roots_pem: pem_roots(
+            env,
+            "GIG_OCI_CA_FILE",
+            "give a file of PEM certificates (-----BEGIN CERTIFICATE-----) to trust for OCI registries",
+        )?,
+        username: env.get("GIG_OCI_USERNAME").map(str::to_owned),
+        password: env.secret("GIG_OCI_PASSWORD", "GIG_OCI_PASSWORD_FILE")?,
+    })
+}
+
 /// Extra trusted roots from the PEM file a variable names (none when unset).
 fn pem_roots(env: &Env, name: &'static str, hint: &'static str) -> Result<Option<Vec<u8>>, ConfigError> {
     let Some(path) = env.get(name) else {

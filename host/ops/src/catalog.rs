@@ -311,7 +311,9 @@ pub async fn keep_fresh(
         ticks.tick().await;
         let refreshed = catalog.refresh(&store).await;
         if let Some(installs) = installs.take() {
-            install_at_start(&catalog, &store, &audit, &installs);
+            // Off the runtime: a static-binary entry is pulled from its registry.
+            let (catalog, store, audit) = (catalog.clone(), store.clone(), audit.clone());
+            let _ = tokio::task::spawn_blocking(move || install_at_start(&catalog, &store, &audit, &installs)).await;
         }
         let (outcome, detail) = match refreshed {
             Ok(Refreshed {
@@ -357,6 +359,7 @@ pub async fn keep_fresh(
 pub struct Installs {
     pub references: Vec<String>,
     pub servers_dir: PathBuf,
+    pub oci: crate::oci::OciSettings,
 }
 
 fn install_at_start(catalog: &Catalog, store: &Store, audit: &gigmcp_audit::AuditLog, installs: &Installs) {
@@ -389,6 +392,7 @@ fn install_at_start(catalog: &Catalog, store: &Store, audit: &gigmcp_audit::Audi
                         base_url: None,
                         consent: true,
                         servers_dir: &installs.servers_dir,
+                        oci: &installs.oci,
                     },
                 )
             });

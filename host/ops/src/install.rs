@@ -25,6 +25,7 @@ use gigmcp_types::credential::CredentialName;
 use gigmcp_types::names::{Prefix, ProfileSlug, ServerName};
 use gigmcp_types::server::{ServerDef, ServerSpec, Toolpack, ToolpackCredential, ToolpackTool};
 
+use crate::oci::OciSettings;
 use crate::{Ops, OpsError};
 
 pub struct CatalogInstall<'a> {
@@ -36,6 +37,8 @@ pub struct CatalogInstall<'a> {
     pub consent: bool,
     /// `GIG_SERVERS_DIR`.
     pub servers_dir: &'a Path,
+    /// How to reach the OCI registries static-binary entries are pulled from (`GIG_OCI_*`).
+    pub oci: &'a OciSettings,
 }
 
 /// What an install did.
@@ -76,22 +79,29 @@ impl Ops<'_> {
                 manifest.reference()
             )));
         }
-        if !manifest.is_toolpack() {
-            return Err(OpsError::Invalid(format!(
-                "catalog entry {} is a {} ({}): this gateway installs catalog toolpacks; it cannot pull images \
-                 from an OCI registry yet",
-                manifest.reference(),
-                manifest.kind(),
-                manifest.image.reference
-            )));
-        }
-        let toolspec = index.toolspec(manifest).ok_or_else(|| {
-            OpsError::Invalid(format!(
-                "catalog entry {} has no signed toolspec in the index; the registry must be built with \
-                 `gigmcp catalog build`",
-                manifest.reference()
-            ))
-        })?;
+        let binary = match manifest.kind() {
+            "toolpack" => None,
+            "binary" => Some(pull_binary(manifest, input)?),
+            other => {
+                return Err(OpsError::Invalid(format!(
+                    "catalog entry {} is a {other} image ({}): this gateway installs toolpacks and static binaries",
+                    manifest.reference(),
+                    manifest.image.reference
+                )));
+            }
+        };
+        let empty = gigmcp_catalog::ToolSpec::default();
+        let toolspec = match (index.toolspec(manifest), &binary) {
+            (Some(spec), _) => spec,
+            (None, Some(_)) => &empty,
+            (None, None) => {
+                return Err(OpsError::Invalid(format!(
+                    "catalog entry {} has no signed toolspec in the index; the registry must be built with \
+                     `gigmcp catalog build`",
+                    manifest.reference()
+                )));
+            }
+        };
         let mut notes = Vec::new();
         // The server's rules: exact hosts as they are, `*.x` with its one-label meaning (the safer reading;
         // the gateway's grammar has `**.x` for any depth).
@@ -111,7 +121,7 @@ impl Ops<'_> {
                 }
                 Some(url.to_owned())
             }
-            None => {
+            None if binary.is_none() => {
                 let host = &toolspec.base_url["https://".len()..];
                 if gigmcp_toolpack::request::is_placeholder_host(host) {
                     notes.push(format!(
@@ -121,7 +131,15 @@ impl Ops<'_> {
                 }
                 None
             }
+            None => None,
         };
+        if binary.is_some() && manifest.tier == "entrusted" && !manifest.credentials.is_empty() {
+            return Err(OpsError::Invalid(format!(
+                "catalog entry {} is an entrusted static binary: it reads its secret from its environment, and this \
+                 gateway never puts a secret in a sandbox",
+                manifest.reference()
+            )));
+        }
         let credentials = credentials(manifest, toolspec, &egress_rules)?;
         let config = EngineConfig {
             manifest: manifest.clone(),
@@ -148,6 +166,7 @@ impl Ops<'_> {
             consented_config: None,
             base_url,
             config: config_path,
+            binary,
             credentials,
             tools: manifest
                 .tools
@@ -258,6 +277,39 @@ impl Ops<'_> {
         );
         Ok(changes)
     }
+}
+
+/// Pulls a static-binary entry's entrypoint (once per digest) into `GIG_SERVERS_DIR/oci/`.
+fn pull_binary(manifest: &Manifest, input: &CatalogInstall<'_>) -> Result<PathBuf, OpsError> {
+    let digest = &manifest.image.digest;
+    let dest = input
+        .servers_dir
+        .join("oci")
+        .join(format!(
+            "{}@{}-{}",
+            manifest.name,
+            manifest.version,
+            &digest["sha256:".len()..][..16]
+        ))
+        .join("server");
+    if dest.is_file() {
+        return Ok(dest);
+    }
+    crate::oci::pull_entrypoint(
+        input.oci,
+        &manifest.image.reference,
+        digest,
+        &manifest.image.entrypoint,
+        &dest,
+    )
+    .map_err(|e| match e {
+        OpsError::Invalid(why) => OpsError::Invalid(format!(
+            "cannot install {} from {}@{digest}: {why}",
+            manifest.reference(),
+            manifest.image.reference
+        )),
+        other => other,
+    })
 }
 
 /// A catalog tool of a profile: whether the profile may use it, and why.

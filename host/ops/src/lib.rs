@@ -12,6 +12,7 @@ use std::collections::HashMap;
 
 pub mod catalog;
 pub mod install;
+pub mod oci;
 pub mod registry;
 mod server_input;
 pub mod server_json;

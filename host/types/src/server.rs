@@ -90,6 +90,9 @@ pub struct Toolpack {
     pub base_url: Option<String>,
     /// The engine's configuration (manifest, toolspec, base URL), written at install, content-addressed.
     pub config: PathBuf,
+    /// For a static-binary entry: the entrypoint pulled from its image, run instead of the engine.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub binary: Option<PathBuf>,
     /// The configuration consented to, while an upgrade waits for consent (what `server consent` compares).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub consented_config: Option<PathBuf>,

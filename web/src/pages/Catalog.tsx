@@ -260,8 +260,9 @@ export function CatalogEntry() {
           ) : isAdmin ? (
             <>
               <p className="muted small">{t("catalog.installHelp")}</p>
-              <InstallForm name={e.name} versions={e.versions} latest={e.latest} blocked={e.kind !== "toolpack"} />
-              {e.kind !== "toolpack" && <p className="muted small">{t("catalog.onlyToolpacks")}</p>}
+              <InstallForm name={e.name} versions={e.versions} latest={e.latest} blocked={e.kind === "node" || e.kind === "python"} />
+              {e.kind === "binary" && <p className="muted small">{t("catalog.binaryPulled")}</p>}
+              {(e.kind === "node" || e.kind === "python") && <p className="muted small">{t("catalog.onlyToolpacks")}</p>}
             </>
           ) : (
             <p className="muted">{t("catalog.adminsInstall")}</p>

@@ -337,6 +337,7 @@ async fn install(
                 base_url: body.base_url.as_deref(),
                 consent: false,
                 servers_dir: &state.servers_dir,
+                oci: &state.oci,
             },
         )?;
         let status = match outcome.action {

@@ -400,7 +400,9 @@ fn server(command: ServerCommand) -> Result<()> {
     let ops = operator(&store);
     match command {
         ServerCommand::Add(add) if add.catalog.is_some() => {
-            let paths = Paths::from_env(&Env::from_process())?;
+            let env = Env::from_process();
+            let paths = Paths::from_env(&env)?;
+            let oci = config::oci_settings(&env)?;
             let index = catalog::current()?;
             let name = ServerName::parse(&add.name)?;
             let reference = add.catalog.as_deref().unwrap_or_default();
@@ -412,6 +414,7 @@ fn server(command: ServerCommand) -> Result<()> {
                     base_url: add.base_url.as_deref(),
                     consent: add.consent,
                     servers_dir: &paths.servers_dir,
+                    oci: &oci,
                 },
             )?;
             print_install(&outcome);
@@ -784,8 +787,10 @@ fn serve(dev: bool) -> Result<()> {
     let installs = gigmcp_ops::catalog::Installs {
         references: config::catalog_installs(&env, catalog_source.is_some())?,
         servers_dir: config.paths.servers_dir.clone(),
+        oci: config::oci_settings(&env)?,
     };
     let catalog_url = catalog_source.as_ref().map(|s| s.url.to_string());
+    let oci_settings = config::oci_settings(&env)?;
     let catalog = Arc::new(gigmcp_ops::catalog::Catalog::new(catalog_source)?);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
@@ -852,6 +857,7 @@ fn serve(dev: bool) -> Result<()> {
                 }),
                 states: Arc::new(crate::adapters::States(states)),
                 catalog,
+                oci: oci_settings,
             },
         )?;
         // The CLI's login links use the URL this gateway really serves at (the listener's port, not 0).

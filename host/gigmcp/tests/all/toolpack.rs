@@ -140,6 +140,11 @@ tools:
 ";
 
 fn world(tag: &str) -> World {
+    world_with(tag, &[])
+}
+
+/// A world whose gateway has `extra` settings too.
+fn world_with(tag: &str, extra: &[(&str, &str)]) -> World {
     let (gw, outside) = gigmcp_testkit::linked_to_outside(&format!("{tag}g"), &format!("{tag}o"));
     let files = tempfile::tempdir().unwrap();
     let mut names: Vec<&str> = HOSTS.to_vec();
@@ -165,7 +170,10 @@ fn world(tag: &str) -> World {
             ("GIG_EGRESS_ALLOW_ADDRS", "198.51.100.2/32"),
             ("GIG_REGISTRY_INDEX_URL", &index),
             ("GIG_REGISTRY_PUBKEY", &public),
-        ],
+        ]
+        .into_iter()
+        .chain(extra.iter().copied())
+        .collect::<Vec<_>>(),
     );
     World {
         gw,
@@ -261,8 +269,6 @@ fn toolpack_calls_are_exact_requests_with_the_secret_added_by_the_proxy() {
     );
     assert!(out.contains("off until enabled per profile: publish_message"), "{out}");
     world.cli_error(&["server", "add", "legacy", "--catalog", "legacybot"]);
-    let error = world.cli_error(&["server", "add", "chat", "--catalog", "chatbin"]);
-    assert!(error.contains("cannot pull images from an OCI registry yet"), "{error}");
     let secret = "pubsub-secret-4f1c";
     world
         .gateway
@@ -584,4 +590,247 @@ fn an_upgrade_that_changes_the_runtime_waits_for_consent() {
         "the credential and its placeholder are kept"
     );
     let _ = &world.files;
+}
+
+/// A registry of the test's own (Debian's `docker-registry`, TLS on loopback) and pushes to it.
+struct OciRegistry {
+    _process: gigmcp_testkit::Guard,
+    base: String,
+    http: reqwest::Client,
+    files: tempfile::TempDir,
+}
+
+fn sha256(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+}
+
+impl OciRegistry {
+    fn start() -> Self {
+        let files = tempfile::tempdir().unwrap();
+        gigmcp_testkit::make_certificates(files.path(), &["127.0.0.1"]);
+        let port = gigmcp_testkit::free_port();
+        let config = files.path().join("config.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "version: 0.1\nlog: {{level: error}}\nstorage:\n  filesystem: {{rootdirectory: {}}}\nhttp:\n  addr: \
+                 127.0.0.1:{port}\n  tls: {{certificate: {}, key: {}}}\n",
+                files.path().join("storage").display(),
+                files.path().join("upstream.pem").display(),
+                files.path().join("upstream-key.pem").display()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("/usr/bin/docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker-registry runs (make test installs Debian's docker-registry)");
+        let process = gigmcp_testkit::Guard(child);
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(std::time::Instant::now() < deadline, "docker-registry did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let ca = std::fs::read(files.path().join("ca.pem")).unwrap();
+        let http = reqwest::Client::builder()
+            .add_root_certificate(reqwest::Certificate::from_pem(&ca).unwrap())
+            .build()
+            .unwrap();
+        Self {
+            _process: process,
+            base: format!("127.0.0.1:{port}"),
+            http,
+            files,
+        }
+    }
+
+    fn ca_file(&self) -> PathBuf {
+        self.files.path().join("ca.pem")
+    }
+
+    async fn blob(&self, repository: &str, bytes: &[u8]) -> String {
+        let digest = sha256(bytes);
+        let started = self
+            .http
+            .post(format!("https://{}/v2/{repository}/blobs/uploads/", self.base))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(started.status(), 202);
+        let location = started.headers()["location"].to_str().unwrap().to_owned();
+        let url = if location.starts_with("http") {
+            location
+        } else {
+            format!("https://{}{location}", self.base)
+        };
+        let separator = if url.contains('?') { '&' } else { '?' };
+        let put = self
+            .http
+            .put(format!("{url}{separator}digest={digest}"))
+            .header("content-type", "application/octet-stream")
+            .body(bytes.to_vec())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 201, "{}", put.text().await.unwrap_or_default());
+        digest
+    }
+
+    async fn manifest(&self, repository: &str, media_type: &str, body: &serde_json::Value) -> (String, usize) {
+        let bytes = serde_json::to_vec(body).unwrap();
+        let digest = sha256(&bytes);
+        let put = self
+            .http
+            .put(format!("https://{}/v2/{repository}/manifests/{digest}", self.base))
+            .header("content-type", media_type)
+            .body(bytes.clone())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(put.status(), 201, "{}", put.text().await.unwrap_or_default());
+        (digest, bytes.len())
+    }
+
+    /// Pushes an image of one layer holding `binary` as `/app/server`; returns the digests of an index with a
+    /// linux/amd64 variant and of an index with only a linux/arm64 one.
+    async fn push_image(&self, repository: &str, binary: &Path) -> (String, String) {
+        let root = self.files.path().join("root/app");
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::copy(binary, root.join("server")).unwrap();
+        let layer = self.files.path().join("layer.tar");
+        let tar = std::process::Command::new("tar")
+            .args([
+                "-cf",
+                layer.to_str().unwrap(),
+                "-C",
+                self.files.path().join("root").to_str().unwrap(),
+                "app",
+            ])
+            .status()
+            .unwrap();
+        assert!(tar.success());
+        let tar_bytes = std::fs::read(&layer).unwrap();
+        let gzip = std::process::Command::new("gzip")
+            .args(["-kn", layer.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(gzip.success());
+        let gz = std::fs::read(self.files.path().join("layer.tar.gz")).unwrap();
+        let layer_digest = self.blob(repository, &gz).await;
+        let config = serde_json::to_vec(&json!({"architecture": "amd64", "os": "linux",
+            "rootfs": {"type": "layers", "diff_ids": [sha256(&tar_bytes)]}, "config": {"Entrypoint": ["/app/server"]}}))
+        .unwrap();
+        let config_digest = self.blob(repository, &config).await;
+        let manifest_type = "application/vnd.oci.image.manifest.v1+json";
+        let (manifest, size) = self
+            .manifest(
+                repository,
+                manifest_type,
+                &json!({"schemaVersion": 2, "mediaType": manifest_type,
+                    "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+                    "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": layer_digest, "size": gz.len()}]}),
+            )
+            .await;
+        let index_type = "application/vnd.oci.image.index.v1+json";
+        let index = |arch: &str| {
+            json!({"schemaVersion": 2, "mediaType": index_type, "manifests": [{"mediaType": manifest_type,
+                "digest": manifest, "size": size, "platform": {"architecture": arch, "os": "linux"}}]})
+        };
+        let (amd64, _) = self.manifest(repository, index_type, &index("amd64")).await;
+        let (arm64, _) = self.manifest(repository, index_type, &index("arm64")).await;
+        (amd64, arm64)
+    }
+}
+
+fn static_manifest(name: &str, image: &str, digest: &str) -> String {
+    format!(
+        "schemaVersion: 1\nname: {name}\nversion: 1.0.0\nsource: {{repo: example.test/static-mcp, tag: v1.0.0}}\nimage:\n  \
+         ref: {image}\n  digest: {digest}\n  entrypoint: /app/server\ntier: sealed\nentitlements:\n  egress: \
+         [api.toolpack.test]\ncredentials:\n  - id: static_key\n    type: api_key\n    provider: {name}\n    inject: \
+         {{header: Authorization, format: 'Token {{token}}'}}\ntools:\n  - {{name: echo, default: true}}\n  - {{name: \
+         fetch, default: true}}\ndisplayName: Static MCP\ncategory: dev-tools\n"
+    )
+}
+
+#[tokio::test]
+async fn a_static_binary_entry_is_pulled_by_digest_checked_and_run_sandboxed() {
+    // A static MCP server (Go, no cgo), pushed as an OCI image to a registry of the test's own.
+    let build = tempfile::tempdir().unwrap();
+    let binary = build.path().join("server");
+    let built = std::process::Command::new("go")
+        .args(["build", "-o", binary.to_str().unwrap(), "main.go"])
+        .current_dir(repo_root().join("tests/support/static-mcp"))
+        .env("CGO_ENABLED", "0")
+        .env("GO111MODULE", "off")
+        .env("GOCACHE", build.path().join("cache"))
+        .output()
+        .expect("go runs (make test installs golang-go)");
+    assert!(built.status.success(), "{}", String::from_utf8_lossy(&built.stderr));
+    let oci = OciRegistry::start();
+    let (amd64, arm64) = oci.push_image("fixtures/static-mcp", &binary).await;
+    let image = format!("{}/fixtures/static-mcp", oci.base);
+
+    let ca = oci.ca_file();
+    let world = world_with("to", &[("GIG_OCI_CA_FILE", ca.to_str().unwrap())]);
+    let registry = world.files.path().join("registry/manifests");
+    for (name, digest) in [
+        ("staticmcp", &amd64),
+        ("armonly", &arm64),
+        ("missing", &format!("sha256:{}", "9".repeat(64))),
+    ] {
+        std::fs::create_dir_all(registry.join(name)).unwrap();
+        std::fs::write(
+            registry.join(name).join("1.0.0.yaml"),
+            static_manifest(name, &image, digest),
+        )
+        .unwrap();
+    }
+    publish(world.files.path(), &[], "2026-06-12T00:00:00Z");
+
+    let error = world.cli_error(&["server", "add", "arm", "--catalog", "armonly"]);
+    assert!(
+        error.contains("the image has no linux/amd64 variant (it has: linux/arm64)"),
+        "{error}"
+    );
+    let error = world.cli_error(&["server", "add", "gone", "--catalog", "missing"]);
+    assert!(error.contains("the registry answered 404"), "{error}");
+    let out = world.cli(&["server", "add", "static", "--catalog", "staticmcp"]);
+    assert!(
+        out.contains("installed catalog entry staticmcp@1.0.0 as server static"),
+        "{out}"
+    );
+    let listed = world.cli(&["server", "list"]);
+    assert!(
+        !listed.contains("arm ") && !listed.contains("gone "),
+        "refused installs changed nothing: {listed}"
+    );
+
+    let token = world.gateway.create_profile("to");
+    world
+        .gateway
+        .cli_with_input(&["credential", "set", "static", "static_key"], "static-secret-7");
+    world.cli(&["profile", "add-server", "to", "static"]);
+    let results = world.call(
+        &token,
+        "to",
+        &[
+            ("static_echo", json!({"message": "from a pulled binary"})),
+            ("static_fetch", json!({"url": "https://api.toolpack.test/from-static"})),
+        ],
+    );
+    assert_eq!(results[0], ("from a pulled binary".to_owned(), false));
+    assert!(!results[1].1, "{:?}", results[1]);
+    assert_eq!(
+        world.received("/from-static")["headers"]["authorization"],
+        "Token static-secret-7",
+        "the proxy put the secret in for the binary's placeholder"
+    );
+    assert!(
+        !results[1].0.contains("static-secret-7"),
+        "a reflected secret is scrubbed"
+    );
 }

@@ -256,6 +256,28 @@ impl Conn {
                         server: def.name.clone(),
                     });
                 }
+                // A static-binary entry runs its own entrypoint, with the original's one variable naming the
+                // placeholder of its (first) credential.
+                if let Some(binary) = &toolpack.binary {
+                    let command = binary.display().to_string();
+                    let env: Vec<(String, String)> = placeholders
+                        .iter()
+                        .cloned()
+                        .chain(
+                            placeholders
+                                .first()
+                                .map(|(_, p)| ("GIG_PLACEHOLDER".to_owned(), p.clone())),
+                        )
+                        .collect();
+                    let launch = Launch {
+                        program: Program::Path(&command),
+                        args: &[],
+                        env: &env,
+                        mounts: &[],
+                        limits: *limits,
+                    };
+                    return Self::start_stdio(def.name.clone(), launcher, &launch, tenant, events, logs).await;
+                }
                 let mounts = [Mount {
                     host: toolpack.config.clone(),
                     sandbox: TOOLPACK_CONFIG_PATH.into(),
