@@ -7,6 +7,7 @@
 //   /image                    a PNG image
 //   /link                     JSON with a Link header for the next page
 //   /text?bytes=N             N bytes of text/plain
+//   /slow?ms=N                200 after N milliseconds
 //   /echo                     {method, path, query, headers}: what arrived
 //   /reflect?header=NAME      the value of header NAME, back in the `x-reflected` header and in the body
 //   /download?bytes=N         N bytes of 'a'
@@ -58,6 +59,12 @@ const server = https.createServer({ cert: fs.readFileSync(cert), key: fs.readFil
     if (url.pathname === "/link") {
       res.writeHead(200, { "content-type": "application/json", link: '<https://' + req.headers.host + '/link?page=2>; rel="next"' });
       return res.end("[1,2]");
+    }
+    if (url.pathname === "/slow") {
+      return setTimeout(() => {
+        res.writeHead(200, { "content-type": "application/json" });
+        res.end("{}");
+      }, Number(url.searchParams.get("ms") || "0"));
     }
     if (url.pathname === "/text") {
       res.writeHead(200, { "content-type": "text/plain; charset=utf-8" });

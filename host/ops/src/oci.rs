@@ -352,6 +352,10 @@ async fn pull(
     Err(OpsError::Invalid(format!("the image has no {entrypoint}")))
 }
 
+fn json(body: &[u8], what: &str) -> Result<Value, OpsError> {
+    serde_json::from_slice(body).map_err(|e| OpsError::Invalid(format!("{what} is not JSON: {e}")))
+}
+
 /// Extracts `wanted` from a tar stream to `dest` if the stream has it as a regular file.
 fn extract(reader: impl Read, wanted: &str, dest: &Path) -> Result<Option<PathBuf>, OpsError> {
     use std::os::unix::fs::PermissionsExt;

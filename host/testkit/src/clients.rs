@@ -66,7 +66,18 @@ pub fn call_tools_in(
         .map(|(tool, args)| json!({"tool": tool, "arguments": args}))
         .collect();
     let plan = serde_json::to_string(&plan).unwrap();
-    let mut args = vec!["--url", url, "--token", token, "--calls", &plan, "--timeout", "120"];
+    let mut args = vec![
+        "--url",
+        url,
+        "--token",
+        token,
+        "--calls",
+        &plan,
+        "--timeout",
+        "150",
+        "--request-timeout",
+        "60",
+    ];
     if list_tools {
         args.push("--list-tools");
     }

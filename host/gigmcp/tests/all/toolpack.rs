@@ -99,9 +99,11 @@ image:
   builder: toolpack
 tier: sealed
 entitlements:
-  egress: [probe.toolpack.test]
+  egress: [probe.toolpack.test, '*.deep.toolpack.test']
 tools:
   - {name: status, default: true}
+  - {name: slow, default: true}
+  - {name: deep, default: true}
   - {name: redirect, default: true}
   - {name: image, default: true}
   - {name: link, default: true}
@@ -119,6 +121,16 @@ tools:
     method: GET
     path: /status/{code}
     params: [{name: code, in: path, type: integer, required: true}]
+  - name: slow
+    description: Answers after a while.
+    method: GET
+    path: /slow
+    params: [{name: ms, in: query, type: integer, required: true}]
+  - name: deep
+    description: A host two labels under a wildcard entry.
+    method: GET
+    path: /echo
+    baseUrl: https://a.b.deep.toolpack.test
   - name: redirect
     description: Redirects.
     method: GET
@@ -495,7 +507,7 @@ fn toolpack_calls_are_exact_requests_with_the_secret_added_by_the_proxy() {
 }
 
 #[test]
-fn toolpack_results_map_statuses_images_links_and_refuse_redirects_off_the_egress_list() {
+fn toolpack_results_map_statuses_images_links_timeouts_and_refuse_redirects_off_the_egress_list() {
     let world = world("tr");
     let token = world.gateway.create_profile("tr");
     world.cli(&["server", "add", "probe", "--catalog", "probe"]);
@@ -512,7 +524,21 @@ fn toolpack_results_map_statuses_images_links_and_refuse_redirects_off_the_egres
             ("probe_text", json!({"bytes": 200_000})),
             ("probe_redirect", json!({"to": "https://elsewhere.toolpack.test/echo"})),
             ("probe_redirect", json!({"to": "/status/200"})),
+            ("probe_deep", json!({})),
+            ("probe_slow", json!({"ms": 31_000})),
         ],
+    );
+    // The registry's schema lets `*.x` match any depth; this gateway's egress rules match one label, so the
+    // proxy refuses the deeper host (and the engine says so).
+    assert!(
+        results[8].1 && results[8].0.starts_with("request failed: "),
+        "{:?}",
+        results[8]
+    );
+    assert!(
+        results[9].1 && results[9].0.contains("no answer within 30 s"),
+        "{:?}",
+        results[9]
     );
     assert_eq!(results[0], ("HTTP 404 Not Found\n{\"status\":404}".into(), true));
     assert!(
