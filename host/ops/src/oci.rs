@@ -256,8 +256,7 @@ async fn pull(
     let (mut body, mut media_type) = registry
         .verified(&format!("manifests/{digest}"), digest, ACCEPT, MAX_MANIFEST)
         .await?;
-    let mut manifest: Value =
-        serde_json::from_slice(&body).map_err(|e| OpsError::Invalid(format!("the manifest is not JSON: {e}")))?;
+    let mut manifest = json(&body, "the manifest")?;
     let declared = manifest.get("mediaType").and_then(Value::as_str).map(str::to_owned);
     let kind = declared.or(media_type.take()).unwrap_or_default();
     if kind.contains("index") || kind.contains("manifest.list") {
@@ -295,8 +294,7 @@ async fn pull(
         (body, _) = registry
             .verified(&format!("manifests/{chosen}"), &chosen, ACCEPT, MAX_MANIFEST)
             .await?;
-        manifest =
-            serde_json::from_slice(&body).map_err(|e| OpsError::Invalid(format!("the manifest is not JSON: {e}")))?;
+        manifest = json(&body, "the manifest")?;
     }
     let config_digest = manifest
         .pointer("/config/digest")
@@ -306,8 +304,7 @@ async fn pull(
     let (config, _) = registry
         .verified(&format!("blobs/{config_digest}"), &config_digest, "*/*", MAX_CONFIG)
         .await?;
-    let config: Value = serde_json::from_slice(&config)
-        .map_err(|e| OpsError::Invalid(format!("the image configuration is not JSON: {e}")))?;
+    let config = json(&config, "the image configuration")?;
     let platform = (
         config.get("os").and_then(Value::as_str).unwrap_or(""),
         config.get("architecture").and_then(Value::as_str).unwrap_or(""),
