@@ -23,7 +23,7 @@ use gigmcp_store::StoreError;
 use gigmcp_toolpack::config::{AuthHeader, EngineConfig};
 use gigmcp_types::credential::CredentialName;
 use gigmcp_types::names::{Prefix, ProfileSlug, ServerName};
-use gigmcp_types::server::{ServerDef, ServerSpec, Toolpack, ToolpackCredential, ToolpackTool};
+use gigmcp_types::server::{CredentialDef, ServerDef, ServerSpec, Toolpack, ToolpackTool};
 
 use crate::oci::OciSettings;
 use crate::{Ops, OpsError};
@@ -467,7 +467,7 @@ fn credentials(
     manifest: &Manifest,
     toolspec: &gigmcp_catalog::ToolSpec,
     egress: &[String],
-) -> Result<Vec<ToolpackCredential>, OpsError> {
+) -> Result<Vec<CredentialDef>, OpsError> {
     manifest
         .credentials
         .iter()
@@ -486,7 +486,7 @@ fn credentials(
                     credential.id
                 ))
             })?;
-            Ok(ToolpackCredential {
+            Ok(CredentialDef {
                 id: credential.id.clone(),
                 kind: credential.kind.clone(),
                 vendor: credential.vendor.clone(),

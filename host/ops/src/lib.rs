@@ -668,15 +668,17 @@ pub struct CredentialInput<'a> {
     pub env_name: Option<&'a str>,
 }
 
-/// The definition a catalog toolpack's manifest gave credential `name` of `server`, if it is one.
+/// The definition a server declared for its credential `name` at install (a catalog manifest's, a
+/// server.json's secret), if it did.
 pub fn catalog_credential(
     store: &Store,
     server: &str,
     name: &str,
-) -> Result<Option<gigmcp_types::server::ToolpackCredential>, OpsError> {
+) -> Result<Option<gigmcp_types::server::CredentialDef>, OpsError> {
     let def = store.server(&ServerName::parse(server)?)?;
     Ok(match def.spec {
         ServerSpec::Toolpack { toolpack, .. } => toolpack.credentials.into_iter().find(|c| c.id == name),
+        ServerSpec::Stdio { credentials, .. } => credentials.into_iter().find(|c| c.id == name),
         _ => None,
     })
 }

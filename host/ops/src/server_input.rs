@@ -37,6 +37,8 @@ pub struct ServerInput {
     pub state_size: Option<String>,
     /// Hosts (patterns) it may reach through the egress proxy.
     pub egress: Vec<String>,
+    /// Credentials it declares (a server.json's secrets, with where they may go), for a stdio server.
+    pub credentials: Vec<gigmcp_types::server::CredentialDef>,
 }
 
 /// A definition, and what was installed for it (to be removed if the definition is not stored after all).
@@ -165,6 +167,7 @@ impl ServerInput {
                     limits,
                     package: None,
                     egress,
+                    credentials: self.credentials,
                 },
                 None,
             )
@@ -198,6 +201,7 @@ impl ServerInput {
                     limits,
                     package: Some(Box::new(install.installed)),
                     egress,
+                    credentials: self.credentials,
                 },
                 Some(installed),
             )

@@ -42,6 +42,9 @@ pub enum ServerSpec {
         /// The hosts it declares it needs to reach (`--egress`), given to the `egress-allowlist` plugin.
         #[serde(default, skip_serializing_if = "Vec::is_empty")]
         egress: Vec<String>,
+        /// Credentials it declared at install (a server.json's secrets), defined but without a secret yet.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        credentials: Vec<CredentialDef>,
     },
     /// A server built into the gateway binary, run in a sandbox like any other stdio server.
     Builtin {
@@ -98,7 +101,7 @@ pub struct Toolpack {
     pub consented_config: Option<PathBuf>,
     /// The credentials the entry declares, defined at install: the operator supplies only the secret.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub credentials: Vec<ToolpackCredential>,
+    pub credentials: Vec<CredentialDef>,
     /// Every tool, and whether it is exposed by default (the others are enabled per profile).
     pub tools: Vec<ToolpackTool>,
 }
@@ -119,11 +122,12 @@ impl Toolpack {
     }
 }
 
-/// A credential definition taken from a catalog manifest.
+/// A credential a server declares when it is installed (from a catalog manifest, or a server.json secret with
+/// where it may go): `credential set <server> <id>` then needs only the secret.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ToolpackCredential {
-    /// The manifest's credential id, used as the credential's name.
+pub struct CredentialDef {
+    /// The credential's name (a manifest's credential id).
     pub id: String,
     /// `api_key`, `basic`, `oauth2`…
     pub kind: String,

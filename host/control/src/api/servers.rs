@@ -203,6 +203,7 @@ fn input(body: CreateServer) -> ServerInput {
         pids: body.pids,
         state_size: body.state_size,
         egress: body.egress,
+        credentials: Vec::new(),
     }
 }
 

@@ -169,6 +169,13 @@ struct ServerAdd {
     /// credentials to set; `--env` gives what it requires; `--egress` the hosts it may reach.
     #[arg(long, conflicts_with_all = ["command", "url", "builtin", "npm", "pypi", "args", "bin", "runtime"])]
     server_json: Option<PathBuf>,
+    /// With --server-json: where one of its secrets may be sent, NAME=hosts[;header[;format]] (default header
+    /// Authorization, format `Bearer {secret}`); repeat for each secret it declares.
+    #[arg(long = "secret", requires = "server_json")]
+    secrets: Vec<String>,
+    /// With --server-json: a variable of its remote's URL template, name=value.
+    #[arg(long = "var", requires = "server_json")]
+    vars: Vec<String>,
     /// With --catalog: the tenant's own API host, like https://acme.zendesk.com, for entries whose API lives on
     /// a host of each customer's.
     #[arg(long, requires = "catalog")]
@@ -426,7 +433,8 @@ fn server(command: ServerCommand) -> Result<()> {
             let file = add.server_json.take().unwrap_or_default();
             let text = std::fs::read_to_string(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let entry = gigmcp_ops::server_json::ServerJson::parse(&text)?;
-            let plan = entry.plan(server_input(add))?;
+            let (secrets, vars) = (std::mem::take(&mut add.secrets), std::mem::take(&mut add.vars));
+            let plan = entry.plan(server_input(add), &secrets, &vars)?;
             let def = ops.add_server_from(plan.input, defaults, &paths.servers_dir)?;
             println!("added server {} from {} {}", def.name, entry.name, entry.version);
             for skipped in &plan.skipped {
@@ -434,18 +442,15 @@ fn server(command: ServerCommand) -> Result<()> {
             }
             for secret in &plan.secrets {
                 println!(
-                    "  secret {} ({}): printf %s \"$SECRET\" | gigmcp credential set {} {} --env-name {} --hosts <api host> \
-                     [--header … --format …]; the server gets only a placeholder in {}",
-                    secret.name,
-                    if secret.description.is_empty() {
-                        "no description"
-                    } else {
-                        &secret.description
-                    },
+                    "  credential {} (the variable {}): set its secret with `printf %s \"$SECRET\" | gigmcp credential \
+                     set {} {}`; the proxy sends `{}: {}` to {}",
+                    secret.id,
+                    secret.env,
                     def.name,
-                    secret.name.to_ascii_lowercase(),
-                    secret.name,
-                    secret.name
+                    secret.id,
+                    secret.header,
+                    secret.format,
+                    secret.hosts.join(", ")
                 );
             }
             if def.spec.egress().is_empty() && !matches!(def.spec, ServerSpec::Http { .. }) {
@@ -694,6 +699,7 @@ fn server_input(add: ServerAdd) -> gigmcp_ops::ServerInput {
         pids: add.pids,
         state_size: add.state_size,
         egress: add.egress.into_iter().collect(),
+        credentials: Vec::new(),
     }
 }
 

@@ -319,11 +319,20 @@ async fn a_server_json_entry_installs_its_npm_package_with_its_environment_and_n
     )
     .unwrap();
     let path = entry.to_str().unwrap();
-    // A required variable without a value is refused, and nothing is installed.
-    let out = gateway.cli(&["server", "add", "mem", "--server-json", path]);
+    // A required variable without a value, or a secret without where it may go, is refused, and nothing is
+    // installed.
+    let secret = "MEMORY_API_KEY=api.memory.test;X-Memory-Key;{secret}";
+    let out = gateway.cli(&["server", "add", "mem", "--server-json", path, "--secret", secret]);
     let error = String::from_utf8_lossy(&out.stderr);
     assert!(
         error.contains("it needs MEMORY_FILE_PATH (Where the graph is kept): give it with --env"),
+        "{error}"
+    );
+    let env = "MEMORY_FILE_PATH=/state/memory.jsonl";
+    let out = gateway.cli(&["server", "add", "mem", "--server-json", path, "--env", env]);
+    let error = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        error.contains("the secret MEMORY_API_KEY (Not used by this server) needs to be told where"),
         "{error}"
     );
     assert!(!gateway.cli_ok(&["server", "list"]).contains("mem "));
@@ -334,7 +343,9 @@ async fn a_server_json_entry_installs_its_npm_package_with_its_environment_and_n
         "--server-json",
         path,
         "--env",
-        "MEMORY_FILE_PATH=/state/memory.jsonl",
+        env,
+        "--secret",
+        secret,
     ]);
     assert!(
         out.contains("added server mem from io.github.modelcontextprotocol/server-memory 2026.8.31"),
@@ -344,11 +355,15 @@ async fn a_server_json_entry_installs_its_npm_package_with_its_environment_and_n
         out.contains("not used: package ghcr.io/example/memory:1 (oci)"),
         "{out}"
     );
-    assert!(out.contains("secret MEMORY_API_KEY"), "{out}");
     assert!(
-        out.contains("gigmcp credential set mem memory_api_key --env-name MEMORY_API_KEY"),
+        out.contains("credential memory_api_key (the variable MEMORY_API_KEY)"),
         "{out}"
     );
+    assert!(out.contains("`X-Memory-Key: {secret}` to api.memory.test"), "{out}");
+    // The definition is kept: only the secret is given, and the jail gets the placeholder in that variable.
+    let set = gateway.cli_with_input(&["credential", "set", "mem", "memory_api_key"], "memory-secret");
+    assert!(set.contains("the server gets MEMORY_API_KEY=gigph_"), "{set}");
+    assert!(set.contains("`X-Memory-Key: {secret}` for api.memory.test"), "{set}");
     gateway.cli_ok(&["profile", "add-server", "team", "mem"]);
     let mut client = RawClient::new(gateway.url("team"), token);
     client.initialize().await;
