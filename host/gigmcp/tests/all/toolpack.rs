@@ -778,7 +778,7 @@ fn static_manifest(name: &str, image: &str, digest: &str) -> String {
          ref: {image}\n  digest: {digest}\n  entrypoint: /app/server\ntier: sealed\nentitlements:\n  egress: \
          [api.toolpack.test]\ncredentials:\n  - id: static_key\n    type: api_key\n    provider: {name}\n    inject: \
          {{header: Authorization, format: 'Token {{token}}'}}\ntools:\n  - {{name: echo, default: true}}\n  - {{name: \
-         fetch, default: true}}\ndisplayName: Static MCP\ncategory: dev-tools\n"
+         fetch, default: false}}\ndisplayName: Static MCP\ncategory: dev-tools\n"
     )
 }
 
@@ -840,6 +840,12 @@ async fn a_static_binary_entry_is_pulled_by_digest_checked_and_run_sandboxed() {
         .gateway
         .cli_with_input(&["credential", "set", "static", "static_key"], "static-secret-7");
     world.cli(&["profile", "add-server", "to", "static"]);
+    // The binary lists both of its tools; the gateway hides the one its entry marks off until the profile
+    // turns it on.
+    assert_eq!(world.tool_names(&token, "to"), ["static_echo"]);
+    world.cli(&["profile", "tools", "to", "--enable", "static/fetch"]);
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert_eq!(world.tool_names(&token, "to"), ["static_echo", "static_fetch"]);
     let results = world.call(
         &token,
         "to",

@@ -13,12 +13,15 @@ use crate::runtime::Slot;
 use crate::upstream::Reply;
 use gigmcp_plugin_runtime::ResponseDecision;
 use gigmcp_types::policy::McpResponse;
+use gigmcp_types::server::ServerSpec;
 use gigmcp_types::sync::lock;
 
 /// Pages walked when refreshing the routing table (or filling one page), at most.
 const MAX_REFRESH_PAGES: usize = 1000;
 /// Items after which a page that spans servers ends (the rest follows with a cursor).
 const MAX_PAGE_ITEMS: usize = 1000;
+/// What hid a catalog tool that is off for the profile (`gigmcp profile tools`), where plugins are named.
+const PROFILE_TOOLS: &str = "profile-tools";
 
 /// Names mcp-filter plugins removed from one page of a server's list, and which plugins changed the page.
 #[derive(Debug, Default)]
@@ -170,11 +173,32 @@ impl Session {
                 }
             }
         }
-        let items = result
+        let mut items = result
             .get(kind.field())
             .and_then(Value::as_array)
             .cloned()
             .unwrap_or_default();
+        // A catalog entry's tools that are off for this profile (its copy of the definition says which) are
+        // hidden whatever the server lists: a static binary lists them all.
+        if let (ListKind::Tools, ServerSpec::Toolpack { toolpack, .. }) = (kind, &slot.def.spec) {
+            let off: Vec<&str> = toolpack
+                .tools
+                .iter()
+                .filter(|t| !t.default)
+                .map(|t| t.name.as_str())
+                .collect();
+            items.retain(|item| {
+                let name = item.get("name").and_then(Value::as_str).unwrap_or("");
+                if off.contains(&name) {
+                    hidden.names.push(name.to_owned());
+                    return false;
+                }
+                true
+            });
+            if !hidden.names.is_empty() && !hidden.by.iter().any(|b| b == PROFILE_TOOLS) {
+                hidden.by.push(PROFILE_TOOLS.to_owned());
+            }
+        }
         let next = result.get("nextCursor").filter(|c| !c.is_null()).cloned();
         Some((items, next, hidden))
     }
