@@ -243,6 +243,11 @@ impl Ops<'_> {
                 def
             }
         };
+        if action != InstallAction::Installed
+            && let ServerSpec::Toolpack { toolpack, .. } = &def.spec
+        {
+            notes.extend(self.stale_credentials(input.name, &toolpack.credentials)?);
+        }
         self.record(
             "server.install",
             None,
@@ -268,7 +273,12 @@ impl Ops<'_> {
         let runtime_hash = toolpack.runtime_hash.clone();
         toolpack.consented_hash = Some(runtime_hash.clone());
         toolpack.consented_config = None;
+        let definitions = toolpack.credentials.clone();
         self.store.set_server_spec(name, &def.spec)?;
+        let changes: Vec<String> = changes
+            .into_iter()
+            .chain(self.stale_credentials(name, &definitions)?)
+            .collect();
         self.record(
             "server.consent",
             None,
@@ -388,6 +398,45 @@ impl Ops<'_> {
             json!({"tool": tool, "enabled": enabled}),
         );
         Ok(())
+    }
+}
+
+impl Ops<'_> {
+    /// Stored credentials whose hosts, header or format the entry now defines otherwise. A secret is sealed
+    /// together with where it may be sent, so it is not redirected behind the operator's back: it goes on
+    /// working as it was stored until it is set again, which applies the new definition.
+    fn stale_credentials(&self, server: &ServerName, definitions: &[CredentialDef]) -> Result<Vec<String>, OpsError> {
+        let stored = self.store.credentials(Some(server), None)?;
+        let mut notes = Vec::new();
+        for definition in definitions {
+            for credential in stored.iter().filter(|c| c.spec.name.as_str() == definition.id) {
+                let hosts = definition.hosts.join(",");
+                let same = credential.spec.hosts.to_string() == hosts
+                    && credential.spec.header.as_str().eq_ignore_ascii_case(&definition.header)
+                    && credential.spec.format.as_str() == definition.format;
+                if !same {
+                    notes.push(format!(
+                        "credential {} is stored for `{}: {}` to {}; the entry now sends `{}: {}` to {}: set its \
+                         secret again to apply that (`printf %s \"$SECRET\" | gigmcp credential set {server} {}{}`)",
+                        definition.id,
+                        credential.spec.header,
+                        credential.spec.format,
+                        credential.spec.hosts,
+                        definition.header,
+                        definition.format,
+                        hosts,
+                        definition.id,
+                        credential
+                            .spec
+                            .profile
+                            .as_ref()
+                            .map(|p| format!(" --profile {p}"))
+                            .unwrap_or_default()
+                    ));
+                }
+            }
+        }
+        Ok(notes)
     }
 }
 

@@ -615,7 +615,41 @@ fn an_upgrade_that_changes_the_runtime_waits_for_consent() {
         listed,
         "the credential and its placeholder are kept"
     );
-    let _ = &world.files;
+
+    // An upgrade that sends the credential to another host too: the stored secret is not redirected behind the
+    // operator's back (it is sealed with its hosts); setting it again applies the new definition.
+    let registry = world.files.path().join("registry/manifests/pubsub");
+    let manifest = std::fs::read_to_string(registry.join("1.5.0.yaml")).unwrap();
+    let manifest = manifest
+        .replace("version: 1.5.0", "version: 1.6.0")
+        .replace("tag: v1.5.0", "tag: v1.6.0")
+        .replacen(
+            "    - api.toolpack.test\n",
+            "    - api.toolpack.test\n    - news.toolpack.test\n",
+            1,
+        );
+    std::fs::write(registry.join("1.6.0.yaml"), manifest).unwrap();
+    let spec = std::fs::read_to_string(registry.join("1.5.0.toolspec.yaml")).unwrap();
+    std::fs::write(
+        registry.join("1.6.0.toolspec.yaml"),
+        spec.replace("version: 1.5.0", "version: 1.6.0"),
+    )
+    .unwrap();
+    publish(world.files.path(), &[], "2026-06-12T00:00:00Z");
+    let out = world.cli(&["server", "add", "pubsub", "--catalog", "pubsub@1.6.0", "--consent"]);
+    assert!(out.contains("upgraded server pubsub to pubsub@1.6.0"), "{out}");
+    assert!(
+        out.contains(
+            "credential pubsub_api_key is stored for `Authorization: Basic {secret}` to api.toolpack.test; the entry \
+             now sends `Authorization: Basic {secret}` to api.toolpack.test,news.toolpack.test"
+        ),
+        "{out}"
+    );
+    world
+        .gateway
+        .cli_with_input(&["credential", "set", "pubsub", "pubsub_api_key"], "k2");
+    let listed = world.cli(&["credential", "list", "--server", "pubsub"]);
+    assert!(listed.contains("api.toolpack.test,news.toolpack.test"), "{listed}");
 }
 
 /// A registry of the test's own (Debian's `docker-registry`, TLS on loopback) and pushes to it.
