@@ -69,6 +69,15 @@ bench: plugins web
 	bench/run.sh
 	target/release/gigmcp-bench egress --gigmcp target/release/gigmcp --mitmdump .bench-deps/venv/bin/mitmdump --out target/egress-bench.md
 	cat target/egress-bench.md >> BENCHMARKS.md
+	bench/run.sh --parts calls --levels 1,64 --section "Real servers: the TypeScript SDK's echo" \
+	  --upstream "$(CURDIR)/tests/deps/node_modules/node/bin/node $(CURDIR)/bench/servers/node-echo.mjs" \
+	  --upstream-mount $(CURDIR)/bench/servers --upstream-mount $(CURDIR)/tests/deps/node_modules --out target/bench-node.md
+	cat target/bench-node.md >> BENCHMARKS.md
+	bench/run.sh --parts calls --levels 1,64 --section "Real servers: the Python SDK's echo" \
+	  --upstream "/usr/bin/python3 $(CURDIR)/bench/servers/python-echo.py" \
+	  --upstream-mount $(CURDIR)/bench/servers --upstream-mount $(CURDIR)/.test-deps/venv --out target/bench-python.md
+	cat target/bench-python.md >> BENCHMARKS.md
+	cat bench/real-servers.md >> BENCHMARKS.md
 	target/release/gigmcp-bench catalog --gigmcp target/release/gigmcp --out target/catalog-bench.md
 	cat target/catalog-bench.md >> BENCHMARKS.md
 	$(CARGO) bench --locked -p gigmcp --bench plugin_hooks > target/plugin-hooks.txt

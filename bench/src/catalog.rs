@@ -271,6 +271,7 @@ async fn toolpack(args: &CatalogArgs, workdir: &Path) -> Result<Latencies> {
             ("GIG_INSTALL", "bench".to_owned()),
             ("RUST_LOG", "warn".to_owned()),
         ],
+        upstream: None,
     };
     let mut gw = gateway::start(&args.gigmcp, workdir, spec).await?;
     let deadline = Instant::now() + Duration::from_secs(30);

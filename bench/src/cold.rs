@@ -299,6 +299,7 @@ pub async fn run(gigmcp: &Path, workdir: &Path, plan: Plan) -> ColdResult {
         profile: "cold",
         per_session: true,
         env: plan.env.clone(),
+        upstream: None,
     };
     let mut gw = match gateway::start(gigmcp, workdir, spec).await {
         Ok(gw) => gw,

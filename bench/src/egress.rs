@@ -525,6 +525,7 @@ async fn measure(args: EgressArgs) -> Result<bool> {
             ("GIG_EGRESS_EXTRA_CA", ca_file.display().to_string()),
             ("RUST_LOG", "warn".to_owned()),
         ],
+        upstream: None,
     };
     let mut gw = gateway::start(&args.gigmcp, &workdir, spec).await?;
     // The running gateway picks these up from the database; the sandbox starts with the first session.

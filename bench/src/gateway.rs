@@ -24,6 +24,8 @@ pub struct Spec<'a> {
     pub per_session: bool,
     /// Extra environment of `gigmcp serve` (sandbox settings, log level).
     pub env: Vec<(&'static str, String)>,
+    /// The echo server as a command line and the paths its sandbox needs; `None`: the built-in one.
+    pub upstream: Option<(String, Vec<String>)>,
 }
 
 pub struct Gateway {
@@ -126,10 +128,24 @@ pub async fn start(gigmcp: &Path, workdir: &Path, spec: Spec<'_>) -> Result<Gate
         .find(|w| w.starts_with("gig_"))
         .map(str::to_owned)
         .context("`gigmcp profile create` printed no token")?;
-    let mut add = vec!["server", "add", "echo", "--builtin", "echo"];
-    if spec.per_session {
-        add.push("--per-session");
+    let mut add: Vec<String> = ["server", "add", "echo"].map(String::from).to_vec();
+    match &spec.upstream {
+        Some((line, mounts)) => {
+            let mut words = line.split_whitespace();
+            add.extend(["--command".into(), words.next().unwrap_or_default().to_owned()]);
+            for word in words {
+                add.extend(["--arg".into(), word.to_owned()]);
+            }
+            for mount in mounts {
+                add.extend(["--mount".into(), mount.clone()]);
+            }
+        }
+        None => add.extend(["--builtin".into(), "echo".into()]),
     }
+    if spec.per_session {
+        add.push("--per-session".into());
+    }
+    let add: Vec<&str> = add.iter().map(String::as_str).collect();
     cli(gigmcp, &data, &add).await?;
     cli(gigmcp, &data, &["profile", "add-server", spec.profile, "echo"]).await?;
 

@@ -104,6 +104,17 @@ pub struct RunArgs {
     /// Give up on one call (sandbox part: one start) after this many seconds (counted as a failure).
     #[arg(long, default_value_t = 30.0)]
     call_timeout_secs: f64,
+    /// The echo server every target answers with, as a command line (words split on spaces; the first an
+    /// absolute path): for example the TypeScript or Python SDK's echo in `bench/servers/`. Default: the
+    /// built-in `gigmcp mcp-echo`. Its one tool must be `echo`, answering its `message`.
+    #[arg(long)]
+    upstream: Option<String>,
+    /// With --upstream: a host path the gateway's sandbox of it needs (read-only; repeat for more).
+    #[arg(long = "upstream-mount")]
+    upstream_mounts: Vec<String>,
+    /// Write only a `## <section>` of the calls part's results (for appending to BENCHMARKS.md).
+    #[arg(long)]
+    section: Option<String>,
     /// Parts to run: calls (tools/call latency and throughput), sandbox (cold start and idle memory).
     #[arg(long, value_delimiter = ',', default_value = "calls,sandbox")]
     parts: Vec<String>,

@@ -342,6 +342,30 @@ impl Report {
         Verdict { lines }
     }
 
+    /// Only the calls part, as `## <title>` (with its results, targets and method), for a run whose echo
+    /// server is another than the built-in one.
+    pub fn section(&self, title: &str) -> String {
+        let mut md = String::new();
+        let _ = writeln!(md, "\n## {title}\n");
+        let _ = writeln!(
+            md,
+            "Written by `make bench` ({}; the run took {:.0} s), the echo server being `{}`{}.\n",
+            utc(self.started),
+            self.took.as_secs_f64(),
+            relative(self.args.upstream.as_deref().unwrap_or("gigmcp mcp-echo")),
+            if self.args.upstream_mounts.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (its sandbox given {})",
+                    relative(&self.args.upstream_mounts.join(", "))
+                )
+            }
+        );
+        self.calls_markdown(&mut md);
+        md
+    }
+
     pub fn markdown(&self) -> String {
         let env = &self.env;
         let mut md = String::new();
@@ -460,7 +484,7 @@ impl Report {
         );
         let _ = writeln!(
             *md,
-            "- **floor 1** — the load generator starts `gigmcp mcp-echo` itself (no sandbox, a fresh process per \
+            "- **floor 1** — the load generator starts `{upstream}` itself (no sandbox, a fresh process per \
              slice) and speaks newline-delimited JSON-RPC on its pipes. Concurrency is requests in flight on that \
              one pipe: each worker writes its line under a lock, one reader task hands replies back by id. This \
              is the cost of the upstream and of the stdio client side.\n\
@@ -468,21 +492,27 @@ impl Report {
              (`gigmcp-bench canned`, hyper, {} runtime thread(s)): it parses no JSON and answers `tools/call` \
              with a fixed result into which the request's id and message are copied by a byte search, so the same \
              check applies. This is the HTTP client's own cost plus the least an HTTP server can do.\n\
-             - **supergateway** {} (npm), `--stdio \"gigmcp mcp-echo\" --outputTransport streamableHttp --stateful \
+             - **supergateway** {} (npm), `--stdio \"{upstream}\" --outputTransport streamableHttp --stateful \
              --logLevel none` (its `info` level logs every message; `none` is its fastest setting), on Node \
-             {}. In stateful mode it starts one `gigmcp mcp-echo` per session, unsandboxed, and answers with \
+             {}. In stateful mode it starts one `{upstream}` per session, unsandboxed, and answers with \
              event streams.\n\
              - **Gig'MCP** — `gigmcp serve` (release build, default settings except the sandbox ones, which \
              are the sandbox part's: `GIG_INSTANCE={}`, `GIG_SANDBOX_CIDR={}`, `GIG_SANDBOX_UID_BASE={}`, so that \
              it never meets another gateway running on the machine; log level `info`) with a profile \
-             `bench` holding the built-in echo server (`gigmcp server add echo --builtin echo`), whose tool is \
+             `bench` holding {gateway_server}, whose tool is \
              `echo_echo`; the echo server is one process in bubblewrap shared by all sessions of the profile.\n",
             self.args.canned_threads,
             env.supergateway,
             env.node,
             self.args.sandbox_instance,
             self.args.sandbox_cidr,
-            self.args.sandbox_uid_base
+            self.args.sandbox_uid_base,
+            upstream = self.args.upstream.as_deref().unwrap_or("gigmcp mcp-echo"),
+            gateway_server = if self.args.upstream.is_some() {
+                "that command as a stdio server (`gigmcp server add echo --command … --arg … --mount …`)"
+            } else {
+                "the built-in echo server (`gigmcp server add echo --builtin echo`)"
+            },
         );
         let _ = writeln!(
             *md,
@@ -936,6 +966,14 @@ fn cold_markdown(c: &ColdResult, md: &mut String) {
          else running on this shared machine (builds, tests), which can move it by more than ten sandboxes \
          do: read it as a rough cross-check of the estimate only.\n"
     );
+}
+
+/// `text` with the working directory's paths made relative to it (the report names no machine's paths).
+fn relative(text: &str) -> String {
+    match std::env::current_dir() {
+        Ok(dir) => text.replace(&format!("{}/", dir.display()), ""),
+        Err(_) => text.to_owned(),
+    }
 }
 
 #[cfg(test)]

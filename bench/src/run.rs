@@ -81,7 +81,7 @@ pub async fn run(args: RunArgs) -> Result<bool> {
             "floor1" => Ok(Server::Floor1),
             "floor2" => floor2(&args, workdir).await,
             "supergateway" => supergateway(&gigmcp, &args, workdir).await,
-            _ => gigmcp_target(&gigmcp, workdir, sandbox_env(&args)).await,
+            _ => gigmcp_target(&gigmcp, workdir, sandbox_env(&args), &args).await,
         };
         match server {
             Ok(server) => running.push((TargetResult::new(key), server)),
@@ -100,7 +100,11 @@ pub async fn run(args: RunArgs) -> Result<bool> {
         for round in 1..=rounds {
             eprintln!("[bench] c={c} round {round}/{rounds}");
             for ((result, server), level) in running.iter().zip(levels.iter_mut()) {
-                level.merge(server.slice(&result.key, &gigmcp, c, &slice).await);
+                level.merge(
+                    server
+                        .slice(&result.key, &gigmcp, args.upstream.as_deref(), c, &slice)
+                        .await,
+                );
             }
         }
         for ((result, _), mut level) in running.iter_mut().zip(levels) {
@@ -153,7 +157,11 @@ pub async fn run(args: RunArgs) -> Result<bool> {
         env: crate::report::Environment::collect(&args).await,
     };
     print!("{}", report.table());
-    std::fs::write(&args.out, report.markdown()).with_context(|| format!("cannot write {}", args.out.display()))?;
+    let markdown = match &args.section {
+        Some(title) => report.section(title),
+        None => report.markdown(),
+    };
+    std::fs::write(&args.out, markdown).with_context(|| format!("cannot write {}", args.out.display()))?;
     eprintln!("[bench] wrote {}", args.out.display());
     Ok(report.all_passed())
 }
@@ -214,10 +222,10 @@ enum Server {
 
 impl Server {
     /// One slice of a level: `c` workers, fresh sessions, the slice's warm-up and measured calls.
-    async fn slice(&self, key: &str, gigmcp: &Path, c: usize, plan: &Plan) -> LevelResult {
+    async fn slice(&self, key: &str, gigmcp: &Path, upstream: Option<&str>, c: usize, plan: &Plan) -> LevelResult {
         match self {
             Server::Floor1 => {
-                let process = match EchoProcess::start(gigmcp).await {
+                let process = match EchoProcess::start(gigmcp, upstream).await {
                     Ok(p) => p,
                     Err(e) => {
                         let mut failed = LevelResult {
@@ -316,7 +324,10 @@ async fn supergateway(gigmcp: &Path, args: &RunArgs, workdir: &Path) -> Result<S
     let log = std::fs::File::create(&log_path)?;
     let mut child = Command::new(&args.supergateway)
         .arg("--stdio")
-        .arg(format!("{} mcp-echo", shell_quote(gigmcp)))
+        .arg(match &args.upstream {
+            Some(line) => line.clone(),
+            None => format!("{} mcp-echo", shell_quote(gigmcp)),
+        })
         .args(["--outputTransport", "streamableHttp", "--stateful", "--port"])
         .arg(port.to_string())
         .args(["--logLevel", "none"])
@@ -354,7 +365,12 @@ pub fn sandbox_env(args: &RunArgs) -> Vec<(&'static str, String)> {
     ]
 }
 
-async fn gigmcp_target(gigmcp: &Path, workdir: &Path, env: Vec<(&'static str, String)>) -> Result<Server> {
+async fn gigmcp_target(
+    gigmcp: &Path,
+    workdir: &Path,
+    env: Vec<(&'static str, String)>,
+    args: &RunArgs,
+) -> Result<Server> {
     let gateway = gateway::start(
         gigmcp,
         workdir,
@@ -363,6 +379,7 @@ async fn gigmcp_target(gigmcp: &Path, workdir: &Path, env: Vec<(&'static str, St
             profile: "bench",
             per_session: false,
             env,
+            upstream: args.upstream.clone().map(|line| (line, args.upstream_mounts.clone())),
         },
     )
     .await?;

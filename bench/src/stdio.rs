@@ -33,11 +33,22 @@ pub struct StdioCaller {
 }
 
 impl EchoProcess {
-    /// Starts `gigmcp mcp-echo` and completes the MCP handshake.
-    pub async fn start(gigmcp: &Path) -> Result<Self, String> {
-        let mut command = Command::new(gigmcp);
-        command.arg("mcp-echo");
-        Self::spawn(command, &format!("{} mcp-echo", gigmcp.display())).await
+    /// Starts the echo server (`gigmcp mcp-echo`, or `upstream`'s command line) and completes the MCP
+    /// handshake.
+    pub async fn start(gigmcp: &Path, upstream: Option<&str>) -> Result<Self, String> {
+        match upstream {
+            Some(line) => {
+                let mut words = line.split_whitespace();
+                let mut command = Command::new(words.next().unwrap_or_default());
+                command.args(words);
+                Self::spawn(command, line).await
+            }
+            None => {
+                let mut command = Command::new(gigmcp);
+                command.arg("mcp-echo");
+                Self::spawn(command, &format!("{} mcp-echo", gigmcp.display())).await
+            }
+        }
     }
 
     /// Starts an echo server with `command` (its pipes are set here) and completes the MCP handshake.
