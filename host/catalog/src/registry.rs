@@ -76,7 +76,10 @@ pub fn lint(dir: &Path) -> (Registry, Report) {
                     problems.extend(hazard_errors(&hazards));
                     problems.extend(spec.validate());
                     problems.extend(path_rule(&shown, &spec.name, &spec.version, ".toolspec.yaml"));
-                    let warnings = spec.tools.iter().flat_map(json_body_warnings);
+                    let warnings = spec
+                        .tools
+                        .iter()
+                        .flat_map(|t| json_body_warnings(t).into_iter().chain(secret_param_warnings(t)));
                     report.warnings.extend(warnings.map(|w| format!("{shown}: {w}")));
                     spec_files.push((shown.clone(), spec));
                 }
@@ -108,11 +111,18 @@ pub fn lint(dir: &Path) -> (Registry, Report) {
             .iter()
             .find(|(_, m)| m.name == spec.name && m.version == spec.version)
         {
-            Some((_, manifest)) => report.errors.extend(
-                spec.check_against_manifest(manifest)
-                    .into_iter()
-                    .map(|p| format!("{shown}: {p}")),
-            ),
+            Some((_, manifest)) => {
+                report.errors.extend(
+                    spec.check_against_manifest(manifest)
+                        .into_iter()
+                        .map(|p| format!("{shown}: {p}")),
+                );
+                report.warnings.extend(
+                    unused_egress(spec, manifest)
+                        .into_iter()
+                        .map(|w| format!("{shown}: {w}")),
+                );
+            }
             None if unreadable.contains(&shown.replace(".toolspec.yaml", ".yaml")) => {}
             None => report
                 .errors
@@ -163,6 +173,64 @@ fn json_body_warnings(tool: &crate::toolspec::SpecTool) -> Vec<String> {
             format!(
                 "tool {:?}: JSON body param {:?} is sent as a literal key (did the API mean encoding: form?)",
                 tool.name, p.name
+            )
+        })
+        .collect()
+}
+
+/// Param names that look like a secret the model would have to supply: they bypass the credential model (the
+/// gateway injects credentials; a model that sends one has seen it).
+fn secret_param_warnings(tool: &crate::toolspec::SpecTool) -> Vec<String> {
+    const SECRET_WORDS: [&str; 9] = [
+        "apikey",
+        "password",
+        "passwd",
+        "secret",
+        "token",
+        "accesstoken",
+        "developertoken",
+        "clientsecret",
+        "privatekey",
+    ];
+    tool.params
+        .iter()
+        .filter(|p| {
+            let squashed: String = p
+                .name
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .collect::<String>()
+                .to_ascii_lowercase();
+            SECRET_WORDS.contains(&squashed.as_str())
+        })
+        .map(|p| {
+            format!(
+                "tool {:?}: param {:?} looks like a secret the model would have to supply, outside the credential model",
+                tool.name, p.name
+            )
+        })
+        .collect()
+}
+
+/// Egress entries no base URL of the toolspec uses (identity hosts, mostly): the engine never calls them, and
+/// they widen what the sandbox may reach.
+fn unused_egress(spec: &ToolSpec, manifest: &Manifest) -> Vec<String> {
+    let hosts: Vec<&str> = std::iter::once(spec.base_url.as_str())
+        .chain(spec.tools.iter().map(|t| t.base_url.as_str()))
+        .filter_map(|b| b.strip_prefix("https://"))
+        .collect();
+    manifest
+        .entitlements
+        .egress
+        .iter()
+        .filter(|entry| {
+            !hosts
+                .iter()
+                .any(|host| crate::egress::allows(std::slice::from_ref(entry), host))
+        })
+        .map(|entry| {
+            format!(
+                "egress {entry:?} is used by no base URL: the engine never calls it, and it widens the sandbox's reach"
             )
         })
         .collect()

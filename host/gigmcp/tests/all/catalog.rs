@@ -146,6 +146,7 @@ fn the_cli_lints_hashes_and_signs_a_registry() {
     };
     edit("manifests/newsfeed/0.1.0.yaml", "entitlements:", "entitlement:");
     edit("manifests/weatherly/0.1.0.toolspec.yaml", "name: units", "name: on");
+    edit("manifests/weatherly/0.1.0.toolspec.yaml", "name: days", "name: api_key");
     edit(
         "manifests/helpdesk/0.1.0.yaml",
         "    - \"*.helpdesk.test\"\n",
@@ -161,6 +162,7 @@ fn the_cli_lints_hashes_and_signs_a_registry() {
         "manifests/chatbin/1.3.0.yaml: path must be manifests/chatbin/1.3.1.yaml",
         "manifests/pubsub/1.4.2.yaml: builder toolpack needs manifests/pubsub/1.4.2.toolspec.yaml",
         "lint failed: 5 error(s)",
+        "warning: manifests/weatherly/0.1.0.toolspec.yaml: tool \"forecast\": param \"api_key\" looks like a secret",
     ] {
         assert!(error.contains(needle), "{needle}\n{error}");
     }
