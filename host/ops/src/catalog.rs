@@ -209,24 +209,27 @@ impl Catalog {
     /// The index accepted last, verified again: with the configured key, or without configuration (a CLI
     /// run beside a gateway that has it) with the key it was accepted under.
     pub fn current(&self, store: &Store) -> Result<Arc<Index>, CatalogError> {
-        let stored = store.catalog_index()?.ok_or_else(|| match &self.source {
+        let missing = || match &self.source {
             Some(source) => CatalogError::NoIndex(format!(
                 "the gateway fetches {} at start-up; `gigmcp catalog refresh` fetches it now",
                 source.url
             )),
             None => CatalogError::NotConfigured,
-        })?;
+        };
+        // The index's bytes (up to 32 MiB) are read only when they changed since they were last parsed.
+        let (sha256, _) = store.catalog_index_head()?.ok_or_else(missing)?;
+        let mut parsed = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((parsed_sha256, index)) = parsed.as_ref()
+            && *parsed_sha256 == sha256
+        {
+            return Ok(index.clone());
+        }
+        let stored = store.catalog_index()?.ok_or_else(missing)?;
         let key = match &self.source {
             Some(source) => source.key,
             None => PublicKey::parse(&stored.public_key)
                 .map_err(|e| CatalogError::StoredUntrusted(IndexError::Invalid(e.to_string())))?,
         };
-        let mut parsed = self.parsed.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((sha256, index)) = parsed.as_ref()
-            && *sha256 == stored.sha256
-        {
-            return Ok(index.clone());
-        }
         let index = Arc::new(Index::open(&stored.raw, &stored.signature, &key).map_err(CatalogError::StoredUntrusted)?);
         *parsed = Some((stored.sha256, index.clone()));
         Ok(index)
@@ -237,10 +240,10 @@ impl Catalog {
         match &self.source {
             Some(source) => source.url.to_string(),
             None => store
-                .catalog_index()
+                .catalog_index_head()
                 .ok()
                 .flatten()
-                .map(|s| s.source)
+                .map(|(_, source)| source)
                 .unwrap_or_default(),
         }
     }

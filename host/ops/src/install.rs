@@ -310,7 +310,7 @@ fn pull_binary(manifest: &Manifest, input: &CatalogInstall<'_>) -> Result<PathBu
         &manifest.image.reference,
         digest,
         &manifest.image.entrypoint,
-        &dest,
+        (input.servers_dir, &dest),
     )
     .map_err(|e| match e {
         OpsError::Invalid(why) => OpsError::Invalid(format!(
@@ -551,7 +551,6 @@ fn credentials(
 /// Writes the engine's configuration as `<servers_dir>/toolpacks/<sha256>.json` (world-readable, as the
 /// sandbox reads it; never rewritten: the same content has the same name).
 fn write_config(servers_dir: &Path, config: &EngineConfig) -> Result<PathBuf, OpsError> {
-    use std::os::unix::fs::PermissionsExt;
     let bytes = serde_json::to_vec_pretty(config).map_err(|e| OpsError::Internal(e.to_string()))?;
     let dir = servers_dir.join("toolpacks");
     let failed = |e: std::io::Error| {
@@ -560,16 +559,9 @@ fn write_config(servers_dir: &Path, config: &EngineConfig) -> Result<PathBuf, Op
             dir.display()
         ))
     };
-    std::fs::create_dir_all(&dir).map_err(failed)?;
-    for path in [servers_dir, dir.as_path()] {
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).map_err(failed)?;
-    }
     let path = dir.join(format!("{}.json", hex::encode(Sha256::digest(&bytes))));
     if !path.exists() {
-        let partial = dir.join(format!(".{}.partial", std::process::id()));
-        std::fs::write(&partial, &bytes).map_err(failed)?;
-        std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o644)).map_err(failed)?;
-        std::fs::rename(&partial, &path).map_err(failed)?;
+        crate::registry::write_public(servers_dir, &path, &bytes, 0o644).map_err(failed)?;
     }
     Ok(path)
 }

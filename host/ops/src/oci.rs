@@ -213,19 +213,20 @@ impl Registry {
     }
 }
 
-/// Pulls `reference` at `digest` and writes its `entrypoint` to `dest` (mode 0755); returns `dest`.
+/// Pulls `reference` at `digest` and writes its `entrypoint` to `dest`, under `servers_dir` (mode 0755, its
+/// directories readable by sandbox uids); returns `dest`.
 pub fn pull_entrypoint(
     settings: &OciSettings,
     reference: &str,
     digest: &str,
     entrypoint: &str,
-    dest: &Path,
+    (servers_dir, dest): (&Path, &Path),
 ) -> Result<PathBuf, OpsError> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| OpsError::Internal(e.to_string()))?
-        .block_on(pull(settings, reference, digest, entrypoint, dest))
+        .block_on(pull(settings, reference, digest, entrypoint, (servers_dir, dest)))
 }
 
 async fn pull(
@@ -233,7 +234,7 @@ async fn pull(
     reference: &str,
     digest: &str,
     entrypoint: &str,
-    dest: &Path,
+    dest: (&Path, &Path),
 ) -> Result<PathBuf, OpsError> {
     let (host, repository) = split_reference(reference)?;
     let mut http = reqwest::Client::builder()
@@ -296,11 +297,7 @@ async fn pull(
             .await?;
         manifest = json(&body, "the manifest")?;
     }
-    let config_digest = manifest
-        .pointer("/config/digest")
-        .and_then(Value::as_str)
-        .ok_or_else(|| OpsError::Invalid("the manifest names no configuration".into()))?
-        .to_owned();
+    let config_digest = digest_at(&manifest, "/config/digest", "the manifest names no configuration")?;
     let (config, _) = registry
         .verified(&format!("blobs/{config_digest}"), &config_digest, "*/*", MAX_CONFIG)
         .await?;
@@ -328,11 +325,7 @@ async fn pull(
     }
     let wanted = entrypoint.trim_start_matches('/');
     for layer in layers.iter().rev() {
-        let layer_digest = layer
-            .get("digest")
-            .and_then(Value::as_str)
-            .ok_or_else(|| OpsError::Invalid("a layer without a digest".into()))?
-            .to_owned();
+        let layer_digest = digest_at(layer, "/digest", "a layer without a digest")?;
         let (blob, _) = registry
             .verified(&format!("blobs/{layer_digest}"), &layer_digest, "*/*", MAX_LAYER)
             .await?;
@@ -349,13 +342,21 @@ async fn pull(
     Err(OpsError::Invalid(format!("the image has no {entrypoint}")))
 }
 
+/// The digest a JSON pointer names in a manifest, or `missing` as the error.
+fn digest_at(value: &Value, pointer: &str, missing: &str) -> Result<String, OpsError> {
+    value
+        .pointer(pointer)
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .ok_or_else(|| OpsError::Invalid(missing.to_owned()))
+}
+
 fn json(body: &[u8], what: &str) -> Result<Value, OpsError> {
     serde_json::from_slice(body).map_err(|e| OpsError::Invalid(format!("{what} is not JSON: {e}")))
 }
 
 /// Extracts `wanted` from a tar stream to `dest` if the stream has it as a regular file.
-fn extract(reader: impl Read, wanted: &str, dest: &Path) -> Result<Option<PathBuf>, OpsError> {
-    use std::os::unix::fs::PermissionsExt;
+fn extract(reader: impl Read, wanted: &str, (servers_dir, dest): (&Path, &Path)) -> Result<Option<PathBuf>, OpsError> {
     let bad = |e: std::io::Error| OpsError::Invalid(format!("a layer is not a valid tar archive: {e}"));
     let mut archive = tar::Archive::new(reader);
     for entry in archive.entries().map_err(bad)? {
@@ -383,15 +384,8 @@ fn extract(reader: impl Read, wanted: &str, dest: &Path) -> Result<Option<PathBu
         let mut bytes = Vec::with_capacity(entry.size() as usize);
         entry.read_to_end(&mut bytes).map_err(bad)?;
         check_elf(&bytes).map_err(OpsError::Invalid)?;
-        let failed = |e: std::io::Error| OpsError::Internal(format!("cannot write {}: {e}", dest.display()));
-        if let Some(dir) = dest.parent() {
-            std::fs::create_dir_all(dir).map_err(failed)?;
-            std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o755)).map_err(failed)?;
-        }
-        let partial = dest.with_extension("partial");
-        std::fs::write(&partial, &bytes).map_err(failed)?;
-        std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(0o755)).map_err(failed)?;
-        std::fs::rename(&partial, dest).map_err(failed)?;
+        crate::registry::write_public(servers_dir, dest, &bytes, 0o755)
+            .map_err(|e| OpsError::Internal(format!("cannot write {}: {e}", dest.display())))?;
         return Ok(Some(dest.to_owned()));
     }
     Ok(None)

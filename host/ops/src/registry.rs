@@ -91,6 +91,22 @@ fn run_output(tool: &'static str, package: &str, cmd: &mut Command) -> Result<Ve
     Ok(out.stdout)
 }
 
+/// Writes `bytes` to `path` under `servers_dir` atomically (a partial file, then a rename), where sandbox uids
+/// can read it: the file with `mode`, every directory from `servers_dir` down to it 0755.
+pub(crate) fn write_public(servers_dir: &Path, path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = path.parent().unwrap_or(servers_dir);
+    std::fs::create_dir_all(dir)?;
+    for ancestor in dir.ancestors().take_while(|a| a.starts_with(servers_dir)) {
+        std::fs::set_permissions(ancestor, std::fs::Permissions::from_mode(0o755))?;
+    }
+    let mut partial = path.as_os_str().to_owned();
+    partial.push(format!(".{}.partial", std::process::id()));
+    std::fs::write(&partial, bytes)?;
+    std::fs::set_permissions(&partial, std::fs::Permissions::from_mode(mode))?;
+    std::fs::rename(&partial, path)
+}
+
 fn prepare_dir(servers_dir: &Path, name: &str, version: &str) -> Result<PathBuf, InstallError> {
     use std::os::unix::fs::PermissionsExt;
     std::fs::create_dir_all(servers_dir)?;

@@ -87,6 +87,16 @@ impl Store {
             .optional()?)
     }
 
+    /// The accepted index's SHA-256 and source, without its bytes: what a reader checks its parsed copy against.
+    pub fn catalog_index_head(&self) -> Result<Option<(String, String)>, StoreError> {
+        Ok(self
+            .lock()
+            .query_row("SELECT sha256, source FROM catalog_index WHERE id = 1", [], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
+            .optional()?)
+    }
+
     /// Stores `index` unless that would step back from the one accepted before (see the module's doc).
     pub fn catalog_accept(&self, index: &NewIndex<'_>) -> Result<Accepted, CatalogStoreError> {
         let mut conn = self.lock();

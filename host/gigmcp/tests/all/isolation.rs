@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use gigmcp_testkit::{Netns, TestGateway, run_python_client_in};
+use gigmcp_testkit::{Netns, TestGateway};
 use serde_json::{Value, json};
 
 /// Accepts connections forever on (address, port): a service that must stay out of a sandbox's reach.
@@ -95,30 +95,14 @@ fn add_probe(gateway: &TestGateway, name: &str) {
 /// Runs probe checks in one client session inside the gateway's namespace; returns each check's report
 /// (or `{"call_failed": ...}` when the call itself failed, e.g. because the probe was killed).
 fn probe(world: &World, url: &str, token: &str, calls: &[(&str, Value)]) -> Vec<Value> {
-    let plan: Vec<Value> = calls
+    let tools: Vec<String> = calls.iter().map(|(server, _)| format!("{server}_probe")).collect();
+    let plan: Vec<(&str, Value)> = tools
         .iter()
-        .map(|(server, args)| json!({"tool": format!("{server}_probe"), "arguments": args}))
+        .zip(calls)
+        .map(|(tool, (_, args))| (tool.as_str(), args.clone()))
         .collect();
-    let plan = serde_json::to_string(&plan).unwrap();
-    let (ok, stdout, stderr) = run_python_client_in(
-        Some(&world.gw),
-        "call_tools.py",
-        &[
-            "--url",
-            url,
-            "--token",
-            token,
-            "--calls",
-            &plan,
-            "--timeout",
-            "150",
-            "--request-timeout",
-            "60",
-        ],
-    );
-    assert!(ok, "client failed\n{stdout}\n{stderr}");
-    let out: Value = serde_json::from_str(&stdout).unwrap();
-    out["data"]["results"]
+    let data = gigmcp_testkit::call_tools_in(Some(&world.gw), url, token, &plan, false);
+    data["results"]
         .as_array()
         .unwrap()
         .iter()

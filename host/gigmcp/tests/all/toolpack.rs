@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use gigmcp_testkit::{Netns, TestGateway, call_tools_in, gigmcp_bin, repo_root};
+use gigmcp_testkit::{Netns, TestGateway, call_tools_in, repo_root};
+
+use crate::catalog::{build, copy_dir, keygen, sha256_hex};
 use serde_json::{Value, json};
 
 const HOSTS: [&str; 8] = [
@@ -27,18 +29,8 @@ struct World {
     gateway: TestGateway,
 }
 
-fn sh(args: &[&str]) -> String {
-    let out = std::process::Command::new(gigmcp_bin()).args(args).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
 /// A registry of the fixtures plus `extra` manifests (name, manifest, toolspec), built and signed into
-/// `dir/published`; returns the public key.
+/// `dir/published` with the key in `dir/key.hex` (made the first time); returns the public key the first time.
 fn publish(dir: &Path, extra: &[(&str, &str, &str)], generated: &str) -> String {
     let registry = dir.join("registry");
     if !registry.exists() {
@@ -50,40 +42,13 @@ fn publish(dir: &Path, extra: &[(&str, &str, &str)], generated: &str) -> String 
         std::fs::write(entry.join("0.1.0.yaml"), manifest).unwrap();
         std::fs::write(entry.join("0.1.0.toolspec.yaml"), spec).unwrap();
     }
-    let key = dir.join("key.hex");
-    let public = if key.exists() {
+    let public = if dir.join("key.hex").exists() {
         String::new()
     } else {
-        sh(&["catalog", "keygen", "--out", key.to_str().unwrap()])
-            .trim()
-            .trim_start_matches("public: ")
-            .to_owned()
+        keygen(dir)
     };
-    let out = dir.join("published");
-    sh(&[
-        "catalog",
-        "build",
-        registry.to_str().unwrap(),
-        "--key-file",
-        key.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--generated",
-        generated,
-    ]);
+    build(&registry, dir, &dir.join("published"), generated);
     public
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &to.join(entry.file_name()));
-        } else {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
 }
 
 /// A toolpack whose tools reach the test API's special routes (status codes, redirects, images, links).
@@ -661,8 +626,7 @@ struct OciRegistry {
 }
 
 fn sha256(bytes: &[u8]) -> String {
-    use sha2::Digest;
-    format!("sha256:{}", hex::encode(sha2::Sha256::digest(bytes)))
+    format!("sha256:{}", sha256_hex(bytes))
 }
 
 impl OciRegistry {
