@@ -121,37 +121,23 @@ pub struct Refreshed {
 /// The catalog of one gateway or CLI run: its source and the last index read, parsed once per accepted index.
 pub struct Catalog {
     source: Option<CatalogSource>,
-    http: reqwest::Client,
+    /// For an `https://` source only.
+    http: Option<reqwest::Client>,
     /// The SHA-256 of the stored index and its parse.
     parsed: Mutex<Option<(String, Arc<Index>)>>,
 }
 
 impl Catalog {
     pub fn new(source: Option<CatalogSource>) -> Result<Self, CatalogError> {
-        let mut http = reqwest::Client::builder()
-            .timeout(FETCH_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::custom(|attempt| {
-                if attempt.url().scheme() != "https" {
-                    attempt.error("the registry redirected to a URL that is not https")
-                } else if attempt.previous().len() >= 5 {
-                    attempt.error("more than 5 redirects")
-                } else {
-                    attempt.follow()
-                }
-            }));
-        if let Some(pem) = source.as_ref().and_then(|s| s.extra_roots_pem.as_ref()) {
-            let certificates = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| CatalogError::Fetch {
-                url: "GIG_REGISTRY_CA_FILE".into(),
-                reason: e.to_string(),
-            })?;
-            for certificate in certificates {
-                http = http.add_root_certificate(certificate);
-            }
-        }
-        let http = http.build().map_err(|e| CatalogError::Fetch {
-            url: "(client)".into(),
-            reason: e.to_string(),
-        })?;
+        let http = match &source {
+            Some(
+                source @ CatalogSource {
+                    url: IndexUrl::Https(_),
+                    ..
+                },
+            ) => Some(https_client(source)?),
+            _ => None,
+        };
         Ok(Self {
             source,
             http,
@@ -268,12 +254,11 @@ impl Catalog {
                 Ok(body)
             }
             IndexUrl::Https(address) => {
-                let response = self
+                let http = self
                     .http
-                    .get(address)
-                    .send()
-                    .await
-                    .map_err(|e| failed(error_chain(&e)))?;
+                    .as_ref()
+                    .ok_or_else(|| failed("no HTTPS client was made for it".into()))?;
+                let response = http.get(address).send().await.map_err(|e| failed(error_chain(&e)))?;
                 if response.status() != reqwest::StatusCode::OK {
                     return Err(failed(format!("the server answered {}, not 200", response.status())));
                 }
@@ -290,6 +275,34 @@ impl Catalog {
             }
         }
     }
+}
+
+/// The client of an `https://` registry: redirects only to https (at most 5), `GIG_REGISTRY_CA_FILE` trusted.
+fn https_client(source: &CatalogSource) -> Result<reqwest::Client, CatalogError> {
+    let mut http = reqwest::Client::builder()
+        .timeout(FETCH_TIMEOUT)
+        .redirect(reqwest::redirect::Policy::custom(|attempt| {
+            if attempt.url().scheme() != "https" {
+                attempt.error("the registry redirected to a URL that is not https")
+            } else if attempt.previous().len() >= 5 {
+                attempt.error("more than 5 redirects")
+            } else {
+                attempt.follow()
+            }
+        }));
+    if let Some(pem) = &source.extra_roots_pem {
+        let certificates = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| CatalogError::Fetch {
+            url: "GIG_REGISTRY_CA_FILE".into(),
+            reason: e.to_string(),
+        })?;
+        for certificate in certificates {
+            http = http.add_root_certificate(certificate);
+        }
+    }
+    http.build().map_err(|e| CatalogError::Fetch {
+        url: source.url.to_string(),
+        reason: e.to_string(),
+    })
 }
 
 /// Fetches the index at start and then every `every`, for as long as the gateway runs. A newly accepted index

@@ -111,12 +111,12 @@ impl Toolpack {
         self.consented_hash.as_deref() == Some(self.runtime_hash.as_str())
     }
 
-    /// The tools a profile may use: the default ones, then the profile's switches (tool → enabled) applied.
-    /// (A profile's copy of the definition has its switches applied already: `Store::profile_configs`.)
-    pub fn enabled_tools(&self, switches: &BTreeMap<String, bool>) -> Vec<String> {
+    /// The tools that are on: in a profile's copy of the definition, its switches are applied already
+    /// (`Store::profile_configs`), so these are the tools that profile may use.
+    pub fn enabled_tools(&self) -> Vec<String> {
         self.tools
             .iter()
-            .filter(|t| switches.get(&t.name).copied().unwrap_or(t.default))
+            .filter(|t| t.default)
             .map(|t| t.name.clone())
             .collect()
     }

@@ -284,7 +284,7 @@ impl Conn {
                     writable: false,
                 }];
                 // The tools this profile may use (its copy of the definition has its switches applied).
-                let tools = toolpack.enabled_tools(&Default::default()).join(",");
+                let tools = toolpack.enabled_tools().join(",");
                 let env: Vec<(String, String)> = placeholders
                     .iter()
                     .cloned()
