@@ -23,6 +23,7 @@ LAYERS = {
     "gigmcp-mcp": 4,
     "gigmcp-egress": 4,
     "gigmcp-ops": 5,
+    "gigmcp-oauth": 5,
     "gigmcp-control": 6,
     "gigmcp": 7,
 }

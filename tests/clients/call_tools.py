@@ -23,20 +23,27 @@ from _common import Results, base_parser, connect, describe_exc, run_main, setup
 
 async def calls(args: Any, r: Results) -> None:
     plan = json.loads(args.calls)
-    out = []
     async with connect(args) as client:
         if args.list_tools:
             listed = await client.list_tools()
             r.data["tools"] = [{"name": t.name, "description": t.description, "inputSchema": getattr(t, "inputSchema", None) or getattr(t, "input_schema", None)} for t in listed.tools]
-        for call in plan:
-            entry: dict[str, Any] = {"tool": call["tool"]}
+        out = [{"tool": call["tool"]} for call in plan]
+
+        async def one(call: dict[str, Any], entry: dict[str, Any]) -> None:
             try:
                 res = await client.call_tool(call["tool"], call.get("arguments") or {})
                 entry["text"] = text_of(res)
                 entry["is_error"] = bool(res.is_error)
             except Exception as e:  # noqa: BLE001 - a failed call is an outcome to report
                 entry["error"] = describe_exc(e)
-            out.append(entry)
+
+        if args.at_once:
+            async with anyio.create_task_group() as group:
+                for call, entry in zip(plan, out):
+                    group.start_soon(one, call, entry)
+        else:
+            for call, entry in zip(plan, out):
+                await one(call, entry)
     r.data["results"] = out
     r.check("session", True)
 
@@ -45,6 +52,7 @@ def main() -> int:
     parser = base_parser(__doc__.splitlines()[0])
     parser.add_argument("--calls", required=True, help="JSON list of {tool, arguments}")
     parser.add_argument("--list-tools", action="store_true", help="also list the tools first (data.tools)")
+    parser.add_argument("--at-once", action="store_true", help="send every call at once (results in plan order)")
     args = parser.parse_args()
     setup_logging(args.verbose)
     r = Results(script="call_tools")

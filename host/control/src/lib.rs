@@ -89,6 +89,8 @@ pub struct Parts {
     pub catalog: Arc<gigmcp_ops::catalog::Catalog>,
     /// How static-binary catalog entries are pulled (`GIG_OCI_*`).
     pub oci: gigmcp_ops::oci::OciSettings,
+    /// Connected accounts: OAuth apps, the flow's exchange, connections.
+    pub oauth: Arc<gigmcp_oauth::Broker>,
 }
 
 /// What every control route shares.
@@ -121,6 +123,10 @@ pub struct ControlState {
     pub catalog: Arc<gigmcp_ops::catalog::Catalog>,
     /// How static-binary catalog entries are pulled (`GIG_OCI_*`).
     pub oci: gigmcp_ops::oci::OciSettings,
+    /// Connected accounts: OAuth apps, the flow's exchange, connections.
+    pub oauth: Arc<gigmcp_oauth::Broker>,
+    /// How long a connection's flow may take at the provider (`GIG_CONNECT_FLOW_TTL`).
+    pub connect_flow_ttl: std::time::Duration,
 }
 
 /// The one error shape of the API: `{"error":{"code","message"}}`.
@@ -259,6 +265,8 @@ pub struct Settings {
     pub public_url: url::Url,
     /// How long a web session lasts.
     pub session_ttl: std::time::Duration,
+    /// How long a connection's flow may take at the provider.
+    pub connect_flow_ttl: std::time::Duration,
     /// The identity provider, when one is configured.
     pub oidc: Option<oidc::OidcSettings>,
     /// The largest request body the API accepts.
@@ -313,6 +321,8 @@ impl ControlState {
             running: parts.running,
             probe: parts.probe,
             states: parts.states,
+            oauth: parts.oauth,
+            connect_flow_ttl: config.connect_flow_ttl,
             max_body_bytes: config.max_body_bytes,
             default_limits: config.default_limits,
             servers_dir: config.servers_dir.clone(),

@@ -44,6 +44,8 @@ pub struct Operation {
     links: Vec<(&'static str, &'static str, &'static str)>,
     /// Answered without a session (`security: []`; the route must be in `api::PUBLIC_ROUTES`).
     pub public: bool,
+    /// The success response is a redirect (303, `Location`) for a browser to follow, described by this text.
+    redirect: Option<&'static str>,
 }
 
 impl Operation {
@@ -64,6 +66,7 @@ impl Operation {
             if_match: false,
             links: Vec::new(),
             public: false,
+            redirect: None,
         }
     }
 
@@ -144,6 +147,14 @@ impl Operation {
     pub fn if_match(mut self) -> Self {
         self.if_match = true;
         self.etag = true;
+        self
+    }
+
+    /// The success response is a 303 redirect for a browser, to where `description` says.
+    pub fn redirects(mut self, description: &'static str) -> Self {
+        self.status = 303;
+        self.response = None;
+        self.redirect = Some(description);
         self
     }
 
@@ -243,7 +254,13 @@ impl Api {
                     "description": events,
                     "content": {"text/event-stream": {"schema": {"type": "string"}}},
                 }),
-                (None, None) => json!({"description": "success, no content"}),
+                (None, None) => match op.redirect {
+                    Some(description) => json!({
+                        "description": description,
+                        "headers": {"Location": {"description": "where the browser goes", "schema": {"type": "string"}}},
+                    }),
+                    None => json!({"description": "success, no content"}),
+                },
             };
             let mut success = success;
             if !op.links.is_empty() {

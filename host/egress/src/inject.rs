@@ -16,7 +16,9 @@ use gigmcp_types::credential::{Credential, Placeholder};
 use gigmcp_types::policy::{Grant, PlaceholderLocation, PlaceholderSite, RequestOp, SecretHandle, TemplatePart};
 use gigmcp_types::secret::Secret;
 
-/// A credential this tunnel's host allows, with its secret (read once per tunnel, zeroized when it ends).
+/// A credential this tunnel's host allows, with its secret (read once per tunnel, zeroized when it ends; a
+/// connected account's token, once per request).
+#[derive(Clone)]
 pub struct Granted {
     pub credential: Credential,
     pub secret: Arc<Secret>,
@@ -249,7 +251,7 @@ mod tests {
                 env_name: EnvName::parse("API_TOKEN").unwrap(),
             },
             placeholder: Placeholder::generate(),
-            secret: SecretId(id),
+            source: gigmcp_types::credential::CredentialSource::Vault(SecretId(id)),
             created_at: 0,
             updated_at: 0,
         }

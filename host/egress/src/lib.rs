@@ -23,6 +23,7 @@
 
 #![forbid(unsafe_code)]
 
+mod accounts;
 mod ca;
 mod guard;
 mod inject;
@@ -39,6 +40,7 @@ use std::time::Instant;
 use thiserror::Error;
 use tokio::sync::Semaphore;
 
+pub use accounts::{AccountError, AccountTokens, TokenFuture};
 pub use ca::{GatewayCa, Lru};
 pub use guard::{Cidr, forbidden};
 pub use settings::{EgressSettings, Resolve};
@@ -75,6 +77,8 @@ pub struct Proxy {
     store: Arc<Store>,
     vault: Arc<Vault>,
     audit: Option<AuditLog>,
+    /// Connected accounts' tokens, for oauth2 credentials (none: such credentials are refused).
+    accounts: Option<Arc<dyn AccountTokens>>,
     workers: Workers,
 }
 
@@ -139,20 +143,12 @@ impl Proxy {
         vault: Arc<Vault>,
         plugins: Arc<PluginHost>,
         audit: Option<AuditLog>,
+        accounts: Option<Arc<dyn AccountTokens>>,
         instance: &str,
     ) -> Result<Arc<Self>, EgressError> {
         let ca = GatewayCa::load_or_create(&vault)?;
         let ca_file = write_ca_file(instance, ca.cert_pem())?;
-        let mut roots = rustls::RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        for cert in &settings.extra_roots {
-            roots.add(cert.clone())?;
-        }
-        let mut upstream_tls =
-            rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-                .with_safe_default_protocol_versions()?
-                .with_root_certificates(roots)
-                .with_no_client_auth();
+        let mut upstream_tls = upstream_tls(&settings)?;
         upstream_tls.alpn_protocols = vec![b"http/1.1".to_vec()];
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_WORKERS));
         let workers = Workers::start(threads).map_err(EgressError::Workers)?;
@@ -165,6 +161,7 @@ impl Proxy {
             store,
             vault,
             audit,
+            accounts,
             workers,
         }))
     }
@@ -202,6 +199,22 @@ impl Drop for Proxy {
             let _ = std::fs::remove_dir(dir);
         }
     }
+}
+
+/// The TLS client settings for upstreams and every other call the gateway makes out (OAuth providers): the
+/// public roots plus `GIG_EGRESS_EXTRA_CA`.
+pub fn upstream_tls(settings: &EgressSettings) -> Result<rustls::ClientConfig, rustls::Error> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    for cert in &settings.extra_roots {
+        roots.add(cert.clone())?;
+    }
+    Ok(
+        rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()?
+            .with_root_certificates(roots)
+            .with_no_client_auth(),
+    )
 }
 
 /// The CA certificate, in a directory a sandbox uid can traverse (bubblewrap mounts it as that uid; the

@@ -41,6 +41,8 @@ pub enum ConfigError {
          client), or none of them to run without an identity provider"
     )]
     OidcPartial { missing: String },
+    #[error("{0}")]
+    OAuth(String),
 }
 
 /// Variables of the original system that no longer apply, with what replaced them.
@@ -258,6 +260,8 @@ pub struct ServeConfig {
     pub public_url: url::Url,
     /// How long a web session lasts (`GIG_SESSION_TTL`, default 12h).
     pub session_ttl: std::time::Duration,
+    /// How long a connection's flow may take at the provider (`GIG_CONNECT_FLOW_TTL`).
+    pub connect_flow_ttl: std::time::Duration,
     /// The identity provider, when `GIG_OIDC_*` configure one (all of them or none).
     pub oidc: Option<OidcSettings>,
     /// The dashboard: the build embedded in this binary, or `GIG_WEB_DIR` (a `web/dist` read at every request,
@@ -273,6 +277,7 @@ impl ServeConfig {
             servers_dir: self.paths.servers_dir.clone(),
             public_url: self.public_url.clone(),
             session_ttl: self.session_ttl,
+            connect_flow_ttl: self.connect_flow_ttl,
             oidc: self.oidc.clone(),
             max_body_bytes: self.max_body_bytes,
             default_limits: self.sandbox.default_limits,
@@ -342,6 +347,16 @@ impl ServeConfig {
                 hint: "give a duration like 3600, 90m or 12h",
             })?,
         };
+        let connect_flow_ttl = match env.get("GIG_CONNECT_FLOW_TTL") {
+            None => std::time::Duration::from_secs(600),
+            Some(text) => parse_duration(text)
+                .filter(|d| (10..=3600).contains(&d.as_secs()))
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "GIG_CONNECT_FLOW_TTL",
+                    value: text.to_owned(),
+                    hint: "give how long a connection may take at the provider, 10s to 1h, like 600 or 10m",
+                })?,
+        };
         let web = match env.get("GIG_WEB_DIR") {
             None => gigmcp_control::dashboard::WebFiles::Embedded(gigmcp_dashboard::FILES),
             Some(dir) if std::path::Path::new(dir).join("index.html").is_file() => {
@@ -366,6 +381,7 @@ impl ServeConfig {
             idle_timeout,
             public_url,
             session_ttl,
+            connect_flow_ttl,
             oidc: oidc_settings(env)?,
         })
     }
@@ -634,9 +650,152 @@ pub fn catalog_source(env: &Env) -> Result<Option<gigmcp_ops::catalog::CatalogSo
     }))
 }
 
+/// The settings `GIG_OAUTH_<VENDOR>_*` give for one vendor's OAuth app: added at start-up when the vendor has
+/// no app yet (what the database holds wins). `CLIENT_ID`, `AUTHORIZE_URL` and `TOKEN_URL` are required;
+/// `CLIENT_SECRET` or `CLIENT_SECRET_FILE` (unless `PKCE=true`), `SCOPES` (commas or spaces), `REVOKE_URL`,
+/// `AUTH_STYLE`, `SCOPE_SEPARATOR`, `DEFAULT_EXPIRES_IN` and `PARAMS` (`k=v,k=v`) are optional. The vendor is
+/// the lower-cased middle of the name (`GIG_OAUTH_ACME_CLIENT_ID` → `acme`).
+pub fn oauth_seeds(
+    env: &Env,
+) -> Result<Vec<(gigmcp_types::oauth::App, Option<gigmcp_types::secret::Secret>)>, ConfigError> {
+    use gigmcp_types::oauth::{App, AuthStyle, DEFAULT_EXPIRES_IN, Vendor, split_scopes};
+    const FIELDS: &[&str] = &[
+        "CLIENT_ID",
+        "CLIENT_SECRET_FILE",
+        "CLIENT_SECRET",
+        "AUTHORIZE_URL",
+        "TOKEN_URL",
+        "REVOKE_URL",
+        "SCOPES",
+        "DEFAULT_SCOPES",
+        "PKCE",
+        "AUTH_STYLE",
+        "SCOPE_SEPARATOR",
+        "DEFAULT_EXPIRES_IN",
+        "PARAMS",
+    ];
+    let mut vendors: Vec<String> = Vec::new();
+    for name in env.0.keys().filter(|k| !env.0[*k].is_empty()) {
+        let Some(rest) = name.strip_prefix("GIG_OAUTH_") else {
+            continue;
+        };
+        let Some(field) = FIELDS.iter().find(|f| rest.ends_with(&format!("_{f}"))) else {
+            return Err(ConfigError::OAuth(format!(
+                "{name} is not an OAuth setting: use GIG_OAUTH_<VENDOR>_ and one of {}",
+                FIELDS.join(", ")
+            )));
+        };
+        let vendor = rest[..rest.len() - field.len() - 1].to_ascii_lowercase();
+        if !vendors.contains(&vendor) {
+            vendors.push(vendor);
+        }
+    }
+    vendors.sort();
+    let mut seeds = Vec::new();
+    for raw in vendors {
+        let prefix = format!("GIG_OAUTH_{}_", raw.to_ascii_uppercase());
+        let get = |field: &str| env.get(&format!("{prefix}{field}")).map(str::to_owned);
+        let fail = |what: String| ConfigError::OAuth(format!("{prefix}*: {what}"));
+        let vendor = Vendor::parse(&raw).map_err(|e| fail(e.to_string()))?;
+        let required = |field: &str| {
+            get(field).ok_or_else(|| {
+                fail(format!(
+                    "{prefix}{field} is required (with CLIENT_ID, AUTHORIZE_URL, TOKEN_URL)"
+                ))
+            })
+        };
+        let pkce = get("PKCE").as_deref() == Some("true");
+        let secret = match (get("CLIENT_SECRET"), get("CLIENT_SECRET_FILE")) {
+            (Some(_), Some(_)) => return Err(fail(format!("set {prefix}CLIENT_SECRET or its _FILE, not both"))),
+            (Some(v), None) => Some(v),
+            (None, Some(path)) => Some(
+                std::fs::read_to_string(&path)
+                    .map_err(|e| fail(format!("cannot read {prefix}CLIENT_SECRET_FILE {path}: {e}")))?
+                    .trim_end_matches(['\n', '\r'])
+                    .to_owned(),
+            ),
+            (None, None) => None,
+        };
+        let mut params = Vec::new();
+        for pair in get("PARAMS")
+            .unwrap_or_default()
+            .split(',')
+            .filter(|p| !p.trim().is_empty())
+        {
+            let (k, v) = pair
+                .split_once('=')
+                .ok_or_else(|| fail(format!("{prefix}PARAMS: {pair:?} is not name=value")))?;
+            params.push((k.trim().to_owned(), v.trim().to_owned()));
+        }
+        let app = App {
+            vendor,
+            authorize_url: required("AUTHORIZE_URL")?,
+            token_url: required("TOKEN_URL")?,
+            revoke_url: get("REVOKE_URL"),
+            client_id: required("CLIENT_ID")?,
+            scopes: split_scopes(&get("SCOPES").or_else(|| get("DEFAULT_SCOPES")).unwrap_or_default()),
+            pkce,
+            params,
+            auth_style: match get("AUTH_STYLE") {
+                Some(text) => AuthStyle::parse(&text).map_err(|e| fail(e.to_string()))?,
+                None => AuthStyle::Basic,
+            },
+            scope_separator: get("SCOPE_SEPARATOR").unwrap_or_else(|| " ".into()),
+            require_refresh_token: true,
+            default_expires_in: match get("DEFAULT_EXPIRES_IN") {
+                Some(text) => text.parse().map_err(|_| {
+                    fail(format!(
+                        "{prefix}DEFAULT_EXPIRES_IN {text:?} is not a number of seconds"
+                    ))
+                })?,
+                None => DEFAULT_EXPIRES_IN,
+            },
+        };
+        app.check().map_err(|e| fail(e.to_string()))?;
+        if secret.is_none() && !pkce {
+            return Err(fail(format!(
+                "{prefix}CLIENT_SECRET or {prefix}CLIENT_SECRET_FILE is required (or {prefix}PKCE=true for a public client)"
+            )));
+        }
+        seeds.push((app, secret.map(|s| gigmcp_types::secret::Secret::new(s.into_bytes()))));
+    }
+    Ok(seeds)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn oauth_apps_are_seeded_from_complete_valid_settings_only() {
+        let base = [
+            ("GIG_OAUTH_ACME_CLIENT_ID", "c1"),
+            ("GIG_OAUTH_ACME_CLIENT_SECRET", "s1"),
+            ("GIG_OAUTH_ACME_AUTHORIZE_URL", "https://auth.acme.example/authorize"),
+            ("GIG_OAUTH_ACME_TOKEN_URL", "https://auth.acme.example/token"),
+            ("GIG_OAUTH_ACME_SCOPES", "read, write read"),
+            ("GIG_OAUTH_ACME_PARAMS", "audience=api.acme.example"),
+        ];
+        let seeds = oauth_seeds(&Env::from_pairs(&base)).unwrap();
+        assert_eq!(seeds.len(), 1);
+        let (app, secret) = &seeds[0];
+        assert_eq!(app.vendor.as_str(), "acme");
+        assert_eq!(app.scopes, ["read", "write"]);
+        assert_eq!(app.params, [("audience".to_owned(), "api.acme.example".to_owned())]);
+        assert_eq!(secret.as_ref().unwrap().expose(), b"s1");
+        let refused = |pairs: &[(&str, &str)], needle: &str| {
+            let error = oauth_seeds(&Env::from_pairs(pairs)).unwrap_err().to_string();
+            assert!(error.contains(needle), "{error}");
+        };
+        refused(&base[..3], "GIG_OAUTH_ACME_TOKEN_URL is required");
+        refused(&[&base[..1], &base[2..4]].concat(), "CLIENT_SECRET");
+        let mut http = base.to_vec();
+        http[3] = ("GIG_OAUTH_ACME_TOKEN_URL", "http://auth.acme.example/token");
+        refused(&http, "https://");
+        refused(&[("GIG_OAUTH_ACME_CLIENTID", "x")], "is not an OAuth setting");
+        let public = [&base[..1], &base[2..4], &[("GIG_OAUTH_ACME_PKCE", "true")]].concat();
+        assert!(oauth_seeds(&Env::from_pairs(&public)).unwrap()[0].1.is_none());
+    }
 
     #[test]
     fn gig_install_needs_a_catalog_and_well_formed_refs() {

@@ -23,6 +23,7 @@ use gigmcp_store::StoreError;
 use gigmcp_toolpack::config::{AuthHeader, EngineConfig};
 use gigmcp_types::credential::CredentialName;
 use gigmcp_types::names::{Prefix, ProfileSlug, ServerName};
+use gigmcp_types::oauth::Vendor;
 use gigmcp_types::server::{CredentialDef, ServerDef, ServerSpec, Toolpack, ToolpackTool};
 
 use crate::oci::OciSettings;
@@ -243,10 +244,13 @@ impl Ops<'_> {
                 def
             }
         };
-        if action != InstallAction::Installed
-            && let ServerSpec::Toolpack { toolpack, .. } = &def.spec
-        {
-            notes.extend(self.stale_credentials(input.name, &toolpack.credentials)?);
+        if let ServerSpec::Toolpack { toolpack, .. } = &def.spec {
+            if action != InstallAction::Installed {
+                notes.extend(self.stale_credentials(input.name, &toolpack.credentials)?);
+            }
+            if action != InstallAction::AwaitsConsent {
+                notes.extend(self.account_credentials(input.name, &toolpack.credentials)?);
+            }
         }
         self.record(
             "server.install",
@@ -278,6 +282,7 @@ impl Ops<'_> {
         let changes: Vec<String> = changes
             .into_iter()
             .chain(self.stale_credentials(name, &definitions)?)
+            .chain(self.account_credentials(name, &definitions)?)
             .collect();
         self.record(
             "server.consent",
@@ -405,10 +410,55 @@ impl Ops<'_> {
     /// Stored credentials whose hosts, header or format the entry now defines otherwise. A secret is sealed
     /// together with where it may be sent, so it is not redirected behind the operator's back: it goes on
     /// working as it was stored until it is set again, which applies the new definition.
+    /// Makes the server-wide credential of every oauth2 definition: its secret is the connected account of
+    /// the definition's vendor (the profile owner's), so there is nothing for the operator to set. Returns
+    /// notes: what to connect, and definitions that cannot be made.
+    pub fn account_credentials(
+        &self,
+        server: &ServerName,
+        definitions: &[CredentialDef],
+    ) -> Result<Vec<String>, OpsError> {
+        let mut notes = Vec::new();
+        for definition in definitions.iter().filter(|d| d.kind == "oauth2") {
+            let vendor = match Vendor::parse(&definition.vendor) {
+                Ok(vendor) => vendor,
+                Err(e) => {
+                    notes.push(format!("credential {}: {e}; it cannot be connected", definition.id));
+                    continue;
+                }
+            };
+            let hosts = definition.hosts.join(",");
+            let spec = crate::credential_spec(&crate::CredentialInput {
+                server: server.as_str(),
+                profile: None,
+                name: &definition.id,
+                hosts: &hosts,
+                header: &definition.header,
+                format: &definition.format,
+                env_name: Some(&definition.env),
+            })?;
+            self.store.set_account_credential(&spec, &vendor)?;
+            let app = if self.store.oauth_app(&vendor)?.is_some() {
+                String::new()
+            } else {
+                format!(
+                    "; no OAuth app is set up for {vendor} yet: an admin sets one with `gigmcp oauth app set \
+                     {vendor} …`"
+                )
+            };
+            notes.push(format!(
+                "credential {} is the {vendor} account connected by each profile's owner (Connected accounts \
+                 in the dashboard){app}",
+                definition.id
+            ));
+        }
+        Ok(notes)
+    }
+
     fn stale_credentials(&self, server: &ServerName, definitions: &[CredentialDef]) -> Result<Vec<String>, OpsError> {
         let stored = self.store.credentials(Some(server), None)?;
         let mut notes = Vec::new();
-        for definition in definitions {
+        for definition in definitions.iter().filter(|d| d.kind != "oauth2") {
             for credential in stored.iter().filter(|c| c.spec.name.as_str() == definition.id) {
                 let hosts = definition.hosts.join(",");
                 let same = credential.spec.hosts.to_string() == hosts
@@ -538,7 +588,13 @@ fn credentials(
             Ok(CredentialDef {
                 id: credential.id.clone(),
                 kind: credential.kind.clone(),
-                vendor: credential.vendor.clone(),
+                // The connection's key: the vendor, else the provider (one app serves a vendor's products).
+                vendor: if credential.vendor.is_empty() {
+                    credential.provider.clone()
+                } else {
+                    credential.vendor.clone()
+                },
+                scopes: credential.scopes.clone(),
                 header,
                 format: format.replace("{token}", "{secret}"),
                 hosts: egress.to_vec(),

@@ -393,6 +393,15 @@ impl Ops<'_> {
         secret: &Secret,
     ) -> Result<(Credential, bool), OpsError> {
         self.store.check_credential_scope(&spec.server, spec.profile.as_ref())?;
+        if let Some(defined) = catalog_credential(self.store, spec.server.as_str(), spec.name.as_str())?
+            && defined.kind == "oauth2"
+        {
+            return Err(OpsError::Invalid(format!(
+                "credential {} of server {} is the {} account each profile's owner connects (Connected accounts \
+                 in the dashboard); there is no secret to set",
+                spec.name, spec.server, defined.vendor
+            )));
+        }
         let replaced = self
             .store
             .credentials(Some(&spec.server), spec.profile.as_ref())?

@@ -394,6 +394,7 @@ fn secret_definition(variable: &Variable, given: &[String]) -> Result<Credential
         id: name.as_str().to_owned(),
         kind: "secret".into(),
         vendor: String::new(),
+        scopes: Vec::new(),
         header: spec.header.to_string(),
         format: spec.format.to_string(),
         hosts,

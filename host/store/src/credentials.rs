@@ -12,10 +12,12 @@ use thiserror::Error;
 
 use crate::{Store, now};
 use gigmcp_types::credential::{
-    Credential, CredentialId, CredentialName, CredentialSpec, EnvName, Format, HeaderName, HostList, Placeholder,
+    Credential, CredentialId, CredentialName, CredentialSource, CredentialSpec, EnvName, Format, HeaderName, HostList,
+    Placeholder,
 };
 use gigmcp_types::ids::SecretId;
 use gigmcp_types::names::{ProfileSlug, ServerName};
+use gigmcp_types::oauth::Vendor;
 use gigmcp_types::secret::{
     CheckRecord, KeyId, NONCE_LEN, Sealed, SecretKind, SecretName, SecretOwner, SecretSlot, WrappedKey,
 };
@@ -58,7 +60,7 @@ pub enum CredentialStoreError {
 type Result<T, E = CredentialStoreError> = std::result::Result<T, E>;
 
 const CREDENTIAL_COLUMNS: &str = "c.id, s.name, p.slug, c.name, c.hosts, c.header, c.format, c.env_name, \
-     c.placeholder, c.secret_id, c.created_at, c.updated_at";
+     c.placeholder, c.secret_id, c.oauth_vendor, c.created_at, c.updated_at";
 const CREDENTIAL_FROM: &str =
     "FROM credentials c JOIN servers s ON s.id = c.server_id LEFT JOIN profiles p ON p.id = c.profile_id";
 
@@ -258,6 +260,17 @@ impl Store {
     /// when the server or profile does not exist, the server is remote, the variable is taken, or the vault's
     /// key changed since `sealed` was made.
     pub fn set_credential(&self, spec: &CredentialSpec, sealed: &Sealed) -> Result<Credential> {
+        self.upsert_credential(spec, NewSource::Sealed(sealed))
+    }
+
+    /// Creates or replaces the credential `spec` names so that its secret is the access token of a connected
+    /// account of `vendor` (whose, the egress proxy decides per request: the profile owner's). A replaced
+    /// credential keeps its placeholder; a secret it had in the vault is deleted. Refused as `set_credential`.
+    pub fn set_account_credential(&self, spec: &CredentialSpec, vendor: &Vendor) -> Result<Credential> {
+        self.upsert_credential(spec, NewSource::Account(vendor))
+    }
+
+    fn upsert_credential(&self, spec: &CredentialSpec, source: NewSource<'_>) -> Result<Credential> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         let (server_id, server_spec) = sandboxed_server(&tx, &spec.server)?;
@@ -271,32 +284,43 @@ impl Store {
         }
         let profile_id = spec.profile.as_ref().map(|slug| profile_id(&tx, slug)).transpose()?;
         refuse_env_conflict(&tx, server_id, spec)?;
-        let existing: Option<(i64, String, i64)> = tx
+        let existing: Option<(i64, String, i64, Option<i64>)> = tx
             .query_row(
-                "SELECT id, placeholder, created_at FROM credentials
+                "SELECT id, placeholder, created_at, secret_id FROM credentials
                  WHERE server_id = ?1 AND name = ?2 AND COALESCE(profile_id, 0) = COALESCE(?3, 0)",
                 params![server_id, spec.name.as_str(), profile_id],
-                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
             )
             .optional()?;
-        let secret_id = upsert_secret(&tx, &spec.slot(), sealed)?;
+        let (secret_id, vendor, source) = match source {
+            NewSource::Sealed(sealed) => {
+                let id = upsert_secret(&tx, &spec.slot(), sealed)?;
+                (Some(id.0), None, CredentialSource::Vault(id))
+            }
+            NewSource::Account(vendor) => (None, Some(vendor.as_str()), CredentialSource::Account(vendor.clone())),
+        };
         let time = now();
         let hosts = spec.hosts.to_string();
         let (id, placeholder, created_at) = match existing {
-            Some((id, placeholder, created_at)) => {
+            Some((id, placeholder, created_at, old_secret)) => {
                 tx.execute(
                     "UPDATE credentials SET hosts = ?1, header = ?2, format = ?3, env_name = ?4, secret_id = ?5,
-                       updated_at = ?6 WHERE id = ?7",
+                       oauth_vendor = ?6, updated_at = ?7 WHERE id = ?8",
                     params![
                         hosts,
                         spec.header.as_str(),
                         spec.format.as_str(),
                         spec.env_name.as_str(),
-                        secret_id.0,
+                        secret_id,
+                        vendor,
                         time,
                         id
                     ],
                 )?;
+                // A vault secret the credential no longer uses goes (the delete trigger covers deletions only).
+                if let Some(old) = old_secret.filter(|old| Some(*old) != secret_id) {
+                    tx.execute("DELETE FROM secrets WHERE id = ?1", [old])?;
+                }
                 let placeholder = Placeholder::parse(&placeholder)
                     .ok_or_else(|| CredentialStoreError::Corrupt(format!("credential {id}: bad placeholder")))?;
                 (id, placeholder, created_at)
@@ -305,8 +329,8 @@ impl Store {
                 let placeholder = Placeholder::generate();
                 tx.execute(
                     "INSERT INTO credentials (server_id, profile_id, name, hosts, header, format, env_name,
-                       placeholder, secret_id, created_at, updated_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?10)",
+                       placeholder, secret_id, oauth_vendor, created_at, updated_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)",
                     params![
                         server_id,
                         profile_id,
@@ -316,7 +340,8 @@ impl Store {
                         spec.format.as_str(),
                         spec.env_name.as_str(),
                         placeholder.as_str(),
-                        secret_id.0,
+                        secret_id,
+                        vendor,
                         time
                     ],
                 )?;
@@ -328,7 +353,7 @@ impl Store {
             id: CredentialId(id),
             spec: spec.clone(),
             placeholder,
-            secret: secret_id,
+            source,
             created_at,
             updated_at: time,
         })
@@ -422,7 +447,7 @@ fn check_key(tx: &Transaction<'_>, key_id: KeyId) -> Result<()> {
     Ok(())
 }
 
-fn upsert_secret(tx: &Transaction<'_>, slot: &SecretSlot, sealed: &Sealed) -> Result<SecretId> {
+pub(crate) fn upsert_secret(tx: &Transaction<'_>, slot: &SecretSlot, sealed: &Sealed) -> Result<SecretId> {
     check_key(tx, sealed.wrapped_key.key_id)?;
     let time = now();
     let id = tx.query_row(
@@ -559,6 +584,12 @@ fn slot_from(kind: &str, owner: &str, name: &str) -> Result<SecretSlot> {
     })
 }
 
+/// What a credential's secret is to be: sealed in the vault, or a connected account's token.
+enum NewSource<'a> {
+    Sealed(&'a Sealed),
+    Account(&'a Vendor),
+}
+
 type CredentialRow = (
     i64,
     String,
@@ -566,7 +597,7 @@ type CredentialRow = (
     String,
     (String, String, String, String),
     String,
-    i64,
+    (Option<i64>, Option<String>),
     (i64, i64),
 );
 
@@ -578,8 +609,8 @@ fn credential_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<CredentialRow> {
         r.get(3)?,
         (r.get(4)?, r.get(5)?, r.get(6)?, r.get(7)?),
         r.get(8)?,
-        r.get(9)?,
-        (r.get(10)?, r.get(11)?),
+        (r.get(9)?, r.get(10)?),
+        (r.get(11)?, r.get(12)?),
     ))
 }
 
@@ -601,7 +632,11 @@ fn credential_from(row: CredentialRow) -> Result<Credential> {
             env_name: EnvName::parse(&env_name).map_err(|_| corrupt("variable"))?,
         },
         placeholder: Placeholder::parse(&placeholder).ok_or_else(|| corrupt("placeholder"))?,
-        secret: SecretId(secret),
+        source: match secret {
+            (Some(id), None) => CredentialSource::Vault(SecretId(id)),
+            (None, Some(vendor)) => CredentialSource::Account(Vendor::parse(&vendor).map_err(|_| corrupt("vendor"))?),
+            _ => return Err(corrupt("secret source")),
+        },
         created_at: created,
         updated_at: updated,
     })

@@ -15,6 +15,7 @@ pub mod catalog;
 pub mod credentials;
 pub mod metrics;
 mod migrations;
+pub mod oauth;
 pub mod plugins;
 pub mod tools;
 pub mod users;

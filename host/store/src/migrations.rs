@@ -254,6 +254,64 @@ const MIGRATIONS: &[&str] = &[
         enabled INTEGER NOT NULL,
         PRIMARY KEY (profile_id, server_id, tool)
     );",
+    // 12: connected accounts. An OAuth app per vendor (its settings as JSON; its client secret in the vault),
+    // and per (user, vendor) a connection whose tokens are in the vault (`user_id` NULL: the operator's).
+    // A credential's secret is either in the vault (`secret_id`) or a connection's access token
+    // (`oauth_vendor`), never both: the table is rebuilt for the check (no other table refers to it).
+    "CREATE TABLE oauth_apps (
+        vendor TEXT PRIMARY KEY,
+        settings TEXT NOT NULL,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL
+    );
+    CREATE TABLE oauth_connections (
+        id INTEGER PRIMARY KEY,
+        user_id INTEGER REFERENCES users(id) ON DELETE CASCADE,
+        vendor TEXT NOT NULL,
+        scopes TEXT NOT NULL,
+        expires_at INTEGER NOT NULL,
+        refreshable INTEGER NOT NULL,
+        state TEXT NOT NULL CHECK (state IN ('ok', 'needs-reconnect')),
+        detail TEXT,
+        connected_at INTEGER NOT NULL,
+        refreshed_at INTEGER
+    );
+    CREATE UNIQUE INDEX oauth_connections_owner ON oauth_connections(COALESCE(user_id, 0), vendor);
+    CREATE TRIGGER oauth_connections_tokens AFTER DELETE ON oauth_connections BEGIN
+        DELETE FROM secrets WHERE owner = 'gateway'
+          AND kind IN ('oauth-access-token', 'oauth-refresh-token')
+          AND name = CASE WHEN old.user_id IS NULL THEN 'operator' ELSE 'user-' || old.user_id END
+                     || '.' || old.vendor;
+    END;
+    CREATE TABLE credentials_v12 (
+        id INTEGER PRIMARY KEY,
+        server_id INTEGER NOT NULL REFERENCES servers(id) ON DELETE CASCADE,
+        profile_id INTEGER REFERENCES profiles(id) ON DELETE CASCADE,
+        name TEXT NOT NULL,
+        hosts TEXT NOT NULL,
+        header TEXT NOT NULL,
+        format TEXT NOT NULL,
+        env_name TEXT NOT NULL,
+        placeholder TEXT NOT NULL UNIQUE,
+        secret_id INTEGER UNIQUE REFERENCES secrets(id),
+        oauth_vendor TEXT,
+        created_at INTEGER NOT NULL,
+        updated_at INTEGER NOT NULL,
+        CHECK ((secret_id IS NULL) <> (oauth_vendor IS NULL))
+    );
+    INSERT INTO credentials_v12 (id, server_id, profile_id, name, hosts, header, format, env_name, placeholder,
+        secret_id, created_at, updated_at)
+      SELECT id, server_id, profile_id, name, hosts, header, format, env_name, placeholder, secret_id,
+        created_at, updated_at FROM credentials;
+    DROP TABLE credentials;
+    ALTER TABLE credentials_v12 RENAME TO credentials;
+    CREATE UNIQUE INDEX credentials_server_wide ON credentials(server_id, name) WHERE profile_id IS NULL;
+    CREATE UNIQUE INDEX credentials_profile ON credentials(server_id, profile_id, name)
+        WHERE profile_id IS NOT NULL;
+    CREATE TRIGGER credentials_delete_secret AFTER DELETE ON credentials
+    BEGIN
+        DELETE FROM secrets WHERE id = OLD.secret_id;
+    END;",
 ];
 
 pub fn apply(conn: &mut Connection) -> Result<(), StoreError> {

@@ -61,6 +61,21 @@ pub fn call_tools_in(
     calls: &[(&str, Value)],
     list_tools: bool,
 ) -> Value {
+    run_calls(
+        netns,
+        url,
+        token,
+        calls,
+        if list_tools { &["--list-tools"] } else { &[] },
+    )
+}
+
+/// Like `call_tools_in`, with every call sent at once in the one session (the results in the order given).
+pub fn call_tools_at_once_in(netns: Option<&Netns>, url: &str, token: &str, calls: &[(&str, Value)]) -> Value {
+    run_calls(netns, url, token, calls, &["--at-once"])
+}
+
+fn run_calls(netns: Option<&Netns>, url: &str, token: &str, calls: &[(&str, Value)], flags: &[&str]) -> Value {
     let plan: Vec<Value> = calls
         .iter()
         .map(|(tool, args)| json!({"tool": tool, "arguments": args}))
@@ -78,9 +93,7 @@ pub fn call_tools_in(
         "--request-timeout",
         "60",
     ];
-    if list_tools {
-        args.push("--list-tools");
-    }
+    args.extend_from_slice(flags);
     let (ok, stdout, stderr) = run_python_client_in(netns, "call_tools.py", &args);
     assert!(ok, "client failed\n{stdout}\n{stderr}");
     let out: Value = serde_json::from_str(&stdout).unwrap();

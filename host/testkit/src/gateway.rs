@@ -222,6 +222,29 @@ impl TestGateway {
     /// Runs the CLI with `input` on its standard input (secrets are read only from there); returns its stdout,
     /// failing the test with its stderr if it fails.
     pub fn cli_with_input(&self, args: &[&str], input: &str) -> String {
+        let out = self.cli_with_input_output(args, input);
+        assert!(
+            out.status.success(),
+            "gigmcp {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Runs a CLI command with `input` on standard input that must fail; gives its standard error.
+    pub fn cli_with_input_error(&self, args: &[&str], input: &str) -> String {
+        let out = self.cli_with_input_output(args, input);
+        assert!(
+            !out.status.success(),
+            "gigmcp {} succeeded: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+
+    fn cli_with_input_output(&self, args: &[&str], input: &str) -> std::process::Output {
         use std::io::Write;
         let mut child = Command::new(gigmcp_bin())
             .args(args)
@@ -234,17 +257,9 @@ impl TestGateway {
             .spawn()
             .unwrap();
         child.stdin.take().unwrap().write_all(input.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(
-            out.status.success(),
-            "gigmcp {} failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
+        child.wait_with_output().unwrap()
     }
 
-    /// Runs the CLI and returns its stdout, failing the test with its stderr if it fails.
     pub fn cli_ok(&self, args: &[&str]) -> String {
         let out = self.cli(args);
         assert!(

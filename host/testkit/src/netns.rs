@@ -39,6 +39,26 @@ impl Netns {
         cmd
     }
 
+    /// Runs `work` on a thread of its own that has entered this namespace (its sockets are the namespace's;
+    /// nothing else of the process changes), and gives its result: a test's HTTP client can so reach a
+    /// gateway that listens in a namespace without an uplink.
+    pub fn run_in<T: Send>(&self, work: impl FnOnce() -> T + Send) -> T {
+        let file = std::fs::File::open(format!("/run/netns/{}", self.name)).unwrap();
+        std::thread::scope(|scope| {
+            scope
+                .spawn(move || {
+                    rustix::thread::move_into_link_name_space(
+                        std::os::fd::AsFd::as_fd(&file),
+                        Some(rustix::thread::LinkNameSpaceType::Network),
+                    )
+                    .expect("setns into the test's network namespace");
+                    work()
+                })
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
+    }
+
     /// Runs a program inside the namespace in the background.
     pub fn spawn(&self, args: &[&str]) -> Guard {
         let child = self

@@ -509,9 +509,19 @@ pub struct Credential {
     pub id: CredentialId,
     pub spec: CredentialSpec,
     pub placeholder: Placeholder,
-    pub secret: SecretId,
+    pub source: CredentialSource,
     pub created_at: i64,
     pub updated_at: i64,
+}
+
+/// Where a credential's secret comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CredentialSource {
+    /// A secret the operator set, sealed in the vault.
+    Vault(SecretId),
+    /// The access token of a connected account of this vendor: the connection of the profile's owner (the
+    /// operator's for a profile without one), fetched fresh at every request that carries the placeholder.
+    Account(crate::oauth::Vendor),
 }
 
 #[cfg(test)]

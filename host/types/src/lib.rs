@@ -16,6 +16,7 @@ pub mod etag;
 pub mod ids;
 pub mod mcp;
 pub mod names;
+pub mod oauth;
 pub mod plugin;
 pub mod policy;
 pub mod report;

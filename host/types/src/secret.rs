@@ -89,6 +89,11 @@ pub enum SecretKind {
     /// The HMAC key that signs OpenID Connect login-flow cookies: it survives restarts and is shared by every
     /// gateway on the database, so a login may start on one and finish on another.
     OidcFlowKey,
+    /// An OAuth app's client secret (`gigmcp oauth app set`).
+    OAuthClientSecret,
+    /// A connected account's access token, and its refresh token.
+    OAuthAccessToken,
+    OAuthRefreshToken,
 }
 
 impl SecretKind {
@@ -97,13 +102,23 @@ impl SecretKind {
             Self::Credential => "credential",
             Self::EgressCaKey => "egress-ca-key",
             Self::OidcFlowKey => "oidc-flow-key",
+            Self::OAuthClientSecret => "oauth-client-secret",
+            Self::OAuthAccessToken => "oauth-access-token",
+            Self::OAuthRefreshToken => "oauth-refresh-token",
         }
     }
 
     pub fn parse(text: &str) -> Option<Self> {
-        [Self::Credential, Self::EgressCaKey, Self::OidcFlowKey]
-            .into_iter()
-            .find(|k| k.as_str() == text)
+        [
+            Self::Credential,
+            Self::EgressCaKey,
+            Self::OidcFlowKey,
+            Self::OAuthClientSecret,
+            Self::OAuthAccessToken,
+            Self::OAuthRefreshToken,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == text)
     }
 }
 

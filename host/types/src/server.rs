@@ -140,6 +140,9 @@ pub struct CredentialDef {
     pub hosts: Vec<String>,
     /// The variable carrying its placeholder into the jail.
     pub env: String,
+    /// An oauth2 credential's scopes: asked for when its vendor's account is connected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub scopes: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -22,7 +22,7 @@ use std::sync::Arc;
 
 use thiserror::Error;
 
-use gigmcp_types::credential::{Credential, CredentialInputError, CredentialSpec};
+use gigmcp_types::credential::{Credential, CredentialInputError, CredentialSource, CredentialSpec};
 use gigmcp_types::ids::SecretId;
 use gigmcp_types::secret::{KeyId, Secret, SecretKind, SecretSlot};
 
@@ -60,6 +60,8 @@ pub enum VaultError {
     NoSecret(String),
     #[error("credential secrets are managed with `gigmcp credential set|delete`, not through the vault directly")]
     CredentialSlot,
+    #[error("credential {0} is a connected account's token: the OAuth broker gives it, not the vault")]
+    AccountCredential(String),
     #[error("the new master key is the current one; generate another with `openssl rand -hex 32`")]
     SameKey,
     #[error(transparent)]
@@ -130,6 +132,13 @@ impl Vault {
         Ok(self.store.put_secret(slot, &sealed)?)
     }
 
+    /// `secret` sealed for `slot`, for a store function that writes it with other rows in one transaction.
+    /// Not for credentials.
+    pub fn seal(&self, slot: &SecretSlot, secret: &Secret) -> Result<Sealed, VaultError> {
+        refuse_credential_slot(slot)?;
+        Ok(self.keys.seal(slot, &[], secret))
+    }
+
     /// The secret at `slot`, if any. Not for credentials (`credential_secret`).
     pub fn get(&self, slot: &SecretSlot) -> Result<Option<Secret>, VaultError> {
         refuse_credential_slot(slot)?;
@@ -172,9 +181,12 @@ impl Vault {
     /// hosts, fails here.
     pub fn credential_secret(&self, credential: &Credential) -> Result<Secret, VaultError> {
         let slot = credential.spec.slot();
+        let CredentialSource::Vault(id) = &credential.source else {
+            return Err(VaultError::AccountCredential(credential.spec.name.to_string()));
+        };
         let sealed = self
             .store
-            .secret_by_id(credential.secret)?
+            .secret_by_id(*id)?
             .ok_or_else(|| VaultError::NoSecret(slot.to_string()))?;
         self.open_sealed(&slot, &credential.spec.binding(), &sealed)
     }

@@ -23,6 +23,7 @@ use gigmcp_types::user::Role;
 
 pub mod audit;
 pub mod catalog;
+pub mod connections;
 pub mod credentials;
 pub mod metrics;
 pub mod plugins;
@@ -507,6 +508,87 @@ pub fn api() -> Api {
             )
             .no_content(),
             delete(plugins::remove_webhook),
+        )
+        // connected accounts
+        .route(
+            Op::get(
+                "/api/oauth/apps",
+                "listOAuthApps",
+                "connections",
+                "The OAuth apps set up, one per vendor (no secrets)",
+            )
+            .returns::<Vec<connections::AppView>>(200),
+            get(connections::list_apps),
+        )
+        .route(
+            Op::get("/api/oauth/apps/{vendor}", "getOAuthApp", "connections", "A vendor's OAuth app")
+                .returns::<connections::AppView>(200),
+            get(connections::get_app),
+        )
+        .route(
+            Op::put(
+                "/api/oauth/apps/{vendor}",
+                "setOAuthApp",
+                "connections",
+                "Set up or change a vendor's OAuth app (admins; the client secret is write-only)",
+            )
+            .body::<connections::PutApp>()
+            .returns::<connections::AppView>(200)
+            .link("getOAuthApp", "vendor", "$response.body#/vendor"),
+            put(connections::put_app),
+        )
+        .route(
+            Op::delete(
+                "/api/oauth/apps/{vendor}",
+                "deleteOAuthApp",
+                "connections",
+                "Remove a vendor's OAuth app and its client secret (admins)",
+            )
+            .no_content(),
+            delete(connections::delete_app),
+        )
+        .route(
+            Op::get(
+                "/api/connections",
+                "listConnections",
+                "connections",
+                "Connected accounts: the caller's, or (admins) the operator's or everyone's; never a token",
+            )
+            .query::<connections::ConnectionsQuery>()
+            .returns::<Vec<connections::ConnectionView>>(200),
+            get(connections::list),
+        )
+        .route(
+            Op::get(
+                "/api/connections/callback",
+                "connectionCallback",
+                "connections",
+                "Where the provider sends the browser back: finishes the connection",
+            )
+            .redirects("to the page the connection was started from"),
+            get(connections::callback),
+        )
+        .route(
+            Op::get(
+                "/api/connections/{vendor}/start",
+                "startConnection",
+                "connections",
+                "Connect an account of a vendor: sends the browser to the provider",
+            )
+            .query::<connections::StartQuery>()
+            .redirects("to the provider's authorization page"),
+            get(connections::start),
+        )
+        .route(
+            Op::delete(
+                "/api/connections/{vendor}",
+                "disconnect",
+                "connections",
+                "Disconnect an account (revoked at the provider when it can be)",
+            )
+            .query::<connections::OwnerQuery>()
+            .no_content(),
+            delete(connections::disconnect),
         )
         // audit
         .route(

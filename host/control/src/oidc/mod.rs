@@ -45,7 +45,7 @@ use gigmcp_types::audit::{NewAuditEvent, Outcome};
 use gigmcp_types::policy::{AuthOutcome, CallContext, Identity};
 use gigmcp_types::user::Role;
 
-mod flow;
+pub(crate) mod flow;
 use gigmcp_types::report::error_chain;
 use gigmcp_vault::{Vault, VaultError};
 
@@ -371,7 +371,8 @@ fn not_ready(reason: String) -> ApiError {
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "oidc_unavailable", reason)
 }
 
-fn redirect(location: &str, cookies: Vec<HeaderValue>) -> Response {
+/// A 303 to `location` setting `cookies`, never cached.
+pub(crate) fn redirect(location: &str, cookies: Vec<HeaderValue>) -> Response {
     let mut response = StatusCode::SEE_OTHER.into_response();
     let headers = response.headers_mut();
     if let Ok(value) = HeaderValue::from_str(location) {

@@ -18,7 +18,8 @@ use crate::inject::Granted;
 use crate::settings::normalize_host;
 use crate::{Caller, Proxy};
 use gigmcp_types::audit::{NewAuditEvent, Outcome};
-use gigmcp_types::credential::Credential;
+use gigmcp_types::credential::{Credential, CredentialSource};
+use gigmcp_types::oauth::Owner;
 use gigmcp_types::policy::{CallContext, DenyReason, EgressDecision, EgressRequest};
 use gigmcp_types::sync::lock;
 
@@ -159,15 +160,19 @@ pub(super) struct Opened {
     pub(super) declared: Vec<String>,
     pub(super) credentials: Vec<gigmcp_types::credential::Credential>,
     pub(super) granted: Vec<Granted>,
+    /// The oauth2 credentials the host allows: their tokens are fetched per request.
+    pub(super) accounts: Vec<Credential>,
+    /// Whose connected accounts they are: the profile's owner, or the operator.
+    pub(super) owner: Owner,
 }
 
 /// Policy, resolution, the guard, the secrets and the dial, in that order: nothing is dialed that policy or the
 /// guard refused, and no secret is decrypted for a CONNECT they refused.
 pub(super) async fn open(proxy: &Arc<Proxy>, caller: &Caller, host: &str, port: u16) -> Result<Opened, Refusal> {
-    let (declared, credentials) = proxy.caller_state(caller).await?;
+    let (declared, credentials, owner) = proxy.caller_state(caller).await?;
     proxy.connect_allowed(caller, host, port, &declared).await?;
     let addr = proxy.resolve(host, port).await?;
-    let granted = proxy.grant(&credentials, host, port).await?;
+    let (granted, accounts) = proxy.grant(&credentials, host, port).await?;
     let (upstream, connection) = proxy.dial(host, addr).await?;
     Ok(Opened {
         upstream,
@@ -176,14 +181,17 @@ pub(super) async fn open(proxy: &Arc<Proxy>, caller: &Caller, host: &str, port: 
         declared,
         credentials,
         granted,
+        accounts,
+        owner,
     })
 }
 
 /// The CONNECT-time steps, in order: the caller's state, policy, resolution and the guard, the secrets, the
 /// dial (all from `open`), then the jail's TLS (from `serve`).
 impl Proxy {
-    /// The server's declared hosts and its credentials (no secret: nothing is decrypted here).
-    async fn caller_state(&self, caller: &Caller) -> Result<(Vec<String>, Vec<Credential>), Refusal> {
+    /// The server's declared hosts, its credentials (no secret: nothing is decrypted here) and whose connected
+    /// accounts its oauth2 credentials use (the profile's owner; the operator's for a profile without one).
+    async fn caller_state(&self, caller: &Caller) -> Result<(Vec<String>, Vec<Credential>, Owner), Refusal> {
         let (store, tenant) = (self.store.clone(), caller.tenant.clone());
         tokio::task::spawn_blocking(move || {
             let declared = store
@@ -193,7 +201,21 @@ impl Proxy {
             let credentials = store
                 .effective_credentials(&tenant.server, tenant.profile.as_ref())
                 .map_err(|e| internal(format!("cannot read the server's credentials: {e}")))?;
-            Ok((declared, credentials))
+            let owner = match &tenant.profile {
+                Some(slug)
+                    if credentials
+                        .iter()
+                        .any(|c| matches!(c.source, CredentialSource::Account(_))) =>
+                {
+                    store
+                        .profile(slug)
+                        .map_err(|e| internal(format!("cannot read the profile: {e}")))?
+                        .owner
+                        .map_or(Owner::Operator, Owner::User)
+                }
+                _ => Owner::Operator,
+            };
+            Ok((declared, credentials, owner))
         })
         .await
         .map_err(|e| internal(e.to_string()))?
@@ -273,15 +295,20 @@ impl Proxy {
     }
 
     /// The secrets of the credentials `host:port` may carry: decrypted only once policy and the guard allowed
-    /// the CONNECT.
-    async fn grant(&self, credentials: &[Credential], host: &str, port: u16) -> Result<Vec<Granted>, Refusal> {
-        let allowed: Vec<Credential> = credentials
+    /// the CONNECT. Connected accounts' credentials come back apart: their tokens are asked for per request.
+    async fn grant(
+        &self,
+        credentials: &[Credential],
+        host: &str,
+        port: u16,
+    ) -> Result<(Vec<Granted>, Vec<Credential>), Refusal> {
+        let (accounts, allowed): (Vec<Credential>, Vec<Credential>) = credentials
             .iter()
             .filter(|c| c.spec.hosts.allows(host, port))
             .cloned()
-            .collect();
+            .partition(|c| matches!(c.source, CredentialSource::Account(_)));
         if allowed.is_empty() {
-            return Ok(Vec::new());
+            return Ok((Vec::new(), accounts));
         }
         let vault = self.vault.clone();
         tokio::task::spawn_blocking(move || {
@@ -296,7 +323,8 @@ impl Proxy {
                         secret: Arc::new(secret),
                     })
                 })
-                .collect()
+                .collect::<Result<Vec<Granted>, Refusal>>()
+                .map(|granted| (granted, accounts))
         })
         .await
         .map_err(|e| internal(e.to_string()))?

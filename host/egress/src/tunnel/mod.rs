@@ -114,6 +114,8 @@ pub(super) async fn serve(proxy: Arc<Proxy>, caller: Arc<Caller>, stream: TcpStr
         declared: opened.declared,
         credentials: opened.credentials,
         granted: opened.granted,
+        accounts: opened.accounts,
+        owner: opened.owner,
         upstream: tokio::sync::Mutex::new(vec![opened.upstream]),
         addr: opened.addr,
         connections: connections_tx,

@@ -24,6 +24,8 @@ pub(super) struct RequestRecord {
     pub(super) reason: Option<String>,
     pub(super) plugin: Option<String>,
     pub(super) injected: Vec<String>,
+    /// The connected accounts whose tokens went in: credential, vendor and owner (never a token).
+    pub(super) accounts: Vec<serde_json::Value>,
     pub(super) bytes_up: Arc<AtomicU64>,
     pub(super) bytes_down: u64,
     pub(super) started: Instant,
@@ -54,6 +56,7 @@ impl RequestRecord {
                 "reason": self.reason,
                 "plugin": self.plugin,
                 "credentials": self.injected,
+                "accounts": self.accounts,
                 "duration_ms": self.started.elapsed().as_millis() as u64,
             }),
         });

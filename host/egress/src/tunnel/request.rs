@@ -35,6 +35,9 @@ pub(super) struct Tunnel {
     pub(super) declared: Vec<String>,
     pub(super) credentials: Vec<gigmcp_types::credential::Credential>,
     pub(super) granted: Vec<Granted>,
+    /// The oauth2 credentials this host may carry, and whose connected accounts they are.
+    pub(super) accounts: Vec<gigmcp_types::credential::Credential>,
+    pub(super) owner: gigmcp_types::oauth::Owner,
     /// The tunnel's upstream connections (HTTP/1.1: one request at a time each), all to the checked address.
     /// A request takes one that is free; when none is (h2 streams at once), it dials another, up to
     /// `MAX_STREAMS`, so that one stream's response never waits for another's to be read. Closed ones go.
@@ -60,6 +63,7 @@ impl Tunnel {
             reason: None,
             plugin: None,
             injected: Vec::new(),
+            accounts: Vec::new(),
             bytes_up: Arc::default(),
             bytes_down: 0,
             started: Instant::now(),
@@ -120,7 +124,7 @@ impl Tunnel {
                 ),
             )
         })?;
-        let (query, injected) = self.inject(&plugins, &ctx, &mut parts, query, found).await?;
+        let (query, injected) = self.inject(&plugins, &ctx, &mut parts, query, found, record).await?;
         record.injected = injected.iter().map(|i| i.credential.clone()).collect();
         if !injected.is_empty() {
             // The response must be readable to be scrubbed.
@@ -235,8 +239,14 @@ impl Tunnel {
         parts: &mut http::request::Parts,
         query: Option<String>,
         found: inject::Found,
+        record: &mut RequestRecord,
     ) -> Result<(Option<String>, Vec<inject::Injected>), Refusal> {
-        if self.granted.is_empty() {
+        let granted = self.account_tokens(&found, record).await?;
+        let granted: &[Granted] = match &granted {
+            Some(granted) => granted,
+            None => &self.granted,
+        };
+        if granted.is_empty() {
             return Ok((query, Vec::new()));
         }
         let outbound = OutboundRequest {
@@ -249,11 +259,67 @@ impl Tunnel {
             placeholders: found.sites,
         };
         let ops = plugins
-            .inject_credentials(ctx, &outbound, &inject::grants(&self.granted))
+            .inject_credentials(ctx, &outbound, &inject::grants(granted))
             .await
             .map_err(Refusal::denied)?;
-        inject::apply(&ops, &mut parts.headers, query.as_deref(), &self.granted)
+        inject::apply(&ops, &mut parts.headers, query.as_deref(), granted)
             .map_err(|m| Refusal::new(StatusCode::FORBIDDEN, "injection-refused", m))
+    }
+
+    /// The tunnel's grants plus a fresh access token for each connected-account credential whose placeholder
+    /// this request carries (`None` when it carries none: the tunnel's grants serve as they are). Asked per
+    /// request, so a kept-alive tunnel never sends an expired token. No token, no request: the refusal says
+    /// which account to connect.
+    async fn account_tokens(
+        &self,
+        found: &inject::Found,
+        record: &mut RequestRecord,
+    ) -> Result<Option<Vec<Granted>>, Refusal> {
+        let used: Vec<&gigmcp_types::credential::Credential> = self
+            .accounts
+            .iter()
+            .filter(|c| found.sites.iter().any(|s| s.credential == c.spec.name.as_str()))
+            .collect();
+        if used.is_empty() {
+            return Ok(None);
+        }
+        let mut granted = self.granted.clone();
+        for credential in used {
+            let gigmcp_types::credential::CredentialSource::Account(vendor) = &credential.source else {
+                continue;
+            };
+            let Some(accounts) = &self.proxy.accounts else {
+                return Err(Refusal::new(
+                    StatusCode::FORBIDDEN,
+                    "account-no-app",
+                    format!(
+                        "credential {} is a connected account, and this gateway has none",
+                        credential.spec.name
+                    ),
+                ));
+            };
+            let token = accounts.access_token(self.owner, vendor.clone()).await.map_err(|e| {
+                let status = if e.code == "account-refresh-failed" {
+                    StatusCode::BAD_GATEWAY
+                } else {
+                    StatusCode::FORBIDDEN
+                };
+                Refusal::new(status, e.code, e.message)
+            })?;
+            record.accounts.push(serde_json::json!({
+                "credential": credential.spec.name.as_str(),
+                "vendor": vendor.as_str(),
+                "owner": match self.owner {
+                    gigmcp_types::oauth::Owner::User(id) => serde_json::json!(id.0),
+                    gigmcp_types::oauth::Owner::Operator => serde_json::json!("operator"),
+                },
+            }));
+            granted.push(Granted {
+                credential: credential.clone(),
+                secret: Arc::new(token),
+            });
+        }
+        Ok(Some(granted))
     }
 
     /// Sends on the tunnel's upstream connection, dialing again if the upstream closed it.

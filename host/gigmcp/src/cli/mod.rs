@@ -3,8 +3,9 @@
 
 mod admin;
 mod catalog;
+mod oauth;
 mod plugin;
-mod vault;
+pub(crate) mod vault;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -67,6 +68,9 @@ enum Command {
     /// The signed catalog: build and check a registry, and list what the configured one offers.
     #[command(subcommand)]
     Catalog(catalog::CatalogCommand),
+    /// Connected accounts: OAuth apps per vendor, and the accounts users connect with them.
+    #[command(subcommand)]
+    Oauth(oauth::OAuthCommand),
     /// Serve the built-in echo MCP server on stdin/stdout (one tool, `echo`).
     McpEcho,
     /// Serve a catalog toolpack on stdin/stdout (what a toolpack server's sandbox runs).
@@ -257,6 +261,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Credential(command) => vault::credential(command, &Paths::from_env(&Env::from_process())?),
         Command::Admin(command) => admin::admin(command, &Env::from_process()),
         Command::Catalog(command) => catalog::run(command),
+        Command::Oauth(command) => oauth::run(command, &Env::from_process()),
         Command::Vault(command) => vault::vault(command, &Paths::from_env(&Env::from_process())?),
     }
 }
@@ -797,6 +802,7 @@ fn serve(dev: bool) -> Result<()> {
     };
     let catalog_url = catalog_source.as_ref().map(|s| s.url.to_string());
     let oci_settings = config::oci_settings(&env)?;
+    let oauth_seeds = config::oauth_seeds(&env)?;
     let catalog = Arc::new(gigmcp_ops::catalog::Catalog::new(catalog_source)?);
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     runtime.block_on(async move {
@@ -820,12 +826,23 @@ fn serve(dev: bool) -> Result<()> {
             CATALOG_REFRESH,
             installs,
         ));
+        let broker = Arc::new(
+            gigmcp_oauth::Broker::new(store.clone(), vault.clone(), Some(audit.clone()), &egress_settings)
+                .context("cannot set up connected accounts")?,
+        );
+        for (app, secret) in oauth_seeds {
+            let vendor = app.vendor.clone();
+            broker
+                .seed_app(&app, secret)
+                .with_context(|| format!("GIG_OAUTH_{}_*", vendor.as_str().to_ascii_uppercase()))?;
+        }
         let egress = gigmcp_egress::Proxy::start(
             egress_settings,
             store.clone(),
             vault,
             plugins.clone(),
             Some(audit.clone()),
+            Some(broker.clone() as Arc<dyn gigmcp_egress::AccountTokens>),
             &config.sandbox.instance,
         )
         .context("cannot start the egress proxy")?;
@@ -864,6 +881,7 @@ fn serve(dev: bool) -> Result<()> {
                 states: Arc::new(crate::adapters::States(states)),
                 catalog,
                 oci: oci_settings,
+                oauth: broker,
             },
         )?;
         // The CLI's login links use the URL this gateway really serves at (the listener's port, not 0).

@@ -277,7 +277,7 @@ fn invalid_new_key() -> ConfigError {
 }
 
 /// All of standard input, up to a little more than the longest secret, in memory that is zeroized.
-fn read_stdin(if_terminal: &str) -> Result<Zeroizing<Vec<u8>>> {
+pub(crate) fn read_stdin(if_terminal: &str) -> Result<Zeroizing<Vec<u8>>> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         bail!("{if_terminal}");
@@ -294,7 +294,7 @@ fn read_stdin(if_terminal: &str) -> Result<Zeroizing<Vec<u8>>> {
 }
 
 /// A master key from `name` or `<name>_FILE` (not both); `None` when neither is set.
-fn master_key(name: &'static str, file_name: &'static str) -> Result<Option<MasterKey>, ConfigError> {
+pub(crate) fn master_key(name: &'static str, file_name: &'static str) -> Result<Option<MasterKey>, ConfigError> {
     let invalid = || ConfigError::Invalid {
         name,
         value: "<redacted>".into(),

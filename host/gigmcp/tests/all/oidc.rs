@@ -139,13 +139,13 @@ async fn audited(gw: &TestGateway, kind: &str, outcome: &str, detail_contains: &
 // ---- a browser without a browser
 
 /// Cookies per host (as browsers keep them: not per port), redirects followed by hand.
-struct Browser {
+pub(crate) struct Browser {
     http: reqwest::Client,
     jar: HashMap<String, BTreeMap<String, String>>,
 }
 
 /// What to do at the provider's pages.
-enum AtProvider<'a> {
+pub(crate) enum AtProvider<'a> {
     /// Log in as this subject and consent.
     Login(&'a str),
     /// Follow the provider's "Cancel" link: the provider answers `error=access_denied`.
@@ -158,10 +158,18 @@ impl Browser {
     }
 
     /// A browser that also trusts the certificates of `ca_pem`.
-    fn trusting(ca_pem: Option<&[u8]>) -> Self {
+    pub(crate) fn trusting(ca_pem: Option<&[u8]>) -> Self {
+        Self::trusting_resolving(ca_pem, &[])
+    }
+
+    /// The same, with names resolved to the test's addresses (as a hosts file would).
+    pub(crate) fn trusting_resolving(ca_pem: Option<&[u8]>, names: &[(&str, std::net::SocketAddr)]) -> Self {
         let mut http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none());
         if let Some(pem) = ca_pem {
             http = http.add_root_certificate(reqwest::Certificate::from_pem(pem).unwrap());
+        }
+        for (name, addr) in names {
+            http = http.resolve(name, *addr);
         }
         Self {
             http: http.build().unwrap(),
@@ -173,11 +181,11 @@ impl Browser {
         url.host_str().unwrap_or_default().to_owned()
     }
 
-    fn cookie(&self, url: &Url, name: &str) -> Option<String> {
+    pub(crate) fn cookie(&self, url: &Url, name: &str) -> Option<String> {
         self.jar.get(&Self::host(url))?.get(name).cloned()
     }
 
-    fn set_cookie(&mut self, url: &Url, name: &str, value: &str) {
+    pub(crate) fn set_cookie(&mut self, url: &Url, name: &str, value: &str) {
         self.jar
             .entry(Self::host(url))
             .or_default()
@@ -210,15 +218,29 @@ impl Browser {
         response
     }
 
-    async fn get(&mut self, url: &str) -> reqwest::Response {
+    pub(crate) async fn get(&mut self, url: &str) -> reqwest::Response {
         let url = Url::parse(url).unwrap();
         let request = self.http.get(url.clone());
         self.send(&url, request).await
     }
 
+    /// A PUT of a JSON body as the gateway's own page would send it.
+    pub(crate) async fn put(&mut self, url: &str, origin: &str, body: Value) -> reqwest::Response {
+        let url = Url::parse(url).unwrap();
+        let request = self.http.put(url.clone()).header("origin", origin).json(&body);
+        self.send(&url, request).await
+    }
+
+    /// A DELETE as the gateway's own page would send it.
+    pub(crate) async fn delete(&mut self, url: &str, origin: &str) -> reqwest::Response {
+        let url = Url::parse(url).unwrap();
+        let request = self.http.delete(url.clone()).header("origin", origin);
+        self.send(&url, request).await
+    }
+
     /// A state-changing request as the gateway's own page would send it (same-origin `Origin`), or from
     /// another site.
-    async fn post(&mut self, url: &str, origin: &str, body: Option<Value>) -> reqwest::Response {
+    pub(crate) async fn post(&mut self, url: &str, origin: &str, body: Option<Value>) -> reqwest::Response {
         self.post_accepting(url, origin, body, "text/html").await
     }
 
@@ -249,14 +271,24 @@ impl Browser {
 
     /// The same, starting at `start` (a path on the gateway, such as `/auth/login?return_to=…`).
     async fn authorize_from(&mut self, gateway: &str, start: &str, at_provider: AtProvider<'_>) -> Url {
-        let callback = format!("{gateway}/auth/callback");
-        let mut url = Url::parse(&format!("{gateway}{start}")).unwrap();
+        self.follow_to(
+            &format!("{gateway}{start}"),
+            &format!("{gateway}/auth/callback"),
+            at_provider,
+        )
+        .await
+    }
+
+    /// Follows redirects from `start`, through the provider's pages, until one leads to a URL that begins with
+    /// `callback`: returns that URL, not yet visited.
+    pub(crate) async fn follow_to(&mut self, start: &str, callback: &str, at_provider: AtProvider<'_>) -> Url {
+        let mut url = Url::parse(start).unwrap();
         let mut response = self.get(url.as_str()).await;
         for _ in 0..20 {
             if response.status().is_redirection() {
                 let location = response.headers()["location"].to_str().unwrap().to_owned();
                 let next = url.join(&location).unwrap();
-                if next.as_str().starts_with(&callback) {
+                if next.as_str().starts_with(callback) {
                     return next;
                 }
                 url = next;

@@ -224,13 +224,17 @@ fn swapped_rows_are_detected_by_associated_data() {
     swap("name = 'one'", "name = 'two'");
     assert!(matches!(vault.get(&ca_slot("one")), Err(VaultError::Tampered(_))));
     assert!(matches!(vault.get(&ca_slot("two")), Err(VaultError::Tampered(_))));
-    swap(&format!("id = {}", a.secret.0), &format!("id = {}", b.secret.0));
+    let secret_id = |c: &gigmcp_types::credential::Credential| match &c.source {
+        gigmcp_types::credential::CredentialSource::Vault(id) => id.0,
+        other => panic!("a vault credential: {other:?}"),
+    };
+    swap(&format!("id = {}", secret_id(&a)), &format!("id = {}", secret_id(&b)));
     assert!(matches!(vault.credential_secret(&a), Err(VaultError::Tampered(_))));
     assert!(matches!(vault.credential_secret(&b), Err(VaultError::Tampered(_))));
 
     // Swapping back restores both: the envelopes themselves were never damaged.
     swap("name = 'one'", "name = 'two'");
-    swap(&format!("id = {}", a.secret.0), &format!("id = {}", b.secret.0));
+    swap(&format!("id = {}", secret_id(&a)), &format!("id = {}", secret_id(&b)));
     assert_eq!(vault.get(&ca_slot("one")).unwrap().unwrap().expose(), b"first");
     assert_eq!(vault.credential_secret(&b).unwrap().expose(), b"beta-secret");
 
