@@ -5,6 +5,7 @@ import { execFileSync } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { createHash } from "node:crypto";
+import type { Connection } from "../src/api/client";
 import { a11y, everythingIn, expect, gigmcp, login, test } from "./fixtures";
 
 test.describe.configure({ mode: "serial" });
@@ -408,4 +409,207 @@ test("the signed catalog is browsed, an entry installed, its upgrade consented t
   expect(gigmcp("profile", "tools", "catalog-e2e")).toContain("on  pubsub-e2e/publish_message (switched for this profile)");
   await a11y(page);
   await page.screenshot({ path: "../target/dashboard-screenshots/tool-switches-light.png", fullPage: true });
+});
+
+test("an admin sets up an OAuth app, Connect starts the provider's flow, and a server that acts with an account says which and whether it is connected", async ({
+  page,
+  guard,
+}) => {
+  // The browser logs the refused app itself.
+  guard.allow(/status of 400/);
+  const secret = `cs-e2e-${randomBytes(16).toString("hex")}`;
+  await login(page);
+  const origin = new URL(page.url()).origin;
+  // A catalog toolpack acting with a testidp account, installed before that vendor has an app.
+  const installed = await page.request.post("/api/servers", {
+    data: { name: "taskboard-e2e", catalog: "taskboard", per_session: false, args: [], env: {}, mounts: [], egress: [] },
+    headers: { Origin: origin },
+  });
+  expect(installed.status()).toBe(201);
+  await page.goto("/servers/taskboard-e2e");
+  const account = page.getByRole("region", { name: "Connected account" });
+  await expect(account).toContainText("This server acts with your testidp account.");
+  await expect(account).toContainText("Not connected");
+  await expect(account).toContainText("No OAuth app is set up for testidp yet");
+  await expect(account.getByRole("link", { name: "Connect testidp" })).toHaveCount(0);
+
+  await page.goto("/connections");
+  await expect(page.getByRole("heading", { level: 1, name: "Connected accounts" })).toBeVisible();
+  const mine = page.getByRole("region", { name: "Your accounts" });
+  const operator = page.getByRole("region", { name: "Operator account (profiles without an owner)" });
+  const apps = page.getByRole("region", { name: "OAuth apps" });
+  await expect(mine).toContainText("No vendor has an OAuth app yet.");
+  await expect(apps.getByRole("textbox", { name: "Redirect URI to register at the provider", exact: true })).toHaveValue(`${origin}/api/connections/callback`);
+
+  // The app, from the form: a line that is not name=value is caught here, an http URL by the gateway.
+  const form = page.getByRole("form", { name: /app$/ });
+  await form.getByLabel("Vendor", { exact: true }).fill("testidp");
+  await form.getByLabel("Client ID", { exact: true }).fill("gigmcp-e2e");
+  await form.getByLabel("Authorization URL", { exact: true }).fill("https://auth.example.test/authorize");
+  await form.getByLabel("Token URL", { exact: true }).fill("http://auth.example.test/token");
+  await form.getByLabel("Client secret", { exact: true }).fill(secret);
+  await form.getByLabel("Scopes", { exact: true }).fill("profile");
+  await form.getByLabel("Extra authorization parameters").fill("audience");
+  await expect(form.getByText("Not of the form name=value: audience")).toBeVisible();
+  await expect(form.getByRole("button", { name: "Save app" })).toBeDisabled();
+  await form.getByLabel("Extra authorization parameters").fill("audience=api.example.test");
+  await form.getByRole("button", { name: "Save app" }).click();
+  await expect(form.getByRole("alert").filter({ hasText: "The app was refused" })).toContainText("https");
+  await expect(form.getByLabel("Client secret", { exact: true })).toHaveValue("");
+  await form.getByLabel("Token URL", { exact: true }).fill("https://auth.example.test/token");
+  await form.getByLabel("Client secret", { exact: true }).fill(secret);
+  await form.getByRole("button", { name: "Save app" }).click();
+  await expect(page.getByText("OAuth app testidp saved.")).toBeVisible();
+  await expect(form.getByLabel("Client secret", { exact: true })).toHaveValue("");
+  const appRow = apps.getByRole("row").filter({ hasText: "gigmcp-e2e" });
+  await expect(appRow).toContainText("testidp");
+  await expect(appRow).toContainText("Stored");
+
+  // Each account's Connect goes to the gateway's start of the flow, returning here; the operator's says so.
+  const row = mine.getByRole("row").filter({ hasText: "testidp" });
+  await expect(row).toContainText("Not connected");
+  await expect(row.getByRole("link", { name: "taskboard-e2e" })).toBeVisible();
+  await expect(row.getByRole("link", { name: "Connect testidp" })).toHaveAttribute("href", "/api/connections/testidp/start?return_to=%2Fconnections");
+  await expect(operator.getByRole("link", { name: "Connect testidp" })).toHaveAttribute(
+    "href",
+    "/api/connections/testidp/start?return_to=%2Fconnections&as=operator",
+  );
+  await a11y(page);
+  await page.screenshot({ path: "../target/dashboard-screenshots/connections-app-light.png", fullPage: true });
+
+  // Editing never shows the secret, and an empty secret field keeps it.
+  await apps.getByRole("button", { name: "Edit the testidp app" }).click();
+  await expect(page.getByRole("form", { name: "Change the testidp app" })).toBeVisible();
+  await expect(form.getByLabel("Client ID", { exact: true })).toHaveValue("gigmcp-e2e");
+  await expect(form.getByLabel("Client secret", { exact: true })).toHaveValue("");
+  await expect(form.getByText("Leave empty to keep the stored secret.")).toBeVisible();
+  await expect(form.getByLabel("Extra authorization parameters")).toHaveValue("audience=api.example.test");
+  await form.getByLabel("Client ID", { exact: true }).fill("gigmcp-e2e-2");
+  await form.getByRole("button", { name: "Save app" }).click();
+  await expect(page.getByText("OAuth app testidp saved.").first()).toBeVisible();
+  await expect(apps.getByRole("row").filter({ hasText: "gigmcp-e2e-2" })).toContainText("Stored");
+  expect(await everythingIn(page)).not.toContain(secret);
+
+  // Connect: the gateway sends the browser to the provider (answered here, no real login) with the app's
+  // client, the callback, the server's scopes and the app's own, and the extra parameter.
+  await page.route("https://auth.example.test/**", (route) =>
+    route.fulfill({ status: 200, contentType: "text/plain", body: "the provider's login page" }),
+  );
+  await row.getByRole("link", { name: "Connect testidp" }).click();
+  await page.waitForURL(/^https:\/\/auth\.example\.test\/authorize\?/);
+  const asked = new URL(page.url());
+  expect(asked.searchParams.get("client_id")).toBe("gigmcp-e2e-2");
+  expect(asked.searchParams.get("redirect_uri")).toBe(`${origin}/api/connections/callback`);
+  expect(asked.searchParams.get("response_type")).toBe("code");
+  expect(asked.searchParams.get("state")).toBeTruthy();
+  expect(asked.searchParams.get("scope")?.split(" ")).toEqual(expect.arrayContaining(["profile", "tasks:read", "tasks:write"]));
+  expect(asked.searchParams.get("audience")).toBe("api.example.test");
+  expect(page.url()).not.toContain(secret);
+
+  // The server's page now offers to connect, coming back to it.
+  await page.goto("/servers/taskboard-e2e");
+  await expect(account).toContainText("Not connected");
+  await expect(account.getByRole("link", { name: "Connect testidp" })).toHaveAttribute("href", "/api/connections/testidp/start?server=taskboard-e2e");
+  await expect(account).not.toContainText("No OAuth app");
+  await a11y(page);
+  await page.screenshot({ path: "../target/dashboard-screenshots/server-account-light.png", fullPage: true });
+
+  // A user sees their own accounts only: no operator's, no apps to manage.
+  await login(page, "carol", "user");
+  await page.goto("/connections");
+  await expect(page.getByRole("region", { name: "Your accounts" }).getByRole("link", { name: "Connect testidp" })).toBeVisible();
+  await expect(page.getByRole("region", { name: "Operator account (profiles without an owner)" })).toHaveCount(0);
+  await expect(page.getByRole("region", { name: "OAuth apps" })).toHaveCount(0);
+
+  // Deleting the app: the server's page says again that there is none.
+  await login(page);
+  await page.goto("/connections");
+  await apps.getByRole("button", { name: "Delete the testidp app" }).click();
+  await page.getByRole("dialog").getByRole("button", { name: "Delete" }).click();
+  await expect(page.getByText("OAuth app testidp deleted.")).toBeVisible();
+  await expect(mine).toContainText("No vendor has an OAuth app yet.");
+  await page.goto("/servers/taskboard-e2e");
+  await expect(account).toContainText("No OAuth app is set up for testidp yet");
+});
+
+test("connected accounts show their state: connected and refreshed, to reconnect and why, of a removed app; one is disconnected after confirming", async ({
+  page,
+}) => {
+  await login(page);
+  const origin = new URL(page.url()).origin;
+  for (const vendor of ["demo", "acme"]) {
+    const app = await page.request.put(`/api/oauth/apps/${vendor}`, {
+      data: {
+        authorize_url: `https://auth.example.test/${vendor}/authorize`,
+        token_url: `https://auth.example.test/${vendor}/token`,
+        client_id: `gigmcp-${vendor}`,
+        client_secret: "e2e-client-secret",
+        scopes: [],
+        pkce: false,
+        params: {},
+      },
+      headers: { Origin: origin },
+    });
+    expect([200, 201]).toContain(app.status());
+  }
+  // Connections need a provider's consent, out of reach here: the list the gateway would give is answered
+  // by the test, in each state a connection can be in. The disconnect is answered too, and recorded.
+  const now = Math.floor(Date.now() / 1000);
+  let connections: Connection[] = [
+    { vendor: "demo", owner: "1", scopes: ["profile", "tasks:read"], expires_at: now + 45 * 60, refreshable: true, state: "ok", detail: null, connected_at: now - 86_400, refreshed_at: now - 15 * 60 },
+    { vendor: "acme", owner: "1", scopes: ["read"], expires_at: now - 3600, refreshable: false, state: "needs-reconnect", detail: "the provider refused the refresh token (invalid_grant)", connected_at: now - 7 * 86_400, refreshed_at: null },
+    { vendor: "gone", owner: "1", scopes: ["files"], expires_at: now + 600, refreshable: true, state: "ok", detail: null, connected_at: now - 3 * 86_400, refreshed_at: null },
+  ];
+  const disconnected: string[] = [];
+  await page.route(
+    (url) => url.pathname === "/api/connections" && url.searchParams.get("owner") === "me",
+    (route) => route.fulfill({ json: connections }),
+  );
+  await page.route(
+    (url) => url.pathname.startsWith("/api/connections/") && !url.pathname.endsWith("/start"),
+    (route) => {
+      if (route.request().method() !== "DELETE") return route.fallback();
+      const url = new URL(route.request().url());
+      disconnected.push(url.pathname + url.search);
+      connections = connections.filter((c) => `/api/connections/${c.vendor}` !== url.pathname);
+      return route.fulfill({ status: 204 });
+    },
+  );
+  await page.goto("/connections");
+  const mine = page.getByRole("region", { name: "Your accounts" });
+
+  const demo = mine.getByRole("row").filter({ hasText: "demo" });
+  await expect(demo).toContainText("Connected");
+  await expect(demo).toContainText("profile tasks:read");
+  await expect(demo).toContainText("Expires in 45 minutes");
+  await expect(demo).toContainText("Refreshed 15 minutes ago");
+  await expect(demo.getByRole("link", { name: "Reconnect demo" })).toHaveAttribute("href", "/api/connections/demo/start?return_to=%2Fconnections");
+
+  const acme = mine.getByRole("row").filter({ hasText: "acme" });
+  await expect(acme).toContainText("Needs reconnecting");
+  await expect(acme).toContainText("the provider refused the refresh token (invalid_grant)");
+  await expect(acme).toContainText("Expired 1 hour ago");
+  await expect(acme).toContainText("Connected 7 days ago");
+  await expect(acme).toContainText("No refresh token");
+  await expect(acme.getByRole("link", { name: "Reconnect acme" })).toBeVisible();
+
+  const gone = mine.getByRole("row").filter({ hasText: "gone" });
+  await expect(gone).toContainText("App removed");
+  await expect(gone.getByRole("link")).toHaveCount(0);
+  await expect(gone.getByRole("button", { name: "Disconnect gone" })).toBeVisible();
+  await a11y(page);
+  await page.screenshot({ path: "../target/dashboard-screenshots/connections-states-light.png", fullPage: true });
+
+  // Disconnecting asks first, then the account is offered to connect again.
+  await demo.getByRole("button", { name: "Disconnect demo" }).click();
+  const dialog = page.getByRole("dialog", { name: "Disconnect demo?" });
+  await expect(dialog).toContainText("revokes them at the provider");
+  await dialog.getByRole("button", { name: "Disconnect" }).click();
+  await expect(page.getByText("demo disconnected.")).toBeVisible();
+  expect(disconnected).toEqual(["/api/connections/demo"]);
+  await expect(demo).toContainText("Not connected");
+  await expect(demo.getByRole("link", { name: "Connect demo" })).toBeVisible();
+
+  const removed = await page.request.delete("/api/oauth/apps/acme", { headers: { Origin: origin } });
+  expect(removed.status()).toBe(204);
 });

@@ -12,6 +12,7 @@ const PAGES: [string, string][] = [
   ["catalog", "/catalog"],
   ["catalog-entry", "/catalog/taskboard"],
   ["credentials", "/credentials"],
+  ["connections", "/connections"],
   ["plugins", "/plugins"],
   ["plugin", "/plugins/tool-filter"],
   ["webhooks", "/webhooks"],
@@ -32,11 +33,30 @@ for (const scheme of ["light", "dark"] as const) {
       headers: { Origin: origin },
     });
     expect(called.status()).toBe(200);
+    // An OAuth app, so the connected accounts page has a vendor to connect.
+    const app = await page.request.put("/api/oauth/apps/demo", {
+      data: {
+        authorize_url: "https://auth.example.test/authorize",
+        token_url: "https://auth.example.test/token",
+        client_id: "gigmcp-demo",
+        client_secret: "demo-client-secret",
+        scopes: ["profile"],
+        pkce: false,
+        params: {},
+      },
+      headers: { Origin: origin },
+    });
+    expect([200, 201]).toContain(app.status());
     for (const [name, path] of PAGES) {
       await page.goto(path);
       await expect(page.getByRole("heading", { level: 1 })).toBeVisible();
       await expect(page.getByText("Loading…")).toHaveCount(0);
       if (name === "server") await expect(page.getByRole("log").getByText(/: ready/).first()).toBeVisible();
+      if (name === "connections")
+        await expect(page.getByRole("region", { name: "Your accounts" }).getByRole("link", { name: "Connect demo" })).toHaveAttribute(
+          "href",
+          "/api/connections/demo/start?return_to=%2Fconnections",
+        );
       // The tour's own call is in the gateway's per-minute counts.
       if (name === "overview") await expect(page.getByRole("img", { name: /^Tool calls per minute over the last hour: [1-9]/ })).toBeVisible();
       await a11y(page);

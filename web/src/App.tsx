@@ -10,6 +10,7 @@ import { Shell } from "./Shell";
 import { Account } from "./pages/Account";
 import { Audit } from "./pages/Audit";
 import { Catalog, CatalogEntry } from "./pages/Catalog";
+import { Connections } from "./pages/Connections";
 import { Credentials } from "./pages/Credentials";
 import { Login } from "./pages/Login";
 import { NotFound } from "./pages/NotFound";
@@ -81,6 +82,7 @@ export function App() {
                 <Route path="/servers/new" component={ServerNew} />
                 <Route path="/servers/:name" component={ServerDetail} />
                 <Route path="/credentials" component={Credentials} />
+                <Route path="/connections" component={Connections} />
                 <Route path="/plugins" component={Plugins} />
                 <Route path="/plugins/:name" component={PluginDetail} />
                 <Route path="/webhooks" component={Webhooks} />

@@ -16,6 +16,7 @@ const NAV = [
   { href: "/servers", key: "nav.servers", admin: false },
   { href: "/catalog", key: "nav.catalog", admin: false },
   { href: "/credentials", key: "nav.credentials", admin: false },
+  { href: "/connections", key: "nav.connections", admin: false },
   { href: "/plugins", key: "nav.plugins", admin: true },
   { href: "/webhooks", key: "nav.webhooks", admin: true },
   { href: "/audit", key: "nav.audit", admin: false },

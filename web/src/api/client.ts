@@ -15,6 +15,9 @@ export type Webhook = Schemas["WebhookView"];
 export type CreateServer = Schemas["CreateServer"];
 export type LoginOptions = Schemas["LoginOptions"];
 export type LogLine = Schemas["LogLine"];
+export type OAuthApp = Schemas["AppView"];
+export type PutOAuthApp = Schemas["PutApp"];
+export type Connection = Schemas["ConnectionView"];
 
 /** The one error type of the dashboard, built from the API's `{"error":{code,message}}` envelope. */
 export class ApiError extends Error {

@@ -15,6 +15,8 @@ export const keys = {
   users: ["users"] as const,
   audit: ["audit"] as const,
   series: ["series"] as const,
+  oauthApps: ["oauth-apps"] as const,
+  connections: (owner: "me" | "operator") => ["connections", owner] as const,
 };
 
 export const meQuery = {

@@ -7,6 +7,7 @@ import { keys, useIsAdmin } from "../api/queries";
 import { ErrorNote, Loading, PageHead } from "../components/common";
 import { DeleteWithStateDialog } from "../components/ConfirmDialog";
 import { CallsChart } from "../components/CallsChart";
+import { ServerAccountCard } from "../components/ConnectedAccount";
 import { RunningTable } from "../components/RunningTable";
 import { ServerLogs } from "../components/ServerLogs";
 import { toast } from "../components/toasts";
@@ -123,6 +124,7 @@ export function ServerDetail() {
           )}
         </section>
       )}
+      <ServerAccountCard server={s} />
       <div className="grid grid-2">
         <section className="card" aria-labelledby="details-h">
           <h2 id="details-h">{t("server.details")}</h2>
