@@ -9,6 +9,7 @@ import sys
 
 LAYERS = {
     "gigmcp-hostpattern": 0,
+    "gigmcp-metrics": 0,
     "gigmcp-types": 1,
     "gigmcp-catalog": 2,
     "gigmcp-toolpack": 3,

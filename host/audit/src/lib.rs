@@ -78,11 +78,81 @@ impl AuditLog {
         Self { tx }
     }
 
-    /// Records an event in the log of record (and, through the sinks, its copies).
+    /// Records an event in the log of record (and, through the sinks, its copies), and counts it in the
+    /// operator's metrics.
     pub fn record(&self, event: NewAuditEvent) {
+        count(&event);
         if self.tx.send(event).is_err() {
+            gigmcp_metrics::global().inc(
+                "gigmcp_audit_events_dropped_total",
+                "Audit events that could not be recorded (the writer had stopped).",
+                &[],
+            );
             tracing::error!("the audit writer has stopped; an audit event was not recorded");
         }
+    }
+}
+
+/// The metrics an audit event stands for: tool calls (by profile, server and outcome, with their latency),
+/// denials (by what was denied and the plugin that denied it), egress requests and bytes, refused tunnels.
+fn count(event: &NewAuditEvent) {
+    let metrics = gigmcp_metrics::global();
+    let profile = event.profile.as_deref().unwrap_or("");
+    let server = event.server.as_deref().unwrap_or("");
+    let outcome = event.outcome.as_str();
+    if event.outcome == gigmcp_types::audit::Outcome::Deny {
+        let plugin = event.detail.get("plugin").and_then(|p| p.as_str()).unwrap_or("");
+        metrics.inc(
+            "gigmcp_denials_total",
+            "Requests refused by policy or a check of the gateway, by event kind and deciding plugin.",
+            &[
+                ("kind", &event.kind),
+                ("profile", profile),
+                ("server", server),
+                ("plugin", plugin),
+            ],
+        );
+    }
+    match event.kind.as_str() {
+        "mcp.tool_call" => {
+            metrics.inc(
+                "gigmcp_tool_calls_total",
+                "Tool calls through the gateway, by profile, server and outcome (ok, deny, error, tool_error).",
+                &[("profile", profile), ("server", server), ("outcome", outcome)],
+            );
+            if let Some(ms) = event.detail.get("duration_ms").and_then(|d| d.as_f64()) {
+                metrics.observe(
+                    "gigmcp_tool_call_duration_seconds",
+                    "How long tool calls took at the gateway, policy included, by profile and server.",
+                    &[("profile", profile), ("server", server)],
+                    ms / 1000.0,
+                );
+            }
+        }
+        "egress.request" => {
+            let decision = event.detail.get("decision").and_then(|d| d.as_str()).unwrap_or("");
+            metrics.inc(
+                "gigmcp_egress_requests_total",
+                "HTTP requests from sandboxes through the egress proxy, by server and decision (allow, deny, error).",
+                &[("server", server), ("decision", decision)],
+            );
+            for (direction, field) in [("up", "bytes_up"), ("down", "bytes_down")] {
+                if let Some(bytes) = event.detail.get(field).and_then(|b| b.as_u64()) {
+                    metrics.add(
+                        "gigmcp_egress_bytes_total",
+                        "Body bytes through the egress proxy, by server and direction (up: to the upstream).",
+                        &[("server", server), ("direction", direction)],
+                        bytes as f64,
+                    );
+                }
+            }
+        }
+        "egress.connect" => metrics.inc(
+            "gigmcp_egress_connects_refused_total",
+            "Tunnels the egress proxy refused to open, by server.",
+            &[("server", server)],
+        ),
+        _ => {}
     }
 }
 
@@ -384,6 +454,44 @@ pub enum WebhookUrlError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn egress_events_count_requests_bytes_and_refused_tunnels() {
+        let event = |kind: &str, outcome, detail| NewAuditEvent {
+            kind: kind.into(),
+            actor: "server:metered".into(),
+            profile: Some("p".into()),
+            server: Some("metered".into()),
+            outcome,
+            detail,
+        };
+        count(&event(
+            "egress.request",
+            gigmcp_types::audit::Outcome::Ok,
+            serde_json::json!({"decision": "allow", "bytes_up": 10, "bytes_down": 300}),
+        ));
+        count(&event(
+            "egress.request",
+            gigmcp_types::audit::Outcome::Ok,
+            serde_json::json!({"decision": "allow", "bytes_up": 5, "bytes_down": 0}),
+        ));
+        count(&event(
+            "egress.connect",
+            gigmcp_types::audit::Outcome::Deny,
+            serde_json::json!({"plugin": "egress-allowlist"}),
+        ));
+        let mut out = String::new();
+        gigmcp_metrics::global().render(&mut out);
+        for line in [
+            r#"gigmcp_egress_requests_total{server="metered",decision="allow"} 2"#,
+            r#"gigmcp_egress_bytes_total{server="metered",direction="up"} 15"#,
+            r#"gigmcp_egress_bytes_total{server="metered",direction="down"} 300"#,
+            r#"gigmcp_egress_connects_refused_total{server="metered"} 1"#,
+            r#"gigmcp_denials_total{kind="egress.connect",profile="p",server="metered",plugin="egress-allowlist"} 1"#,
+        ] {
+            assert!(out.lines().any(|l| l == line), "{line} in:\n{out}");
+        }
+    }
 
     #[test]
     fn destinations_are_exporters_by_name() {

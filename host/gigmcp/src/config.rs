@@ -250,6 +250,8 @@ pub struct ServeConfig {
     pub master_key: MasterKey,
     /// The origin browsers use to reach the gateway; requests with another non-loopback `Origin` are refused.
     pub public_origin: Option<String>,
+    /// `GIG_METRICS_LISTEN`: where `/metrics` is served (none: not at all).
+    pub metrics_listen: Option<SocketAddr>,
     /// The largest request body accepted on the MCP endpoint; larger bodies get 413.
     pub max_body_bytes: usize,
     pub sandbox: sandbox::Settings,
@@ -347,6 +349,14 @@ impl ServeConfig {
                 hint: "give a duration like 3600, 90m or 12h",
             })?,
         };
+        let metrics_listen = match env.get("GIG_METRICS_LISTEN") {
+            None => None,
+            Some(text) => Some(text.parse().map_err(|_| ConfigError::Invalid {
+                name: "GIG_METRICS_LISTEN",
+                value: text.to_owned(),
+                hint: "give an address and port for /metrics, like 127.0.0.1:9464 (keep it off the public network)",
+            })?),
+        };
         let connect_flow_ttl = match env.get("GIG_CONNECT_FLOW_TTL") {
             None => std::time::Duration::from_secs(600),
             Some(text) => parse_duration(text)
@@ -376,6 +386,7 @@ impl ServeConfig {
             listen,
             master_key,
             public_origin,
+            metrics_listen,
             max_body_bytes,
             sandbox,
             idle_timeout,

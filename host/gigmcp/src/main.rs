@@ -10,6 +10,7 @@ mod adapters;
 mod cli;
 mod config;
 mod echo;
+mod metrics;
 
 use clap::Parser;
 

@@ -123,6 +123,11 @@ impl ConnCell {
         {
             Ok(conn) => {
                 tracing::info!(server = %def.name, "server started");
+                gigmcp_metrics::global().inc(
+                    "gigmcp_sandbox_starts_total",
+                    "Server processes started (each in its sandbox), by server.",
+                    &[("server", def.name.as_str())],
+                );
                 *lock(&self.last_error) = None;
                 *guard = Some(conn.clone());
                 Ok(conn)
@@ -154,6 +159,11 @@ impl ConnCell {
         let Some(conn) = guard.take() else {
             return (Duration::ZERO, 0);
         };
+        gigmcp_metrics::global().inc(
+            "gigmcp_sandbox_crashes_total",
+            "Server processes that ended without being stopped by the gateway, by server.",
+            &[("server", conn.server.as_str())],
+        );
         let mut crashes = lock(&self.crashes);
         crashes.recent = if conn.uptime() >= HEALTHY_RUN {
             1

@@ -93,10 +93,33 @@ impl LoadedPlugin {
     /// Like `call`, with what the call cost.
     pub(crate) async fn call_measured(&self, tenant: &Tenant, hook: Hook<'_>) -> Result<(Answer, Usage), CallFailure> {
         let result = self.call_untracked(tenant, &hook).await;
+        let metrics = gigmcp_metrics::global();
+        let plugin = self.name.as_str();
         match &result {
-            Ok((_, usage)) => self.stats.success(usage.elapsed),
-            Err(failure) => self.stats.failure(&self.name, failure),
+            Ok((_, usage)) => {
+                self.stats.success(usage.elapsed);
+                metrics.add(
+                    "gigmcp_plugin_fuel_total",
+                    "Fuel (WebAssembly instructions, roughly) plugins' successful calls consumed, by plugin.",
+                    &[("plugin", plugin)],
+                    usage.fuel as f64,
+                );
+            }
+            Err(failure) => {
+                self.stats.failure(&self.name, failure);
+                metrics.inc(
+                    "gigmcp_plugin_failures_total",
+                    "Plugin calls that failed (trap, timeout, out of memory or fuel, bad answer, quarantine), by \
+                     plugin and failure.",
+                    &[("plugin", plugin), ("failure", failure.code())],
+                );
+            }
         }
+        metrics.inc(
+            "gigmcp_plugin_calls_total",
+            "Calls of plugins' hooks, by plugin.",
+            &[("plugin", plugin)],
+        );
         result
     }
 

@@ -39,7 +39,12 @@ fn spawn_serve(
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
             if let Some(rest) = line.split("listening on http://").nth(1) {
-                let _ = tx.send(rest.trim().to_owned());
+                // The address alone (a JSON log line goes on after it).
+                let addr: String = rest
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | ':' | '[' | ']'))
+                    .collect();
+                let _ = tx.send(addr);
             }
             let mut log = sink.lock().unwrap();
             log.push_str(&line);

@@ -708,14 +708,30 @@ fn server_input(add: ServerAdd) -> gigmcp_ops::ServerInput {
     }
 }
 
-fn init_tracing() {
+/// The gateway's log on standard error: `GIG_LOG` filters it (default `info`); `GIG_LOG_FORMAT=json` writes one
+/// JSON object per line (time, level, target, message and fields) for log collectors, `text` (the default)
+/// lines for people.
+fn init_tracing(env: &Env) -> Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("GIG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_writer(std::io::stderr)
-        .init();
+        .with_writer(std::io::stderr);
+    match env.get("GIG_LOG_FORMAT") {
+        None | Some("text") => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        Some("json") => builder.json().with_current_span(false).init(),
+        Some(other) => {
+            return Err(crate::config::ConfigError::Invalid {
+                name: "GIG_LOG_FORMAT",
+                value: other.to_owned(),
+                hint: "give text (the default) or json (one JSON object per line)",
+            }
+            .into());
+        }
+    }
+    Ok(())
 }
 
 /// In dev mode, a master key kept in the data directory (never in production: `serve` alone requires one).
@@ -784,7 +800,7 @@ fn serve(dev: bool) -> Result<()> {
     };
     let config = ServeConfig::from_env(&env, generated)?;
     let egress_settings = config::egress_settings(&env, config.sandbox.proxy_port)?;
-    init_tracing();
+    init_tracing(&env)?;
     std::fs::create_dir_all(&config.paths.data_dir)
         .with_context(|| format!("cannot create GIG_DATA_DIR {}", config.paths.data_dir.display()))?;
     let store = Arc::new(Store::open(&config.paths.db_path)?);
@@ -866,6 +882,20 @@ fn serve(dev: bool) -> Result<()> {
         let gateway = gigmcp_mcp::gateway::Gateway::new(store, deps, Some(status_file));
         gateway.write_status(&[]).await;
         tokio::spawn(gateway.clone().watch());
+        let running: Arc<dyn gigmcp_control::RunningServers> = Arc::new(crate::adapters::Running(gateway.clone()));
+        if let Some(at) = config.metrics_listen {
+            let metrics = tokio::net::TcpListener::bind(at)
+                .await
+                .with_context(|| format!("cannot listen on GIG_METRICS_LISTEN={at}"))?;
+            tracing::info!("metrics at http://{}/metrics", metrics.local_addr()?);
+            tokio::spawn(crate::metrics::serve(
+                metrics,
+                crate::metrics::Sources {
+                    running: running.clone(),
+                    plugins: plugins.clone(),
+                },
+            ));
+        }
         let control = gigmcp_control::ControlState::new(
             &config.control(),
             &config.master_key,
@@ -873,7 +903,7 @@ fn serve(dev: bool) -> Result<()> {
             gigmcp_control::Parts {
                 plugins,
                 audit,
-                running: Arc::new(crate::adapters::Running(gateway.clone())),
+                running: running.clone(),
                 probe: Arc::new(crate::adapters::SandboxProbe {
                     settings: config.sandbox.clone(),
                     logs,

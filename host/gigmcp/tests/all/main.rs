@@ -14,6 +14,7 @@ mod endpoint;
 mod isolation;
 mod lifecycle;
 mod mcp_filter;
+mod metrics;
 mod oauth;
 mod oidc;
 mod placeholders;
