@@ -71,6 +71,9 @@ enum Command {
     /// Connected accounts: OAuth apps per vendor, and the accounts users connect with them.
     #[command(subcommand)]
     Oauth(oauth::OAuthCommand),
+    /// Check that the gateway on GIG_LISTEN answers `/api/health` (exit 0) or not (exit 1): for container
+    /// health checks, with nothing else in the image.
+    Health,
     /// Serve the built-in echo MCP server on stdin/stdout (one tool, `echo`).
     McpEcho,
     /// Serve a catalog toolpack on stdin/stdout (what a toolpack server's sandbox runs).
@@ -252,6 +255,7 @@ struct ServerSet {
 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Health => health(&Env::from_process()),
         Command::McpEcho => Ok(crate::echo::run()?),
         Command::McpToolpack { config } => gigmcp_toolpack::run(&config).map_err(anyhow::Error::msg),
         Command::Serve { dev } => serve(dev),
@@ -706,6 +710,40 @@ fn server_input(add: ServerAdd) -> gigmcp_ops::ServerInput {
         egress: add.egress.into_iter().collect(),
         credentials: Vec::new(),
     }
+}
+
+/// `gigmcp health`: GET /api/health on GIG_LISTEN (a wildcard address is asked on loopback), within 3 s.
+fn health(env: &Env) -> Result<()> {
+    use std::io::{Read, Write};
+    let text = env.get("GIG_LISTEN").unwrap_or("127.0.0.1:8080");
+    let mut addr: std::net::SocketAddr = text
+        .parse()
+        .with_context(|| format!("GIG_LISTEN={text} is not an address and port"))?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            std::net::SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            std::net::SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let timeout = std::time::Duration::from_secs(3);
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .with_context(|| format!("the gateway does not answer on {addr}"))?;
+    stream.set_read_timeout(Some(timeout))?;
+    write!(
+        stream,
+        "GET /api/health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )?;
+    let mut answer = String::new();
+    stream.take(64 * 1024).read_to_string(&mut answer)?;
+    let status = answer.split_whitespace().nth(1).unwrap_or("");
+    if status != "200" || !answer.contains("\"status\":\"ok\"") {
+        anyhow::bail!(
+            "the gateway on {addr} is not healthy: {}",
+            answer.lines().next().unwrap_or("no answer")
+        );
+    }
+    println!("ok");
+    Ok(())
 }
 
 /// The gateway's log on standard error: `GIG_LOG` filters it (default `info`); `GIG_LOG_FORMAT=json` writes one

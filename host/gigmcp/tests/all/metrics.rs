@@ -108,6 +108,20 @@ fn metrics_count_calls_denials_sandboxes_and_plugins_on_their_own_listener() {
     });
     assert!(!on_api.contains("gigmcp_tool_calls_total"), "{on_api}");
 
+    // `gigmcp health`, the image's health check: 0 while it answers, 1 for an address nothing answers on.
+    let health = |listen: &str| {
+        std::process::Command::new(gigmcp_testkit::gigmcp_bin())
+            .arg("health")
+            .env("GIG_LISTEN", listen)
+            .output()
+            .unwrap()
+    };
+    let up = health(&gw.addr);
+    assert!(up.status.success(), "{}", String::from_utf8_lossy(&up.stderr));
+    let down = health(&format!("127.0.0.1:{}", free_port()));
+    assert!(!down.status.success());
+    assert!(String::from_utf8_lossy(&down.stderr).contains("does not answer"));
+
     // Every log line is a JSON object with a level and a message.
     let log = gw.log();
     assert!(log.lines().count() > 5, "{log}");
