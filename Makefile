@@ -4,7 +4,7 @@ CARGO ?= cargo
 DATA_DIR ?= ./.gigmcp-data
 LISTEN ?= 127.0.0.1:8080
 
-.PHONY: run test test-deps system-deps build lint bench web web-api test-web
+.PHONY: run test test-deps system-deps build lint bench web web-api test-web test-docker dev-up dev-down
 
 ## Build and serve the demo profile (the built-in echo server), the dashboard and a signed demo catalog (built
 ## from tests/catalog/registry), printing how to connect a client, log in and install a catalog entry.
@@ -22,6 +22,21 @@ test: plugins
 	CARGO=$(CARGO) python3 scripts/one-build.py
 	$(CARGO) test --locked --workspace --no-fail-fast -- --test-threads=4
 	scripts/web-e2e.sh
+
+## The Docker image and compose stack, built and started for real (docker/test/run.sh): needs root; installs
+## Docker and compose when missing and starts an isolated daemon when none runs.
+test-docker:
+	docker/test/run.sh
+
+## The development stack: the gateway and an OpenID provider to log in with (docker-compose.dev.yml).
+dev-up:
+	docker compose -f docker-compose.dev.yml up -d --build --wait
+	docker compose -f docker-compose.dev.yml exec -T gateway gigmcp plugin config claims-mapper '{"roles_claim": "/roles"}'
+	@echo "Dashboard: http://127.0.0.1:8080 (log in as admin or dev, any password)"
+	@echo "Demo token: docker compose -f docker-compose.dev.yml exec gateway gigmcp profile token rotate demo"
+
+dev-down:
+	docker compose -f docker-compose.dev.yml down
 
 ## The dashboard's browser tests alone (Playwright driving Debian's chromium against a real gateway).
 test-web: test-deps plugins

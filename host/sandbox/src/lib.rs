@@ -209,6 +209,9 @@ pub struct Launcher {
     egress: Option<Arc<dyn EgressPort>>,
     /// Servers' state directories: only the gateway's (networked) jails get one.
     state: Option<Arc<StateStore>>,
+    /// Whether sandboxes get cgroups (memory and process-count limits); not where `/sys/fs/cgroup` cannot be
+    /// written, which start-up says.
+    cgroups: bool,
 }
 
 /// A running jail. Dropping it kills the whole process tree and then frees its cgroup and slot.
@@ -297,6 +300,7 @@ impl Launcher {
             seccomp: Arc::new(seccomp),
             egress: None,
             state: None,
+            cgroups: true,
         })
     }
 
@@ -312,8 +316,20 @@ impl Launcher {
                  --state-size is not enforced"
             );
         }
+        let cgroups = match limits::unavailable_reason(&settings.instance) {
+            None => true,
+            Some(reason) => {
+                tracing::warn!(
+                    "sandboxes' memory and process-count limits (--memory, --pids) are not enforced: {reason}; \
+                     the gateway needs write access to /sys/fs/cgroup for them (in a container: a writable \
+                     cgroup mount); each sandbox's rlimits still apply"
+                );
+                false
+            }
+        };
         let mut launcher = Self::build(settings, Some(Arc::new(network)))?;
         launcher.state = Some(Arc::new(state));
+        launcher.cgroups = cgroups;
         Ok(launcher)
     }
 
@@ -428,7 +444,7 @@ impl Launcher {
         args.splice(0..0, control);
 
         // The cgroup exists before bwrap does: the child joins it before it executes anything.
-        let cgroup = match slot {
+        let cgroup = match slot.filter(|_| self.cgroups) {
             Some(slot) => Some(
                 Cgroup::create(&self.settings.instance, &format!("s{slot}"), limits).map_err(SandboxError::Cgroup)?,
             ),

@@ -101,6 +101,26 @@ impl Cgroup {
 }
 
 /// Removes what a crashed gateway of this instance left behind.
+/// Why this gateway cannot make cgroups (a container whose `/sys/fs/cgroup` is read-only, say), if it cannot:
+/// tried once at start-up with the instance's parent group(s), which are kept.
+pub fn unavailable_reason(instance: &str) -> Option<String> {
+    let group = format!("gigmcp-{instance}");
+    let parents = if is_v2() {
+        vec![Path::new(CGROUP_ROOT).join(&group)]
+    } else {
+        vec![
+            Path::new(CGROUP_ROOT).join("memory").join(&group),
+            Path::new(CGROUP_ROOT).join("pids").join(&group),
+        ]
+    };
+    for parent in parents {
+        if let Err(e) = std::fs::create_dir_all(&parent) {
+            return Some(format!("cannot create {} ({e})", parent.display()));
+        }
+    }
+    None
+}
+
 pub fn remove_stale(instance: &str) {
     let group = format!("gigmcp-{instance}");
     let parents = [
