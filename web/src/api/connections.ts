@@ -36,7 +36,15 @@ export function connectUrl(vendor: string, to: { server?: string; returnTo?: str
   return `/api/connections/${encodeURIComponent(vendor)}/start${qs ? "?" + qs : ""}`;
 }
 
-/** The redirect URI to register at the provider: the gateway's callback on this origin. */
+/** The redirect URI to register at the provider, as the gateway computes it (from its public URL). */
+export const useRedirectUri = () =>
+  useQuery({
+    queryKey: keys.oauthRedirectUri,
+    queryFn: () => call(api.GET("/api/oauth/redirect-uri")),
+    meta: { suppressErrorToast: true },
+  });
+
+/** The same on this page's origin, while the gateway has not said (or when it cannot be asked). */
 export const callbackUrl = (origin: string = window.location.origin): string => `${origin}/api/connections/callback`;
 
 /** One vendor as a connected-accounts list shows it: its app (absent when removed) and the owner's connection. */

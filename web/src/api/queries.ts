@@ -16,6 +16,7 @@ export const keys = {
   audit: ["audit"] as const,
   series: ["series"] as const,
   oauthApps: ["oauth-apps"] as const,
+  oauthRedirectUri: ["oauth-redirect-uri"] as const,
   connections: (owner: "me" | "operator") => ["connections", owner] as const,
 };
 

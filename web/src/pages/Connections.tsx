@@ -6,6 +6,7 @@ import { api, call, type OAuthApp } from "../api/client";
 import {
   accountRows,
   callbackUrl,
+  useRedirectUri,
   formatParams,
   parseParams,
   parseScopes,
@@ -378,6 +379,7 @@ function OAuthApps() {
   const { t } = useTranslation();
   const qc = useQueryClient();
   const apps = useOAuthApps();
+  const redirect = useRedirectUri();
   const [form, setForm] = useState<AppForm>(EMPTY_FORM);
   const [toDelete, setToDelete] = useState<string | null>(null);
   const editorRef = useRef<HTMLDivElement>(null);
@@ -394,7 +396,7 @@ function OAuthApps() {
     <section className="card" aria-labelledby="apps-h">
       <h2 id="apps-h">{t("connections.apps")}</h2>
       <p className="muted small">{t("connections.appsHelp")}</p>
-      <CopyBlock label={t("connections.redirectUri")} value={callbackUrl()} rows={1} />
+      <CopyBlock label={t("connections.redirectUri")} value={redirect.data?.redirect_uri ?? callbackUrl()} rows={1} />
       {apps.isPending && <Loading />}
       <ErrorNote error={apps.error} />
       {apps.data?.length === 0 && <Empty>{t("connections.noAppsYet")}</Empty>}

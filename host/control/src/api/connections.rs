@@ -205,6 +205,19 @@ fn owner(caller: &Caller, as_owner: Option<&str>) -> Result<Owner, ApiError> {
     }
 }
 
+/// `GET /api/oauth/redirect-uri`.
+#[derive(Serialize, JsonSchema)]
+pub struct RedirectUri {
+    /// The callback to register at a provider for this gateway's OAuth apps (from GIG_PUBLIC_URL).
+    pub redirect_uri: String,
+}
+
+pub async fn redirect_uri(State(state): State<Arc<ControlState>>, _caller: Caller) -> Json<RedirectUri> {
+    Json(RedirectUri {
+        redirect_uri: callback_url(&state),
+    })
+}
+
 // ---- apps
 
 pub async fn list_apps(

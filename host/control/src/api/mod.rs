@@ -521,6 +521,16 @@ pub fn api() -> Api {
             get(connections::list_apps),
         )
         .route(
+            Op::get(
+                "/api/oauth/redirect-uri",
+                "getOAuthRedirectUri",
+                "connections",
+                "The redirect URI to register at providers for this gateway's OAuth apps",
+            )
+            .returns::<connections::RedirectUri>(200),
+            get(connections::redirect_uri),
+        )
+        .route(
             Op::get("/api/oauth/apps/{vendor}", "getOAuthApp", "connections", "A vendor's OAuth app")
                 .returns::<connections::AppView>(200),
             get(connections::get_app),

@@ -493,6 +493,9 @@ fn connected_accounts_are_refreshed_per_request_once_at_a_time_and_never_seen_by
             // The operator's connection, for the CLI-made profile: an admin connects it.
             let mut admin = oauth.browser();
             oauth.log_in(&mut admin, "root", "admin").await;
+            // The redirect URI to register at providers, from the gateway's public URL.
+            let uri: Value = admin.get(&format!("{GATEWAY}/api/oauth/redirect-uri")).await.json().await.unwrap();
+            assert_eq!(uri["redirect_uri"], CALLBACK);
             // The apps through the API: no secret comes back; an internal provider is refused.
             let apps: Value = admin
                 .get(&format!("{GATEWAY}/api/oauth/apps"))
