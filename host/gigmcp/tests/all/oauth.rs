@@ -494,7 +494,12 @@ fn connected_accounts_are_refreshed_per_request_once_at_a_time_and_never_seen_by
             let mut admin = oauth.browser();
             oauth.log_in(&mut admin, "root", "admin").await;
             // The redirect URI to register at providers, from the gateway's public URL.
-            let uri: Value = admin.get(&format!("{GATEWAY}/api/oauth/redirect-uri")).await.json().await.unwrap();
+            let uri: Value = admin
+                .get(&format!("{GATEWAY}/api/oauth/redirect-uri"))
+                .await
+                .json()
+                .await
+                .unwrap();
             assert_eq!(uri["redirect_uri"], CALLBACK);
             // The apps through the API: no secret comes back; an internal provider is refused.
             let apps: Value = admin
