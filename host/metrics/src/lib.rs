@@ -132,15 +132,16 @@ impl Registry {
 
 /// A gauge read at scrape time: its help, type and samples.
 pub fn render_gauge(out: &mut String, name: &str, help: &str, samples: &[(Vec<(&'static str, String)>, f64)]) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge");
-    for (labels, value) in samples {
-        sample(out, name, labels, None, *value);
-    }
+    render_read(out, name, help, "gauge", samples);
 }
 
 /// A counter whose value is read at scrape time (kept elsewhere, like a plugin's calls).
 pub fn render_counter(out: &mut String, name: &str, help: &str, samples: &[(Vec<(&'static str, String)>, f64)]) {
-    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} counter");
+    render_read(out, name, help, "counter", samples);
+}
+
+fn render_read(out: &mut String, name: &str, help: &str, kind: &str, samples: &[(Vec<(&'static str, String)>, f64)]) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     for (labels, value) in samples {
         sample(out, name, labels, None, *value);
     }

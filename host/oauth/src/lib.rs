@@ -33,7 +33,6 @@ use gigmcp_types::oauth::{
     App, AppInputError, Connection, ConnectionState, Owner, TokenKind, Vendor, client_secret_slot,
 };
 use gigmcp_types::secret::{Sealed, Secret};
-use gigmcp_types::server::ServerSpec;
 use gigmcp_types::sync::now_secs;
 use gigmcp_vault::{Vault, VaultError};
 
@@ -224,20 +223,9 @@ impl Broker {
     /// oauth2 credential of that vendor, each once, sorted.
     pub fn scopes_for(&self, app: &App) -> Result<Vec<String>, BrokerError> {
         let mut scopes = app.scopes.clone();
-        let servers = self
-            .store
-            .list_servers()
-            .map_err(|e| BrokerError::Provider(format!("cannot read the servers: {e}")))?;
-        for def in servers {
-            let credentials = match &def.spec {
-                ServerSpec::Toolpack { toolpack, .. } => &toolpack.credentials,
-                ServerSpec::Stdio { credentials, .. } => credentials,
-                _ => continue,
-            };
-            for credential in credentials {
-                if credential.kind == "oauth2" && credential.vendor == app.vendor.as_str() {
-                    scopes.extend(credential.scopes.iter().cloned());
-                }
+        for def in self.servers()? {
+            for credential in def.spec.account_credentials(app.vendor.as_str()) {
+                scopes.extend(credential.scopes.iter().cloned());
             }
         }
         scopes.retain(|s| !s.is_empty());
@@ -246,26 +234,20 @@ impl Broker {
         Ok(scopes)
     }
 
-    /// Whether a vendor is needed by an installed server (its oauth2 credentials), and by which servers.
+    /// The installed servers with an oauth2 credential of `vendor`.
     pub fn servers_needing(&self, vendor: &Vendor) -> Result<Vec<String>, BrokerError> {
-        let servers = self
-            .store
-            .list_servers()
-            .map_err(|e| BrokerError::Provider(format!("cannot read the servers: {e}")))?;
-        Ok(servers
+        Ok(self
+            .servers()?
             .into_iter()
-            .filter(|def| {
-                let credentials = match &def.spec {
-                    ServerSpec::Toolpack { toolpack, .. } => &toolpack.credentials,
-                    ServerSpec::Stdio { credentials, .. } => credentials,
-                    _ => return false,
-                };
-                credentials
-                    .iter()
-                    .any(|c| c.kind == "oauth2" && c.vendor == vendor.as_str())
-            })
+            .filter(|def| def.spec.account_credentials(vendor.as_str()).next().is_some())
             .map(|def| def.name.to_string())
             .collect())
+    }
+
+    fn servers(&self) -> Result<Vec<gigmcp_types::server::ServerDef>, BrokerError> {
+        self.store
+            .list_servers()
+            .map_err(|e| BrokerError::Provider(format!("cannot read the servers: {e}")))
     }
 
     fn client_secret(&self, app: &StoredApp) -> Result<Option<Secret>, BrokerError> {
@@ -324,7 +306,7 @@ impl Broker {
             "oauth.connect",
             actor,
             Outcome::Ok,
-            json!({"vendor": vendor.as_str(), "owner": owner_json(owner), "scopes": scopes,
+            json!({"vendor": vendor.as_str(), "owner": owner.to_json(), "scopes": scopes,
                    "expires_at": expires_at, "refreshable": refresh.is_some()}),
         );
         self.store
@@ -392,7 +374,7 @@ impl Broker {
             "oauth.disconnect",
             actor,
             Outcome::Ok,
-            json!({"vendor": vendor.as_str(), "owner": owner_json(owner), "revoked": revoked,
+            json!({"vendor": vendor.as_str(), "owner": owner.to_json(), "revoked": revoked,
                    "revoke_error": revoke_error}),
         );
         Ok((deleted, revoke_error))
@@ -484,7 +466,7 @@ impl Broker {
                 Zeroizing::new(String::from_utf8_lossy(refresh.expose()).into_owned()),
             ),
         ];
-        let detail = |outcome: &str| json!({"vendor": vendor.as_str(), "owner": owner_json(owner), "reason": outcome});
+        let detail = |outcome: &str| json!({"vendor": vendor.as_str(), "owner": owner.to_json(), "reason": outcome});
         match self.guarded.token(&app.app, secret.as_ref(), form).await {
             Ok(answer) => {
                 let expires_in = answer.expires_in.unwrap_or(app.app.default_expires_in);
@@ -512,7 +494,7 @@ impl Broker {
                     "oauth.refresh",
                     "gateway",
                     Outcome::Ok,
-                    json!({"vendor": vendor.as_str(), "owner": owner_json(owner), "expires_in": expires_in,
+                    json!({"vendor": vendor.as_str(), "owner": owner.to_json(), "expires_in": expires_in,
                            "rotated": answer.refresh_token.is_some(), "default_expiry": answer.expires_in.is_none()}),
                 );
                 Ok(answer.access_token)
@@ -544,13 +526,6 @@ impl Broker {
 impl AccountTokens for Broker {
     fn access_token(&self, owner: Owner, vendor: Vendor) -> TokenFuture<'_> {
         Box::pin(async move { self.fresh_token(owner, &vendor).await })
-    }
-}
-
-fn owner_json(owner: Owner) -> serde_json::Value {
-    match owner {
-        Owner::User(id) => json!(id.0),
-        Owner::Operator => json!("operator"),
     }
 }
 

@@ -685,11 +685,7 @@ pub fn catalog_credential(
     name: &str,
 ) -> Result<Option<gigmcp_types::server::CredentialDef>, OpsError> {
     let def = store.server(&ServerName::parse(server)?)?;
-    Ok(match def.spec {
-        ServerSpec::Toolpack { toolpack, .. } => toolpack.credentials.into_iter().find(|c| c.id == name),
-        ServerSpec::Stdio { credentials, .. } => credentials.into_iter().find(|c| c.id == name),
-        _ => None,
-    })
+    Ok(def.spec.credential_definitions().iter().find(|c| c.id == name).cloned())
 }
 
 /// Parses a credential's definition; the variable defaults to the name upper-cased with `_TOKEN`.

@@ -106,6 +106,22 @@ impl Owner {
             .map(|id| Self::User(UserId(id)))
     }
 
+    /// What `parse` reads: `operator`, or the user's id.
+    pub fn key(self) -> String {
+        match self {
+            Self::User(id) => id.0.to_string(),
+            Self::Operator => "operator".to_owned(),
+        }
+    }
+
+    /// As audit events name it: the user's id (a number), or `"operator"`.
+    pub fn to_json(self) -> serde_json::Value {
+        match self {
+            Self::User(id) => serde_json::json!(id.0),
+            Self::Operator => serde_json::json!("operator"),
+        }
+    }
+
     pub fn user(self) -> Option<UserId> {
         match self {
             Self::User(id) => Some(id),
@@ -420,6 +436,10 @@ mod tests {
         assert_eq!(Owner::parse("operator"), Some(Owner::Operator));
         assert_eq!(Owner::parse("7"), Some(Owner::User(UserId(7))));
         assert_eq!(Owner::parse("0"), None);
+        for owner in [Owner::Operator, Owner::User(UserId(7))] {
+            assert_eq!(Owner::parse(&owner.key()), Some(owner));
+        }
+        assert_eq!(Owner::User(UserId(7)).to_json(), serde_json::json!(7));
         let vendor = Vendor::parse("acme").unwrap();
         let slot = Owner::User(UserId(7)).token_slot(&vendor, TokenKind::Refresh);
         assert_eq!(slot.to_string(), "oauth-refresh-token/gateway/user-7.acme");

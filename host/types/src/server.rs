@@ -166,6 +166,22 @@ impl ServerSpec {
             Self::Http { .. } => &[],
         }
     }
+
+    /// The credentials the server declared at install (a catalog manifest's, a server.json's secrets).
+    pub fn credential_definitions(&self) -> &[CredentialDef] {
+        match self {
+            Self::Toolpack { toolpack, .. } => &toolpack.credentials,
+            Self::Stdio { credentials, .. } => credentials,
+            Self::Builtin { .. } | Self::Http { .. } => &[],
+        }
+    }
+
+    /// Its oauth2 credentials of `vendor`: connected accounts of that vendor.
+    pub fn account_credentials<'a>(&'a self, vendor: &'a str) -> impl Iterator<Item = &'a CredentialDef> + 'a {
+        self.credential_definitions()
+            .iter()
+            .filter(move |c| c.kind == "oauth2" && c.vendor == vendor)
+    }
 }
 
 impl ServerSpec {

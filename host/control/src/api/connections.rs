@@ -173,10 +173,7 @@ fn app_view(stored: StoredApp, servers: Vec<String>) -> AppView {
 pub fn connection_view(c: Connection) -> ConnectionView {
     ConnectionView {
         vendor: c.vendor.to_string(),
-        owner: match c.owner {
-            Owner::User(id) => id.0.to_string(),
-            Owner::Operator => "operator".into(),
-        },
+        owner: c.owner.key(),
         scopes: c.scopes,
         expires_at: c.expires_at,
         refreshable: c.refreshable,
@@ -443,10 +440,7 @@ pub async fn start(
             state: flow_state,
             verifier,
             vendor: vendor.to_string(),
-            owner: match owner {
-                Owner::User(id) => id.0.to_string(),
-                Owner::Operator => "operator".into(),
-            },
+            owner: owner.key(),
             user,
             scopes: scopes.clone(),
             redirect_uri,

@@ -100,52 +100,58 @@ impl FlowKey {
         Ok(Self::new(bytes))
     }
 
-    fn mac(&self) -> HmacSha256 {
-        HmacSha256::new_from_slice(self.0.expose()).expect("HMAC takes a key of any length")
-    }
-
-    /// `<payload>.<mac>`, both base64url: the flow is readable by whoever holds the cookie (the browser that
-    /// started the login) but cannot be changed without the key.
-    pub fn sign(&self, flow: &Flow) -> String {
-        let payload = B64.encode(serde_json::to_vec(flow).expect("a flow serializes"));
-        let mut mac = self.mac();
+    /// The MAC of `payload`, for `purpose` when given (a login's flow has none: its cookies predate purposes).
+    fn mac(&self, purpose: Option<&str>, payload: &str) -> HmacSha256 {
+        let mut mac = HmacSha256::new_from_slice(self.0.expose()).expect("HMAC takes a key of any length");
+        if let Some(purpose) = purpose {
+            mac.update(purpose.as_bytes());
+            mac.update(b"\n");
+        }
         mac.update(payload.as_bytes());
-        format!("{payload}.{}", B64.encode(mac.finalize().into_bytes()))
+        mac
     }
 
-    /// Any other value signed for one `purpose` (`connection`…), so that a cookie signed for one use never
-    /// passes for another: `<payload>.<mac>` over `purpose` and the payload.
-    pub fn sign_for<T: Serialize>(&self, purpose: &str, value: &T) -> String {
+    /// `<payload>.<mac>`, both base64url: readable by whoever holds the cookie, unchangeable without the key.
+    fn sign_value<T: Serialize>(&self, purpose: Option<&str>, value: &T) -> String {
         let payload = B64.encode(serde_json::to_vec(value).expect("a flow serializes"));
-        let mut mac = self.mac();
-        mac.update(purpose.as_bytes());
-        mac.update(b"\n");
-        mac.update(payload.as_bytes());
-        format!("{payload}.{}", B64.encode(mac.finalize().into_bytes()))
+        let tag = self.mac(purpose, &payload).finalize().into_bytes();
+        format!("{payload}.{}", B64.encode(tag))
     }
 
-    /// The value a cookie signed by `sign_for` with the same purpose carries (its expiry is the caller's).
-    pub fn verify_for<T: serde::de::DeserializeOwned>(&self, purpose: &str, cookie: &str) -> Result<T, FlowError> {
+    /// The value of a cookie `sign_value` made with the same purpose.
+    fn verify_value<T: serde::de::DeserializeOwned>(
+        &self,
+        purpose: Option<&str>,
+        cookie: &str,
+    ) -> Result<T, FlowError> {
         let (payload, tag) = cookie.split_once('.').ok_or(FlowError::Malformed)?;
         let tag = B64.decode(tag).map_err(|_| FlowError::Malformed)?;
-        let mut mac = self.mac();
-        mac.update(purpose.as_bytes());
-        mac.update(b"\n");
-        mac.update(payload.as_bytes());
-        mac.verify_slice(&tag).map_err(|_| FlowError::BadSignature)?;
+        self.mac(purpose, payload)
+            .verify_slice(&tag)
+            .map_err(|_| FlowError::BadSignature)?;
         let bytes = B64.decode(payload).map_err(|_| FlowError::Malformed)?;
         serde_json::from_slice(&bytes).map_err(|_| FlowError::Malformed)
     }
 
+    /// A login's flow, for its cookie: the browser that started the login can read it, not change it.
+    pub fn sign(&self, flow: &Flow) -> String {
+        self.sign_value(None, flow)
+    }
+
+    /// Any other value signed for one `purpose` (`connection`…), so that a cookie signed for one use never
+    /// passes for another.
+    pub fn sign_for<T: Serialize>(&self, purpose: &str, value: &T) -> String {
+        self.sign_value(Some(purpose), value)
+    }
+
+    /// The value a cookie signed by `sign_for` with the same purpose carries (its expiry is the caller's).
+    pub fn verify_for<T: serde::de::DeserializeOwned>(&self, purpose: &str, cookie: &str) -> Result<T, FlowError> {
+        self.verify_value(Some(purpose), cookie)
+    }
+
     /// The flow a cookie carries, if it was signed with this key and has not expired at `now` (unix seconds).
     pub fn verify(&self, cookie: &str, now: u64) -> Result<Flow, FlowError> {
-        let (payload, tag) = cookie.split_once('.').ok_or(FlowError::Malformed)?;
-        let tag = B64.decode(tag).map_err(|_| FlowError::Malformed)?;
-        let mut mac = self.mac();
-        mac.update(payload.as_bytes());
-        mac.verify_slice(&tag).map_err(|_| FlowError::BadSignature)?;
-        let bytes = B64.decode(payload).map_err(|_| FlowError::Malformed)?;
-        let flow: Flow = serde_json::from_slice(&bytes).map_err(|_| FlowError::Malformed)?;
+        let flow: Flow = self.verify_value(None, cookie)?;
         if now >= flow.expires_at {
             return Err(FlowError::Expired);
         }

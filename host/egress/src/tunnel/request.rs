@@ -309,10 +309,7 @@ impl Tunnel {
             record.accounts.push(serde_json::json!({
                 "credential": credential.spec.name.as_str(),
                 "vendor": vendor.as_str(),
-                "owner": match self.owner {
-                    gigmcp_types::oauth::Owner::User(id) => serde_json::json!(id.0),
-                    gigmcp_types::oauth::Owner::Operator => serde_json::json!("operator"),
-                },
+                "owner": self.owner.to_json(),
             }));
             granted.push(Granted {
                 credential: credential.clone(),
